@@ -1,0 +1,159 @@
+"""ECDSA over secp256k1 with SHA-256: keys, signing and the one `verify` function.
+
+Public keys are 33-byte SEC1 compressed points. Signatures are 64 bytes,
+``r || s`` big-endian, with low S (s <= n/2) required, so a signature cannot be
+malleated into a second valid one. Signing uses the `ecdsa` package (RFC 6979
+deterministic nonces); verification uses `coincurve` (libsecp256k1), about 30
+times faster. `verify_slow` is the same check done by `ecdsa`; a test proves
+the two agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NewType
+
+import coincurve
+import ecdsa
+from ecdsa.util import sigdecode_string, sigencode_der, sigencode_string_canonize
+
+from chain.errors import InvalidUpdate, RejectReason
+
+PublicKey = NewType("PublicKey", bytes)
+Signature = NewType("Signature", bytes)
+
+CURVE = ecdsa.SECP256k1
+ORDER: int = CURVE.order
+HALF_ORDER = ORDER // 2
+PUBLIC_KEY_SIZE = 33
+SIGNATURE_SIZE = 64
+DIGEST_SIZE = 32
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of `data`."""
+    return hashlib.sha256(data).digest()
+
+
+class PrivateKey:
+    """A secp256k1 signing key (the wallet's and the validator's)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: ecdsa.SigningKey) -> None:
+        if key.curve != CURVE:
+            raise InvalidUpdate(RejectReason.BAD_KEY, "key is not on secp256k1")
+        self._key = key
+
+    @classmethod
+    def generate(cls, entropy: bytes | None = None) -> PrivateKey:
+        """A new random key; `entropy` (32+ bytes) makes it reproducible for tests."""
+        if entropy is None:
+            return cls(ecdsa.SigningKey.generate(curve=CURVE, hashfunc=hashlib.sha256))
+        secret = int.from_bytes(sha256(entropy), "big") % (ORDER - 1) + 1
+        return cls(ecdsa.SigningKey.from_secret_exponent(secret, CURVE, hashfunc=hashlib.sha256))
+
+    @classmethod
+    def from_bytes(cls, secret: bytes) -> PrivateKey:
+        """Load a 32-byte big-endian secret."""
+        if len(secret) != 32:
+            raise InvalidUpdate(RejectReason.BAD_KEY, "a secret key is 32 bytes")
+        value = int.from_bytes(secret, "big")
+        if not 1 <= value < ORDER:
+            raise InvalidUpdate(RejectReason.BAD_KEY, "secret out of range")
+        return cls(ecdsa.SigningKey.from_secret_exponent(value, CURVE, hashfunc=hashlib.sha256))
+
+    def to_bytes(self) -> bytes:
+        """The 32-byte secret. Handle with care."""
+        return bytes(self._key.to_string())
+
+    @classmethod
+    def from_pem(cls, pem: bytes | str) -> PrivateKey:
+        """Load a PEM private key (SEC1 or PKCS#8, possibly for another curve: refused)."""
+        try:
+            key = ecdsa.SigningKey.from_pem(pem, hashfunc=hashlib.sha256)
+        except (ValueError, ecdsa.der.UnexpectedDER, ecdsa.MalformedPointError) as exc:
+            raise InvalidUpdate(RejectReason.BAD_KEY, f"not a usable PEM key: {exc}") from None
+        return cls(key)
+
+    def to_pem(self) -> bytes:
+        """PEM (SEC1) encoding of the key, unencrypted."""
+        return bytes(self._key.to_pem())
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The 33-byte compressed public key."""
+        return PublicKey(bytes(self._key.get_verifying_key().to_string("compressed")))
+
+    def sign_digest(self, digest: bytes) -> Signature:
+        """Sign a 32-byte digest deterministically (RFC 6979) with low S."""
+        if len(digest) != DIGEST_SIZE:
+            raise ValueError("digest must be 32 bytes")
+        sig = self._key.sign_digest_deterministic(
+            digest, hashfunc=hashlib.sha256, sigencode=sigencode_string_canonize
+        )
+        return Signature(bytes(sig))
+
+    def sign(self, message: bytes) -> Signature:
+        """Sign SHA-256(message)."""
+        return self.sign_digest(sha256(message))
+
+
+def validate_public_key(data: bytes) -> PublicKey:
+    """Check that `data` is a compressed point on secp256k1.
+
+    Raises:
+        InvalidUpdate: with reason BAD_KEY.
+    """
+    if len(data) != PUBLIC_KEY_SIZE or data[0] not in (2, 3):
+        raise InvalidUpdate(RejectReason.BAD_KEY, "a public key is 33 bytes, compressed")
+    try:
+        coincurve.PublicKey(data)
+    except ValueError:
+        raise InvalidUpdate(RejectReason.BAD_KEY, "not a point on secp256k1") from None
+    return PublicKey(data)
+
+
+def _split(signature: bytes) -> tuple[int, int] | None:
+    if len(signature) != SIGNATURE_SIZE:
+        return None
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not (0 < r < ORDER and 0 < s <= HALF_ORDER):
+        return None
+    return r, s
+
+
+def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
+    """Whether `signature` is a valid low-S signature of `digest` by `public_key`."""
+    parts = _split(signature)
+    if parts is None or len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE:
+        return False
+    try:
+        key = coincurve.PublicKey(public_key)
+    except ValueError:
+        return False
+    der = sigencode_der(parts[0], parts[1], ORDER)
+    return bool(key.verify(der, digest, hasher=None))
+
+
+def verify_slow(public_key: bytes, signature: bytes, digest: bytes) -> bool:
+    """The same check as `verify`, done by the pure-Python `ecdsa` package."""
+    parts = _split(signature)
+    if parts is None or len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE:
+        return False
+    try:
+        key = ecdsa.VerifyingKey.from_string(public_key, curve=CURVE, hashfunc=hashlib.sha256)
+        return bool(key.verify_digest(signature, digest, sigdecode=sigdecode_string))
+    except (ecdsa.BadSignatureError, ecdsa.MalformedPointError, ValueError):
+        return False
+
+
+def require_signature(public_key: bytes, signature: bytes, digest: bytes, what: str) -> None:
+    """Raise unless `verify` accepts the signature.
+
+    Raises:
+        InvalidUpdate: with reason BAD_SIGNATURE.
+    """
+    if not verify(public_key, signature, digest):
+        raise InvalidUpdate(RejectReason.BAD_SIGNATURE, f"{what}: signature does not verify")

@@ -1,0 +1,111 @@
+"""The ledger's exception tree and the reason codes every rejection carries.
+
+One root, `LedgerError`; families under it. `InvalidUpdate` is bad input from
+outside (a peer, a wallet, a file) and carries a machine-readable `reason` and a
+`penalty` that only the network edge turns into peer scoring.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why a piece of outside input was refused. Stable strings: they go over RPC."""
+
+    # -- bytes and encoding --
+    MALFORMED = "malformed"
+    NON_CANONICAL = "non-canonical"
+    UNKNOWN_VERSION = "unknown-version"
+    OVERSIZE = "oversize"
+    # -- names and records --
+    BAD_NAME = "bad-name"
+    BAD_RECORD = "bad-record"
+    CNAME_CONFLICT = "cname-conflict"
+    TOO_MANY_RECORDS = "too-many-records"
+    RECORDS_TOO_LARGE = "records-too-large"
+    # -- crypto --
+    BAD_KEY = "bad-key"
+    BAD_SIGNATURE = "bad-signature"
+    # -- transaction rules --
+    WRONG_CHAIN = "wrong-chain"
+    TX_EXPIRED = "tx-expired"
+    TX_TOO_FAR = "tx-too-far"
+    BAD_SEQUENCE = "bad-sequence"
+    BAD_PREV = "bad-prev"
+    NOT_OWNER = "not-owner"
+    NAME_TAKEN = "name-taken"
+    NAME_NOT_ACTIVE = "name-not-active"
+    BAD_OP = "bad-op"
+    DUPLICATE = "duplicate"
+    # -- blocks and certificates --
+    BAD_HEIGHT = "bad-height"
+    BAD_PREV_BLOCK = "bad-prev-block"
+    BAD_TIME = "bad-time"
+    BAD_PROPOSER = "bad-proposer"
+    BAD_TX_ROOT = "bad-tx-root"
+    BAD_STATE_ROOT = "bad-state-root"
+    BAD_VALIDATORS = "bad-validators"
+    BLOCK_TOO_LARGE = "block-too-large"
+    BAD_VOTE = "bad-vote"
+    UNKNOWN_VALIDATOR = "unknown-validator"
+    NO_QUORUM = "no-quorum"
+    BAD_PROOF = "bad-proof"
+    # -- mempool admission --
+    MEMPOOL_FULL = "mempool-full"
+    DOMAIN_QUEUE_FULL = "domain-queue-full"
+
+
+# Penalties are a hint for peer scoring: 0 means "honest peers can send this"
+# (races, full queues), higher means "only a broken or hostile peer sends this".
+_PENALTY: dict[RejectReason, int] = {
+    RejectReason.TX_EXPIRED: 0,
+    RejectReason.BAD_SEQUENCE: 0,
+    RejectReason.BAD_PREV: 0,
+    RejectReason.NAME_TAKEN: 0,
+    RejectReason.NAME_NOT_ACTIVE: 0,
+    RejectReason.DUPLICATE: 0,
+    RejectReason.MEMPOOL_FULL: 0,
+    RejectReason.DOMAIN_QUEUE_FULL: 0,
+    RejectReason.NOT_OWNER: 10,
+    RejectReason.TX_TOO_FAR: 10,
+}
+DEFAULT_PENALTY = 50
+
+
+class LedgerError(Exception):
+    """A ledger error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or type(self).__name__).strip())
+
+
+class InvalidUpdate(LedgerError):
+    """Input from outside was refused."""
+
+    def __init__(
+        self, reason: RejectReason, message: str | None = None, *, penalty: int | None = None
+    ) -> None:
+        super().__init__(message or reason.value)
+        self.reason = reason
+        self.penalty = _PENALTY.get(reason, DEFAULT_PENALTY) if penalty is None else penalty
+
+    def __str__(self) -> str:
+        return f"{self.reason.value}: {self.args[0]}"
+
+
+class NotFound(LedgerError):
+    """The requested data is not held locally."""
+
+
+class StorageError(LedgerError):
+    """The storage back-end failed."""
+
+
+class ConfigError(LedgerError):
+    """A configuration or genesis file is invalid."""
+
+    def __init__(self, message: str | None = None, *, key: str | None = None) -> None:
+        text = message or "invalid configuration"
+        super().__init__(f"{key}: {text}" if key else text)
+        self.key = key

@@ -1,0 +1,112 @@
+"""Every storage key the ledger writes, in one table.
+
+| prefix | key after the prefix              | value                                   |
+|--------|-----------------------------------|-----------------------------------------|
+| `M`    | meta name (ASCII)                 | see META_* below                        |
+| `B`    | height, u64 big-endian            | block bytes (`Kind.BLOCK`)              |
+| `H`    | block hash (32)                   | height, u64 big-endian                  |
+| `C`    | height, u64 big-endian            | commit certificate (`Kind.CERTIFICATE`) |
+| `T`    | txid (32)                         | height u64 BE + index u32 BE            |
+| `D`    | domain name (ASCII)               | domain state (`Kind.DOMAIN_STATE`)      |
+| `Y`    | domain, 0x00, seq u64 BE          | txid (32): the domain's hash chain      |
+| `N`    | depth u16 BE, path bits           | state-tree node (`Kind.TREE_NODE`)      |
+| `E`    | height u64 BE, round u32 BE, key  | equivocation evidence (`Kind.EVIDENCE`) |
+
+Big-endian integers keep LevelDB's byte order equal to numeric order, so
+"latest block" and "history of a domain" are single range scans.
+`docs/storage-layout.md` repeats this table; change both together.
+"""
+
+from __future__ import annotations
+
+import struct
+
+META = b"M"
+BLOCK = b"B"
+BLOCK_HASH = b"H"
+CERTIFICATE = b"C"
+TX = b"T"
+DOMAIN = b"D"
+HISTORY = b"Y"
+TREE_NODE = b"N"
+EVIDENCE = b"E"
+
+META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
+META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
+META_FORMAT = b"format"  # u32 BE: storage layout version
+
+_U64 = struct.Struct(">Q")
+_U32 = struct.Struct(">I")
+
+
+def u64(value: int) -> bytes:
+    """Encode an unsigned 64-bit big-endian integer."""
+    return _U64.pack(value)
+
+
+def read_u64(data: bytes) -> int:
+    """Decode `u64`."""
+    return int(_U64.unpack(data)[0])
+
+
+def make_meta_key(name: bytes) -> bytes:
+    """Key of a metadata entry."""
+    return META + name
+
+
+def make_block_key(height: int) -> bytes:
+    """Key of the block at `height`."""
+    return BLOCK + _U64.pack(height)
+
+
+def make_block_hash_key(block_hash: bytes) -> bytes:
+    """Key mapping a block hash to its height."""
+    return BLOCK_HASH + block_hash
+
+
+def make_certificate_key(height: int) -> bytes:
+    """Key of the commit certificate of the block at `height`."""
+    return CERTIFICATE + _U64.pack(height)
+
+
+def make_tx_key(txid: bytes) -> bytes:
+    """Key of a transaction's location."""
+    return TX + txid
+
+
+def tx_location(height: int, index: int) -> bytes:
+    """Value stored under `make_tx_key`."""
+    return _U64.pack(height) + _U32.pack(index)
+
+
+def read_tx_location(data: bytes) -> tuple[int, int]:
+    """Decode `tx_location`."""
+    return int(_U64.unpack(data[:8])[0]), int(_U32.unpack(data[8:12])[0])
+
+
+def make_domain_key(domain: str) -> bytes:
+    """Key of a domain's current state."""
+    return DOMAIN + domain.encode("ascii")
+
+
+def make_history_prefix(domain: str) -> bytes:
+    """Prefix of one domain's hash-chain entries."""
+    return HISTORY + domain.encode("ascii") + b"\x00"
+
+
+def make_history_key(domain: str, seq: int) -> bytes:
+    """Key of one step of a domain's hash chain."""
+    return make_history_prefix(domain) + _U64.pack(seq)
+
+
+def make_tree_node_key(depth: int, path: bytes) -> bytes:
+    """Key of the state-tree node at `depth` whose leading path bits are `path`.
+
+    `path` holds ceil(depth / 8) bytes with the bits past `depth` zeroed.
+    """
+    return TREE_NODE + depth.to_bytes(2, "big") + path
+
+
+def make_evidence_key(height: int, round_: int, validator: bytes) -> bytes:
+    """Key of one validator's equivocation evidence at a height and round."""
+    return EVIDENCE + _U64.pack(height) + _U32.pack(round_) + validator
