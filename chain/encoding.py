@@ -14,13 +14,13 @@ non-shortest integer and length forms, indefinite lengths and tags.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Union
+from typing import TypeAlias
 
 import cbor2
 
 from chain.errors import InvalidUpdate, RejectReason
 
-CborValue = Union[int, bytes, str, list["CborValue"]]
+CborValue: TypeAlias = int | bytes | str | list["CborValue"]
 
 VERSION = 1
 MAX_DEPTH = 8

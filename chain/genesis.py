@@ -1,0 +1,259 @@
+"""The genesis file: one JSON document that defines a network.
+
+The loader takes text (the node reads the file) and answers every mistake
+with a `ConfigError` naming the key, e.g. ``validators[1].public_key: not a
+point on secp256k1``. `Genesis.hash()` is the SHA-256 of the canonical CBOR
+of the parsed content, so formatting does not matter but every value does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from chain.crypto import PublicKey, sha256, validate_public_key
+from chain.encoding import CborValue, Kind, frame
+from chain.errors import ConfigError, InvalidUpdate
+from chain.names import normalize_name, validate_domain
+from chain.params import ChainParams, ConsensusParams
+from chain.quorum import ValidatorSet
+from chain.records import (
+    Record,
+    RecordLimits,
+    canonical_record_set,
+    records_to_cbor,
+    validate_record_set,
+)
+
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitialDomain:
+    """A name present from the start (for example the network's own service names)."""
+
+    domain: str
+    owner: PublicKey
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Genesis:
+    """A parsed, validated genesis file."""
+
+    params: ChainParams
+    genesis_time_ms: int
+    validator_names: tuple[str, ...]
+    domains: tuple[InitialDomain, ...]
+
+    @property
+    def chain_id(self) -> str:
+        """The network's name."""
+        return self.params.chain_id
+
+    def hash(self) -> bytes:
+        """SHA-256 of the canonical encoding: the identity of the network."""
+        p = self.params
+        consensus: list[CborValue] = [getattr(p.consensus, f.name) for f in fields(p.consensus)]
+        domains: list[CborValue] = [
+            [d.domain, bytes(d.owner), records_to_cbor(d.records)] for d in self.domains
+        ]
+        return sha256(
+            frame(
+                Kind.GENESIS,
+                p.chain_id,
+                self.genesis_time_ms,
+                list(p.tlds),
+                [bytes(k) for k in p.validators.keys],
+                list(self.validator_names),
+                consensus,
+                p.name_lifetime_s,
+                p.max_tx_lifetime_s,
+                p.record_limits.max_records,
+                p.record_limits.max_bytes,
+                domains,
+            )
+        )
+
+    def to_json(self) -> str:
+        """The genesis file text."""
+        p = self.params
+        doc = {
+            "format": FORMAT,
+            "chain_id": p.chain_id,
+            "genesis_time_ms": self.genesis_time_ms,
+            "tlds": list(p.tlds),
+            "validators": [
+                {"name": name, "public_key": bytes(key).hex()}
+                for name, key in zip(self.validator_names, p.validators.keys, strict=True)
+            ],
+            "consensus": {f.name: getattr(p.consensus, f.name) for f in fields(p.consensus)},
+            "names": {
+                "lifetime_s": p.name_lifetime_s,
+                "max_tx_lifetime_s": p.max_tx_lifetime_s,
+                "max_records": p.record_limits.max_records,
+                "max_recordset_bytes": p.record_limits.max_bytes,
+            },
+            "domains": [
+                {
+                    "domain": d.domain,
+                    "owner": bytes(d.owner).hex(),
+                    "records": [r.to_text(d.domain) for r in d.records],
+                }
+                for d in self.domains
+            ],
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Genesis:
+        """Parse and validate genesis text.
+
+        Raises:
+            ConfigError: naming the offending key.
+        """
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid JSON: {exc}") from None
+        return _parse(doc)
+
+
+def _get(doc: dict[str, Any], key: str, kind: type, path: str, default: Any = None) -> Any:
+    where = f"{path}{key}"
+    if key not in doc:
+        if default is None:
+            raise ConfigError("missing", key=where)
+        return default
+    value = doc[key]
+    if kind is int and (type(value) is not int or value < 0):
+        raise ConfigError("expected a non-negative integer", key=where)
+    if kind is not int and not isinstance(value, kind):
+        raise ConfigError(f"expected {kind.__name__}", key=where)
+    return value
+
+
+def _parse(doc: Any) -> Genesis:
+    if not isinstance(doc, dict):
+        raise ConfigError("a genesis file is a JSON object")
+    if _get(doc, "format", int, "") != FORMAT:
+        raise ConfigError(f"unsupported format, this node reads format {FORMAT}", key="format")
+    chain_id = _get(doc, "chain_id", str, "")
+    if not 1 <= len(chain_id.encode()) <= 64 or not chain_id.isprintable():
+        raise ConfigError("1 to 64 printable characters", key="chain_id")
+    tlds = []
+    for i, tld in enumerate(_get(doc, "tlds", list, "")):
+        try:
+            if not isinstance(tld, str) or normalize_name(tld) != tld:
+                raise ConfigError("a canonical lower-case name without trailing dot")
+        except InvalidUpdate as exc:
+            raise ConfigError(str(exc), key=f"tlds[{i}]") from None
+        except ConfigError as exc:
+            raise ConfigError(str(exc), key=f"tlds[{i}]") from None
+        tlds.append(tld)
+    if not tlds or len(set(tlds)) != len(tlds):
+        raise ConfigError("list one or more distinct TLDs", key="tlds")
+    names, keys = [], []
+    for i, entry in enumerate(_get(doc, "validators", list, "")):
+        where = f"validators[{i}]."
+        if not isinstance(entry, dict):
+            raise ConfigError("expected an object", key=f"validators[{i}]")
+        names.append(_get(entry, "name", str, where, default=f"validator-{i}"))
+        keys.append(_public_key(_get(entry, "public_key", str, where), where + "public_key"))
+    try:
+        validators = ValidatorSet(tuple(keys))
+    except InvalidUpdate as exc:
+        raise ConfigError(str(exc), key="validators") from None
+    consensus = _consensus(_get(doc, "consensus", dict, "", default={}))
+    names_doc = _get(doc, "names", dict, "", default={})
+    limits = RecordLimits(
+        max_records=_get(names_doc, "max_records", int, "names.", default=64),
+        max_bytes=_get(names_doc, "max_recordset_bytes", int, "names.", default=8192),
+    )
+    params = ChainParams(
+        chain_id=chain_id,
+        tlds=tuple(tlds),
+        validators=validators,
+        name_lifetime_s=_get(names_doc, "lifetime_s", int, "names.", default=0),
+        max_tx_lifetime_s=_get(names_doc, "max_tx_lifetime_s", int, "names.", default=86400),
+        record_limits=limits,
+        consensus=consensus,
+    )
+    domains = _domains(_get(doc, "domains", list, "", default=[]), params)
+    return Genesis(
+        params=params,
+        genesis_time_ms=_get(doc, "genesis_time_ms", int, ""),
+        validator_names=tuple(names),
+        domains=domains,
+    )
+
+
+def _public_key(text: str, where: str) -> PublicKey:
+    try:
+        return validate_public_key(bytes.fromhex(text))
+    except ValueError:
+        raise ConfigError("expected 66 hex digits", key=where) from None
+    except InvalidUpdate as exc:
+        raise ConfigError(str(exc), key=where) from None
+
+
+def _consensus(doc: dict[str, Any]) -> ConsensusParams:
+    known = {f.name for f in fields(ConsensusParams)}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"unknown key; known: {', '.join(sorted(known))}", key=f"consensus.{key}")
+    values = {key: _get(doc, key, int, "consensus.") for key in doc}
+    params = ConsensusParams(**values)
+    if params.max_block_txs < 1 or params.max_block_bytes < 64 * 1024:
+        raise ConfigError("max_block_txs >= 1 and max_block_bytes >= 65536", key="consensus")
+    if min(params.timeout_propose_ms, params.timeout_prevote_ms, params.timeout_precommit_ms) < 1:
+        raise ConfigError("timeouts must be positive", key="consensus")
+    return params
+
+
+def _domains(items: list[Any], params: ChainParams) -> tuple[InitialDomain, ...]:
+    out: dict[str, InitialDomain] = {}
+    for i, entry in enumerate(items):
+        where = f"domains[{i}]."
+        if not isinstance(entry, dict):
+            raise ConfigError("expected an object", key=f"domains[{i}]")
+        try:
+            domain = validate_domain(_get(entry, "domain", str, where), params.tlds)
+            lines = _get(entry, "records", list, where, default=[])
+            records = canonical_record_set(
+                [Record.from_text(str(line), origin=domain) for line in lines]
+            )
+            validate_record_set(records, params.record_limits)
+        except InvalidUpdate as exc:
+            raise ConfigError(str(exc), key=f"domains[{i}]") from None
+        if domain in out:
+            raise ConfigError(f"{domain} listed twice", key=f"domains[{i}].domain")
+        owner = _public_key(_get(entry, "owner", str, where), where + "owner")
+        out[domain] = InitialDomain(domain=domain, owner=owner, records=records)
+    return tuple(out[d] for d in sorted(out))
+
+
+def make_single_validator_genesis(
+    key: PublicKey,
+    *,
+    genesis_time_ms: int,
+    chain_id: str = "ledgerdns-devnet",
+    tlds: tuple[str, ...] = ("p2p",),
+    name: str = "validator-0",
+) -> Genesis:
+    """A fresh one-validator network (the embedded devnet default)."""
+    return Genesis(
+        params=ChainParams(
+            chain_id=chain_id,
+            tlds=tlds,
+            validators=ValidatorSet((key,)),
+            name_lifetime_s=0,
+            max_tx_lifetime_s=86400,
+            record_limits=RecordLimits(max_records=64, max_bytes=8192),
+            consensus=ConsensusParams(),
+        ),
+        genesis_time_ms=genesis_time_ms,
+        validator_names=(name,),
+        domains=(),
+    )

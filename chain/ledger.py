@@ -1,0 +1,347 @@
+"""The stored chain: reading it, checking a block against it, applying a block.
+
+`Ledger` owns no database: it reads through a `KVStore` and writes one
+`WriteBatch` per finalized block (block, certificate, transaction index,
+domain states and history, state-tree nodes and the head pointer), written
+with ``sync=True`` so a crash leaves the store at the last whole block.
+
+Height 0 is a virtual header built from genesis: its `prev_block` is the
+genesis hash and its `state_root` commits to the genesis domains. Genesis
+domains start at seq 0 with an anchor head (`genesis_anchor`) instead of a
+transaction, so their first update is seq 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from chain import keys
+from chain.block import NO_PROPOSER, Block, BlockHeader, tx_root
+from chain.crypto import PublicKey, sha256
+from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
+from chain.genesis import Genesis
+from chain.quorum import CommitCertificate
+from chain.rules import apply_tx, check_tx_static
+from chain.smt import SparseMerkleTree
+from chain.state import DomainState, DomainStatus, domain_key
+from chain.store import KVStore, WriteBatch
+from chain.tx import Transaction
+
+STORAGE_FORMAT = 1
+
+
+def genesis_anchor(chain_id: str, domain: str) -> bytes:
+    """The head a genesis domain starts from (stands in for a seq-0 txid)."""
+    return sha256(b"ledgerdns-genesis\x00" + chain_id.encode() + b"\x00" + domain.encode())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockUpdate:
+    """A checked block and the batch that applies it (not yet written)."""
+
+    block: Block
+    batch: WriteBatch
+    states: dict[str, DomainState]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    """A transaction a proposer left out, and why."""
+
+    tx: Transaction
+    error: InvalidUpdate
+
+
+class Ledger:
+    """The finalized chain in a `KVStore`, for one genesis."""
+
+    def __init__(self, store: KVStore, genesis: Genesis) -> None:
+        self.store = store
+        self.genesis = genesis
+        self.params = genesis.params
+        self.tree = SparseMerkleTree(store)
+        self._head: BlockHeader | None = None
+
+    # -- set-up --
+
+    def initialize(self) -> None:
+        """Write the genesis state into an empty store, or check the store's network.
+
+        Raises:
+            ConfigError: the store belongs to another genesis or a newer layout.
+        """
+        stored = self.store.get(keys.make_meta_key(keys.META_GENESIS))
+        if stored is not None:
+            if stored != self.genesis.hash():
+                raise ConfigError(
+                    "the data directory holds another network's chain (genesis hash "
+                    f"{stored.hex()[:16]}, this genesis {self.genesis.hash().hex()[:16]})"
+                )
+            fmt = self.store.get(keys.make_meta_key(keys.META_FORMAT))
+            if fmt is None or int.from_bytes(fmt, "big") != STORAGE_FORMAT:
+                raise ConfigError("the data directory uses an unknown storage format")
+            return
+        batch = WriteBatch()
+        states = {}
+        for d in self.genesis.domains:
+            states[d.domain] = DomainState(
+                domain=d.domain,
+                owner=d.owner,
+                seq=0,
+                head=genesis_anchor(self.params.chain_id, d.domain),
+                records=d.records,
+                expires_at=0,
+                status=DomainStatus.ACTIVE,
+            )
+        for name, state in states.items():
+            batch.put(keys.make_history_key(name, state.seq), state.head)
+        root = self._write_states(batch, states)
+        header = self.genesis_header(root)
+        batch.put(keys.make_block_key(0), Block(header=header, txs=()).to_bytes())
+        batch.put(keys.make_block_hash_key(header.hash), keys.u64(0))
+        batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(0))
+        batch.put(keys.make_meta_key(keys.META_FORMAT), STORAGE_FORMAT.to_bytes(4, "big"))
+        batch.put(keys.make_meta_key(keys.META_GENESIS), self.genesis.hash())
+        self.store.write(batch, sync=True)
+        self._head = header
+
+    def genesis_header(self, state_root: bytes) -> BlockHeader:
+        """The virtual height-0 header."""
+        return BlockHeader(
+            chain_id=self.params.chain_id,
+            height=0,
+            prev_block=self.genesis.hash(),
+            time_ms=self.genesis.genesis_time_ms,
+            proposer=NO_PROPOSER,
+            tx_root=tx_root([]),
+            state_root=state_root,
+            validators_hash=self.params.validators.hash(),
+        )
+
+    # -- reading --
+
+    @property
+    def height(self) -> int:
+        """Height of the last applied block (0: genesis only)."""
+        return self.head.height
+
+    @property
+    def head(self) -> BlockHeader:
+        """Header of the last applied block."""
+        if self._head is None:
+            raw = self.store.get(keys.make_meta_key(keys.META_HEAD))
+            if raw is None:
+                raise NotFound("the store is not initialized; call initialize() first")
+            self._head = self.get_block(keys.read_u64(raw)).header
+        return self._head
+
+    def get_block(self, height: int) -> Block:
+        """The block at `height`.
+
+        Raises:
+            NotFound: no such block here.
+        """
+        raw = self.store.get(keys.make_block_key(height))
+        if raw is None:
+            raise NotFound(f"no block at height {height}")
+        return Block.from_bytes(raw)
+
+    def get_block_bytes(self, height: int) -> bytes:
+        """The stored bytes of the block at `height` (for sync, without a decode)."""
+        raw = self.store.get(keys.make_block_key(height))
+        if raw is None:
+            raise NotFound(f"no block at height {height}")
+        return raw
+
+    def get_height_of(self, block_hash: bytes) -> int:
+        """The height of a block by hash."""
+        raw = self.store.get(keys.make_block_hash_key(block_hash))
+        if raw is None:
+            raise NotFound(f"no block {block_hash.hex()[:16]}")
+        return keys.read_u64(raw)
+
+    def get_certificate(self, height: int) -> CommitCertificate:
+        """The commit certificate of the block at `height` (none for genesis)."""
+        raw = self.store.get(keys.make_certificate_key(height))
+        if raw is None:
+            raise NotFound(f"no certificate at height {height}")
+        return CommitCertificate.from_bytes(raw)
+
+    def get_domain(self, domain: str, batch: WriteBatch | None = None) -> DomainState | None:
+        """A domain's finalized state (regardless of expiry), or None if never registered."""
+        key = keys.make_domain_key(domain)
+        if batch is not None:
+            found, value = batch.pending(key)
+            if found:
+                return None if value is None else DomainState.from_bytes(value)
+        raw = self.store.get(key)
+        return None if raw is None else DomainState.from_bytes(raw)
+
+    def get_tx(self, txid: bytes) -> tuple[Transaction, int, int]:
+        """A finalized transaction with its block height and index."""
+        raw = self.store.get(keys.make_tx_key(txid))
+        if raw is None:
+            raise NotFound(f"no transaction {txid.hex()[:16]}")
+        height, index = keys.read_tx_location(raw)
+        return self.get_block(height).txs[index], height, index
+
+    def history(self, domain: str) -> list[tuple[int, bytes]]:
+        """``(seq, txid or genesis anchor)`` of every step of a domain's chain, oldest first."""
+        prefix = keys.make_history_prefix(domain)
+        return [
+            (keys.read_u64(key[len(prefix) :]), value)
+            for key, value in self.store.iterate(prefix)
+        ]
+
+    def domains(self, *, start: str = "", limit: int = 100) -> list[DomainState]:
+        """Domain states in name order, from `start`."""
+        out = []
+        for _, value in self.store.iterate(keys.DOMAIN, start=keys.make_domain_key(start)):
+            out.append(DomainState.from_bytes(value))
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- checking and applying blocks --
+
+    def _check_header(self, header: BlockHeader, prev: BlockHeader) -> None:
+        p = self.params
+        fails = [
+            (header.chain_id != p.chain_id, RejectReason.WRONG_CHAIN, "chain_id"),
+            (header.height != prev.height + 1, RejectReason.BAD_HEIGHT, f"height {header.height}, expected {prev.height + 1}"),
+            (header.prev_block != prev.hash, RejectReason.BAD_PREV_BLOCK, "prev_block is not the head"),
+            (header.time_ms <= prev.time_ms, RejectReason.BAD_TIME, "time does not move forward"),
+            (p.validators.index_of(header.proposer) is None, RejectReason.BAD_PROPOSER, "proposer is not a validator"),
+            (header.validators_hash != p.validators.hash(), RejectReason.BAD_VALIDATORS, "validators_hash"),
+        ]  # fmt: skip
+        for failed, reason, message in fails:
+            if failed:
+                raise InvalidUpdate(reason, f"block {header.height}: {message}")
+
+    def check_block(self, block: Block, *, round_: int | None = None) -> BlockUpdate:
+        """Validate `block` as the next one and prepare its write batch.
+
+        `round_`, when known (consensus, or a certificate), also checks the proposer
+        is the one due for that round.
+
+        Raises:
+            InvalidUpdate: the first rule broken; the message names the transaction.
+        """
+        header = block.header
+        self._check_header(header, self.head)
+        if round_ is not None and header.proposer != self.params.validators.proposer(
+            header.height, round_
+        ):
+            raise InvalidUpdate(RejectReason.BAD_PROPOSER, f"block {header.height}: wrong proposer")
+        limits = self.params.consensus
+        size = sum(tx.size for tx in block.txs)
+        if len(block.txs) > limits.max_block_txs or size > limits.max_block_bytes:
+            raise InvalidUpdate(RejectReason.BLOCK_TOO_LARGE, f"block {header.height}: too large")
+        if tx_root([tx.txid for tx in block.txs]) != header.tx_root:
+            raise InvalidUpdate(RejectReason.BAD_TX_ROOT, f"block {header.height}: tx_root")
+        batch = WriteBatch()
+        states: dict[str, DomainState] = {}
+        now_s = header.time_ms // 1000
+        for i, tx in enumerate(block.txs):
+            try:
+                states[tx.body.domain] = self._apply_one(tx, states, now_s)
+            except InvalidUpdate as exc:
+                raise InvalidUpdate(
+                    exc.reason, f"block {header.height} tx {i} ({tx.txid.hex()[:16]}): {exc.args[0]}"
+                ) from None
+        root = self._write_block(batch, block, states)
+        if root != header.state_root:
+            raise InvalidUpdate(RejectReason.BAD_STATE_ROOT, f"block {header.height}: state_root")
+        return BlockUpdate(block=block, batch=batch, states=states)
+
+    def _apply_one(self, tx: Transaction, states: dict[str, DomainState], now_s: int) -> DomainState:
+        check_tx_static(tx, self.params)
+        domain = tx.body.domain
+        current = states[domain] if domain in states else self.get_domain(domain)
+        return apply_tx(current, tx, self.params, now_s)
+
+    def _write_states(self, batch: WriteBatch, states: dict[str, DomainState]) -> bytes:
+        changes: dict[bytes, bytes | None] = {}
+        for name, state in states.items():
+            batch.put(keys.make_domain_key(name), state.to_bytes())
+            changes[domain_key(name)] = state.value_hash()
+        return self.tree.update(batch, changes)
+
+    def _write_block(self, batch: WriteBatch, block: Block, states: dict[str, DomainState]) -> bytes:
+        height = block.height
+        batch.put(keys.make_block_key(height), block.to_bytes())
+        batch.put(keys.make_block_hash_key(block.hash), keys.u64(height))
+        for i, tx in enumerate(block.txs):
+            batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
+            batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
+        batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
+        return self._write_states(batch, states)
+
+    def commit(self, update: BlockUpdate, certificate: CommitCertificate) -> None:
+        """Write a checked block with its certificate in one synced batch.
+
+        Raises:
+            InvalidUpdate: the certificate does not finalize this block, or the
+                head moved since `check_block`.
+        """
+        block = update.block
+        if block.header.prev_block != self.head.hash:
+            raise InvalidUpdate(RejectReason.BAD_PREV_BLOCK, "the head moved since the check")
+        if certificate.height != block.height:
+            raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
+        certificate.verify(self.params.validators, self.params.chain_id, block.hash)
+        if block.header.proposer != self.params.validators.proposer(block.height, certificate.round):
+            raise InvalidUpdate(RejectReason.BAD_PROPOSER, f"block {block.height}: wrong proposer")
+        update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
+        self.store.write(update.batch, sync=True)
+        self._head = block.header
+
+    def apply_block(self, block: Block, certificate: CommitCertificate) -> BlockUpdate:
+        """Check and commit a finalized block (what sync does)."""
+        update = self.check_block(block, round_=certificate.round)
+        self.commit(update, certificate)
+        return update
+
+    # -- proposing --
+
+    def build_block(
+        self, txs: Iterable[Transaction], *, time_ms: int, proposer: PublicKey
+    ) -> tuple[Block, list[Rejected]]:
+        """The next block from candidate transactions in order, leaving out invalid ones.
+
+        Stops at the genesis block limits. `time_ms` is raised to head time + 1 if needed.
+        """
+        head = self.head
+        time_ms = max(time_ms, head.time_ms + 1)
+        now_s = time_ms // 1000
+        limits = self.params.consensus
+        chosen: list[Transaction] = []
+        rejected: list[Rejected] = []
+        states: dict[str, DomainState] = {}
+        size = 0
+        for tx in txs:
+            if len(chosen) >= limits.max_block_txs or size + tx.size > limits.max_block_bytes:
+                break
+            try:
+                new_state = self._apply_one(tx, states, now_s)
+            except InvalidUpdate as exc:
+                rejected.append(Rejected(tx=tx, error=exc))
+                continue
+            states[tx.body.domain] = new_state
+            chosen.append(tx)
+            size += tx.size
+        scratch = WriteBatch()
+        root = self.tree.update(scratch, {domain_key(n): s.value_hash() for n, s in states.items()})
+        header = BlockHeader(
+            chain_id=self.params.chain_id,
+            height=head.height + 1,
+            prev_block=head.hash,
+            time_ms=time_ms,
+            proposer=proposer,
+            tx_root=tx_root([tx.txid for tx in chosen]),
+            state_root=root,
+            validators_hash=self.params.validators.hash(),
+        )
+        return Block(header=header, txs=tuple(chosen)), rejected
+

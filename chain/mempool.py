@@ -1,0 +1,239 @@
+"""The mempool: transactions this node accepted but has not yet seen finalized.
+
+Per domain the pending transactions form a chain extending the finalized
+state: each new one is checked with `apply_tx` against the state after the
+domain's last pending one. So a second transaction for a seq already pending
+is refused (first seen wins locally; consensus decides globally), and an
+update signed by the new owner after a pending transfer is accepted.
+
+When a block is finalized, `block_applied` removes its transactions and
+re-checks the remaining chain of every domain it touched; the first one that
+no longer applies is dropped with every later one of that domain (they build
+on it). Expiry is found through a heap keyed by ``valid_until`` whose stale
+entries are skipped lazily and compacted when they outnumber the live ones.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+
+from chain.errors import InvalidUpdate, RejectReason
+from chain.params import ChainParams
+from chain.rules import apply_tx, check_tx_static
+from chain.state import DomainState
+from chain.tx import Transaction, TxHash
+
+Finalized = Callable[[str], DomainState | None]
+"""Looks up a domain's finalized state (None if never registered)."""
+
+DEFAULT_MAX_TXS = 10_000
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_PER_DOMAIN = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Pending:
+    """A pending transaction and the domain's state after it."""
+
+    tx: Transaction
+    after: DomainState
+
+
+class Mempool:
+    """Pending transactions in arrival order, chained per domain."""
+
+    def __init__(
+        self,
+        params: ChainParams,
+        *,
+        max_txs: int = DEFAULT_MAX_TXS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_per_domain: int = DEFAULT_MAX_PER_DOMAIN,
+    ) -> None:
+        if min(max_txs, max_bytes, max_per_domain) < 1:
+            raise ValueError("mempool limits must be positive")
+        self.params = params
+        self.max_txs = max_txs
+        self.max_bytes = max_bytes
+        self.max_per_domain = max_per_domain
+        self._txs: dict[TxHash, Transaction] = {}  # insertion order is arrival order
+        self._chains: dict[str, list[_Pending]] = {}
+        self._expiry: list[tuple[int, TxHash]] = []
+        self._bytes = 0
+
+    # -- reading --
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, txid: object) -> bool:
+        return txid in self._txs
+
+    def get(self, txid: bytes) -> Transaction | None:
+        """The pending transaction `txid`, if held."""
+        return self._txs.get(TxHash(txid))
+
+    @property
+    def size_bytes(self) -> int:
+        """Sum of `Transaction.size` over the pending transactions."""
+        return self._bytes
+
+    def pending_for(self, domain: str) -> list[Transaction]:
+        """The domain's pending transactions in seq order."""
+        return [p.tx for p in self._chains.get(domain, ())]
+
+    def snapshot(self) -> list[Transaction]:
+        """All pending transactions in arrival order."""
+        return list(self._txs.values())
+
+    def batch(self, max_txs: int, max_bytes: int) -> list[Transaction]:
+        """Pending transactions in arrival order, up to the limits (not removed).
+
+        Stops at the first one that does not fit, so no domain's chain has a gap.
+        """
+        out: list[Transaction] = []
+        size = 0
+        for tx in islice(self._txs.values(), max(max_txs, 0)):
+            if size + tx.size > max_bytes:
+                break
+            out.append(tx)
+            size += tx.size
+        return out
+
+    # -- admission --
+
+    def add(self, tx: Transaction, finalized: Finalized, now_s: int) -> None:
+        """Accept `tx` if it extends its domain's pending chain at time `now_s`.
+
+        Raises:
+            InvalidUpdate: DUPLICATE, any rule from `check_tx_static`/`apply_tx`,
+                DOMAIN_QUEUE_FULL or MEMPOOL_FULL.
+        """
+        if tx.txid in self._txs:
+            raise InvalidUpdate(RejectReason.DUPLICATE, f"{tx.txid.hex()[:16]} already pending")
+        check_tx_static(tx, self.params)
+        domain = tx.body.domain
+        chain = self._chains.get(domain, [])
+        # The caps come before `apply_tx`: no signature check for a tx we cannot hold.
+        if len(chain) >= self.max_per_domain:
+            raise InvalidUpdate(
+                RejectReason.DOMAIN_QUEUE_FULL,
+                f"{domain}: {len(chain)} updates already pending; wait for a block",
+            )
+        if len(self._txs) >= self.max_txs or self._bytes + tx.size > self.max_bytes:
+            raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
+        current = chain[-1].after if chain else finalized(domain)
+        after = apply_tx(current, tx, self.params, now_s)
+        self._chains.setdefault(domain, chain).append(_Pending(tx=tx, after=after))
+        self._txs[tx.txid] = tx
+        self._bytes += tx.size
+        heapq.heappush(self._expiry, (tx.body.valid_until, tx.txid))
+
+    # -- removal --
+
+    def block_applied(
+        self, txs: Sequence[Transaction], finalized: Finalized, now_s: int
+    ) -> list[tuple[Transaction, InvalidUpdate]]:
+        """Forget a finalized block's transactions and drop what no longer applies.
+
+        Every touched domain's remaining chain is re-checked against its new
+        finalized state at block time `now_s`; then expired transactions of all
+        domains are dropped.
+
+        Returns:
+            The dropped transactions (not the included ones), each with the reason.
+        """
+        included = {tx.txid for tx in txs}
+        touched = {tx.body.domain for tx in txs}
+        dropped: list[tuple[Transaction, InvalidUpdate]] = []
+        for domain in sorted(touched):
+            chain = self._chains.get(domain)
+            if chain is None:
+                continue
+            for p in chain:
+                if p.tx.txid in included:
+                    self._forget(p.tx)
+            chain[:] = [p for p in chain if p.tx.txid not in included]
+            dropped += self._recheck(domain, finalized(domain), now_s)
+        dropped += self._expire(now_s)
+        return dropped
+
+    def remove_expired(self, now_s: int) -> list[Transaction]:
+        """Drop transactions with ``valid_until < now_s`` and the later ones of their domains."""
+        return [tx for tx, _ in self._expire(now_s)]
+
+    def discard(self, txid: bytes, error: InvalidUpdate) -> list[tuple[Transaction, InvalidUpdate]]:
+        """Drop `txid` for `error` (e.g. `build_block` rejected it) and its domain's later ones.
+
+        Returns:
+            The dropped transactions with reasons; empty if `txid` is not pending.
+        """
+        tx = self._txs.get(TxHash(txid))
+        return [] if tx is None else self._drop_from(tx.body.domain, tx, error)
+
+    # -- internals --
+
+    def _recheck(
+        self, domain: str, state: DomainState | None, now_s: int
+    ) -> list[tuple[Transaction, InvalidUpdate]]:
+        chain = self._chains[domain]
+        for i, p in enumerate(chain):
+            try:
+                state = apply_tx(state, p.tx, self.params, now_s)
+            except InvalidUpdate as exc:
+                return self._drop_from(domain, p.tx, exc)
+            chain[i] = _Pending(tx=p.tx, after=state)
+        if not chain:
+            del self._chains[domain]
+        return []
+
+    def _expire(self, now_s: int) -> list[tuple[Transaction, InvalidUpdate]]:
+        dropped: list[tuple[Transaction, InvalidUpdate]] = []
+        heap = self._expiry
+        while heap and heap[0][0] < now_s:
+            valid_until, txid = heapq.heappop(heap)
+            tx = self._txs.get(txid)
+            if tx is None:
+                continue  # already gone (or gone with an earlier entry of the domain)
+            error = InvalidUpdate(
+                RejectReason.TX_EXPIRED,
+                f"{tx.body.domain}: transaction expired at {valid_until}, now is {now_s}",
+            )
+            dropped += self._drop_from(tx.body.domain, tx, error)
+        if len(heap) > 2 * len(self._txs) + 64:
+            self._expiry = [(tx.body.valid_until, txid) for txid, tx in self._txs.items()]
+            heapq.heapify(self._expiry)
+        return dropped
+
+    def _drop_from(
+        self, domain: str, first: Transaction, error: InvalidUpdate
+    ) -> list[tuple[Transaction, InvalidUpdate]]:
+        """Remove `first` and every later pending transaction of `domain`."""
+        chain = self._chains[domain]
+        start = next(i for i, p in enumerate(chain) if p.tx.txid == first.txid)
+        out = [(first, error)]
+        for p in chain[start + 1 :]:
+            out.append(
+                (
+                    p.tx,
+                    InvalidUpdate(
+                        error.reason,
+                        f"{domain}: seq {p.tx.body.seq} builds on dropped seq "
+                        f"{first.body.seq} ({error.args[0]})",
+                        penalty=0,
+                    ),
+                )
+            )
+        for p in chain[start:]:
+            self._forget(p.tx)
+        del chain[start:]
+        if not chain:
+            del self._chains[domain]
+        return out
+
+    def _forget(self, tx: Transaction) -> None:
+        del self._txs[tx.txid]
+        self._bytes -= tx.size

@@ -1,0 +1,99 @@
+"""Per-domain state: what the finalized chain says about one name now.
+
+Wire form: ``[Kind.DOMAIN_STATE, 1, domain, owner, seq, head, records,
+expires_at, status]``. Its SHA-256 is the value the state tree commits to,
+under the key ``sha256(domain)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from chain.crypto import PUBLIC_KEY_SIZE, PublicKey, sha256
+from chain.encoding import Kind, Reader, frame
+from chain.errors import InvalidUpdate, RejectReason
+from chain.records import Record, records_from_cbor, records_to_cbor
+from chain.tx import MAX_DOMAIN, MAX_TX_BYTES, MAX_TX_RECORDS
+
+
+class DomainStatus(IntEnum):
+    """Whether the owner holds the name or gave it up."""
+
+    ACTIVE = 0
+    RELEASED = 1
+
+
+def domain_key(domain: str) -> bytes:
+    """The state-tree key of a domain."""
+    return sha256(domain.encode("ascii"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainState:
+    """One domain's current owner, chain head and records.
+
+    Attributes:
+        domain: canonical name.
+        owner: the current owner's key (the last owner, if released).
+        seq: seq of the head transaction.
+        head: txid of the head transaction (or the genesis anchor).
+        records: the record set served for it.
+        expires_at: unix seconds of block time when it lapses; 0 = never.
+        status: active or released.
+    """
+
+    domain: str
+    owner: PublicKey
+    seq: int
+    head: bytes
+    records: tuple[Record, ...]
+    expires_at: int
+    status: DomainStatus
+
+    def __post_init__(self) -> None:
+        if len(self.owner) != PUBLIC_KEY_SIZE or len(self.head) != 32:
+            raise InvalidUpdate(RejectReason.MALFORMED, "domain state key or head has a bad size")
+
+    def is_active(self, now_s: int) -> bool:
+        """Whether the name is held at block time `now_s` (not released, not expired)."""
+        if self.status != DomainStatus.ACTIVE:
+            return False
+        return self.expires_at == 0 or now_s < self.expires_at
+
+    def to_bytes(self) -> bytes:
+        """Canonical framed bytes."""
+        return frame(
+            Kind.DOMAIN_STATE,
+            self.domain,
+            bytes(self.owner),
+            self.seq,
+            self.head,
+            records_to_cbor(self.records),
+            self.expires_at,
+            int(self.status),
+        )
+
+    def value_hash(self) -> bytes:
+        """What the state tree stores for this domain."""
+        return sha256(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DomainState:
+        """Decode strictly.
+
+        Raises:
+            InvalidUpdate: malformed or non-canonical input.
+        """
+        r = Reader.open(data, Kind.DOMAIN_STATE, "state", fields=7, max_size=MAX_TX_BYTES)
+        state = cls(
+            domain=r.text("domain", maximum=MAX_DOMAIN),
+            owner=PublicKey(r.bytes("owner", size=PUBLIC_KEY_SIZE)),
+            seq=r.uint("seq", maximum=2**63 - 1),
+            head=r.bytes("head", size=32),
+            records=records_from_cbor(r.raw("records"), max_records=MAX_TX_RECORDS),
+            expires_at=r.uint("expires_at", maximum=2**63 - 1),
+            status=DomainStatus(r.uint("status", maximum=max(DomainStatus))),
+        )
+        r.done()
+        return state

@@ -1,0 +1,159 @@
+"""Transactions: one signed step of one domain's own hash chain.
+
+Wire form: ``[Kind.TX, 1, body, signature]`` where `body` is the framed
+`Kind.TX_BODY` bytes. ``txid = sha256(body)`` and the signature is over that
+same digest, so hashing never needs a re-encode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NewType
+
+from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
+from chain.encoding import Kind, Reader, frame
+from chain.errors import InvalidUpdate, RejectReason
+from chain.records import Record, records_from_cbor, records_to_cbor
+
+TxHash = NewType("TxHash", bytes)
+
+ZERO_HASH = bytes(32)
+MAX_TX_BYTES = 64 * 1024
+MAX_CHAIN_ID = 64
+MAX_DOMAIN = 253
+MAX_TX_RECORDS = 1024  # a hard decode cap; the genesis limit is checked by the rules
+
+
+class Op(IntEnum):
+    """What a transaction does to its domain."""
+
+    REGISTER = 0
+    UPDATE = 1
+    TRANSFER = 2
+    RENEW = 3
+    RELEASE = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TxBody:
+    """The signed content of a transaction.
+
+    Attributes:
+        chain_id: the network this is valid on.
+        domain: canonical domain name (``alice.p2p``).
+        seq: position in the domain's chain; 0 for the first registration.
+        prev: txid of the domain's previous transaction; zeroes for seq 0.
+        op: what the step does.
+        records: the full, canonical record set after the step.
+        owner: the owner's public key after the step.
+        valid_until: last block time (unix seconds) at which it may be included.
+    """
+
+    chain_id: str
+    domain: str
+    seq: int
+    prev: bytes
+    op: Op
+    records: tuple[Record, ...]
+    owner: PublicKey
+    valid_until: int
+
+    def __post_init__(self) -> None:
+        if len(self.prev) != 32:
+            raise InvalidUpdate(RejectReason.MALFORMED, "tx.prev must be 32 bytes")
+        if len(self.owner) != PUBLIC_KEY_SIZE:
+            raise InvalidUpdate(RejectReason.BAD_KEY, "tx.owner must be a 33-byte key")
+        if not 0 <= self.seq < 2**63 or not 0 <= self.valid_until < 2**63:
+            raise InvalidUpdate(RejectReason.MALFORMED, "tx.seq or tx.valid_until out of range")
+        if (self.seq == 0) != (self.prev == ZERO_HASH):
+            raise InvalidUpdate(RejectReason.BAD_PREV, "tx.prev is zero exactly when seq is 0")
+
+    def to_bytes(self) -> bytes:
+        """Canonical framed bytes (what is hashed and signed)."""
+        return frame(
+            Kind.TX_BODY,
+            self.chain_id,
+            self.domain,
+            self.seq,
+            self.prev,
+            int(self.op),
+            records_to_cbor(self.records),
+            bytes(self.owner),
+            self.valid_until,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TxBody:
+        """Decode strictly.
+
+        Raises:
+            InvalidUpdate: malformed, non-canonical or out-of-range input.
+        """
+        r = Reader.open(data, Kind.TX_BODY, "tx", fields=8, max_size=MAX_TX_BYTES)
+        chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
+        domain = r.text("domain", maximum=MAX_DOMAIN)
+        seq = r.uint("seq", maximum=2**63 - 1)
+        prev = r.bytes("prev", size=32)
+        op_value = r.uint("op", maximum=max(Op))
+        records = records_from_cbor(r.raw("records"), max_records=MAX_TX_RECORDS)
+        owner = r.bytes("owner", size=PUBLIC_KEY_SIZE)
+        valid_until = r.uint("valid_until", maximum=2**63 - 1)
+        r.done()
+        return cls(
+            chain_id=chain_id,
+            domain=domain,
+            seq=seq,
+            prev=prev,
+            op=Op(op_value),
+            records=records,
+            owner=PublicKey(owner),
+            valid_until=valid_until,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transaction:
+    """A signed transaction. Build with `sign` or `from_bytes`."""
+
+    body: TxBody
+    signature: bytes
+    body_bytes: bytes = field(repr=False)
+    txid: TxHash = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.signature) != SIGNATURE_SIZE:
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "a signature is 64 bytes")
+        object.__setattr__(self, "txid", TxHash(sha256(self.body_bytes)))
+
+    @classmethod
+    def sign(cls, body: TxBody, key: PrivateKey) -> Transaction:
+        """Sign `body` with `key` (the current owner, or the new owner for a registration)."""
+        body_bytes = body.to_bytes()
+        return cls(body=body, body_bytes=body_bytes, signature=key.sign_digest(sha256(body_bytes)))
+
+    def to_bytes(self) -> bytes:
+        """Canonical wire bytes."""
+        return frame(Kind.TX, self.body_bytes, self.signature)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Transaction:
+        """Decode strictly (the signature is not checked here: that needs the state).
+
+        Raises:
+            InvalidUpdate: malformed, non-canonical or out-of-range input.
+        """
+        r = Reader.open(data, Kind.TX, "tx", fields=2, max_size=MAX_TX_BYTES + 128)
+        body_bytes = r.bytes("body", maximum=MAX_TX_BYTES)
+        signature = r.bytes("signature", size=SIGNATURE_SIZE)
+        r.done()
+        return cls(body=TxBody.from_bytes(body_bytes), body_bytes=body_bytes, signature=signature)
+
+    def is_signed_by(self, key: bytes) -> bool:
+        """Whether the signature verifies under `key`."""
+        return verify(key, self.signature, self.txid)
+
+    @property
+    def size(self) -> int:
+        """Encoded size in bytes (for block and mempool limits)."""
+        return len(self.body_bytes) + SIGNATURE_SIZE + 8

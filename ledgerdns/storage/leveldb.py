@@ -1,0 +1,280 @@
+"""The LevelDB back-end of `chain.store.KVStore`, over plyvel.
+
+One `LevelDBStore` owns one LevelDB directory. LevelDB allows a single
+process to hold a directory (it takes `LOCK` with fcntl), so a second node
+pointed at the same data directory fails at open with a `StorageError` that
+says so. Every plyvel failure leaves this module as a `StorageError` whose
+message tells the operator what to do next.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Self
+
+import plyvel
+
+from chain.errors import StorageError
+from chain.store import WriteBatch
+
+log = logging.getLogger(__name__)
+
+_LRU_CACHE_BYTES = 64 * 1024 * 1024
+_BLOOM_FILTER_BITS = 10
+
+
+class LevelDBStore:
+    """A `KVStore` kept in a LevelDB directory.
+
+    Build it with `LevelDBStore.open`; close it with `close` or a ``with``
+    block. Iterators read from a snapshot taken when `iterate` is called.
+    """
+
+    def __init__(self, db: Any, path: str) -> None:
+        """Wrap an open plyvel database. Use `LevelDBStore.open` instead."""
+        self._db: Any = db
+        self._path = path
+
+    # -- lifecycle --
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> LevelDBStore:
+        """Open the LevelDB database in directory `path`.
+
+        Args:
+            path: The database directory.
+            create: Create the directory (and missing parents) and an empty
+                database if none exists; otherwise a missing database is an error.
+
+        Returns:
+            The open store.
+
+        Raises:
+            StorageError: The directory is in use by another process, is not a
+                directory, holds a corrupt database, or cannot be created.
+        """
+        where = os.path.abspath(os.fspath(path))
+        if os.path.exists(where) and not os.path.isdir(where):
+            raise StorageError(
+                f"cannot open LevelDB at {where}: it is a file, not a directory; "
+                "point the data directory at a directory (or a path that does not exist yet)"
+            )
+        if not create and not os.path.isfile(os.path.join(where, "CURRENT")):
+            # Checked here because LevelDB would create the directory (and a
+            # LOCK and LOG file in it) before noticing the database is missing.
+            raise StorageError(
+                f"cannot open: no LevelDB database at {where}; "
+                "check the data directory or initialise it first"
+            )
+        if create:
+            try:
+                os.makedirs(os.path.dirname(where), exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create the parent directory of {where}: {exc}; "
+                    "check the path and its permissions"
+                ) from exc
+        try:
+            db = plyvel.DB(
+                where,
+                create_if_missing=create,
+                paranoid_checks=True,
+                lru_cache_size=_LRU_CACHE_BYTES,
+                bloom_filter_bits=_BLOOM_FILTER_BITS,
+            )
+        except plyvel.Error as exc:
+            raise _storage_error("open", where, exc) from exc
+        log.info("opened leveldb path=%s", where)
+        return cls(db, where)
+
+    def close(self) -> None:
+        """Close the database. Closing twice is harmless."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            db.close()
+        except plyvel.Error as exc:
+            raise _storage_error("close", self._path, exc) from exc
+        log.info("closed leveldb path=%s", self._path)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def path(self) -> str:
+        """The absolute path of the database directory."""
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` has been called."""
+        return self._db is None
+
+    # -- KVStore --
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored under `key`, or None.
+
+        Raises:
+            StorageError: The store is closed or LevelDB failed.
+        """
+        db = self._open_db()
+        try:
+            value: bytes | None = db.get(key)
+        except plyvel.Error as exc:
+            raise _storage_error("read", self._path, exc) from exc
+        return value
+
+    def iterate(
+        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs whose key starts with `prefix`, in key order (or reversed).
+
+        `start`, if given, is a full key: iteration begins there (inclusive)
+        going forward, or at the greatest key <= `start` going backward. The
+        pairs come from a snapshot taken now, so later writes never show up.
+
+        Raises:
+            StorageError: The store is closed or LevelDB failed (also raised
+                while iterating, e.g. if the store is closed meanwhile).
+        """
+        db = self._open_db()
+        bounds = _key_range(prefix, start, reverse)
+        if bounds is None:
+            return iter(())
+        lo, hi = bounds
+        try:
+            snapshot = db.snapshot()
+            if reverse:
+                # plyvel 1.5.1 drops the first key of a reverse iteration when
+                # it equals the iterator's `start` (also with `prefix=`), so the
+                # lower bound is checked here instead; see `_drain`.
+                it = snapshot.iterator(stop=hi, reverse=True)
+            else:
+                it = snapshot.iterator(start=lo, stop=hi)
+        except plyvel.Error as exc:
+            raise _storage_error("read", self._path, exc) from exc
+        return self._drain(snapshot, it, floor=lo if reverse else None)
+
+    def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
+        """Apply every operation of `batch` in one LevelDB write batch.
+
+        Args:
+            batch: The puts and deletes; all or none of them are applied.
+            sync: fsync the log before returning, so the batch survives a crash
+                of the machine, not just of the process.
+
+        Raises:
+            StorageError: The store is closed or LevelDB failed (nothing applied).
+        """
+        db = self._open_db()
+        try:
+            # transaction=True: if anything raises inside the block, plyvel
+            # drops the batch instead of writing half of it.
+            with db.write_batch(transaction=True, sync=sync) as wb:
+                for key, value in batch.items():
+                    if value is None:
+                        wb.delete(key)
+                    else:
+                        wb.put(key, value)
+        except plyvel.Error as exc:
+            raise _storage_error("write", self._path, exc) from exc
+
+    # -- internals --
+
+    def _open_db(self) -> Any:
+        if self._db is None:
+            raise StorageError(f"LevelDB store at {self._path} is closed; this is a bug in the caller")
+        return self._db
+
+    def _drain(
+        self, snapshot: Any, it: Any, *, floor: bytes | None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Yield from plyvel iterator `it`, stopping below `floor`, then release both."""
+        try:
+            while True:
+                try:
+                    pair: tuple[bytes, bytes] = next(it)
+                except StopIteration:
+                    return
+                except plyvel.Error as exc:
+                    raise _storage_error("read", self._path, exc) from exc
+                except RuntimeError as exc:  # plyvel: "Database or iterator is closed"
+                    raise StorageError(
+                        f"LevelDB store at {self._path} was closed during iteration; "
+                        "this is a bug in the caller"
+                    ) from exc
+                if floor is not None and pair[0] < floor:
+                    return
+                yield pair
+        finally:
+            it.close()
+            snapshot.release()
+
+
+def _key_range(prefix: bytes, start: bytes | None, reverse: bool) -> tuple[bytes, bytes | None] | None:
+    """The half-open key range ``[lo, hi)`` an `iterate` call covers; None if empty.
+
+    plyvel cannot combine its ``prefix`` argument with ``start``, so the prefix
+    becomes ``[prefix, _prefix_end(prefix))`` (``hi`` None: no upper bound), then
+    `start` narrows it. Going backward, "keys <= start" is "keys < start + 0x00".
+    """
+    lo, hi = prefix, _prefix_end(prefix)
+    if start is not None:
+        if not reverse:
+            lo = max(lo, start)
+        elif hi is None or start + b"\x00" < hi:
+            hi = start + b"\x00"
+    if hi is not None and lo >= hi:
+        return None
+    return lo, hi
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix` (None: no bound)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+def _storage_error(action: str, path: str, exc: BaseException) -> StorageError:
+    """A `StorageError` that says what failed and what the operator should do."""
+    detail = _detail(exc)
+    if isinstance(exc, plyvel.CorruptionError):
+        advice = (
+            f"the LevelDB data at {path} is corrupt; stop the node, move the directory "
+            "aside (keep it for diagnosis) and resync from peers or restore a backup"
+        )
+    elif isinstance(exc, plyvel.IOError) and detail.startswith("IO error: lock "):
+        advice = (
+            f"the data directory {path} is in use by another process (LOCK held); "
+            "stop the other ledgerdns node or give this one a different data directory"
+        )
+    elif isinstance(exc, plyvel.IOError):
+        advice = f"I/O error on LevelDB data at {path}; check the disk, free space and permissions"
+    elif "does not exist (create_if_missing is false)" in detail:
+        advice = f"no LevelDB database at {path}; check the data directory or initialise it first"
+    else:
+        advice = f"LevelDB failed at {path}"
+    return StorageError(f"cannot {action}: {advice} ({detail})")
+
+
+def _detail(exc: BaseException) -> str:
+    """plyvel puts LevelDB's status text in ``args[0]`` as bytes."""
+    arg = exc.args[0] if exc.args else str(exc)
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    return str(arg)
