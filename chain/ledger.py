@@ -21,6 +21,7 @@ from chain.block import NO_PROPOSER, Block, BlockHeader, tx_root
 from chain.crypto import PublicKey, sha256
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
+from chain.lightclient import DomainProof
 from chain.quorum import CommitCertificate
 from chain.rules import apply_tx, check_tx_static
 from chain.smt import SparseMerkleTree
@@ -194,6 +195,21 @@ class Ledger:
             for key, value in self.store.iterate(prefix)
         ]
 
+    def prove_domain(self, domain: str) -> DomainProof:
+        """A light-client proof of `domain`'s state (or absence) at the head.
+
+        Raises:
+            NotFound: the chain has no certified block yet (genesis only).
+        """
+        head = self.head
+        return DomainProof(
+            domain=domain,
+            header=head,
+            certificate=self.get_certificate(head.height),
+            state=self.get_domain(domain),
+            proof=self.tree.prove(domain_key(domain)),
+        )
+
     def domains(self, *, start: str = "", limit: int = 100) -> list[DomainState]:
         """Domain states in name order, from `start`."""
         out = []
@@ -250,9 +266,9 @@ class Ledger:
                 raise InvalidUpdate(
                     exc.reason, f"block {header.height} tx {i} ({tx.txid.hex()[:16]}): {exc.args[0]}"
                 ) from None
-        root = self._write_block(batch, block, states)
-        if root != header.state_root:
+        if self._write_states(batch, states) != header.state_root:
             raise InvalidUpdate(RejectReason.BAD_STATE_ROOT, f"block {header.height}: state_root")
+        self._write_block_keys(batch, block)
         return BlockUpdate(block=block, batch=batch, states=states)
 
     def _apply_one(self, tx: Transaction, states: dict[str, DomainState], now_s: int) -> DomainState:
@@ -268,7 +284,7 @@ class Ledger:
             changes[domain_key(name)] = state.value_hash()
         return self.tree.update(batch, changes)
 
-    def _write_block(self, batch: WriteBatch, block: Block, states: dict[str, DomainState]) -> bytes:
+    def _write_block_keys(self, batch: WriteBatch, block: Block) -> None:
         height = block.height
         batch.put(keys.make_block_key(height), block.to_bytes())
         batch.put(keys.make_block_hash_key(block.hash), keys.u64(height))
@@ -276,7 +292,6 @@ class Ledger:
             batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
             batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
-        return self._write_states(batch, states)
 
     def commit(self, update: BlockUpdate, certificate: CommitCertificate) -> None:
         """Write a checked block with its certificate in one synced batch.
@@ -312,6 +327,13 @@ class Ledger:
 
         Stops at the genesis block limits. `time_ms` is raised to head time + 1 if needed.
         """
+        update, rejected = self.build_update(txs, time_ms=time_ms, proposer=proposer)
+        return update.block, rejected
+
+    def build_update(
+        self, txs: Iterable[Transaction], *, time_ms: int, proposer: PublicKey
+    ) -> tuple[BlockUpdate, list[Rejected]]:
+        """`build_block`, also returning the prepared batch so a proposer can `commit` it."""
         head = self.head
         time_ms = max(time_ms, head.time_ms + 1)
         now_s = time_ms // 1000
@@ -331,8 +353,7 @@ class Ledger:
             states[tx.body.domain] = new_state
             chosen.append(tx)
             size += tx.size
-        scratch = WriteBatch()
-        root = self.tree.update(scratch, {domain_key(n): s.value_hash() for n, s in states.items()})
+        batch = WriteBatch()
         header = BlockHeader(
             chain_id=self.params.chain_id,
             height=head.height + 1,
@@ -340,8 +361,9 @@ class Ledger:
             time_ms=time_ms,
             proposer=proposer,
             tx_root=tx_root([tx.txid for tx in chosen]),
-            state_root=root,
+            state_root=self._write_states(batch, states),
             validators_hash=self.params.validators.hash(),
         )
-        return Block(header=header, txs=tuple(chosen)), rejected
-
+        block = Block(header=header, txs=tuple(chosen))
+        self._write_block_keys(batch, block)
+        return BlockUpdate(block=block, batch=batch, states=states), rejected

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import struct
 
+import cbor2
 from hypothesis import strategies as st
 
-from chain.records import Record, RType
+from chain.block import Block, BlockHeader
+from chain.crypto import PrivateKey, PublicKey
+from chain.genesis import Genesis, InitialDomain
+from chain.params import ChainParams, ConsensusParams
+from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType
+from chain.records import Record, RecordLimits, RType
+from chain.smt import EMPTY, Proof
+from chain.state import DomainState, DomainStatus
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 
 # -- names --
 
@@ -282,3 +291,196 @@ def zone_lines() -> st.SearchStrategy[str]:
     """Zone-file-like lines: mostly plausible tokens, some arbitrary text."""
     words = st.lists(st.sampled_from(_ZONE_WORDS), max_size=8).map(" ".join)
     return st.one_of(words, st.text(max_size=60))
+
+
+# -- signed and stored objects (transactions, blocks, votes, certificates, states, proofs) --
+#
+# Signatures here are arbitrary 64-byte strings and keys arbitrary 33-byte
+# strings: the decoders check sizes, not validity, and signing is slow.
+
+hashes = st.binary(min_size=32, max_size=32)
+signatures = st.binary(min_size=64, max_size=64)
+key_bytes = st.tuples(st.sampled_from([b"\x02", b"\x03"]), hashes).map(lambda t: t[0] + t[1])
+uint63 = st.one_of(st.integers(0, 2**16), st.integers(0, 2**63 - 1))
+# At most 16 characters: never more than the 64 UTF-8 bytes a chain id may take.
+chain_ids = st.one_of(st.just("ledgerdns-devnet"), st.text(max_size=16))
+
+
+def _nonzero(digest: bytes) -> bytes:
+    return digest if any(digest) else b"\x01" + digest[1:]
+
+
+@st.composite
+def tx_bodies(draw: st.DrawFn, max_records: int = 4) -> TxBody:
+    """Transaction bodies (seq 0 exactly when prev is zero), domains mostly canonical."""
+    seq = draw(st.one_of(st.just(0), uint63))
+    return TxBody(
+        chain_id=draw(chain_ids),
+        domain=draw(st.one_of(domains(), st.text(max_size=20))),
+        seq=seq,
+        prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)),
+        op=draw(st.sampled_from(Op)),
+        records=draw(record_sets(max_records=max_records)),
+        owner=PublicKey(draw(key_bytes)),
+        valid_until=draw(uint63),
+    )
+
+
+def transactions(max_records: int = 4) -> st.SearchStrategy[Transaction]:
+    """Transactions with arbitrary (unverifiable) signatures."""
+    return st.builds(
+        lambda body, sig: Transaction(body=body, body_bytes=body.to_bytes(), signature=sig),
+        tx_bodies(max_records),
+        signatures,
+    )
+
+
+def block_headers() -> st.SearchStrategy[BlockHeader]:
+    """Block headers with arbitrary hashes."""
+    return st.builds(
+        BlockHeader,
+        chain_id=chain_ids,
+        height=uint63,
+        prev_block=hashes,
+        time_ms=uint63,
+        proposer=key_bytes.map(PublicKey),
+        tx_root=hashes,
+        state_root=hashes,
+        validators_hash=hashes,
+    )
+
+
+def blocks(max_txs: int = 3) -> st.SearchStrategy[Block]:
+    """Blocks of a few transactions (not checked against any chain)."""
+    txs = st.lists(transactions(max_records=2), max_size=max_txs).map(tuple)
+    return st.builds(Block, header=block_headers(), txs=txs)
+
+
+def votes() -> st.SearchStrategy[Vote]:
+    """Prevotes and precommits, for a block or for nil."""
+    return st.builds(
+        Vote,
+        chain_id=chain_ids,
+        vtype=st.sampled_from(VoteType),
+        height=uint63,
+        round=st.one_of(st.integers(0, 5), st.integers(0, 2**31 - 1)),
+        block_hash=st.one_of(st.just(b""), hashes),
+        validator=key_bytes.map(PublicKey),
+        signature=signatures,
+    )
+
+
+def certificates(max_signatures: int = 8) -> st.SearchStrategy[CommitCertificate]:
+    """Certificates with ascending distinct validator indexes."""
+    pairs = st.dictionaries(st.integers(0, 255), signatures, max_size=max_signatures).map(
+        lambda d: tuple(sorted(d.items()))
+    )
+    return st.builds(
+        CommitCertificate,
+        height=uint63,
+        round=st.integers(0, 2**31 - 1),
+        block_hash=hashes,
+        signatures=pairs,
+    )
+
+
+def domain_states(max_records: int = 4) -> st.SearchStrategy[DomainState]:
+    """Domain states as the ledger stores them."""
+    return st.builds(
+        DomainState,
+        domain=st.one_of(domains(), st.text(max_size=20)),
+        owner=key_bytes.map(PublicKey),
+        seq=uint63,
+        head=hashes,
+        records=record_sets(max_records=max_records),
+        expires_at=st.one_of(st.just(0), uint63),
+        status=st.sampled_from(DomainStatus),
+    )
+
+
+_SIBLING = st.one_of(st.just(EMPTY), hashes.map(_nonzero))
+
+
+def proofs() -> st.SearchStrategy[Proof]:
+    """State-tree proofs: short or full-depth, inclusion or exclusion shaped."""
+    siblings = st.one_of(
+        st.lists(_SIBLING, max_size=24),
+        st.lists(st.sampled_from([EMPTY, b"\x07" * 32]), min_size=250, max_size=256),
+        st.lists(hashes.map(_nonzero), min_size=256, max_size=256),  # the largest encoding
+    )
+    found = st.one_of(st.just((b"", b"")), st.tuples(hashes, hashes))
+    return st.builds(
+        lambda s, f: Proof(siblings=tuple(s), found_key=f[0], found_value_hash=f[1]),
+        siblings,
+        found,
+    )
+
+
+# -- genesis --
+
+# Real secp256k1 points: a genesis file's keys are checked.
+GENESIS_KEYS = tuple(
+    PrivateKey.generate(f"tests.strategies genesis key {i}".encode()).public_key for i in range(4)
+)
+_GENESIS_TLDS = ("p2p", "test", "ledger.test", "xn--r8jz45g")
+
+
+def _record_bytes(records: tuple[Record, ...]) -> int:
+    return sum(len(cbor2.dumps(r.to_cbor(), canonical=True)) for r in records)
+
+
+@st.composite
+def geneses(draw: st.DrawFn) -> Genesis:
+    """Valid genesis objects: what `Genesis.from_json` returns for some file."""
+    tlds = tuple(draw(st.lists(st.sampled_from(_GENESIS_TLDS), min_size=1, max_size=3, unique=True)))
+    keys = draw(st.lists(st.sampled_from(GENESIS_KEYS), min_size=1, max_size=4, unique=True))
+    names = draw(st.lists(st.text(max_size=12), min_size=len(keys), max_size=len(keys)))
+    by_domain: dict[str, InitialDomain] = {}
+    for _ in range(draw(st.integers(0, 3))):
+        domain = draw(domain_labels(max_size=30)) + "." + draw(st.sampled_from(tlds))
+        by_domain[domain] = InitialDomain(
+            domain=domain,
+            owner=draw(st.sampled_from(GENESIS_KEYS)),
+            records=draw(record_sets(max_records=3)),
+        )
+    initial = tuple(by_domain[d] for d in sorted(by_domain))
+    need_records = max((len(d.records) for d in initial), default=0)
+    need_bytes = max((_record_bytes(d.records) for d in initial), default=0)
+    big = st.integers(1, 2**40)
+    consensus = ConsensusParams(
+        timeout_propose_ms=draw(big),
+        timeout_prevote_ms=draw(big),
+        timeout_precommit_ms=draw(big),
+        timeout_delta_ms=draw(st.integers(0, 2**40)),
+        heartbeat_ms=draw(st.integers(0, 2**40)),
+        max_block_txs=draw(big),
+        max_block_bytes=draw(st.integers(64 * 1024, 2**40)),
+    )
+    params = ChainParams(
+        chain_id=draw(st.text(min_size=1, max_size=16).filter(str.isprintable)),
+        tlds=tlds,
+        validators=ValidatorSet(tuple(keys)),
+        name_lifetime_s=draw(st.integers(0, 2**32)),
+        max_tx_lifetime_s=draw(st.integers(0, 2**32)),
+        record_limits=RecordLimits(
+            max_records=need_records + draw(st.integers(0, 100)),
+            max_bytes=need_bytes + draw(st.integers(0, 10_000)),
+        ),
+        consensus=consensus,
+    )
+    return Genesis(
+        params=params,
+        genesis_time_ms=draw(uint63),
+        validator_names=tuple(names),
+        domains=initial,
+    )
+
+
+# -- arbitrary CBOR, for decoder fuzzing --
+
+cbor_atoms = st.one_of(
+    st.integers(-(2**64), 2**64 - 1),
+    st.binary(max_size=40),
+    st.text(max_size=10),
+)
+cbor_values = st.recursive(cbor_atoms, lambda inner: st.lists(inner, max_size=6), max_leaves=20)
