@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Until the node lands (issue #4), the main job is a walk through the ledger core on a
+# real LevelDB chain in ./data/demo.
 run: $(STAMP)
-	$(BIN)/ledgerdns node
+	$(BIN)/python tools/demo_core.py --data-dir data/demo
 
 lint: $(STAMP)
 	$(BIN)/lint-imports

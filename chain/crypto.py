@@ -15,7 +15,10 @@ from typing import NewType
 
 import coincurve
 import ecdsa
-from ecdsa.util import sigdecode_string, sigencode_der, sigencode_string_canonize
+from coincurve._libsecp256k1 import ffi as _ffi
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
+from ecdsa.util import sigdecode_string, sigencode_string_canonize
 
 from chain.errors import InvalidUpdate, RejectReason
 
@@ -129,12 +132,16 @@ def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     parts = _split(signature)
     if parts is None or len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE:
         return False
-    try:
-        key = coincurve.PublicKey(public_key)
-    except ValueError:
+    # libsecp256k1 directly: parsing the compact signature in C saves building a
+    # DER string and a PublicKey object per check (about 20 µs of 75).
+    ctx = GLOBAL_CONTEXT.ctx
+    sig = _ffi.new("secp256k1_ecdsa_signature *")
+    if not _lib.secp256k1_ecdsa_signature_parse_compact(ctx, sig, signature):
         return False
-    der = sigencode_der(parts[0], parts[1], ORDER)
-    return bool(key.verify(der, digest, hasher=None))
+    pub = _ffi.new("secp256k1_pubkey *")
+    if not _lib.secp256k1_ec_pubkey_parse(ctx, pub, public_key, PUBLIC_KEY_SIZE):
+        return False
+    return bool(_lib.secp256k1_ecdsa_verify(ctx, sig, digest, pub))
 
 
 def verify_slow(public_key: bytes, signature: bytes, digest: bytes) -> bool:

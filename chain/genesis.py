@@ -27,6 +27,7 @@ from chain.records import (
 )
 
 FORMAT = 1
+MAX_GENESIS_CHARS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,10 +114,14 @@ class Genesis:
         Raises:
             ConfigError: naming the offending key.
         """
+        if len(text) > MAX_GENESIS_CHARS:
+            raise ConfigError(f"larger than {MAX_GENESIS_CHARS} characters")
         try:
             doc = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # JSONDecodeError, and integers past the digit limit
             raise ConfigError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError("not valid JSON: nested too deeply") from None
         return _parse(doc)
 
 

@@ -116,6 +116,18 @@ def _check_length(name: str, text: str) -> None:
         raise _bad(f"name {_q(text)} is longer than {MAX_NAME_BYTES} bytes")
 
 
+def _is_canonical(name: object) -> bool:
+    """Fast check that `name` is already what `normalize_name` returns.
+
+    Lower-case LDH labels are fixed points of the UTS #46 mapping and of IDNA
+    encoding, and `xn--` labels are checked by `_label_problem`, so a name
+    whose labels all pass is canonical without running the full mapping.
+    """
+    if not isinstance(name, str) or not name.isascii() or len(name) > MAX_NAME_BYTES:
+        return False
+    return all(_label_problem(label) is None for label in name.split("."))
+
+
 def normalize_name(text: str) -> str:
     """Turn a name as a user typed it into its canonical form.
 
@@ -177,9 +189,10 @@ def validate_domain(name: str, tlds: Collection[str]) -> DomainName:
         InvalidUpdate: `BAD_NAME` if it is not canonical or not exactly one label
             directly under a TLD.
     """
-    canonical = normalize_name(name)
-    if canonical != name:
-        raise _bad(f"domain {_q(name)} is not canonical; its canonical form is {_q(canonical)}")
+    if not _is_canonical(name):
+        canonical = normalize_name(name)
+        if canonical != name:
+            raise _bad(f"domain {_q(name)} is not canonical; its canonical form is {_q(canonical)}")
     if name in tlds:
         raise _bad(f"{_q(name)} is a top-level domain, not a registrable domain")
     _, _, parent = name.partition(".")

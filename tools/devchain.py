@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, PublicKey
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.quorum import CommitCertificate, Vote, VoteType
@@ -58,13 +58,13 @@ def register_tx(
 
 def next_tx(
     genesis: Genesis, ledger: Ledger, owner: PrivateKey, domain: str, records: tuple[Record, ...],
-    *, op: Op = Op.UPDATE, valid_until: int,
+    *, op: Op = Op.UPDATE, valid_until: int, new_owner: PublicKey | None = None,
 ) -> Transaction:
     """The next step of an existing domain's chain, from its finalized state."""
     state = ledger.get_domain(domain)
     assert state is not None, domain
     body = TxBody(
         chain_id=genesis.chain_id, domain=domain, seq=state.seq + 1, prev=state.head, op=op,
-        records=records, owner=owner.public_key, valid_until=valid_until,
+        records=records, owner=new_owner or owner.public_key, valid_until=valid_until,
     )
     return Transaction.sign(body, owner)

@@ -1,0 +1,134 @@
+"""The `ledgerdns` command line.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from chain.crypto import PrivateKey
+from chain.errors import ConfigError, InvalidUpdate, LedgerError
+from chain.genesis import Genesis, make_single_validator_genesis
+from chain.names import normalize_name
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _read_genesis(path: str) -> Genesis:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return Genesis.from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _genesis_check(args: argparse.Namespace, out: Console) -> int:
+    genesis = _read_genesis(args.file)
+    p = genesis.params
+    table = Table(title=f"{args.file}: valid", show_header=False)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_row("chain id", p.chain_id)
+    table.add_row("genesis hash", genesis.hash().hex())
+    table.add_row("TLDs", ", ".join(p.tlds))
+    table.add_row("validators", f"{p.validators.n} (quorum {p.validators.quorum})")
+    for name, key in zip(genesis.validator_names, p.validators.keys, strict=True):
+        table.add_row(f"  {name}", bytes(key).hex())
+    table.add_row("name lifetime", f"{p.name_lifetime_s} s" if p.name_lifetime_s else "never expires")
+    table.add_row("records per name", f"{p.record_limits.max_records}, {p.record_limits.max_bytes} bytes")
+    table.add_row("genesis domains", str(len(genesis.domains)))
+    out.print(table)
+    return EXIT_OK
+
+
+def load_or_create_key(path: Path) -> PrivateKey:
+    """Read a PEM key file, or create one readable by its owner only."""
+    if path.exists():
+        try:
+            return PrivateKey.from_pem(path.read_bytes())
+        except InvalidUpdate as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    key = PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.to_pem())
+    return key
+
+
+def _genesis_new(args: argparse.Namespace, out: Console) -> int:
+    target = Path(args.out)
+    if target.exists() and not args.force:
+        raise ConfigError(f"{target} exists; pass --force to replace it")
+    try:
+        tlds = tuple(normalize_name(t) for t in args.tld)
+    except InvalidUpdate as exc:
+        raise ConfigError(str(exc), key="--tld") from None
+    key = load_or_create_key(Path(args.key_file))
+    genesis = make_single_validator_genesis(
+        key.public_key, genesis_time_ms=time.time_ns() // 1_000_000, chain_id=args.chain_id, tlds=tlds
+    )
+    target.write_text(genesis.to_json())
+    out.print(f"wrote {target} (chain {genesis.chain_id}, genesis hash {genesis.hash().hex()[:16]}…)")
+    out.print(f"validator key: {args.key_file}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render --help in docs)."""
+    parser = argparse.ArgumentParser(
+        prog="ledgerdns",
+        description="A peer-to-peer DNS ledger: signed per-domain hash chains, BFT-finalized "
+        "blocks, standard DNS answers.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    genesis = commands.add_parser("genesis", help="create and check network genesis files")
+    sub = genesis.add_subparsers(dest="genesis_command", metavar="ACTION", required=True)
+    check = sub.add_parser("check", help="validate a genesis file and print its summary and hash")
+    check.add_argument("file", help="path to a genesis JSON file")
+    check.set_defaults(run=_genesis_check)
+    new = sub.add_parser(
+        "new", help="make a fresh single-validator genesis for a key (created if missing)"
+    )
+    new.add_argument("--key-file", required=True, help="validator key (PEM); created 0600 if missing")
+    new.add_argument("--out", required=True, help="where to write the genesis JSON")
+    new.add_argument("--chain-id", default="ledgerdns-devnet", help="network name (default %(default)s)")
+    new.add_argument("--tld", action="append", default=None, help="ledger TLD, repeatable (default p2p)")
+    new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    new.set_defaults(run=_genesis_new)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ledgerdns` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "tld", "absent") is None:
+        args.tld = ["p2p"]
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        code: int = args.run(args, out)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_USAGE
+    except (LedgerError, OSError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Test vectors for docs/protocol.md, computed from the code.
+
+    python tools/vectors.py    # prints the vector table in Markdown
+
+`tests/unit/test_vectors.py` recomputes every vector and compares it with the
+table in docs/protocol.md, so the published bytes always match the code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chain.block import BlockHeader, tx_root  # noqa: E402
+from chain.crypto import PrivateKey, sha256  # noqa: E402
+from chain.encoding import encode  # noqa: E402
+from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes  # noqa: E402
+from chain.records import Record  # noqa: E402
+from chain.smt import Proof, leaf_hash, root_of  # noqa: E402
+from chain.state import DomainState, DomainStatus, domain_key  # noqa: E402
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
+
+SECRET = bytes.fromhex("01" * 32)
+CHAIN = "vectors"
+
+
+def compute() -> dict[str, str]:
+    """Every vector, name -> lower-case hex (or decimal for sizes)."""
+    key = PrivateKey.from_bytes(SECRET)
+    out: dict[str, str] = {
+        "secret_key": SECRET.hex(),
+        "public_key": key.public_key.hex(),
+        "signature_of_sha256_ledgerdns_test_vector": key.sign(b"ledgerdns test vector").hex(),
+    }
+    record = Record.from_text("www 300 A 10.0.0.1", origin="alice.p2p")
+    out["record_www_a"] = encode(record.to_cbor()).hex()
+    body = TxBody(
+        chain_id=CHAIN, domain="alice.p2p", seq=0, prev=ZERO_HASH, op=Op.REGISTER,
+        records=(record,), owner=key.public_key, valid_until=1_800_000_000,
+    )
+    tx = Transaction.sign(body, key)
+    out["tx_body"] = tx.body_bytes.hex()
+    out["txid"] = tx.txid.hex()
+    out["tx"] = tx.to_bytes().hex()
+    state = DomainState(
+        domain="alice.p2p", owner=key.public_key, seq=0, head=tx.txid, records=(record,),
+        expires_at=0, status=DomainStatus.ACTIVE,
+    )
+    out["domain_state"] = state.to_bytes().hex()
+    out["domain_state_hash"] = state.value_hash().hex()
+    out["tree_key_alice"] = domain_key("alice.p2p").hex()
+    items = {domain_key("alice.p2p"): state.value_hash(), domain_key("bob.p2p"): sha256(b"bob")}
+    out["state_root_two_domains"] = root_of(items).hex()
+    out["tx_root_one_tx"] = tx_root([tx.txid]).hex()
+    validators = ValidatorSet((key.public_key,))
+    out["validators_hash"] = validators.hash().hex()
+    header = BlockHeader(
+        chain_id=CHAIN, height=1, prev_block=b"\x11" * 32, time_ms=1_700_000_000_000,
+        proposer=key.public_key, tx_root=tx_root([tx.txid]), state_root=root_of(items),
+        validators_hash=validators.hash(),
+    )
+    out["header"] = header.to_bytes().hex()
+    out["block_hash"] = header.hash.hex()
+    sign_bytes = vote_sign_bytes(CHAIN, VoteType.PRECOMMIT, 1, 0, header.hash, key.public_key)
+    out["precommit_sign_bytes"] = sign_bytes.hex()
+    vote = Vote.create(key, chain_id=CHAIN, vtype=VoteType.PRECOMMIT, height=1, round_=0, block_hash=header.hash)
+    out["precommit"] = vote.to_bytes().hex()
+    out["certificate"] = CommitCertificate.from_votes([vote], validators).to_bytes().hex()
+    proof = Proof(
+        siblings=(_sibling(items),), found_key=domain_key("alice.p2p"),
+        found_value_hash=state.value_hash(),
+    )
+    out["proof_alice_in_two_domain_tree"] = proof.to_bytes().hex()
+    return out
+
+
+def _sibling(items: dict[bytes, bytes]) -> bytes:
+    """In a two-key tree whose keys differ at bit 0, each leaf's sibling is the other leaf."""
+    bob = domain_key("bob.p2p")
+    return leaf_hash(bob, items[bob])
+
+
+def main() -> None:
+    print("| name | value (hex) |\n|---|---|")
+    for name, value in compute().items():
+        print(f"| `{name}` | `{value}` |")
+
+
+if __name__ == "__main__":
+    main()
