@@ -44,6 +44,7 @@ class Kind(IntEnum):
     GENESIS = 12
     EVIDENCE = 13
     CHAIN_META = 14
+    PROPOSAL = 15
 
 
 def encode(value: CborValue) -> bytes:

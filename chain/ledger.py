@@ -30,6 +30,9 @@ from chain.store import KVStore, WriteBatch
 from chain.tx import Transaction
 
 STORAGE_FORMAT = 1
+# The state tree keeps its top levels decoded in memory (at most 2**16 - 1
+# nodes, a few tens of MiB once the tree is that wide).
+TREE_CACHE_LEVELS = 16
 
 
 def genesis_anchor(chain_id: str, domain: str) -> bytes:
@@ -61,7 +64,7 @@ class Ledger:
         self.store = store
         self.genesis = genesis
         self.params = genesis.params
-        self.tree = SparseMerkleTree(store)
+        self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
         self._head: BlockHeader | None = None
 
     # -- set-up --
@@ -104,7 +107,7 @@ class Ledger:
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(0))
         batch.put(keys.make_meta_key(keys.META_FORMAT), STORAGE_FORMAT.to_bytes(4, "big"))
         batch.put(keys.make_meta_key(keys.META_GENESIS), self.genesis.hash())
-        self.store.write(batch, sync=True)
+        self._write(batch)
         self._head = header
 
     def genesis_header(self, state_root: bytes) -> BlockHeader:
@@ -235,21 +238,18 @@ class Ledger:
             if failed:
                 raise InvalidUpdate(reason, f"block {header.height}: {message}")
 
-    def check_block(self, block: Block, *, round_: int | None = None) -> BlockUpdate:
+    def check_block(self, block: Block) -> BlockUpdate:
         """Validate `block` as the next one and prepare its write batch.
 
-        `round_`, when known (consensus, or a certificate), also checks the proposer
-        is the one due for that round.
+        The header's proposer must be a validator; that it was the one due for the
+        round is consensus's check on the signed proposal (a block locked in one
+        round may be re-proposed by a later round's proposer).
 
         Raises:
             InvalidUpdate: the first rule broken; the message names the transaction.
         """
         header = block.header
         self._check_header(header, self.head)
-        if round_ is not None and header.proposer != self.params.validators.proposer(
-            header.height, round_
-        ):
-            raise InvalidUpdate(RejectReason.BAD_PROPOSER, f"block {header.height}: wrong proposer")
         limits = self.params.consensus
         size = sum(tx.size for tx in block.txs)
         if len(block.txs) > limits.max_block_txs or size > limits.max_block_bytes:
@@ -306,15 +306,22 @@ class Ledger:
         if certificate.height != block.height:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
         certificate.verify(self.params.validators, self.params.chain_id, block.hash)
-        if block.header.proposer != self.params.validators.proposer(block.height, certificate.round):
-            raise InvalidUpdate(RejectReason.BAD_PROPOSER, f"block {block.height}: wrong proposer")
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
-        self.store.write(update.batch, sync=True)
+        self._write(update.batch)
         self._head = block.header
+
+    def _write(self, batch: WriteBatch) -> None:
+        """Write `batch` durably and bring the in-memory caches in step with it."""
+        try:
+            self.store.write(batch, sync=True)
+        except BaseException:
+            self.tree.drop_cache()  # the store may or may not hold the batch now
+            raise
+        self.tree.committed(batch)
 
     def apply_block(self, block: Block, certificate: CommitCertificate) -> BlockUpdate:
         """Check and commit a finalized block (what sync does)."""
-        update = self.check_block(block, round_=certificate.round)
+        update = self.check_block(block)
         self.commit(update, certificate)
         return update
 

@@ -100,7 +100,7 @@ class Bench:
         assert not rejected, rejected[0].error
         cert = certify(ledger, block.hash, block.height, [self.validator])
         t0 = time.perf_counter()
-        update = ledger.check_block(block, round_=0)
+        update = ledger.check_block(block)
         ledger.commit(update, cert)
         return block, time.perf_counter() - t0
 

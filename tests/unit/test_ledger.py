@@ -156,13 +156,6 @@ def test_certificate_must_finalize_the_block(ledger: Ledger, signers: object, re
     assert ledger.height == 0  # nothing written
 
 
-def test_wrong_round_proposer_refused(ledger: Ledger) -> None:
-    block = propose(ledger, [], round_=1)  # proposer of round 1...
-    with pytest.raises(InvalidUpdate) as info:  # ...certified as round 0
-        ledger.apply_block(block, certify(ledger, block.hash, 1, VALIDATORS[:3]))
-    assert info.value.reason == RejectReason.BAD_PROPOSER
-
-
 def test_store_of_another_network_is_refused(ledger: Ledger) -> None:
     other = make_single_validator_genesis(OWNER.public_key, genesis_time_ms=5)
     with pytest.raises(ConfigError, match="another network"):

@@ -1,0 +1,499 @@
+"""Tendermint consensus (Buchman, Kwon, Milosevic 2018, Algorithm 1) as a pure state machine.
+
+Inputs are method calls (`on_proposal`, `on_vote`, `on_timeout`,
+`on_txs_available`, `on_synced`, `advance`), each with the caller's clock
+reading `now_ms`; outputs are lists of effects (`PersistGuard`, `Broadcast`,
+`ScheduleTimeout`, `Decide`, `EvidenceFound`) that the driver executes in
+order. Nothing here reads a clock, opens a socket or draws randomness, so the
+simulator in the tests replays any run from its seed.
+
+The line numbers in comments (L22, L36, ...) are those of Algorithm 1.
+
+Differences from the paper, all for operation rather than safety:
+- A height is *started* only when there is something to do: transactions are
+  available, the heartbeat interval passed, or a message for this height
+  arrived. An idle network therefore sends nothing and grows no blocks.
+- After a decision the machine waits for `advance()`, called by the driver
+  once the block is stored, before it starts the next height.
+- Messages for the next height are buffered (bounded) and replayed on entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+from chain.block import Block
+from chain.consensus_messages import Evidence, Proposal, SignGuard, SignStep, vote_step
+from chain.crypto import PrivateKey
+from chain.errors import InvalidUpdate, RejectReason
+from chain.params import ConsensusParams
+from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, max_faulty
+
+NIL = b""
+FUTURE_BUFFER = 4096
+
+
+class Step(IntEnum):
+    """Where a validator is within a height."""
+
+    WAITING = 0  # height entered, nothing to do yet
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+    COMMITTING = 4  # decided; waiting for the driver's advance()
+
+
+class TimeoutKind(IntEnum):
+    """The timers the machine asks for."""
+
+    PROPOSE = 1
+    PREVOTE = 2
+    PRECOMMIT = 3
+    HEARTBEAT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class PersistGuard:
+    """Write these guard bytes durably before executing any later effect."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send a signed proposal or vote to every validator."""
+
+    message: Proposal | Vote
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTimeout:
+    """Call `on_timeout(kind, height, round)` after `delay_ms`."""
+
+    kind: TimeoutKind
+    height: int
+    round: int
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """`block` is final; store it with `certificate`, then call `advance()`."""
+
+    block: Block
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFound:
+    """A validator signed two conflicting votes."""
+
+    evidence: Evidence
+
+
+Effect = PersistGuard | Broadcast | ScheduleTimeout | Decide | EvidenceFound
+
+
+class ConsensusApp(Protocol):
+    """What consensus needs from the ledger (the driver passes an adapter)."""
+
+    def build_proposal(self, height: int, time_ms: int) -> Block:
+        """A block for `height` from the mempool (may be empty)."""
+
+    def is_valid(self, block: Block) -> bool:
+        """Whether `block` is a valid next block (the ledger's `check_block`)."""
+
+
+class Tendermint:
+    """One validator's (or observer's, with no key) view of consensus."""
+
+    height: int
+    round: int
+    step: Step
+    locked_hash: bytes | None
+    locked_round: int
+    valid_value: Block | None
+    valid_round: int
+    proposals: dict[int, Proposal]
+    votes: dict[tuple[int, VoteType], dict[int, Vote]]
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        validators: ValidatorSet,
+        params: ConsensusParams,
+        app: ConsensusApp,
+        key: PrivateKey | None,
+        guard: SignGuard,
+        height: int,
+    ) -> None:
+        self.chain_id = chain_id
+        self.validators = validators
+        self.params = params
+        self.app = app
+        self.key = key
+        self.guard = guard
+        self.evidence: list[Evidence] = []
+        self._future: list[Proposal | Vote] = []
+        self._enter_height(height)
+
+    # -- public inputs --
+
+    def start(self, now_ms: int) -> list[Effect]:
+        """Begin (or resume after a restart) at the current height."""
+        effects: list[Effect] = []
+        if self.params.heartbeat_ms:
+            effects.append(
+                ScheduleTimeout(TimeoutKind.HEARTBEAT, self.height, 0, self.params.heartbeat_ms)
+            )
+        return effects
+
+    def on_txs_available(self, now_ms: int) -> list[Effect]:
+        """The mempool holds transactions: start the height if it is waiting."""
+        effects: list[Effect] = []
+        if self.step == Step.WAITING:
+            self._start_round(0, now_ms, effects)
+            self._evaluate(now_ms, effects)
+        return effects
+
+    def on_proposal(self, proposal: Proposal, now_ms: int) -> list[Effect]:
+        """A proposal arrived (from the network or a replay).
+
+        Raises:
+            InvalidUpdate: wrong network, not from the round's proposer, bad signature.
+        """
+        effects: list[Effect] = []
+        if proposal.height == self.height + 1:
+            self._buffer(proposal)
+            return effects
+        if proposal.height != self.height or self.step == Step.COMMITTING:
+            return effects
+        if proposal.round in self.proposals:
+            return effects
+        self._check_proposal(proposal)
+        self._wake(now_ms, effects)
+        self.proposals[proposal.round] = proposal
+        self._evaluate(now_ms, effects)
+        return effects
+
+    def on_vote(self, vote: Vote, now_ms: int) -> list[Effect]:
+        """A prevote or precommit arrived.
+
+        Raises:
+            InvalidUpdate: wrong network, not a validator, bad signature.
+        """
+        effects: list[Effect] = []
+        if vote.height == self.height + 1:
+            self._buffer(vote)
+            return effects
+        if vote.height != self.height or self.step == Step.COMMITTING:
+            return effects
+        index = self._check_vote(vote)
+        slot = self.votes.setdefault((vote.round, vote.vtype), {})
+        known = slot.get(index)
+        if known is not None:
+            if known.block_hash != vote.block_hash and not self._has_evidence(known, vote):
+                evidence = Evidence.of(known, vote)
+                self.evidence.append(evidence)
+                effects.append(EvidenceFound(evidence))
+            return effects
+        slot[index] = vote
+        self._wake(now_ms, effects)
+        self._evaluate(now_ms, effects)
+        return effects
+
+    def on_timeout(self, kind: TimeoutKind, height: int, round_: int, now_ms: int) -> list[Effect]:
+        """A scheduled timeout fired."""
+        effects: list[Effect] = []
+        if height != self.height or self.step == Step.COMMITTING:
+            return effects
+        if kind == TimeoutKind.HEARTBEAT:
+            if self.step == Step.WAITING:
+                self._start_round(0, now_ms, effects)
+        elif round_ != self.round:
+            return effects
+        elif kind == TimeoutKind.PROPOSE and self.step == Step.PROPOSE:  # OnTimeoutPropose
+            self._vote(VoteType.PREVOTE, NIL, effects)
+            self.step = Step.PREVOTE
+        elif kind == TimeoutKind.PREVOTE and self.step == Step.PREVOTE:  # OnTimeoutPrevote
+            self._vote(VoteType.PRECOMMIT, NIL, effects)
+            self.step = Step.PRECOMMIT
+        elif kind == TimeoutKind.PRECOMMIT:  # OnTimeoutPrecommit
+            self._start_round(self.round + 1, now_ms, effects)
+        self._evaluate(now_ms, effects)
+        return effects
+
+    def on_synced(self, block: Block, certificate: CommitCertificate, now_ms: int) -> list[Effect]:
+        """The block at the current height was finalized elsewhere (learned by sync).
+
+        The caller has verified the certificate; this only stops the height's
+        work. The driver stores the block and calls `advance()` as after a Decide.
+        """
+        if block.height == self.height and self.step != Step.COMMITTING:
+            self.step = Step.COMMITTING
+        return []
+
+    def advance(self, now_ms: int, *, txs_available: bool) -> list[Effect]:
+        """The decided block is stored: enter the next height and replay what was buffered."""
+        self._enter_height(self.height + 1)
+        effects = self.start(now_ms)
+        if txs_available:
+            self._start_round(0, now_ms, effects)
+        buffered, self._future = self._future, []
+        for message in buffered:
+            try:
+                if isinstance(message, Proposal):
+                    effects.extend(self.on_proposal(message, now_ms))
+                else:
+                    effects.extend(self.on_vote(message, now_ms))
+            except InvalidUpdate:
+                continue  # a bad buffered message is dropped like a bad live one
+        self._evaluate(now_ms, effects)
+        return effects
+
+    # -- height and round --
+
+    def _enter_height(self, height: int) -> None:
+        self.height = height
+        self.round = 0
+        self.step = Step.WAITING
+        self.locked_hash = None
+        self.locked_round = -1
+        if self.guard.height == height and self.guard.lock_round >= 0:
+            # Restarted mid-height: the lock survives (see SignGuard).
+            self.locked_hash, self.locked_round = self.guard.lock_hash, self.guard.lock_round
+        self.valid_value = None
+        self.valid_round = -1
+        self.proposals = {}
+        self.votes = {}
+        self._valid: dict[bytes, bool] = {}
+        self._done: set[tuple[str, int]] = set()  # "upon ... for the first time" rules fired
+
+    def _wake(self, now_ms: int, effects: list[Effect]) -> None:
+        if self.step == Step.WAITING:
+            self._start_round(0, now_ms, effects)
+
+    def _start_round(self, round_: int, now_ms: int, effects: list[Effect]) -> None:
+        """StartRound (L11)."""
+        self.round = round_
+        self.step = Step.PROPOSE
+        if self.key is not None and self.validators.proposer(self.height, round_) == self.key.public_key:
+            if self.valid_value is not None:
+                block, pol_round = self.valid_value, self.valid_round
+            else:
+                block, pol_round = self.app.build_proposal(self.height, now_ms), -1
+            self._propose(block, pol_round, effects)
+        else:
+            delay = self.params.timeout_propose_ms + round_ * self.params.timeout_delta_ms
+            effects.append(ScheduleTimeout(TimeoutKind.PROPOSE, self.height, round_, delay))
+
+    # -- the upon rules --
+
+    def _evaluate(self, now_ms: int, effects: list[Effect]) -> None:
+        """Fire every rule whose condition holds, until none does."""
+        changed = True
+        while changed and self.step not in (Step.WAITING, Step.COMMITTING):
+            changed = (
+                self._decide_rule(effects)
+                or self._skip_round_rule(now_ms, effects)
+                or self._proposal_rules(effects)
+                or self._prevote_rules(effects)
+                or self._precommit_timeout_rule(effects)
+            )
+
+    def _decide_rule(self, effects: list[Effect]) -> bool:
+        """L49: a proposal and a quorum of precommits for it, in any round."""
+        for round_, proposal in self.proposals.items():
+            block = proposal.block
+            if self._count(round_, VoteType.PRECOMMIT, block.hash) >= self.validators.quorum:
+                if not self._is_valid(block):
+                    continue
+                votes = [
+                    v for v in self.votes[(round_, VoteType.PRECOMMIT)].values()
+                    if v.block_hash == block.hash
+                ]
+                effects.append(Decide(block, CommitCertificate.from_votes(votes, self.validators)))
+                self.step = Step.COMMITTING
+                return True
+        return False
+
+    def _skip_round_rule(self, now_ms: int, effects: list[Effect]) -> bool:
+        """L55: f+1 validators are at a higher round: join it."""
+        senders: dict[int, set[int]] = {}
+        for (round_, _), slot in self.votes.items():
+            if round_ > self.round:
+                senders.setdefault(round_, set()).update(slot)
+        for round_, proposal in self.proposals.items():
+            if round_ > self.round:
+                index = self.validators.index_of(proposal.proposer)
+                if index is not None:
+                    senders.setdefault(round_, set()).add(index)
+        enough = [r for r, who in senders.items() if len(who) > max_faulty(self.validators.n)]
+        if not enough:
+            return False
+        self._start_round(max(enough), now_ms, effects)
+        return True
+
+    def _proposal_rules(self, effects: list[Effect]) -> bool:
+        """L22 and L28: prevote on the current round's proposal."""
+        proposal = self.proposals.get(self.round)
+        if self.step != Step.PROPOSE or proposal is None:
+            return False
+        block, vr = proposal.block, proposal.pol_round
+        if vr == -1:  # L22
+            good = self._is_valid(block) and (
+                self.locked_round == -1 or self.locked_hash == block.hash
+            )
+        elif self._count(vr, VoteType.PREVOTE, block.hash) >= self.validators.quorum:  # L28
+            good = self._is_valid(block) and (
+                self.locked_round <= vr or self.locked_hash == block.hash
+            )
+        else:
+            return False
+        self._vote(VoteType.PREVOTE, block.hash if good else NIL, effects)
+        self.step = Step.PREVOTE
+        return True
+
+    def _prevote_rules(self, effects: list[Effect]) -> bool:
+        """L34 (prevote timeout), L36 (lock and precommit), L44 (precommit nil)."""
+        quorum = self.validators.quorum
+        r = self.round
+        proposal = self.proposals.get(r)
+        if (
+            proposal is not None
+            and self.step >= Step.PREVOTE
+            and ("L36", r) not in self._done
+            and self._count(r, VoteType.PREVOTE, proposal.block.hash) >= quorum
+            and self._is_valid(proposal.block)
+        ):
+            self._done.add(("L36", r))
+            if self.step == Step.PREVOTE:
+                self.locked_hash, self.locked_round = proposal.block.hash, r
+                self._vote(VoteType.PRECOMMIT, proposal.block.hash, effects, lock=True)
+                self.step = Step.PRECOMMIT
+            self.valid_value, self.valid_round = proposal.block, r
+            return True
+        if self.step == Step.PREVOTE and self._count(r, VoteType.PREVOTE, NIL) >= quorum:  # L44
+            self._vote(VoteType.PRECOMMIT, NIL, effects)
+            self.step = Step.PRECOMMIT
+            return True
+        if (
+            self.step == Step.PREVOTE
+            and ("L34", r) not in self._done
+            and self._count(r, VoteType.PREVOTE, None) >= quorum
+        ):
+            self._done.add(("L34", r))
+            delay = self.params.timeout_prevote_ms + r * self.params.timeout_delta_ms
+            effects.append(ScheduleTimeout(TimeoutKind.PREVOTE, self.height, r, delay))
+            return True
+        return False
+
+    def _precommit_timeout_rule(self, effects: list[Effect]) -> bool:
+        """L47: a quorum of precommits for anything: schedule the precommit timeout."""
+        r = self.round
+        if ("L47", r) in self._done or self._count(r, VoteType.PRECOMMIT, None) < self.validators.quorum:
+            return False
+        self._done.add(("L47", r))
+        delay = self.params.timeout_precommit_ms + r * self.params.timeout_delta_ms
+        effects.append(ScheduleTimeout(TimeoutKind.PRECOMMIT, self.height, r, delay))
+        return True
+
+    # -- helpers --
+
+    def _count(self, round_: int, vtype: VoteType, block_hash: bytes | None) -> int:
+        """Votes of one round and type for `block_hash` (None: for anything)."""
+        slot = self.votes.get((round_, vtype))
+        if not slot:
+            return 0
+        if block_hash is None:
+            return len(slot)
+        return sum(1 for v in slot.values() if v.block_hash == block_hash)
+
+    def _is_valid(self, block: Block) -> bool:
+        known = self._valid.get(block.hash)
+        if known is None:
+            known = block.height == self.height and self.app.is_valid(block)
+            self._valid[block.hash] = known
+        return known
+
+    def _sign_allowed(
+        self, round_: int, step: SignStep, block_hash: bytes, effects: list[Effect], *, lock: bool = False
+    ) -> bool:
+        if self.key is None or self.validators.index_of(self.key.public_key) is None:
+            return False
+        if not self.guard.allows(self.height, round_, step, block_hash):
+            return False
+        self.guard = self.guard.after(self.height, round_, step, block_hash)
+        if lock:
+            self.guard = self.guard.locked(round_, block_hash)
+        effects.append(PersistGuard(self.guard.to_bytes()))
+        return True
+
+    def _propose(self, block: Block, pol_round: int, effects: list[Effect]) -> None:
+        if not self._sign_allowed(self.round, SignStep.PROPOSAL, block.hash, effects):
+            return
+        assert self.key is not None
+        proposal = Proposal.create(
+            self.key, chain_id=self.chain_id, round_=self.round, block=block, pol_round=pol_round
+        )
+        effects.append(Broadcast(proposal))
+        self.proposals[self.round] = proposal
+
+    def _vote(
+        self, vtype: VoteType, block_hash: bytes, effects: list[Effect], *, lock: bool = False
+    ) -> None:
+        if not self._sign_allowed(self.round, vote_step(vtype), block_hash, effects, lock=lock):
+            return
+        assert self.key is not None
+        vote = Vote.create(
+            self.key, chain_id=self.chain_id, vtype=vtype, height=self.height,
+            round_=self.round, block_hash=block_hash,
+        )  # fmt: skip
+        effects.append(Broadcast(vote))
+        index = self.validators.index_of(self.key.public_key)
+        assert index is not None
+        self.votes.setdefault((self.round, vtype), {})[index] = vote
+
+    def _check_proposal(self, proposal: Proposal) -> None:
+        if proposal.chain_id != self.chain_id:
+            raise InvalidUpdate(RejectReason.WRONG_CHAIN, "proposal for another network")
+        if proposal.proposer != self.validators.proposer(proposal.height, proposal.round):
+            raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
+        if not proposal.is_valid_signature():
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
+
+    def _check_vote(self, vote: Vote) -> int:
+        if vote.chain_id != self.chain_id:
+            raise InvalidUpdate(RejectReason.WRONG_CHAIN, "vote for another network")
+        index = self.validators.index_of(vote.validator)
+        if index is None:
+            raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "vote by a non-validator")
+        if not vote.is_valid_signature():
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "vote signature is bad")
+        return index
+
+    def _has_evidence(self, a: Vote, b: Vote) -> bool:
+        ev = Evidence.of(a, b)
+        return ev in self.evidence
+
+    def _buffer(self, message: Proposal | Vote) -> None:
+        if len(self._future) < FUTURE_BUFFER:
+            self._future.append(message)
+
+
+def replay(machine: Tendermint, messages: Iterable[Proposal | Vote], now_ms: int) -> list[Effect]:
+    """Feed several messages, collecting effects and skipping invalid ones."""
+    effects: list[Effect] = []
+    for message in messages:
+        try:
+            if isinstance(message, Proposal):
+                effects.extend(machine.on_proposal(message, now_ms))
+            else:
+                effects.extend(machine.on_vote(message, now_ms))
+        except InvalidUpdate:
+            continue
+    return effects

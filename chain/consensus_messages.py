@@ -1,0 +1,251 @@
+"""What consensus sends and keeps besides votes: proposals, equivocation evidence, the signing guard.
+
+Proposal sign bytes: ``[Kind.PROPOSAL, 1, chain_id, height, round, block_hash,
+pol_round + 1, proposer]`` (``pol_round`` is -1 when the proposer has no
+proof-of-lock round, so the encoded value is 0). On the wire the block bytes
+replace the hash and the signature follows.
+
+The `SignGuard` is the validator's memory of the last thing it signed. The
+consensus state machine asks it before every signature, and emits the
+guard's new bytes as an effect that the driver must make durable *before* it
+sends the signed message, so a validator that crashes and restarts can never
+sign two different things for one height, round and step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from chain.block import MAX_BLOCK_BYTES_HARD, Block
+from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
+from chain.encoding import Kind, Reader, frame
+from chain.errors import InvalidUpdate, RejectReason
+from chain.quorum import Vote, VoteType
+from chain.tx import MAX_CHAIN_ID
+
+
+class SignStep(IntEnum):
+    """The order of signed messages within one height and round."""
+
+    PROPOSAL = 0
+    PREVOTE = 1
+    PRECOMMIT = 2
+
+
+def proposal_sign_bytes(
+    chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int, proposer: bytes
+) -> bytes:
+    """The bytes whose SHA-256 a proposal signs."""
+    return frame(Kind.PROPOSAL, chain_id, height, round_, block_hash, pol_round + 1, bytes(proposer))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    """A proposer's signed block for one height and round."""
+
+    chain_id: str
+    height: int
+    round: int
+    block: Block
+    pol_round: int
+    proposer: PublicKey
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if self.pol_round < -1 or self.pol_round >= self.round:
+            raise InvalidUpdate(RejectReason.BAD_VOTE, "proposal pol_round must be -1..round-1")
+        if len(self.signature) != SIGNATURE_SIZE or len(self.proposer) != PUBLIC_KEY_SIZE:
+            raise InvalidUpdate(RejectReason.BAD_VOTE, "proposal key or signature has a wrong size")
+        if self.block.height != self.height:
+            raise InvalidUpdate(RejectReason.BAD_HEIGHT, "proposal and block heights differ")
+
+    def digest(self) -> bytes:
+        """What the signature covers."""
+        return sha256(
+            proposal_sign_bytes(
+                self.chain_id, self.height, self.round, self.block.hash, self.pol_round, self.proposer
+            )
+        )
+
+    def is_valid_signature(self) -> bool:
+        """Whether the proposer's signature verifies."""
+        return verify(self.proposer, self.signature, self.digest())
+
+    @classmethod
+    def create(
+        cls, key: PrivateKey, *, chain_id: str, round_: int, block: Block, pol_round: int
+    ) -> Proposal:
+        """Sign a proposal (call only after the guard allowed it)."""
+        digest = sha256(
+            proposal_sign_bytes(chain_id, block.height, round_, block.hash, pol_round, key.public_key)
+        )
+        return cls(
+            chain_id=chain_id,
+            height=block.height,
+            round=round_,
+            block=block,
+            pol_round=pol_round,
+            proposer=key.public_key,
+            signature=key.sign_digest(digest),
+        )
+
+    def to_bytes(self) -> bytes:
+        """Canonical wire bytes."""
+        return frame(
+            Kind.PROPOSAL,
+            self.chain_id,
+            self.height,
+            self.round,
+            self.block.to_bytes(),
+            self.pol_round + 1,
+            bytes(self.proposer),
+            self.signature,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Proposal:
+        """Decode strictly (the signature is checked by `is_valid_signature`).
+
+        Raises:
+            InvalidUpdate: malformed or non-canonical input.
+        """
+        r = Reader.open(data, Kind.PROPOSAL, "proposal", fields=7, max_size=MAX_BLOCK_BYTES_HARD + 512)
+        proposal = cls(
+            chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
+            height=r.uint("height", maximum=2**63 - 1),
+            round=r.uint("round", maximum=2**31 - 1),
+            block=Block.from_bytes(r.bytes("block", maximum=MAX_BLOCK_BYTES_HARD)),
+            pol_round=r.uint("pol_round", maximum=2**31) - 1,
+            proposer=PublicKey(r.bytes("proposer", size=PUBLIC_KEY_SIZE)),
+            signature=r.bytes("signature", size=SIGNATURE_SIZE),
+        )
+        r.done()
+        return proposal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """Two validly signed, conflicting votes by one validator at one height, round and type."""
+
+    first: Vote
+    second: Vote
+
+    def __post_init__(self) -> None:
+        a, b = self.first, self.second
+        same_slot = (a.chain_id, a.vtype, a.height, a.round, a.validator) == (
+            b.chain_id,
+            b.vtype,
+            b.height,
+            b.round,
+            b.validator,
+        )
+        if not same_slot or a.block_hash == b.block_hash:
+            raise InvalidUpdate(RejectReason.BAD_VOTE, "evidence votes do not conflict")
+
+    @classmethod
+    def of(cls, a: Vote, b: Vote) -> Evidence:
+        """Evidence in a canonical order (smaller block hash first), so it has one encoding."""
+        first, second = (a, b) if a.block_hash < b.block_hash else (b, a)
+        return cls(first=first, second=second)
+
+    def verify(self) -> None:
+        """Check both signatures.
+
+        Raises:
+            InvalidUpdate: BAD_SIGNATURE.
+        """
+        if not (self.first.is_valid_signature() and self.second.is_valid_signature()):
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "evidence vote signature is bad")
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes."""
+        return frame(Kind.EVIDENCE, self.first.to_bytes(), self.second.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Evidence:
+        """Decode strictly.
+
+        Raises:
+            InvalidUpdate: malformed input or votes that do not conflict.
+        """
+        r = Reader.open(data, Kind.EVIDENCE, "evidence", fields=2, max_size=1024)
+        first = Vote.from_bytes(r.bytes("first", maximum=512))
+        second = Vote.from_bytes(r.bytes("second", maximum=512))
+        r.done()
+        if first.block_hash >= second.block_hash:
+            raise InvalidUpdate(RejectReason.NON_CANONICAL, "evidence votes out of order")
+        return cls(first=first, second=second)
+
+
+@dataclass(frozen=True, slots=True)
+class SignGuard:
+    """The last (height, round, step, block hash) this validator signed, and its lock.
+
+    A signature is allowed when it is strictly later than the last one, or the
+    very same message again (deterministic signing makes that the same bytes).
+    The lock (round and block hash a validator precommitted at this height) is
+    kept too: a validator that forgot its lock after a restart could help a
+    Byzantine minority finalize a conflicting block.
+    """
+
+    height: int = 0
+    round: int = -1
+    step: int = -1
+    block_hash: bytes = b""
+    lock_round: int = -1
+    lock_hash: bytes = b""
+
+    def allows(self, height: int, round_: int, step: SignStep, block_hash: bytes) -> bool:
+        """Whether signing this cannot conflict with anything signed before."""
+        new = (height, round_, int(step))
+        last = (self.height, self.round, self.step)
+        if new != last:
+            return new > last
+        return block_hash == self.block_hash
+
+    def after(self, height: int, round_: int, step: SignStep, block_hash: bytes) -> SignGuard:
+        """The guard once this has been signed (a lock from an older height is dropped)."""
+        if height != self.height:
+            return SignGuard(height, round_, int(step), block_hash)
+        return SignGuard(height, round_, int(step), block_hash, self.lock_round, self.lock_hash)
+
+    def locked(self, round_: int, block_hash: bytes) -> SignGuard:
+        """The guard with a new lock at its current height."""
+        return SignGuard(self.height, self.round, self.step, self.block_hash, round_, block_hash)
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes, for the data directory."""
+        return frame(
+            Kind.SIGN_GUARD,
+            self.height,
+            self.round + 1,
+            self.step + 1,
+            self.block_hash,
+            self.lock_round + 1,
+            self.lock_hash,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignGuard:
+        """Decode strictly.
+
+        Raises:
+            InvalidUpdate: malformed input.
+        """
+        r = Reader.open(data, Kind.SIGN_GUARD, "guard", fields=6, max_size=160)
+        guard = cls(
+            r.uint("height", maximum=2**63 - 1),
+            r.uint("round", maximum=2**31) - 1,
+            r.uint("step", maximum=len(SignStep)) - 1,
+            r.bytes("block_hash", maximum=32),
+            r.uint("lock_round", maximum=2**31) - 1,
+            r.bytes("lock_hash", maximum=32),
+        )
+        r.done()
+        return guard
+
+
+def vote_step(vtype: VoteType) -> SignStep:
+    """The guard step of a vote type."""
+    return SignStep.PREVOTE if vtype == VoteType.PREVOTE else SignStep.PRECOMMIT
