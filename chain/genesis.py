@@ -28,6 +28,9 @@ from chain.records import (
 
 FORMAT = 1
 MAX_GENESIS_CHARS = 16 * 1024 * 1024
+# Every integer in a genesis file fits 2**48: times in ms until the year 10889,
+# lifetimes of millennia, and sums like `now + lifetime` stay far below 2**63.
+MAX_INT = 2**48
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,10 +135,15 @@ def _get(doc: dict[str, Any], key: str, kind: type, path: str, default: Any = No
             raise ConfigError("missing", key=where)
         return default
     value = doc[key]
-    if kind is int and (type(value) is not int or value < 0):
-        raise ConfigError("expected a non-negative integer", key=where)
+    if kind is int and (type(value) is not int or not 0 <= value <= MAX_INT):
+        raise ConfigError(f"expected an integer from 0 to {MAX_INT}", key=where)
     if kind is not int and not isinstance(value, kind):
         raise ConfigError(f"expected {kind.__name__}", key=where)
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("not valid Unicode text", key=where) from None
     return value
 
 

@@ -262,7 +262,7 @@ def _rdata_srv(tokens: Sequence[_Token], ctx: _Context) -> bytes:
     ctx.expect(tokens, 4, "priority, weight, port and target (10 5 5060 sip)")
     numbers = [
         ctx.uint(token, field, 65535)
-        for token, field in zip(tokens, ("priority", "weight", "port"))
+        for token, field in zip(tokens, ("priority", "weight", "port"), strict=False)
     ]
     return pack_srv(numbers, ctx.target(tokens[3]))
 

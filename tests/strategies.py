@@ -13,7 +13,7 @@ import cbor2
 from hypothesis import strategies as st
 
 from chain.block import Block, BlockHeader
-from chain.crypto import PrivateKey, PublicKey
+from chain.crypto import PrivateKey, PublicKey, sha256
 from chain.genesis import Genesis, InitialDomain
 from chain.params import ChainParams, ConsensusParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType
@@ -297,6 +297,8 @@ def zone_lines() -> st.SearchStrategy[str]:
 #
 # Signatures here are arbitrary 64-byte strings and keys arbitrary 33-byte
 # strings: the decoders check sizes, not validity, and signing is slow.
+# `record_sets()` costs about 10 ms an example, so these default to a cheap
+# palette of fixed records; pass `records=record_sets()` for the real thing.
 
 hashes = st.binary(min_size=32, max_size=32)
 signatures = st.binary(min_size=64, max_size=64)
@@ -310,8 +312,56 @@ def _nonzero(digest: bytes) -> bytes:
     return digest if any(digest) else b"\x01" + digest[1:]
 
 
+def _palette_record(name: str, rtype: RType, rdata: bytes, ttl: int = 300) -> Record:
+    return Record(name=name, rtype=rtype, ttl=ttl, rdata=rdata)
+
+
+# Each entry is a valid canonical record set on its own (rdata encoded here, by hand).
+_PALETTE_SETS: tuple[tuple[Record, ...], ...] = tuple(
+    tuple(sorted(group, key=_sort_key))
+    for group in (
+        [],
+        [_palette_record("@", RType.A, bytes([192, 0, 2, 1]))],
+        [
+            _palette_record("@", RType.A, bytes([192, 0, 2, 1])),
+            _palette_record("@", RType.A, bytes([192, 0, 2, 2])),
+            _palette_record("@", RType.AAAA, bytes(15) + b"\x01", ttl=60),
+        ],
+        [
+            _palette_record("@", RType.MX, struct.pack("!H", 10) + wire_name("mail.example.org")),
+            _palette_record("@", RType.TXT, b"\x0bv=spf1 -all"),
+            _palette_record("www", RType.CNAME, wire_name("alice.p2p")),
+        ],
+        [
+            _palette_record("sub", RType.NS, wire_name("ns1.sub.alice.p2p")),
+            _palette_record("ns1.sub", RType.A, bytes([198, 51, 100, 7])),
+        ],
+        [
+            _palette_record("_sip._tcp", RType.SRV, struct.pack("!HHH", 0, 5, 5060) + b"\0"),
+            _palette_record("@", RType.CAA, b"\x00\x05issueca.example"),
+            _palette_record("*", RType.TXT, b"\x00\x03abc", ttl=0),
+        ],
+    )
+)
+_PALETTE = sorted({r for group in _PALETTE_SETS for r in group}, key=_sort_key)
+
+
+def palette_record_sets() -> st.SearchStrategy[tuple[Record, ...]]:
+    """A few fixed, valid canonical record sets (cheap)."""
+    return st.sampled_from(_PALETTE_SETS)
+
+
+def record_tuples(max_size: int = 3) -> st.SearchStrategy[tuple[Record, ...]]:
+    """Sorted distinct records from the palette: valid records, not always a valid set."""
+    return st.lists(st.sampled_from(_PALETTE), max_size=max_size, unique=True).map(
+        lambda rs: tuple(sorted(rs, key=_sort_key))
+    )
+
+
 @st.composite
-def tx_bodies(draw: st.DrawFn, max_records: int = 4) -> TxBody:
+def tx_bodies(
+    draw: st.DrawFn, records: st.SearchStrategy[tuple[Record, ...]] | None = None
+) -> TxBody:
     """Transaction bodies (seq 0 exactly when prev is zero), domains mostly canonical."""
     seq = draw(st.one_of(st.just(0), uint63))
     return TxBody(
@@ -320,17 +370,19 @@ def tx_bodies(draw: st.DrawFn, max_records: int = 4) -> TxBody:
         seq=seq,
         prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)),
         op=draw(st.sampled_from(Op)),
-        records=draw(record_sets(max_records=max_records)),
+        records=draw(record_tuples() if records is None else records),
         owner=PublicKey(draw(key_bytes)),
         valid_until=draw(uint63),
     )
 
 
-def transactions(max_records: int = 4) -> st.SearchStrategy[Transaction]:
+def transactions(
+    records: st.SearchStrategy[tuple[Record, ...]] | None = None,
+) -> st.SearchStrategy[Transaction]:
     """Transactions with arbitrary (unverifiable) signatures."""
     return st.builds(
         lambda body, sig: Transaction(body=body, body_bytes=body.to_bytes(), signature=sig),
-        tx_bodies(max_records),
+        tx_bodies(records),
         signatures,
     )
 
@@ -352,7 +404,7 @@ def block_headers() -> st.SearchStrategy[BlockHeader]:
 
 def blocks(max_txs: int = 3) -> st.SearchStrategy[Block]:
     """Blocks of a few transactions (not checked against any chain)."""
-    txs = st.lists(transactions(max_records=2), max_size=max_txs).map(tuple)
+    txs = st.lists(transactions(), max_size=max_txs).map(tuple)
     return st.builds(Block, header=block_headers(), txs=txs)
 
 
@@ -384,7 +436,9 @@ def certificates(max_signatures: int = 8) -> st.SearchStrategy[CommitCertificate
     )
 
 
-def domain_states(max_records: int = 4) -> st.SearchStrategy[DomainState]:
+def domain_states(
+    records: st.SearchStrategy[tuple[Record, ...]] | None = None,
+) -> st.SearchStrategy[DomainState]:
     """Domain states as the ledger stores them."""
     return st.builds(
         DomainState,
@@ -392,26 +446,32 @@ def domain_states(max_records: int = 4) -> st.SearchStrategy[DomainState]:
         owner=key_bytes.map(PublicKey),
         seq=uint63,
         head=hashes,
-        records=record_sets(max_records=max_records),
+        records=record_tuples() if records is None else records,
         expires_at=st.one_of(st.just(0), uint63),
         status=st.sampled_from(DomainStatus),
     )
 
 
-_SIBLING = st.one_of(st.just(EMPTY), hashes.map(_nonzero))
+def _siblings(depth: int, present: int, seed: bytes) -> tuple[bytes, ...]:
+    """`depth` sibling hashes; bit i of `present` says whether level i is non-EMPTY."""
+    return tuple(
+        sha256(seed + level.to_bytes(2, "big")) if present >> level & 1 else EMPTY
+        for level in range(depth)
+    )
 
 
 def proofs() -> st.SearchStrategy[Proof]:
-    """State-tree proofs: short or full-depth, inclusion or exclusion shaped."""
-    siblings = st.one_of(
-        st.lists(_SIBLING, max_size=24),
-        st.lists(st.sampled_from([EMPTY, b"\x07" * 32]), min_size=250, max_size=256),
-        st.lists(hashes.map(_nonzero), min_size=256, max_size=256),  # the largest encoding
-    )
+    """State-tree proofs of any depth up to 256 (the largest encoding included)."""
+    depth = st.one_of(st.integers(0, 24), st.integers(0, 256), st.just(256))
+    present = st.one_of(st.integers(0, 2**256 - 1), st.just(2**256 - 1), st.just(0))
     found = st.one_of(st.just((b"", b"")), st.tuples(hashes, hashes))
     return st.builds(
-        lambda s, f: Proof(siblings=tuple(s), found_key=f[0], found_value_hash=f[1]),
-        siblings,
+        lambda d, p, seed, f: Proof(
+            siblings=_siblings(d, p, seed), found_key=f[0], found_value_hash=f[1]
+        ),
+        depth,
+        present,
+        hashes,
         found,
     )
 
@@ -419,9 +479,10 @@ def proofs() -> st.SearchStrategy[Proof]:
 # -- genesis --
 
 # Real secp256k1 points: a genesis file's keys are checked.
-GENESIS_KEYS = tuple(
-    PrivateKey.generate(f"tests.strategies genesis key {i}".encode()).public_key for i in range(4)
+GENESIS_SIGNERS = tuple(
+    PrivateKey.generate(f"tests.strategies genesis key {i}".encode()) for i in range(4)
 )
+GENESIS_KEYS = tuple(key.public_key for key in GENESIS_SIGNERS)
 _GENESIS_TLDS = ("p2p", "test", "ledger.test", "xn--r8jz45g")
 
 
@@ -430,9 +491,11 @@ def _record_bytes(records: tuple[Record, ...]) -> int:
 
 
 @st.composite
-def geneses(draw: st.DrawFn) -> Genesis:
+def geneses(
+    draw: st.DrawFn, records: st.SearchStrategy[tuple[Record, ...]] | None = None
+) -> Genesis:
     """Valid genesis objects: what `Genesis.from_json` returns for some file."""
-    tlds = tuple(draw(st.lists(st.sampled_from(_GENESIS_TLDS), min_size=1, max_size=3, unique=True)))
+    tlds = draw(st.lists(st.sampled_from(_GENESIS_TLDS), min_size=1, max_size=3, unique=True))
     keys = draw(st.lists(st.sampled_from(GENESIS_KEYS), min_size=1, max_size=4, unique=True))
     names = draw(st.lists(st.text(max_size=12), min_size=len(keys), max_size=len(keys)))
     by_domain: dict[str, InitialDomain] = {}
@@ -441,7 +504,7 @@ def geneses(draw: st.DrawFn) -> Genesis:
         by_domain[domain] = InitialDomain(
             domain=domain,
             owner=draw(st.sampled_from(GENESIS_KEYS)),
-            records=draw(record_sets(max_records=3)),
+            records=draw(palette_record_sets() if records is None else records),
         )
     initial = tuple(by_domain[d] for d in sorted(by_domain))
     need_records = max((len(d.records) for d in initial), default=0)
@@ -458,7 +521,7 @@ def geneses(draw: st.DrawFn) -> Genesis:
     )
     params = ChainParams(
         chain_id=draw(st.text(min_size=1, max_size=16).filter(str.isprintable)),
-        tlds=tlds,
+        tlds=tuple(tlds),
         validators=ValidatorSet(tuple(keys)),
         name_lifetime_s=draw(st.integers(0, 2**32)),
         max_tx_lifetime_s=draw(st.integers(0, 2**32)),
@@ -470,7 +533,7 @@ def geneses(draw: st.DrawFn) -> Genesis:
     )
     return Genesis(
         params=params,
-        genesis_time_ms=draw(uint63),
+        genesis_time_ms=draw(st.integers(0, 2**48)),
         validator_names=tuple(names),
         domains=initial,
     )
@@ -483,4 +546,4 @@ cbor_atoms = st.one_of(
     st.binary(max_size=40),
     st.text(max_size=10),
 )
-cbor_values = st.recursive(cbor_atoms, lambda inner: st.lists(inner, max_size=6), max_leaves=20)
+cbor_values = st.recursive(cbor_atoms, lambda inner: st.lists(inner, max_size=5), max_leaves=10)

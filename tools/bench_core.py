@@ -31,16 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import coincurve  # noqa: E402
+import coincurve
 
-from chain.crypto import PrivateKey, sha256  # noqa: E402
-from chain.genesis import make_single_validator_genesis  # noqa: E402
-from chain.ledger import Ledger  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.state import domain_key  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
-from ledgerdns.storage.leveldb import LevelDBStore  # noqa: E402
-from tools.devchain import certify, dev_key  # noqa: E402
+from chain.crypto import sha256
+from chain.genesis import make_single_validator_genesis
+from chain.ledger import Ledger
+from chain.records import Record
+from chain.state import domain_key
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from ledgerdns.storage.leveldb import LevelDBStore
+from tools.devchain import certify, dev_key
 
 BLOCK = 1000
 SMALL = 10_000

@@ -13,15 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
-from chain.ledger import Ledger  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.tx import Op, Transaction  # noqa: E402
-from ledgerdns.storage.leveldb import LevelDBStore  # noqa: E402
-from tools.devchain import certify, dev_key, next_tx, register_tx, soon  # noqa: E402
-from tools.make_dev_genesis import devnet  # noqa: E402
+from chain.ledger import Ledger
+from chain.records import Record
+from chain.tx import Op, Transaction
+from ledgerdns.storage.leveldb import LevelDBStore
+from tools.devchain import certify, dev_key, next_tx, register_tx, soon
+from tools.make_dev_genesis import devnet
 
 
 def main() -> None:

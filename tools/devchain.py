@@ -17,7 +17,6 @@ from chain.records import Record
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 
 
-
 def soon(ledger: Ledger, seconds: int = 3600) -> int:
     """A valid_until `seconds` after the head's block time."""
     return ledger.head.time_ms // 1000 + seconds

@@ -13,14 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chain.block import BlockHeader, tx_root  # noqa: E402
-from chain.crypto import PrivateKey, sha256  # noqa: E402
-from chain.encoding import encode  # noqa: E402
-from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.smt import Proof, leaf_hash, root_of  # noqa: E402
-from chain.state import DomainState, DomainStatus, domain_key  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
+from chain.block import BlockHeader, tx_root
+from chain.crypto import PrivateKey, sha256
+from chain.encoding import encode
+from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
+from chain.records import Record
+from chain.smt import Proof, leaf_hash, root_of
+from chain.state import DomainState, DomainStatus, domain_key
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 
 SECRET = bytes.fromhex("01" * 32)
 CHAIN = "vectors"

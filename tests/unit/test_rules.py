@@ -28,19 +28,19 @@ A_REC = Record.from_text("www 300 A 10.0.0.1", origin="alice.p2p")
 
 
 def body(**changes: object) -> TxBody:
-    base = dict(
-        chain_id=PARAMS.chain_id, domain="alice.p2p", seq=4, prev=HEAD, op=Op.UPDATE,
-        records=(A_REC,), owner=ALICE.public_key, valid_until=NOW + 60,
-    )
+    base: dict[str, object] = {
+        "chain_id": PARAMS.chain_id, "domain": "alice.p2p", "seq": 4, "prev": HEAD,
+        "op": Op.UPDATE, "records": (A_REC,), "owner": ALICE.public_key, "valid_until": NOW + 60,
+    }
     base.update(changes)
     return TxBody(**base)  # type: ignore[arg-type]
 
 
 def state(**changes: object) -> DomainState:
-    base = dict(
-        domain="alice.p2p", owner=ALICE.public_key, seq=3, head=HEAD, records=(),
-        expires_at=NOW + 500, status=DomainStatus.ACTIVE,
-    )
+    base: dict[str, object] = {
+        "domain": "alice.p2p", "owner": ALICE.public_key, "seq": 3, "head": HEAD, "records": (),
+        "expires_at": NOW + 500, "status": DomainStatus.ACTIVE,
+    }
     base.update(changes)
     return DomainState(**base)  # type: ignore[arg-type]
 
