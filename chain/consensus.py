@@ -196,10 +196,22 @@ class Tendermint:
         slot = self.votes.setdefault((vote.round, vote.vtype), {})
         known = slot.get(index)
         if known is not None:
-            if known.block_hash != vote.block_hash and not self._has_evidence(known, vote):
+            if known.block_hash == vote.block_hash:
+                return effects
+            if not self._has_evidence(known, vote):
                 evidence = Evidence.of(known, vote)
                 self.evidence.append(evidence)
                 effects.append(EvidenceFound(evidence))
+            # Algorithm 1 counts messages: the equivocator's other vote still counts for
+            # its block. Keeping only the first one lets an equivocator hide, from this
+            # validator, a polka that others locked on, and the height never ends.
+            extra = self._conflicting.setdefault((vote.round, vote.vtype), {}).setdefault(index, {})
+            if vote.block_hash in extra or self._conflicting_count >= FUTURE_BUFFER:
+                return effects
+            extra[vote.block_hash] = vote
+            self._conflicting_count += 1
+            self._wake(now_ms, effects)
+            self._evaluate(now_ms, effects)
             return effects
         slot[index] = vote
         self._wake(now_ms, effects)
@@ -270,6 +282,9 @@ class Tendermint:
         self.valid_round = -1
         self.proposals = {}
         self.votes = {}
+        # an equivocator's votes after its first, per (round, type), validator and block hash
+        self._conflicting: dict[tuple[int, VoteType], dict[int, dict[bytes, Vote]]] = {}
+        self._conflicting_count = 0
         self._valid: dict[bytes, bool] = {}
         self._done: set[tuple[str, int]] = set()  # "upon ... for the first time" rules fired
 
@@ -312,10 +327,7 @@ class Tendermint:
             if self._count(round_, VoteType.PRECOMMIT, block.hash) >= self.validators.quorum:
                 if not self._is_valid(block):
                     continue
-                votes = [
-                    v for v in self.votes[(round_, VoteType.PRECOMMIT)].values()
-                    if v.block_hash == block.hash
-                ]
+                votes = self._votes_for(round_, VoteType.PRECOMMIT, block.hash)
                 effects.append(Decide(block, CommitCertificate.from_votes(votes, self.validators)))
                 self.step = Step.COMMITTING
                 return True
@@ -405,13 +417,22 @@ class Tendermint:
     # -- helpers --
 
     def _count(self, round_: int, vtype: VoteType, block_hash: bytes | None) -> int:
-        """Votes of one round and type for `block_hash` (None: for anything)."""
+        """Validators voting in one round and type for `block_hash` (None: for anything)."""
+        if block_hash is None:
+            return len(self.votes.get((round_, vtype), ()))
+        return len(self._votes_for(round_, vtype, block_hash))
+
+    def _votes_for(self, round_: int, vtype: VoteType, block_hash: bytes) -> list[Vote]:
+        """One vote per validator for `block_hash`, conflicting ones included."""
         slot = self.votes.get((round_, vtype))
         if not slot:
-            return 0
-        if block_hash is None:
-            return len(slot)
-        return sum(1 for v in slot.values() if v.block_hash == block_hash)
+            return []
+        votes = [v for v in slot.values() if v.block_hash == block_hash]
+        for extra in self._conflicting.get((round_, vtype), {}).values():
+            vote = extra.get(block_hash)
+            if vote is not None:
+                votes.append(vote)
+        return votes
 
     def _is_valid(self, block: Block) -> bool:
         known = self._valid.get(block.hash)

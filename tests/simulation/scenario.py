@@ -1,0 +1,276 @@
+"""What one simulated run injects, drawn from `random.Random(seed)`.
+
+A `Scenario` is plain data: the validator count, the network model (delay
+distribution, loss, duplication, a partition), which validators crash and
+restart, which are Byzantine and how, the heal time and the client
+submissions. `generate(seed)` picks the fault mix ``MIXES[seed % len(MIXES)]``
+and draws the rest from the seed, so a run is reproduced from its seed alone.
+
+The mixes:
+
+- ``clean``: a fixed delay and no fault (n = 1, 4 or 7).
+- ``jitter``: uniform, heavy-tailed or "slow" delays (as long as the tight
+  timeouts, so rounds fail and locks move), duplicates.
+- ``lossy``: up to 50 % of messages lost, duplicates.
+- ``partition``: the validators split in two sides from a random time.
+- ``crash``: 1..f validators crash and restart; half of them crash right
+  after a guard write, dropping the broadcast that should follow it.
+- ``equivocate``, ``invalid``, ``silent``: 1..f Byzantine validators of that kind.
+- ``chaos``: partition, loss, duplicates, crashes and Byzantine validators of
+  any kind together, never more than f faulty.
+- ``adversary``: proposals and precommits lost at random for the whole run,
+  gossip and sync off, maybe one Byzantine validator. Without a heal there is
+  no liveness to expect: only safety is checked.
+
+Every fault that breaks synchrony (loss, partition, heavy delays, crashes)
+happens before `heal_ms`, the global stabilisation time: from then on no
+message is lost and every delay is at most `DelayModel.max_after_heal`.
+Byzantine validators stay Byzantine for the whole run. Faulty validators
+(crashed plus Byzantine) never number more than f = floor((n - 1) / 3).
+Clients send 1-4 registrations, and maybe a chain of updates, to validators
+that are honest and never crash, until 2 s after the heal. Tight timeouts
+(`Scenario.tight`) are drawn for 40 % of the seeds of the faulty mixes, 80 %
+of ``jitter`` and every ``adversary`` seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+MIXES = (
+    "clean", "jitter", "lossy", "partition", "crash", "equivocate", "invalid", "silent", "chaos",
+    "adversary",
+)  # fmt: skip
+NETWORK_MIXES = ("clean", "jitter", "lossy", "partition")  # every validator honest and up
+BYZANTINE_MODES = ("equivocate", "invalid", "silent")
+POST_HEAL_CAP_MS = 300  # every delay after the heal is at most this (the Δ of partial synchrony)
+NEVER = 10**12  # heal time of a network that never heals
+NAME_POOL = 8  # client transactions register name{i}.p2p, i < NAME_POOL (cached across seeds)
+
+
+@dataclass(frozen=True, slots=True)
+class DelayModel:
+    """One-way message delay: ``fixed`` d, ``uniform`` in [low, high], or ``heavy`` (Pareto)."""
+
+    kind: str
+    low: int
+    high: int  # uniform: upper bound; heavy: cap before the heal
+    alpha: float = 1.5
+
+    def draw(self, rng: random.Random, healed: bool) -> int:
+        """A delay in ms for a message sent now."""
+        if self.kind == "fixed":
+            return self.low
+        if self.kind == "uniform":
+            d = rng.randint(self.low, self.high)
+        else:
+            d = min(self.high, int(self.low * rng.paretovariate(self.alpha)))
+        return min(d, POST_HEAL_CAP_MS) if healed else d
+
+    @property
+    def max_after_heal(self) -> int:
+        """The largest delay a message sent after the heal can have."""
+        if self.kind == "fixed":
+            return self.low
+        return min(self.high, POST_HEAL_CAP_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """Validator `node` crashes at `at_ms` (or, with `after_guard`, at its first guard write
+    from then on, dropping the effects after it) and restarts `down_ms` later, by the heal."""
+
+    node: int
+    at_ms: int
+    down_ms: int
+    after_guard: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A client sends one transaction to validator `node` at `at_ms`.
+
+    With ``seq == 0`` it registers ``name{name}.p2p`` (owner key `owner`, by
+    default ``name + 1``); with ``seq > 0`` it is the seq-th update of the
+    genesis domain ``ledgerdns.p2p``. `variant` makes a conflicting twin (other
+    records on the same prev). A `contested` transaction races another one, so
+    it need not be finalized (the test that makes it checks who wins).
+    """
+
+    at_ms: int
+    node: int
+    name: int = 0
+    owner: int = -1
+    seq: int = 0
+    variant: int = 0
+    contested: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """Everything one run injects."""
+
+    seed: int
+    mix: str
+    n: int
+    delay: DelayModel
+    loss: float = 0.0
+    duplicate: float = 0.0
+    heal_ms: int = 0
+    partition: frozenset[int] = frozenset()  # one side, cut off from the rest until the heal
+    partition_from_ms: int = 0
+    crashes: tuple[Crash, ...] = ()
+    byzantine: tuple[tuple[int, str], ...] = ()  # (validator index, mode)
+    submissions: tuple[Submission, ...] = ()
+    tight: bool = False  # short timeouts (propose 300 ms, prevote/precommit 150, +100 a round)
+    # Drop probabilities for proposals, prevotes and precommits for the whole run, with
+    # gossip and sync off: an adversarial network that never heals. Safety only.
+    adversary: tuple[float, float, float] | tuple[()] = ()
+
+    @property
+    def f(self) -> int:
+        """How many faulty validators the run may have."""
+        return (self.n - 1) // 3
+
+    def describe(self) -> str:
+        """One line for logs and failure messages."""
+        d = self.delay
+        parts = [f"seed={self.seed} mix={self.mix} n={self.n} delay={d.kind}:{d.low}-{d.high}"]
+        if self.loss:
+            parts.append(f"loss={self.loss}")
+        if self.duplicate:
+            parts.append(f"dup={self.duplicate}")
+        if self.partition:
+            parts.append(f"partition={sorted(self.partition)}@{self.partition_from_ms}")
+        if self.crashes:
+            parts.append("crashes=" + ",".join(
+                f"{c.node}@{c.at_ms}+{c.down_ms}{'g' if c.after_guard else ''}" for c in self.crashes
+            ))
+        if self.byzantine:
+            parts.append("byz=" + ",".join(f"{i}:{m}" for i, m in self.byzantine))
+        parts.append(f"heal={self.heal_ms} txs={len(self.submissions)}")
+        if self.tight:
+            parts.append("tight")
+        if self.adversary:
+            parts.append("adversary={}/{}/{} (safety only)".format(*self.adversary))
+        return " ".join(parts)
+
+
+def _delay(rng: random.Random, kinds: tuple[str, ...] = ("fixed", "uniform", "heavy")) -> DelayModel:
+    kind = rng.choice(kinds)
+    if kind == "slow":  # as long as the tight timeouts: rounds fail, locks move
+        return DelayModel("uniform", rng.randint(20, 100), rng.randint(300, 800))
+    if kind == "fixed":
+        d = rng.choice((1, 5, 10, 20, 50))
+        return DelayModel("fixed", d, d)
+    if kind == "uniform":
+        low = rng.randint(1, 20)
+        return DelayModel("uniform", low, low + rng.randint(5, 200))
+    return DelayModel(
+        "heavy", rng.randint(2, 20), rng.choice((500, 2000, 5000)), rng.choice((1.1, 1.5, 2.0))
+    )
+
+
+def generate(seed: int, mix: str | None = None, *, quick: bool = False) -> Scenario:
+    """The scenario of `seed` (fault mix ``MIXES[seed % len(MIXES)]`` unless given).
+
+    `quick` keeps runs small (n <= 4, at most two transactions) for a fast smoke run.
+    """
+    rng = random.Random(seed)
+    mix = mix or MIXES[seed % len(MIXES)]
+    sizes: tuple[int, ...] = (1, 4, 4, 7) if mix in ("clean", "jitter", "lossy") else (4, 4, 7)
+    if quick:
+        sizes = tuple(s for s in sizes if s <= 4)
+    n = rng.choice(sizes)
+    f = (n - 1) // 3
+    loss = duplicate = 0.0
+    heal = rng.randint(1500, 6000)
+    partition: frozenset[int] = frozenset()
+    partition_from = 0
+    if mix == "clean":
+        delay, heal = _delay(rng, ("fixed",)), 0
+    elif mix == "jitter":
+        delay = _delay(rng, ("uniform", "heavy", "slow", "slow"))
+        duplicate = rng.choice((0.0, 0.05, 0.2))
+    elif mix == "lossy":
+        delay, loss = _delay(rng), rng.choice((0.05, 0.15, 0.3, 0.5))
+        duplicate = rng.choice((0.0, 0.1))
+    else:
+        delay = _delay(rng, ("fixed", "uniform", "heavy", "slow"))
+        if mix in ("partition", "chaos") or rng.random() < 0.3:
+            loss = rng.choice((0.0, 0.05, 0.1))
+        if mix in ("partition", "chaos") and n > 1:
+            partition = frozenset(rng.sample(range(n), rng.randint(1, n - 1)))
+            partition_from = rng.randint(0, heal // 2)
+        if mix == "chaos":
+            duplicate = rng.choice((0.0, 0.1))
+    if mix == "adversary":
+        return _adversary(seed, rng, n)
+    faulty = rng.sample(range(n), rng.randint(1, f)) if f and mix not in NETWORK_MIXES else []
+    stable = [i for i in range(n) if i not in faulty]
+    submissions = _submissions(rng, heal, stable, quick)
+    byzantine: list[tuple[int, str]] = []
+    crashes: list[Crash] = []
+    for i, node in enumerate(sorted(faulty)):
+        if mix == "crash" or (mix == "chaos" and i % 2 == 0 and rng.random() < 0.7):
+            if rng.random() < 0.5:  # armed before some transaction arrives, so it fires
+                at = rng.randint(0, rng.choice(submissions).at_ms)
+                crashes.append(Crash(node, at, rng.randint(50, 3000), True))
+            else:
+                crashes.append(Crash(node, rng.randint(0, max(heal - 200, 1)), rng.randint(50, 3000), False))
+        elif mix in BYZANTINE_MODES:
+            byzantine.append((node, mix))
+        elif mix == "chaos":
+            byzantine.append((node, rng.choice(BYZANTINE_MODES)))
+    return Scenario(
+        seed=seed,
+        mix=mix,
+        n=n,
+        delay=delay,
+        loss=loss,
+        duplicate=duplicate,
+        heal_ms=heal,
+        partition=partition,
+        partition_from_ms=partition_from,
+        crashes=tuple(crashes),
+        byzantine=tuple(byzantine),
+        submissions=submissions,
+        tight=mix != "clean" and rng.random() < (0.8 if mix == "jitter" else 0.4),
+    )
+
+
+def _submissions(
+    rng: random.Random, heal: int, stable: list[int], quick: bool
+) -> tuple[Submission, ...]:
+    """1-4 registrations and maybe a chain of 1-2 updates, until 2 s after the heal."""
+    window = max(heal, 0) + 2000
+    names = rng.sample(range(NAME_POOL), rng.randint(1, 2 if quick else 4))
+    subs = [Submission(rng.randint(0, window), rng.choice(stable), name) for name in names]
+    if not quick and rng.random() < 0.5:
+        node, at = rng.choice(stable), rng.randint(0, window)
+        for seq in range(1, rng.randint(1, 2) + 1):  # a chain goes to one validator, in order
+            subs.append(Submission(at, node, seq=seq))
+            at += rng.randint(0, 300)
+    return tuple(sorted(subs, key=lambda sub: sub.at_ms))
+
+
+
+def _adversary(seed: int, rng: random.Random, n: int) -> Scenario:
+    """Targeted loss forever, maybe with one Byzantine validator: only safety must hold."""
+    drops = (rng.choice((0.15, 0.2, 0.25)), rng.choice((0.0, 0.0, 0.1)), rng.choice((0.4, 0.5)))
+    byz = [(rng.randrange(n), rng.choice(("equivocate", "invalid")))] if rng.random() < 0.5 else []
+    stable = [i for i in range(n) if i not in dict(byz)]
+    names = rng.sample(range(NAME_POOL), rng.randint(2, 5))
+    subs = [Submission(rng.randint(0, 3000), rng.choice(stable), name) for name in names]
+    return Scenario(
+        seed=seed,
+        mix="adversary",
+        n=n,
+        delay=_delay(rng, ("fixed", "uniform", "slow")),
+        heal_ms=NEVER,
+        byzantine=tuple(byz),
+        submissions=tuple(sorted(subs, key=lambda sub: sub.at_ms)),
+        tight=True,
+        adversary=drops,
+    )

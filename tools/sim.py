@@ -1,0 +1,106 @@
+"""Run the consensus simulator over seeds 0..N-1 and print one JSON summary line.
+
+Seeds cycle through the fault mixes of `tests/simulation/scenario.py`; each run
+is the one `pytest tests/simulation -k seed-<n>` checks, reproduced from its
+seed. Progress goes to stderr; stdout gets exactly one JSON line:
+
+    {"seeds": ..., "violations": ..., "heights_finalized": ..., "faults_injected": ...,
+     "max_rounds": ...}
+
+The exit status is 1 if any run reported a violation (each is printed to stderr).
+
+    python tools/sim.py --seeds 10000
+    python tools/sim.py --seeds 300 --quick     # small runs, stops starting new ones at 55 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from multiprocessing import Pool
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.simulation.simnet import Report, run_seed  # noqa: E402
+
+QUICK_BUDGET_S = 55.0
+
+
+def _run(job: tuple[int, bool]) -> Report:
+    seed, quick = job
+    return run_seed(seed, quick=quick)
+
+
+def _reports(seeds: range, quick: bool, jobs: int) -> Iterator[Report]:
+    work = [(seed, quick) for seed in seeds]
+    if jobs <= 1:
+        yield from map(_run, work)
+        return
+    with Pool(jobs) as pool:
+        yield from pool.imap(_run, work, chunksize=8)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, required=True, help="run seeds start..start+N-1")
+    parser.add_argument("--start", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help=f"small runs (n <= 4, <= 2 transactions); stop starting runs after {QUICK_BUDGET_S:.0f} s",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    args = parser.parse_args()
+    if args.seeds < 1 or args.jobs < 1:
+        parser.error("--seeds and --jobs must be positive")
+
+    started = time.monotonic()
+    last_note = started
+    runs = violations = heights = faults = max_rounds = 0
+    slowest = (0.0, -1)  # (finalization time / liveness bound, seed)
+    for report in _reports(range(args.start, args.start + args.seeds), args.quick, args.jobs):
+        runs += 1
+        heights += report.finalized
+        faults += report.faults_injected
+        max_rounds = max(max_rounds, report.max_round)
+        slowest = max(slowest, (report.max_latency_ratio, report.scenario.seed))
+        if report.violations:
+            violations += len(report.violations)
+            print(f"VIOLATION {report.scenario.describe()}", file=sys.stderr)
+            for text in report.violations:
+                print(f"  {text}", file=sys.stderr)
+        now = time.monotonic()
+        if now - last_note >= 5 or runs == args.seeds:
+            last_note = now
+            print(
+                f"{runs}/{args.seeds} seeds, {violations} violations, {heights} heights, "
+                f"{now - started:.0f} s",
+                file=sys.stderr,
+            )
+        if args.quick and now - started > QUICK_BUDGET_S:
+            print(f"--quick: stopping after {runs} seeds at the time budget", file=sys.stderr)
+            break
+    print(
+        f"slowest finalization: {slowest[0]:.0%} of its liveness bound (seed {slowest[1]}); "
+        f"{time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+    )
+    summary = {
+        "seeds": runs,
+        "violations": violations,
+        "heights_finalized": heights,
+        "faults_injected": faults,
+        "max_rounds": max_rounds,
+    }
+    print(json.dumps(summary))
+    return 1 if violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
