@@ -25,11 +25,17 @@ MAX_BLOCK_TXS_HARD = 100_000
 NO_PROPOSER = PublicKey(bytes(PUBLIC_KEY_SIZE))  # the virtual genesis header's proposer
 
 
-def tx_root(txids: Sequence[bytes]) -> bytes:
-    """Merkle root over txids (RFC 6962 shape: leaf 0x00, node 0x01; empty: sha256(b""))."""
-    if not txids:
+def tx_root(txs: Sequence[Transaction]) -> bytes:
+    """Merkle root over the transactions' wire hashes, signatures included.
+
+    RFC 6962 shape: leaf ``sha256(0x00 || sha256(tx bytes))``, node
+    ``sha256(0x01 || left || right)``, an odd last node carried up; empty: ``sha256(b"")``.
+    Committing to the signatures (not just txids) means a relay cannot alter a
+    block's body while keeping its header and proposal signature valid.
+    """
+    if not txs:
         return sha256(b"")
-    level = [sha256(b"\x00" + txid) for txid in txids]
+    level = [sha256(b"\x00" + tx.wire_hash) for tx in txs]
     while len(level) > 1:
         nxt = [sha256(b"\x01" + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
@@ -104,6 +110,10 @@ class Block:
 
     header: BlockHeader
     txs: tuple[Transaction, ...]
+
+    def body_matches_header(self) -> bool:
+        """Whether the transactions are the ones the header's `tx_root` commits to."""
+        return tx_root(self.txs) == self.header.tx_root
 
     @property
     def hash(self) -> BlockHash:

@@ -486,6 +486,10 @@ class Tendermint:
             raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
         if not proposal.is_valid_signature():
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
+        if not proposal.block.body_matches_header():
+            # Refused before it is stored, so a copy altered in transit cannot take the
+            # round's slot from the proposer's genuine one.
+            raise InvalidUpdate(RejectReason.BAD_TX_ROOT, "proposal body does not match its header")
 
     def _check_vote(self, vote: Vote) -> int:
         if vote.chain_id != self.chain_id:

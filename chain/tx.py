@@ -120,11 +120,15 @@ class Transaction:
     signature: bytes
     body_bytes: bytes = field(repr=False)
     txid: TxHash = field(init=False)
+    wire_hash: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.signature) != SIGNATURE_SIZE:
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "a signature is 64 bytes")
         object.__setattr__(self, "txid", TxHash(sha256(self.body_bytes)))
+        # The hash of the whole wire form, signature included: what a block commits
+        # to, so no byte of a block's transactions can change without its hash.
+        object.__setattr__(self, "wire_hash", sha256(self.to_bytes()))
 
     @classmethod
     def sign(cls, body: TxBody, key: PrivateKey) -> Transaction:

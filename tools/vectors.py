@@ -53,12 +53,12 @@ def compute() -> dict[str, str]:
     out["tree_key_alice"] = domain_key("alice.p2p").hex()
     items = {domain_key("alice.p2p"): state.value_hash(), domain_key("bob.p2p"): sha256(b"bob")}
     out["state_root_two_domains"] = root_of(items).hex()
-    out["tx_root_one_tx"] = tx_root([tx.txid]).hex()
+    out["tx_root_one_tx"] = tx_root([tx]).hex()
     validators = ValidatorSet((key.public_key,))
     out["validators_hash"] = validators.hash().hex()
     header = BlockHeader(
         chain_id=CHAIN, height=1, prev_block=b"\x11" * 32, time_ms=1_700_000_000_000,
-        proposer=key.public_key, tx_root=tx_root([tx.txid]), state_root=root_of(items),
+        proposer=key.public_key, tx_root=tx_root([tx]), state_root=root_of(items),
         validators_hash=validators.hash(),
     )
     out["header"] = header.to_bytes().hex()

@@ -397,7 +397,7 @@ class LedgerMachine(RuleBasedStateMachine):
         txs = (*block.txs, c.tx)
         if len(txs) > MAX_BLOCK_TXS:
             broken = {R.BLOCK_TOO_LARGE}
-        header = replace(block.header, tx_root=tx_root([t.txid for t in txs]))
+        header = replace(block.header, tx_root=tx_root(txs))
         with pytest.raises(InvalidUpdate) as refused:
             self.ledger.check_block(Block(header=header, txs=txs))
         assert refused.value.reason in broken, (refused.value, broken)

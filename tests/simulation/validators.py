@@ -13,7 +13,7 @@ from dataclasses import replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from chain.block import Block
+from chain.block import Block, tx_root
 from chain.consensus import (
     NIL,
     Broadcast,
@@ -404,6 +404,7 @@ class ByzantineNode(SimNode):
             tx = block.txs[0]
             bad_sig = bytes([tx.signature[0] ^ 0x01]) + tx.signature[1:]
             bad = Transaction(body=tx.body, body_bytes=tx.body_bytes, signature=bad_sig)
-            return Block(header=block.header, txs=(bad,) + block.txs[1:])  # same txid and roots
+            txs = (bad,) + block.txs[1:]  # same txid and state root, a broken signature
+            return Block(header=replace(block.header, tx_root=tx_root(txs)), txs=txs)
         root = sha256(b"wrong state root" + block.hash)
         return Block(header=replace(block.header, state_root=root), txs=block.txs)

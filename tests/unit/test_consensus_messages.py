@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from chain.block import Block, BlockHeader, tx_root
@@ -113,3 +115,19 @@ def test_evidence_is_kept_in_the_store() -> None:
     put_evidence(batch, ev)
     store.write(batch)
     assert list_evidence(store) == [ev]
+
+
+def test_a_block_commits_to_its_transactions_signatures() -> None:
+    from chain.block import tx_root
+    from chain.genesis import make_single_validator_genesis
+    from chain.tx import Transaction
+    from tools.devchain import register_tx
+
+    genesis = make_single_validator_genesis(KEY.public_key, genesis_time_ms=0)
+    tx = register_tx(genesis, KEY, "alice.p2p", valid_until=100)
+    good = Block(header=dataclasses.replace(block().header, tx_root=tx_root([tx])), txs=(tx,))
+    assert good.body_matches_header()
+    flipped = Transaction(body=tx.body, body_bytes=tx.body_bytes, signature=bytes([tx.signature[0] ^ 1]) + tx.signature[1:])
+    assert flipped.txid == tx.txid  # the txid does not cover the signature...
+    relayed = Block(header=good.header, txs=(flipped,))
+    assert relayed.hash == good.hash and not relayed.body_matches_header()  # ...the tx_root does
