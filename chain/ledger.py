@@ -25,14 +25,17 @@ from chain.lightclient import DomainProof
 from chain.quorum import CommitCertificate
 from chain.rules import apply_tx, check_tx_static
 from chain.smt import SparseMerkleTree
-from chain.state import DomainState, DomainStatus, domain_key
+from chain.state import DomainState, DomainStatus, StateCache, domain_key
 from chain.store import KVStore, WriteBatch
 from chain.tx import Transaction
 
 STORAGE_FORMAT = 1
-# The state tree keeps its top levels decoded in memory (at most 2**16 - 1
-# nodes, a few tens of MiB once the tree is that wide).
+# The state tree keeps its top 16 levels in memory: at most 2**16 - 1 nodes,
+# about 12 MiB once the tree is that wide (some 100,000 domains).
 TREE_CACHE_LEVELS = 16
+# Decoded states of the most recently used domains: about 0.6 KiB for a state
+# with one record, 10 KiB or so for the largest record set the limits allow.
+STATE_CACHE_SIZE = 8192
 
 
 def genesis_anchor(chain_id: str, domain: str) -> bytes:
@@ -58,13 +61,19 @@ class Rejected:
 
 
 class Ledger:
-    """The finalized chain in a `KVStore`, for one genesis."""
+    """The finalized chain in a `KVStore`, for one genesis.
+
+    It keeps the head, the top of the state tree and recently used domain
+    states in memory, refreshed from every batch it writes, so it must be its
+    store's only writer.
+    """
 
     def __init__(self, store: KVStore, genesis: Genesis) -> None:
         self.store = store
         self.genesis = genesis
         self.params = genesis.params
         self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
+        self._states = StateCache(STATE_CACHE_SIZE)
         self._head: BlockHeader | None = None
 
     # -- set-up --
@@ -107,7 +116,7 @@ class Ledger:
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(0))
         batch.put(keys.make_meta_key(keys.META_FORMAT), STORAGE_FORMAT.to_bytes(4, "big"))
         batch.put(keys.make_meta_key(keys.META_GENESIS), self.genesis.hash())
-        self._write(batch)
+        self._write(batch, states)
         self._head = header
 
     def genesis_header(self, state_root: bytes) -> BlockHeader:
@@ -179,8 +188,13 @@ class Ledger:
             found, value = batch.pending(key)
             if found:
                 return None if value is None else DomainState.from_bytes(value)
+        found, state = self._states.lookup(domain)
+        if found:
+            return state
         raw = self.store.get(key)
-        return None if raw is None else DomainState.from_bytes(raw)
+        state = None if raw is None else DomainState.from_bytes(raw)
+        self._states.put(domain, state)
+        return state
 
     def get_tx(self, txid: bytes) -> tuple[Transaction, int, int]:
         """A finalized transaction with its block height and index."""
@@ -254,7 +268,7 @@ class Ledger:
         size = sum(tx.size for tx in block.txs)
         if len(block.txs) > limits.max_block_txs or size > limits.max_block_bytes:
             raise InvalidUpdate(RejectReason.BLOCK_TOO_LARGE, f"block {header.height}: too large")
-        if tx_root([tx.txid for tx in block.txs]) != header.tx_root:
+        if not block.body_matches_header():
             raise InvalidUpdate(RejectReason.BAD_TX_ROOT, f"block {header.height}: tx_root")
         batch = WriteBatch()
         states: dict[str, DomainState] = {}
@@ -280,8 +294,9 @@ class Ledger:
     def _write_states(self, batch: WriteBatch, states: dict[str, DomainState]) -> bytes:
         changes: dict[bytes, bytes | None] = {}
         for name, state in states.items():
-            batch.put(keys.make_domain_key(name), state.to_bytes())
-            changes[domain_key(name)] = state.value_hash()
+            data = state.to_bytes()
+            batch.put(keys.make_domain_key(name), data)
+            changes[domain_key(name)] = sha256(data)  # state.value_hash(), encoded once
         return self.tree.update(batch, changes)
 
     def _write_block_keys(self, batch: WriteBatch, block: Block) -> None:
@@ -307,17 +322,19 @@ class Ledger:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
         certificate.verify(self.params.validators, self.params.chain_id, block.hash)
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
-        self._write(update.batch)
+        self._write(update.batch, update.states)
         self._head = block.header
 
-    def _write(self, batch: WriteBatch) -> None:
-        """Write `batch` durably and bring the in-memory caches in step with it."""
+    def _write(self, batch: WriteBatch, states: dict[str, DomainState]) -> None:
+        """Write `batch` (which sets `states`) durably; keep the caches in step with it."""
         try:
             self.store.write(batch, sync=True)
         except BaseException:
-            self.tree.drop_cache()  # the store may or may not hold the batch now
+            self._states.clear()  # the store may or may not hold the batch now
             raise
         self.tree.committed(batch)
+        for name, state in states.items():
+            self._states.put(name, state)
 
     def apply_block(self, block: Block, certificate: CommitCertificate) -> BlockUpdate:
         """Check and commit a finalized block (what sync does)."""
@@ -367,7 +384,7 @@ class Ledger:
             prev_block=head.hash,
             time_ms=time_ms,
             proposer=proposer,
-            tx_root=tx_root([tx.txid for tx in chosen]),
+            tx_root=tx_root(chosen),
             state_root=self._write_states(batch, states),
             validators_hash=self.params.validators.hash(),
         )

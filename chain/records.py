@@ -230,7 +230,9 @@ def _enclosing_cut(name: str, cuts: set[str]) -> str | None:
 
 def _check_delegations(by_name: dict[str, list[Record]]) -> None:
     """NS at a name delegates it: only NS there, only A/AAAA glue below it."""
-    has_ns = {name for name, group in by_name.items() if any(r.rtype is RType.NS for r in group)}
+    has_ns = {r.name for group in by_name.values() for r in group if r.rtype is RType.NS}
+    if not has_ns:
+        return  # no zone cut: nothing below can break a rule (the common case)
     for name, group in by_name.items():
         types = {r.rtype for r in group}
         not_glue = ", ".join(sorted(t.name for t in types - GLUE_TYPES))
@@ -258,6 +260,28 @@ def _check_delegations(by_name: dict[str, list[Record]]) -> None:
             raise bad_record(f"{name}: a delegation (NS) may hold only NS records, not {not_ns}")
 
 
+# The most bytes ``encode(record.to_cbor())`` adds to a record's name and rdata:
+# array head 1, name head <= 2 (at most 253 bytes), rtype <= 3, TTL <= 5 (below
+# 2**31), rdata head <= 3 (at most 65535 bytes).
+_RECORD_OVERHEAD = 14
+
+
+def _size_bound(records: Sequence[Record]) -> int:
+    """An upper bound of the encoded size (names are checked ASCII, so chars = bytes)."""
+    return sum(len(record.name) + len(record.rdata) for record in records) + (
+        _RECORD_OVERHEAD * len(records)
+    )
+
+
+def _check_size(records: Sequence[Record], limits: RecordLimits) -> None:
+    size = sum(len(encode(record.to_cbor())) for record in records)
+    if size > limits.max_bytes:
+        raise InvalidUpdate(
+            RejectReason.RECORDS_TOO_LARGE,
+            f"records take {size} bytes, the limit is {limits.max_bytes}",
+        )
+
+
 def validate_record_set(records: Sequence[Record], limits: RecordLimits) -> tuple[Record, ...]:
     """Check a domain's whole record set against the canonical-set rules.
 
@@ -279,12 +303,8 @@ def validate_record_set(records: Sequence[Record], limits: RecordLimits) -> tupl
             f"{len(records)} records, the limit is {limits.max_records}",
         )
     _check_order(records)
-    size = sum(len(encode(record.to_cbor())) for record in records)
-    if size > limits.max_bytes:
-        raise InvalidUpdate(
-            RejectReason.RECORDS_TOO_LARGE,
-            f"records take {size} bytes, the limit is {limits.max_bytes}",
-        )
+    if _size_bound(records) > limits.max_bytes:
+        _check_size(records, limits)
     by_name: dict[str, list[Record]] = {}
     for record in records:
         by_name.setdefault(record.name, []).append(record)

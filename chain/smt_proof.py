@@ -1,4 +1,6 @@
-"""Proofs of a key's value (or absence) in the state tree, and their verification.
+"""The state tree's definition, for verifiers: nodes and their hashes, the
+reference `root_of`, and proofs of a key's value (or absence) with their
+verification. The stored tree and its updates are in `chain.smt`.
 
 A proof for key k is the sibling hashes on the path from the root down to the
 depth where the path ends, plus what was found there: nothing (an EMPTY
@@ -20,7 +22,10 @@ Decoding is strict: any inconsistency is refused with `InvalidUpdate`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import sha256 as _sha256
+from typing import NamedTuple
 
 from chain.crypto import sha256
 from chain.encoding import Kind, Reader, frame
@@ -41,6 +46,112 @@ def key_bit(key: bytes, index: int) -> int:
 def leaf_hash(key: bytes, value_hash: bytes) -> bytes:
     """The hash of the leaf holding `key` -> `value_hash`."""
     return sha256(b"\x00" + key + value_hash)
+
+
+# -- nodes --
+
+LEAF = 0
+INNER = 1
+NODE_SIZE = 72
+
+
+class Node(NamedTuple):
+    """A stored node: ``(LEAF, key, value_hash)`` or ``(INNER, left, right)``."""
+
+    tag: int
+    a: bytes
+    b: bytes
+
+
+def node_hash(node: Node | None) -> bytes:
+    """A node's hash: ``sha256(bytes([tag]) + a + b)``; EMPTY for no node."""
+    if node is None:
+        return EMPTY
+    return _sha256((b"\x01" if node.tag else b"\x00") + node.a + node.b).digest()
+
+
+# A node's canonical encoding has one fixed layout: array(5), kind, version, tag,
+# then two 32-byte byte strings. Building and checking it by hand is ~5x faster
+# than the generic codec and accepts exactly the same bytes (a test checks
+# both directions); anything else falls through to the strict `Reader`.
+_HEADS = tuple(frame(Kind.TREE_NODE, tag, b"", b"")[:4] for tag in (LEAF, INNER))
+_BYTES32 = b"\x58\x20"
+
+
+def encode_node(node: Node) -> bytes:
+    """The node's stored form, ``[Kind.TREE_NODE, VERSION, tag, a, b]`` (72 bytes)."""
+    return _HEADS[node.tag] + _BYTES32 + node.a + _BYTES32 + node.b
+
+
+def decode_node(data: bytes) -> Node:
+    """Decode `encode_node` strictly.
+
+    Raises:
+        InvalidUpdate: anything else.
+    """
+    if (
+        len(data) == NODE_SIZE
+        and data[:4] in _HEADS
+        and data[4:6] == _BYTES32
+        and data[38:40] == _BYTES32
+    ):
+        return Node(data[3], data[6:38], data[40:])
+    return decode_node_slow(data)
+
+
+def decode_node_slow(data: bytes) -> Node:
+    """`decode_node` through the generic strict reader (the reference)."""
+    reader = Reader.open(data, Kind.TREE_NODE, "tree node", fields=3, max_size=NODE_SIZE)
+    tag = reader.uint("tag", maximum=INNER)
+    a = reader.bytes("a", size=KEY_SIZE)
+    b = reader.bytes("b", size=KEY_SIZE)
+    reader.done()
+    return Node(tag, a, b)
+
+
+# -- the reference root --
+
+
+def check_key(key: bytes) -> None:
+    """Raise ValueError unless `key` is a 32-byte tree key."""
+    if type(key) is not bytes or len(key) != KEY_SIZE:
+        raise ValueError("a tree key is 32 bytes")
+
+
+def check_value(value: bytes | None) -> None:
+    """Raise ValueError unless `value` is a 32-byte value hash or None (a delete)."""
+    if value is not None and (type(value) is not bytes or len(value) != KEY_SIZE):
+        raise ValueError("a value hash is 32 bytes")
+
+
+def root_of(items: Mapping[bytes, bytes]) -> bytes:
+    """The root of the tree holding `items`, computed from scratch (the reference).
+
+    Args:
+        items: key -> value hash, both 32 bytes.
+
+    Returns:
+        The 32-byte root hash.
+
+    Raises:
+        ValueError: a key or value is not 32 bytes.
+    """
+    for key, value in items.items():
+        check_key(key)
+        if value is None:
+            raise ValueError("a value hash is 32 bytes")
+        check_value(value)
+    return _subtree_root(sorted(items.items()), 0)
+
+
+def _subtree_root(items: list[tuple[bytes, bytes]], depth: int) -> bytes:
+    if not items:
+        return EMPTY
+    if len(items) == 1:
+        return leaf_hash(items[0][0], items[0][1])
+    left = [item for item in items if not key_bit(item[0], depth)]
+    right = [item for item in items if key_bit(item[0], depth)]
+    return sha256(b"\x01" + _subtree_root(left, depth + 1) + _subtree_root(right, depth + 1))
 
 
 def _bad(message: str) -> InvalidUpdate:

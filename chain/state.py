@@ -7,6 +7,7 @@ under the key ``sha256(domain)``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -97,3 +98,41 @@ class DomainState:
         )
         r.done()
         return state
+
+
+class StateCache:
+    """A bounded least-recently-used map of committed domain states.
+
+    Holds what the store says about a domain: its `DomainState`, or None for a
+    name never registered. The ledger fills it from store reads and refreshes
+    it from every block it writes, so it never holds uncommitted states.
+    """
+
+    __slots__ = ("_entries", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._entries: OrderedDict[str, DomainState | None] = OrderedDict()
+        self._size = size
+
+    def lookup(self, domain: str) -> tuple[bool, DomainState | None]:
+        """``(True, state_or_None)`` if `domain` is cached, else ``(False, None)``."""
+        entries = self._entries
+        if domain in entries:
+            entries.move_to_end(domain)
+            return True, entries[domain]
+        return False, None
+
+    def put(self, domain: str, state: DomainState | None) -> None:
+        """Remember `domain`'s committed state (None: not registered)."""
+        entries = self._entries
+        entries[domain] = state
+        entries.move_to_end(domain)
+        if len(entries) > self._size:
+            entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -14,7 +14,7 @@ from chain.ledger import Ledger
 from chain.lightclient import DomainProof
 from chain.quorum import CommitCertificate, ValidatorSet
 from chain.records import Record
-from chain.store import MemoryStore
+from chain.store import MemoryStore, WriteBatch
 from tools.devchain import certify, dev_key, next_tx, register_tx, soon
 
 VALIDATORS = [dev_key("validator", i) for i in range(4)]
@@ -86,7 +86,7 @@ def test_conflicting_updates_first_in_block_order_wins(ledger: Ledger) -> None:
     assert block.txs == (b,)
     assert [(r.tx, r.error.reason) for r in rejected] == [(a, RejectReason.BAD_SEQUENCE)]
     # A block that carries both is invalid as a whole, naming the loser.
-    both = Block(header=dataclasses.replace(block.header, tx_root=tx_root([b.txid, a.txid])), txs=(b, a))
+    both = Block(header=dataclasses.replace(block.header, tx_root=tx_root([b, a])), txs=(b, a))
     with pytest.raises(InvalidUpdate) as info:
         ledger.check_block(both)
     assert info.value.reason == RejectReason.BAD_SEQUENCE and "tx 1" in str(info.value)
@@ -129,7 +129,7 @@ def test_block_limits(ledger: Ledger) -> None:
     txs = [register_tx(ledger.genesis, OWNER, f"n{i}.p2p", valid_until=soon(ledger)) for i in range(2)]
     block, _ = ledger.build_block(txs, time_ms=ledger.head.time_ms + 1, proposer=VALIDATORS[1].public_key)
     assert len(block.txs) == 1
-    forged = Block(header=dataclasses.replace(block.header, tx_root=tx_root([t.txid for t in txs])), txs=tuple(txs))
+    forged = Block(header=dataclasses.replace(block.header, tx_root=tx_root(txs)), txs=tuple(txs))
     with pytest.raises(InvalidUpdate) as info:
         ledger.check_block(forged)
     assert info.value.reason == RejectReason.BLOCK_TOO_LARGE
@@ -194,3 +194,73 @@ def test_light_client_proofs(ledger: Ledger) -> None:
 
 def test_key_is_not_a_validator_unless_listed() -> None:
     assert ValidatorSet((PrivateKey.generate(b"z" * 32).public_key,)).index_of(OWNER.public_key) is None
+
+
+# -- caches --
+
+
+def _assert_matches_a_cold_ledger(ledger: Ledger, names: list[str]) -> None:
+    cold = Ledger(ledger.store, make_genesis())
+    assert ledger.tree.root() == cold.tree.root() == ledger.head.state_root
+    cached: dict[bytes, bytes] = ledger.tree._cache
+    assert cached  # kept in step by `commit`, not just tolerated when stale
+    assert all(ledger.store.get(key) == entry[32:] for key, entry in cached.items())
+    for name in names:
+        assert ledger.get_domain(name) == cold.get_domain(name)
+
+
+def test_proposals_and_refused_blocks_never_reach_the_caches(ledger: Ledger) -> None:
+    names = ["seed.p2p", "alice.p2p", "bob.p2p"]
+    for name in names:
+        ledger.get_domain(name)  # cache "seed: genesis state", "alice, bob: free"
+    reg = register_tx(ledger.genesis, OWNER, "alice.p2p", valid_until=soon(ledger))
+    upd = next_tx(ledger.genesis, ledger, OWNER, "seed.p2p", (), valid_until=soon(ledger))
+    proposer = ledger.params.validators.proposer(1, 0)
+    ledger.build_update([reg, upd], time_ms=ledger.head.time_ms + 1000, proposer=proposer)
+    block = propose(ledger, [reg, upd])
+    forged = Block(header=dataclasses.replace(block.header, state_root=bytes(32)), txs=block.txs)
+    with pytest.raises(InvalidUpdate) as info:
+        ledger.check_block(forged)
+    assert info.value.reason == RejectReason.BAD_STATE_ROOT
+    assert ledger.get_domain("alice.p2p") is None
+    seed = ledger.get_domain("seed.p2p")
+    assert seed is not None and seed.seq == 0
+    _assert_matches_a_cold_ledger(ledger, names)
+    finalize(ledger, block)
+    alice = ledger.get_domain("alice.p2p")
+    assert alice is not None and alice.owner == OWNER.public_key
+    _assert_matches_a_cold_ledger(ledger, names)
+
+
+def test_a_failed_write_leaves_no_stale_state_cached() -> None:
+    class FlakyStore(MemoryStore):
+        fail = False
+
+        def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
+            super().write(batch, sync=sync)
+            if self.fail:  # the batch landed, but the caller is told it failed
+                raise OSError("fsync failed")
+
+    store = FlakyStore()
+    ledger = Ledger(store, make_genesis())
+    ledger.initialize()
+    before = ledger.get_domain("seed.p2p")
+    assert before is not None and before.seq == 0
+    upd = next_tx(ledger.genesis, ledger, OWNER, "seed.p2p", (), valid_until=soon(ledger))
+    block = propose(ledger, [upd])
+    store.fail = True
+    with pytest.raises(OSError, match="fsync"):
+        finalize(ledger, block)
+    after = ledger.get_domain("seed.p2p")
+    assert after is not None and after.seq == 1  # what the store holds, not the cached seq 0
+
+
+def test_many_blocks_keep_the_caches_in_step(ledger: Ledger) -> None:
+    names = [f"n{i}.p2p" for i in range(12)]
+    for i, name in enumerate(names):
+        txs = [register_tx(ledger.genesis, OWNER, name, valid_until=soon(ledger))]
+        for older in names[:i:3]:
+            rec = (Record.from_text(f"@ 60 A 10.0.0.{i}", origin=older),)
+            txs.append(next_tx(ledger.genesis, ledger, OWNER, older, rec, valid_until=soon(ledger)))
+        finalize(ledger, propose(ledger, txs))
+        _assert_matches_a_cold_ledger(ledger, names)

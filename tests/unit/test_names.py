@@ -193,3 +193,18 @@ def test_absolute_name_is_at_most_253_bytes() -> None:
 )
 def test_relative_name_rejects_names_outside_the_domain(absolute: str) -> None:
     _bad_name(relative_name, absolute, "alice.p2p")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a.p2p", "1.p2p", "a-b.p2p", "a.b.c.p2p", LABEL_63 + ".p2p", "a" * 64 + ".p2p",
+        "a--b.p2p", "ab--c.p2p", "xn--bcher-kva.p2p", "xn--bcher-kva-.p2p", "xn--a.p2p",
+        "-a.p2p", "a-.p2p", "A.p2p", "a..p2p", ".a.p2p", "a.p2p.", "a_b.p2p", "", "é.p2p",
+    ],
+)  # fmt: skip
+def test_fast_canonical_check_agrees_with_the_label_rules(name: str) -> None:
+    from chain.names import _is_canonical, _label_problem
+
+    by_labels = name.isascii() and all(_label_problem(label) is None for label in name.split("."))
+    assert _is_canonical(name) == by_labels

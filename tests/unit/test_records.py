@@ -8,6 +8,7 @@ import pytest
 
 from chain.encoding import decode, encode
 from chain.errors import ConfigError, InvalidUpdate, RejectReason
+from chain.rdata import _Fields
 from chain.records import (
     Record,
     RecordLimits,
@@ -448,3 +449,33 @@ def test_validate_rejects(lines: tuple[str, ...], reason: RejectReason, fragment
 def test_names_that_only_share_a_suffix_are_not_below_a_cut() -> None:
     records = rset("sub NS ns.example.", "xsub TXT x", "sub.x TXT y")
     assert validate_record_set(records, BIG) == records
+
+
+# -- fast paths (same outcome as the full checks) --
+
+
+@pytest.mark.parametrize(("rtype", "size"), [(RType.A, 4), (RType.AAAA, 16)])
+def test_address_rdata_needs_no_dnslib_parse(rtype: RType, size: int) -> None:
+    import random
+
+    from chain.rdata import _decode_rdata, _parse_wire
+
+    rng = random.Random(size)
+    samples = [bytes(size), b"\xff" * size] + [rng.randbytes(size) for _ in range(200)]
+    for rdata in samples:  # dnslib accepts every one unchanged, so skipping it is exact
+        assert _decode_rdata(rtype, rdata, "@") == _parse_wire(rtype, rdata, "@") == _Fields()
+        assert Record(name="@", rtype=rtype, ttl=1, rdata=rdata).rdata_text()
+
+
+def test_size_bound_is_never_below_the_encoded_size() -> None:
+    from chain.records import _size_bound
+
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    big_txt = b"".join(bytes([255]) + b"x" * 255 for _ in range(255))
+    records = [
+        rec("@ 0 A 1.2.3.4"),
+        Record(name=longest, rtype=RType.CAA, ttl=2**31 - 1, rdata=b"\x00\x05issuex"),
+        Record(name="t", rtype=RType.TXT, ttl=2**31 - 1, rdata=big_txt),
+    ]
+    for record in records:
+        assert len(encode(record.to_cbor())) <= _size_bound([record])

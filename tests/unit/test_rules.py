@@ -148,3 +148,12 @@ def test_tx_round_trip_and_txid() -> None:
     again = Transaction.from_bytes(tx.to_bytes())
     assert again == tx and again.txid == tx.txid and again.is_signed_by(ALICE.public_key)
     assert not again.is_signed_by(BOB.public_key)
+
+
+def test_remembered_owner_keys_do_not_let_a_bad_key_through() -> None:
+    bad = b"\x02" + b"\xff" * 32  # 33 bytes, compressed prefix, not on the curve
+    for _ in range(2):
+        check_tx_static(signed(), PARAMS)  # ALICE's key is now remembered as valid
+        with pytest.raises(InvalidUpdate) as info:
+            check_tx_static(signed(owner=bad), PARAMS)
+        assert info.value.reason == RejectReason.BAD_KEY

@@ -187,7 +187,10 @@ def test_corrupt_storage_is_a_storage_error() -> None:
 
 @pytest.mark.parametrize("tag", [0, 1])
 def test_node_fast_codec_matches_the_generic_one(tag: int) -> None:
-    from chain.smt import _decode, _decode_slow, _encode, _Node
+    from chain.smt_proof import Node as _Node
+    from chain.smt_proof import decode_node as _decode
+    from chain.smt_proof import decode_node_slow as _decode_slow
+    from chain.smt_proof import encode_node as _encode
 
     node = _Node(tag, V1, V2)
     data = _encode(node)
@@ -340,3 +343,112 @@ def test_decode_accepts_the_reference_shape() -> None:
 def test_proof_validates_itself(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidUpdate):
         Proof(**kwargs)  # type: ignore[arg-type]
+
+
+# -- node cache --
+
+
+def _keys(n: int) -> list[bytes]:
+    return [sha256(b"key" + i.to_bytes(4, "big")) for i in range(n)]
+
+
+def _commit_cached(
+    store: MemoryStore, tree: SparseMerkleTree, changes: Mapping[bytes, bytes | None]
+) -> bytes:
+    batch = WriteBatch()
+    root = tree.update(batch, changes)
+    store.write(batch)
+    tree.committed(batch)
+    return root
+
+
+def _assert_cache_matches_store(tree: SparseMerkleTree, store: MemoryStore) -> None:
+    cache: dict[bytes, bytes] = tree._cache
+    for storage_key, entry in cache.items():
+        assert store.get(storage_key) == entry[32:]
+        assert sha256(entry[35:36] + entry[38:70] + entry[72:]) == entry[:32]
+
+
+@pytest.mark.parametrize("levels", [1, 5, 24])
+def test_cached_tree_agrees_with_a_cold_one_over_many_commits(levels: int) -> None:
+    import random
+
+    store = MemoryStore()
+    tree = SparseMerkleTree(store, cache_levels=levels)
+    rng = random.Random(levels)
+    keys_ = _keys(300)
+    model: dict[bytes, bytes] = {}
+    for step in range(40):
+        changes: dict[bytes, bytes | None] = {
+            key: None if rng.random() < 0.3 else sha256(bytes([step]) + key)
+            for key in rng.sample(keys_, rng.randint(1, 40))
+        }
+        root = _commit_cached(store, tree, changes)
+        for key, value in changes.items():
+            if value is None:
+                model.pop(key, None)
+            else:
+                model[key] = value
+        cold = SparseMerkleTree(store)
+        assert root == tree.root() == cold.root() == root_of(model)
+        for key in rng.sample(keys_, 8):
+            assert tree.get(key) == cold.get(key) == model.get(key)
+            assert tree.prove(key) == cold.prove(key)
+        _assert_cache_matches_store(tree, store)
+    assert 0 < len(tree._cache) < 2**levels
+
+
+def test_a_discarded_batch_never_reaches_the_cache() -> None:
+    store = MemoryStore()
+    tree = SparseMerkleTree(store, cache_levels=24)
+    keys_ = _keys(64)
+    _commit_cached(store, tree, dict.fromkeys(keys_, V1))
+    before = dict(tree._cache)
+    proposal = WriteBatch()  # built, read through, then thrown away
+    tree.update(proposal, {**dict.fromkeys(keys_[:20], V2), K_LAST: V3, keys_[30]: None})
+    assert tree.get(keys_[0], proposal) == V2
+    assert tree.get(K_LAST, proposal) == V3
+    assert tree._cache == before
+    assert tree.get(keys_[0]) == V1
+    model = {**dict.fromkeys(keys_, V1), keys_[1]: V3}
+    assert _commit_cached(store, tree, {keys_[1]: V3}) == root_of(model)
+    _assert_cache_matches_store(tree, store)
+    assert tree.root() == SparseMerkleTree(store).root() == root_of(model)
+
+
+def test_a_write_the_cache_is_not_told_about_only_costs_misses() -> None:
+    store = MemoryStore()
+    tree = SparseMerkleTree(store, cache_levels=24)
+    keys_ = _keys(64)
+    _commit_cached(store, tree, dict.fromkeys(keys_, V1))
+    _commit(store, SparseMerkleTree(store), {keys_[0]: V2, keys_[1]: None})  # untold
+    model = {**dict.fromkeys(keys_[2:], V1), keys_[0]: V2}
+    assert tree.root() == root_of(model)
+    assert tree.get(keys_[0]) == V2
+    assert tree.get(keys_[1]) is None
+    assert verify_proof(tree.root(), keys_[1], None, tree.prove(keys_[1]))
+    assert _commit_cached(store, tree, {keys_[2]: V3}) == root_of({**model, keys_[2]: V3})
+
+
+def test_cache_levels_are_checked_and_zero_keeps_nothing() -> None:
+    for bad in (-1, 25, True, 1.0):
+        with pytest.raises(ValueError):
+            SparseMerkleTree(MemoryStore(), cache_levels=bad)  # type: ignore[arg-type]
+    store = MemoryStore()
+    tree = SparseMerkleTree(store)
+    _commit_cached(store, tree, dict.fromkeys(_keys(16), V1))
+    assert tree._cache == {}
+
+
+def test_one_change_per_subtree_writes_what_a_fresh_build_holds() -> None:
+    # Below the last split a change takes the single-key path (`_Update._one`):
+    # updates, inserts next to a leaf (K_LAST splits from K0 only at bit 255)
+    # and inserts into an empty side must leave exactly the fresh tree's nodes.
+    keys_ = _keys(40)
+    model = dict.fromkeys(keys_, V1)
+    store, tree = _tree(model)
+    for key, value in [(keys_[3], V2), (K0, V1), (K_LAST, V2), (K_RIGHT, V3), (K0, V3)]:
+        root = _commit(store, tree, {key: value})
+        model[key] = value
+        assert root == root_of(model)
+        assert _nodes(store) == _nodes(_tree(model)[0])
