@@ -32,7 +32,7 @@ from chain.tx import Transaction
 STORAGE_FORMAT = 1
 # The state tree keeps its top 16 levels in memory: at most 2**16 - 1 nodes,
 # about 12 MiB once the tree is that wide (some 100,000 domains).
-TREE_CACHE_LEVELS = 16
+TREE_CACHE_LEVELS = 18
 # Decoded states of the most recently used domains: about 0.6 KiB for a state
 # with one record, 10 KiB or so for the largest record set the limits allow.
 STATE_CACHE_SIZE = 8192

@@ -120,7 +120,13 @@ class Bench:
                 print(f"  state: {self.count:,} domains ({rate:,.0f}/s)", file=sys.stderr)
 
     def measure(self, blocks: int) -> float:
-        """Seconds per transaction over `blocks` mixed blocks."""
+        """Seconds per transaction over `blocks` mixed blocks.
+
+        The store is compacted first at every size, so both sizes are measured on a
+        settled database, as a node that has run for a while has (right after a bulk
+        fill, LevelDB's background compaction would compete for the second core).
+        """
+        self.store.compact()
         total, n = 0.0, 0
         for _ in range(blocks):
             txs = self.updates(BLOCK // 2) + self.registrations(BLOCK // 2)

@@ -508,3 +508,19 @@ class TestLevelDBStore(StoreContract):
         store.close()
         with pytest.raises(StorageError, match="closed during iteration"):
             next(it)
+
+
+def test_leveldb_compact_keeps_data(tmp_path: Path) -> None:
+    from chain.store import WriteBatch
+    from ledgerdns.storage.leveldb import LevelDBStore
+
+    store = LevelDBStore.open(tmp_path / "db")
+    batch = WriteBatch()
+    for i in range(1000):
+        batch.put(i.to_bytes(4, "big"), b"v" * 100)
+    store.write(batch)
+    store.compact()
+    assert store.get((999).to_bytes(4, "big")) == b"v" * 100
+    store.close()
+    with pytest.raises(StorageError):
+        store.compact()
