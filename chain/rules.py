@@ -123,7 +123,11 @@ def apply_tx(
             raise InvalidUpdate(
                 RejectReason.NOT_OWNER, f"{name}: not signed by the current owner's key"
             )
-        expires_at = _expiry(params, now_s) if body.op == Op.RENEW else current.expires_at
+        expires_at = current.expires_at
+        if body.op == Op.RENEW and current.expires_at:
+            # A renewal extends a lease; a name that never expires (a genesis name, or
+            # one registered while lifetimes were off) stays permanent.
+            expires_at = _expiry(params, now_s)
     status = DomainStatus.RELEASED if body.op == Op.RELEASE else DomainStatus.ACTIVE
     return DomainState(
         domain=name,

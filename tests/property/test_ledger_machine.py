@@ -17,7 +17,7 @@ The model is written from the rules as documented, not from `chain.rules`:
 - REGISTER needs the name inactive and is signed by the new owner; it sets
   expiry to now + lifetime. Every other op needs the name active and the
   current owner's signature; TRANSFER must change the owner, the others must
-  keep it; RENEW resets expiry; RELEASE carries no records and frees the name.
+  keep it; RENEW resets expiry (a permanent name stays permanent); RELEASE carries no records and frees the name.
 - The block time must lie in ``[valid_until - max_tx_lifetime, valid_until]``.
 """
 
@@ -198,8 +198,8 @@ def broken_rules(entry: Entry | None, c: Candidate, now: int) -> set[R]:
 def next_entry(entry: Entry | None, c: Candidate, now: int) -> Entry:
     """The model's state after a valid transaction."""
     body = c.tx.body
-    if body.op in (Op.REGISTER, Op.RENEW):
-        expires_at = now + LIFETIME_S
+    if body.op == Op.REGISTER or (body.op == Op.RENEW and entry is not None and entry.expires_at):
+        expires_at = now + LIFETIME_S  # a renewal keeps a never-expiring name permanent
     else:
         assert entry is not None
         expires_at = entry.expires_at

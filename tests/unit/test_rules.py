@@ -157,3 +157,9 @@ def test_remembered_owner_keys_do_not_let_a_bad_key_through() -> None:
         with pytest.raises(InvalidUpdate) as info:
             check_tx_static(signed(owner=bad), PARAMS)
         assert info.value.reason == RejectReason.BAD_KEY
+
+
+def test_renewing_a_permanent_name_keeps_it_permanent() -> None:
+    tx = signed(op=Op.RENEW)
+    assert apply_tx(state(expires_at=0), tx, PARAMS, NOW).expires_at == 0
+    assert apply_tx(state(), tx, PARAMS, NOW).expires_at == NOW + 1000
