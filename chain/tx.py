@@ -121,6 +121,7 @@ class Transaction:
     body_bytes: bytes = field(repr=False)
     txid: TxHash = field(init=False)
     wire_hash: bytes = field(init=False, repr=False)
+    _wire: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.signature) != SIGNATURE_SIZE:
@@ -128,7 +129,9 @@ class Transaction:
         object.__setattr__(self, "txid", TxHash(sha256(self.body_bytes)))
         # The hash of the whole wire form, signature included: what a block commits
         # to, so no byte of a block's transactions can change without its hash.
-        object.__setattr__(self, "wire_hash", sha256(self.to_bytes()))
+        wire = frame(Kind.TX, self.body_bytes, self.signature)
+        object.__setattr__(self, "_wire", wire)  # encoded once: blocks re-send it as is
+        object.__setattr__(self, "wire_hash", sha256(wire))
 
     @classmethod
     def sign(cls, body: TxBody, key: PrivateKey) -> Transaction:
@@ -138,7 +141,7 @@ class Transaction:
 
     def to_bytes(self) -> bytes:
         """Canonical wire bytes."""
-        return frame(Kind.TX, self.body_bytes, self.signature)
+        return self._wire
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Transaction:
@@ -160,4 +163,4 @@ class Transaction:
     @property
     def size(self) -> int:
         """Encoded size in bytes (for block and mempool limits)."""
-        return len(self.body_bytes) + SIGNATURE_SIZE + 8
+        return len(self._wire)

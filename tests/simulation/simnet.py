@@ -90,9 +90,11 @@ MachineFactory = Callable[[SimNode, SignGuard, int], Tendermint]
 DropRule = Callable[[int, int, object, int], bool]  # (src, dst, payload, now) -> drop?
 
 
-def default_factory(node: SimNode, guard: SignGuard, height: int) -> Tendermint:
-    """The real state machine."""
-    return Tendermint(
+def make_machine(
+    cls: type[Tendermint], node: SimNode, guard: SignGuard, height: int
+) -> Tendermint:
+    """A state machine of class `cls` (the real one, or a deliberately broken variant)."""
+    return cls(
         chain_id=node.sim.genesis.chain_id,
         validators=node.sim.validators,
         params=node.sim.params.consensus,
@@ -101,6 +103,11 @@ def default_factory(node: SimNode, guard: SignGuard, height: int) -> Tendermint:
         guard=guard,
         height=height,
     )
+
+
+def default_factory(node: SimNode, guard: SignGuard, height: int) -> Tendermint:
+    """The real state machine."""
+    return make_machine(Tendermint, node, guard, height)
 
 
 # -- results --

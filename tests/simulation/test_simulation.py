@@ -22,28 +22,16 @@ from chain.store import MemoryStore
 from tests.simulation.scenario import MIXES, Crash, DelayModel, Scenario, Submission, generate
 from tests.simulation.simnet import (
     GENESIS_DOMAIN,
-    SimNode,
     Simulation,
     client_tx,
     fast_key,
     genesis_for,
+    make_machine,
     run_seed,
 )
 from tools.devchain import dev_key
 
 SEEDS = 1000  # cycling through the fault mixes; the long run is `tools/sim.py --seeds 10000`
-
-
-def _machine(cls: type[Tendermint], node: SimNode, guard: SignGuard, height: int) -> Tendermint:
-    return cls(
-        chain_id=node.sim.genesis.chain_id,
-        validators=node.sim.validators,
-        params=node.sim.params.consensus,
-        app=node.app,
-        key=node.key,
-        guard=guard,
-        height=height,
-    )
 
 
 # -- (a) many seeds across the fault mixes --
@@ -125,7 +113,7 @@ def test_restart_after_a_crash_between_guard_write_and_send_refuses_to_conflict(
         crashes=(Crash(2, 0, 40, after_guard=True),),
         submissions=(Submission(0, 0, name=0), Submission(60, 2, name=0)),
     )  # fmt: skip
-    sim = Simulation(scenario, factory=lambda node, guard, h: _machine(GuardProbe, node, guard, h))
+    sim = Simulation(scenario, factory=lambda node, guard, h: make_machine(GuardProbe, node, guard, h))
     report = sim.run()
     assert not report.violations, report.violations
     assert report.faults["crash after guard write"] == 1
@@ -211,7 +199,7 @@ def test_scripted_schedule_catches_a_validator_that_ignores_its_lock(broken: boo
     cls = LockIgnoring if broken else Tendermint
     scenario = Scenario(seed=1, mix="scripted", n=4, delay=DelayModel("fixed", 5, 5),
                         heal_ms=10**12, submissions=(Submission(0, 0, name=0),))  # fmt: skip
-    sim = Simulation(scenario, factory=lambda node, guard, h: _machine(cls, node, guard, h),
+    sim = Simulation(scenario, factory=lambda node, guard, h: make_machine(cls, node, guard, h),
                      drop=_lock_schedule, gossip_ms=0, liveness=False, horizon_ms=20_000)  # fmt: skip
     report = sim.run()
     if broken:
@@ -238,7 +226,7 @@ def test_random_search_catches_a_validator_that_ignores_its_lock() -> None:
     # seeds (test_real_machine_is_safe_under_the_lossy_adversary).
     for seed in range(300):
         sim = Simulation(_lossy_adversary(seed),
-                         factory=lambda node, guard, h: _machine(LockIgnoring, node, guard, h))  # fmt: skip
+                         factory=lambda node, guard, h: make_machine(LockIgnoring, node, guard, h))  # fmt: skip
         report = sim.run()
         if report.violations:
             assert "agreement" in report.violations[0]
