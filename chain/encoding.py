@@ -45,6 +45,12 @@ class Kind(IntEnum):
     EVIDENCE = 13
     CHAIN_META = 14
     PROPOSAL = 15
+    TX_BATCH = 16
+    COMMIT_NOTICE = 17
+    STATUS_REQUEST = 18
+    STATUS = 19
+    BLOCKS_REQUEST = 20
+    BLOCKS_PAGE = 21
 
 
 def encode(value: CborValue) -> bytes:

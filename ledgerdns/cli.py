@@ -19,6 +19,7 @@ from chain.crypto import PrivateKey
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.names import normalize_name
+from ledgerdns.node import cli as node_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--tld", action="append", default=None, help="ledger TLD, repeatable (default p2p)")
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     new.set_defaults(run=_genesis_new)
+    node_cli.register(commands)
     return parser
 
 

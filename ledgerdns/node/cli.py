@@ -1,0 +1,96 @@
+"""`ledgerdns node`: run a node (the embedded single-validator devnet by default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import trio
+from rich.console import Console
+from rich.logging import RichHandler
+
+from chain.errors import ConfigError
+from ledgerdns.node.config import (
+    DEFAULT_DNS,
+    DEFAULT_P2P,
+    DEFAULT_RPC,
+    NodeConfig,
+    parse_host_port,
+    prepare_data_dir,
+)
+
+DEFAULT_DATA_DIR = "~/.ledgerdns/node"
+
+
+def setup_logging(level: str) -> None:
+    """Logs to stderr: rich on a terminal, plain lines otherwise; libp2p kept quiet."""
+    console = Console(stderr=True)
+    handler: logging.Handler
+    if console.is_terminal:
+        handler = RichHandler(console=console, show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+
+
+def _run(args: argparse.Namespace, out: Console) -> int:
+    data_dir = Path(os.path.expanduser(args.data_dir))
+    p2p = tuple(args.p2p) if args.p2p else (DEFAULT_P2P,)
+    for addr in p2p + tuple(args.bootstrap):
+        if not addr.startswith("/"):
+            raise ConfigError(f"{addr!r} is not a multiaddr (like /ip4/127.0.0.1/tcp/4747)")
+    for addr in args.bootstrap:
+        if "/p2p/" not in addr:
+            raise ConfigError(f"bootstrap address {addr!r} needs the peer id: .../p2p/12D3KooW...")
+    config = NodeConfig(
+        data_dir=data_dir,
+        genesis_file=Path(args.genesis) if args.genesis else None,
+        validator_key_file=Path(args.validator_key) if args.validator_key else None,
+        dns=parse_host_port(args.dns, "--dns"),
+        rpc=parse_host_port(args.rpc, "--rpc"),
+        p2p=p2p,
+        bootstrap=tuple(args.bootstrap),
+        mdns=args.mdns,
+        progress=not args.no_progress,
+    )
+    setup_logging(args.log_level)
+    prepared = prepare_data_dir(config)
+    if prepared.created_devnet:
+        logging.getLogger("ledgerdns.node").info(
+            "created a single-validator devnet in %s (chain %s)", data_dir, prepared.genesis.chain_id
+        )
+    from ledgerdns.node.node import run_node  # imports libp2p (1 s): only when running
+
+    trio.run(run_node, config, prepared)
+    return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `node` command to the main parser."""
+    node = commands.add_parser(
+        "node",
+        help="run a node (with no --genesis: a local single-validator devnet)",
+        description="Run a ledgerdns node. With no --genesis it starts (or resumes) a local "
+        "single-validator devnet in --data-dir: key, genesis and chain are created on first "
+        "start. With --genesis FILE it joins that network: as a validator if its key "
+        "(--validator-key, default DATA_DIR/validator.pem) is in the genesis, else as a "
+        "follower. Once every listener is bound it prints one line "
+        'READY {"peer_id", "dns", "rpc", "p2p"} on stdout.',
+    )
+    node.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="node data directory (default %(default)s)")
+    node.add_argument("--genesis", help="network genesis file (default: the data dir's, or a new devnet)")
+    node.add_argument("--validator-key", help="validator key PEM (default DATA_DIR/validator.pem)")
+    node.add_argument("--dns", default=DEFAULT_DNS, help="DNS listen HOST:PORT, UDP and TCP (default %(default)s; port 0 = any)")
+    node.add_argument("--rpc", default=DEFAULT_RPC, help="RPC listen HOST:PORT (default %(default)s; port 0 = any)")
+    node.add_argument("--p2p", action="append", metavar="MULTIADDR", help=f"p2p listen address, repeatable (default {DEFAULT_P2P})")
+    node.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR", help="a peer to join through, with /p2p/<peer id>; repeatable")
+    node.add_argument("--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)")
+    node.add_argument("--no-progress", action="store_true", help="no progress bar while syncing")
+    node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default %(default)s")
+    node.set_defaults(run=_run)

@@ -1,0 +1,175 @@
+"""A node's settings and its data directory.
+
+Layout of a data directory (created on first start):
+
+- ``genesis.json``   the network this directory belongs to (copied or, for the
+                     devnet, generated).
+- ``validator.pem``  the validator key (devnet: generated; a network's
+                     validators put theirs here or pass ``--validator-key``).
+- ``node.key``       the libp2p identity (stable peer id).
+- ``guard``          the signing guard (what this validator signed last).
+- ``chain/``         LevelDB: blocks, certificates, state.
+- ``rpc.token``      the RPC bearer token (0600).
+- ``node.json``      written once ready: the bound addresses (read by the
+                     wallet's ``--node`` and by tools).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chain.crypto import PrivateKey
+from chain.errors import ConfigError, InvalidUpdate
+from chain.genesis import Genesis, make_single_validator_genesis
+
+DEFAULT_DNS = "127.0.0.1:5353"
+DEFAULT_RPC = "127.0.0.1:8353"
+DEFAULT_P2P = "/ip4/127.0.0.1/tcp/4747"
+
+
+def parse_host_port(text: str, what: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:53``) → (host, port); port 0 allowed.
+
+    Raises:
+        ConfigError: not a host and port.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"expected HOST:PORT, got {text!r}", key=what)
+    host = host.removeprefix("[").removesuffix("]")
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"bad port in {text!r}", key=what)
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    """Everything `ledgerdns node` was told."""
+
+    data_dir: Path
+    genesis_file: Path | None = None
+    validator_key_file: Path | None = None
+    dns: tuple[str, int] = ("127.0.0.1", 5353)
+    rpc: tuple[str, int] = ("127.0.0.1", 8353)
+    p2p: tuple[str, ...] = (DEFAULT_P2P,)
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = False
+    progress: bool = True  # progress bar for sync when stderr is a terminal
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key_path(self) -> Path:
+        """The validator key file."""
+        return self.validator_key_file or self.data_dir / "validator.pem"
+
+
+def _check_private(path: Path) -> None:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {path}"
+        )
+
+
+def load_key(path: Path) -> PrivateKey:
+    """A PEM key that only its owner can read.
+
+    Raises:
+        ConfigError: unreadable, not a key, or readable by others.
+    """
+    _check_private(path)
+    try:
+        return PrivateKey.from_pem(path.read_bytes())
+    except (OSError, InvalidUpdate) as exc:
+        raise ConfigError(f"{path}: not a usable key ({exc})") from None
+
+
+def create_key(path: Path) -> PrivateKey:
+    """A new key written 0600 to `path` (which must not exist)."""
+    key = PrivateKey.generate()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.to_pem())
+    return key
+
+
+def read_genesis(path: Path) -> Genesis:
+    """Load a genesis file with errors naming the file.
+
+    Raises:
+        ConfigError: unreadable or invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        return Genesis.from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The data directory, ready to open: genesis, and the validator key if this node is one."""
+
+    genesis: Genesis
+    key: PrivateKey | None
+    validator_name: str | None
+    created_devnet: bool
+
+
+def prepare_data_dir(config: NodeConfig) -> Prepared:
+    """Create or check the data directory; decide validator or follower.
+
+    With no ``--genesis``: reuse the directory's ``genesis.json``, or create a
+    single-validator devnet (key and genesis) on first start. With one: it must
+    match the directory's copy, if any.
+
+    Raises:
+        ConfigError: a mismatch or bad file, with what to do about it.
+    """
+    data = config.data_dir
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        os.chmod(data, 0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot use data directory {data}: {exc}") from None
+    stored = data / "genesis.json"
+    created = False
+    if config.genesis_file is not None:
+        genesis = read_genesis(config.genesis_file)
+        if stored.exists():
+            if read_genesis(stored).hash() != genesis.hash():
+                raise ConfigError(
+                    f"{data} belongs to another network than {config.genesis_file}; "
+                    "use a fresh --data-dir for it"
+                )
+        else:
+            stored.write_text(genesis.to_json())
+    elif stored.exists():
+        genesis = read_genesis(stored)
+    else:
+        key_path = config.key_path
+        key = load_key(key_path) if key_path.exists() else create_key(key_path)
+        genesis = make_single_validator_genesis(
+            key.public_key, genesis_time_ms=time.time_ns() // 1_000_000
+        )
+        stored.write_text(genesis.to_json())
+        created = True
+    key = None
+    name = None
+    if config.key_path.exists():
+        candidate = load_key(config.key_path)
+        index = genesis.params.validators.index_of(candidate.public_key)
+        if index is not None:
+            key, name = candidate, genesis.validator_names[index]
+    elif config.validator_key_file is not None:
+        raise ConfigError(f"validator key {config.validator_key_file} does not exist")
+    return Prepared(genesis=genesis, key=key, validator_name=name, created_devnet=created)

@@ -1,0 +1,257 @@
+"""The consensus driver: real timers and gossip around the pure Tendermint machine.
+
+Every input (a gossiped proposal or vote, a fired timer, transactions arriving,
+a block learned by sync) is handled under one lock, and the machine's effects
+are executed in the order given: the signing guard is on disk (fsynced) before
+the signature that needed it is broadcast; a decided block is stored in one
+synced batch before `advance()` moves to the next height.
+
+Followers run the same machine without a key: they decide from the validators'
+messages, so they finalize as fast as validators do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from chain.block import Block
+from chain.consensus import (
+    Broadcast,
+    Decide,
+    Effect,
+    EvidenceFound,
+    PersistGuard,
+    ScheduleTimeout,
+    Tendermint,
+)
+from chain.consensus_messages import Evidence, Proposal, SignGuard
+from chain.crypto import PrivateKey
+from chain.errors import InvalidUpdate
+from chain.evidence_store import put_evidence
+from chain.genesis import Genesis
+from chain.ledger import BlockUpdate, Ledger
+from chain.mempool import Mempool
+from chain.quorum import CommitCertificate, Vote
+from chain.store import WriteBatch
+from ledgerdns.consensus.guardfile import GuardFile
+
+log = logging.getLogger("ledgerdns.consensus")
+
+MAX_FUTURE_MS = 15_000  # a proposed block may be at most this far ahead of our clock
+PROPOSAL_MAX_BYTES = 900 * 1024  # one proposal must fit a gossip message comfortably
+
+
+def now_ms() -> int:
+    """Wall-clock unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class LedgerApp:
+    """The `ConsensusApp` adapter: proposals from the mempool, validity from the ledger."""
+
+    def __init__(self, ledger: Ledger, mempool: Mempool, key: PrivateKey | None) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.key = key
+        self.checked: dict[bytes, BlockUpdate] = {}
+
+    def build_proposal(self, height: int, time_ms: int) -> Block:
+        assert self.key is not None, "only validators propose"
+        limits = self.ledger.params.consensus
+        batch = self.mempool.batch(limits.max_block_txs, min(limits.max_block_bytes, PROPOSAL_MAX_BYTES))
+        update, rejected = self.ledger.build_update(
+            batch, time_ms=time_ms, proposer=self.key.public_key
+        )
+        for r in rejected:
+            for tx, error in self.mempool.discard(r.tx.txid, r.error):
+                log.info("dropped %s from the mempool: %s", tx.txid.hex()[:16], error)
+        self.checked[update.block.hash] = update
+        return update.block
+
+    def is_valid(self, block: Block) -> bool:
+        if block.hash in self.checked:
+            return True
+        if block.header.time_ms > now_ms() + MAX_FUTURE_MS:
+            log.warning("block %d is %d ms in the future: refused", block.height,
+                        block.header.time_ms - now_ms())
+            return False
+        try:
+            self.checked[block.hash] = self.ledger.check_block(block)
+        except InvalidUpdate as exc:
+            log.warning("invalid proposed block: %s", exc)
+            return False
+        return True
+
+    def take(self, block: Block) -> BlockUpdate:
+        """The checked update for `block` (checking it now if needed); forgets the rest.
+
+        Raises:
+            InvalidUpdate: the block is not a valid next block.
+        """
+        update = self.checked.get(block.hash)
+        if update is None or block.header.prev_block != self.ledger.head.hash:
+            update = self.ledger.check_block(block)
+        self.checked.clear()
+        return update
+
+
+Committed = Callable[[Block, CommitCertificate, bool], Awaitable[None]]
+
+
+class ConsensusDriver:
+    """Runs one node's Tendermint machine against the real clock and network."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        ledger: Ledger,
+        mempool: Mempool,
+        key: PrivateKey | None,
+        guard_file: GuardFile | None,
+        broadcast: Callable[[Proposal | Vote], Awaitable[None]],
+        committed: Committed,
+    ) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.key = key
+        self.guard_file = guard_file
+        self._broadcast = broadcast
+        self._committed = committed
+        self.app = LedgerApp(ledger, mempool, key)
+        guard = guard_file.load() if guard_file is not None and key is not None else SignGuard()
+        self.machine = Tendermint(
+            chain_id=genesis.chain_id,
+            validators=genesis.params.validators,
+            params=genesis.params.consensus,
+            app=self.app,
+            key=key,
+            guard=guard,
+            height=ledger.height + 1,
+        )
+        self.lock = trio.Lock()
+        self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the machine and serve its timers until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            async with self.lock:
+                await self._execute(self.machine.start(now_ms()))
+                if len(self.mempool):
+                    await self._execute(self.machine.on_txs_available(now_ms()))
+            task_status.started()
+            await trio.sleep_forever()
+
+    # -- inputs --
+
+    async def on_message(self, message: Proposal | Vote) -> None:
+        """A proposal or vote from the network (signature checks happen in the machine).
+
+        Raises:
+            InvalidUpdate: the message is invalid (the sender should be penalized).
+        """
+        signer = message.proposer if isinstance(message, Proposal) else message.validator
+        self.last_seen[bytes(signer)] = (now_ms(), message.height, message.round)
+        async with self.lock:
+            if isinstance(message, Proposal):
+                effects = self.machine.on_proposal(message, now_ms())
+            else:
+                effects = self.machine.on_vote(message, now_ms())
+            await self._execute(effects)
+
+    async def txs_available(self) -> None:
+        """The mempool holds transactions."""
+        async with self.lock:
+            await self._execute(self.machine.on_txs_available(now_ms()))
+
+    def proposed_block(self, height: int, block_hash: bytes) -> Block | None:
+        """A block with this hash proposed at `height`, if this node saw it."""
+        if self.machine.height != height:
+            return None
+        for proposal in self.machine.proposals.values():
+            if proposal.block.hash == block_hash:
+                return proposal.block
+        return None
+
+    async def apply_finalized(self, block: Block, certificate: CommitCertificate) -> bool:
+        """Store a block finalized elsewhere (sync, commit notice) if it is the next one.
+
+        Returns whether it was applied (False if it is not the next height).
+
+        Raises:
+            InvalidUpdate: the block or its certificate is invalid.
+        """
+        async with self.lock:
+            if block.height != self.ledger.height + 1:
+                return False
+            certificate.verify(self.ledger.params.validators, self.ledger.params.chain_id, block.hash)
+            update = self.app.take(block)
+            self.ledger.commit(update, certificate)
+            self.machine.on_synced(block, certificate, now_ms())
+            await self._committed(block, certificate, False)
+            await self._execute(
+                self.machine.advance(now_ms(), txs_available=len(self.mempool) > 0)
+            )
+            return True
+
+    def evidence(self) -> list[Evidence]:
+        """Evidence this machine found at its current height."""
+        return list(self.machine.evidence)
+
+    # -- effects --
+
+    async def _execute(self, effects: list[Effect]) -> None:
+        queue: deque[Effect] = deque(effects)
+        while queue:
+            effect = queue.popleft()
+            if isinstance(effect, PersistGuard):
+                assert self.guard_file is not None
+                self.guard_file.store(effect.data)  # raises: nothing later is sent
+            elif isinstance(effect, Broadcast):
+                await self._broadcast(effect.message)
+            elif isinstance(effect, ScheduleTimeout):
+                assert self._nursery is not None
+                self._nursery.start_soon(self._timer, effect)
+            elif isinstance(effect, Decide):
+                if await self._decide(effect.block, effect.certificate):
+                    queue.extend(
+                        self.machine.advance(now_ms(), txs_available=len(self.mempool) > 0)
+                    )
+            elif isinstance(effect, EvidenceFound):
+                self._record_evidence(effect.evidence)
+
+    async def _decide(self, block: Block, certificate: CommitCertificate) -> bool:
+        if block.height != self.ledger.height + 1:
+            return False  # sync got there first
+        try:
+            update = self.app.take(block)
+            self.ledger.commit(update, certificate)
+        except InvalidUpdate as exc:  # a bug or a Byzantine quorum: never store it
+            log.error("decided block %d does not apply: %s", block.height, exc)
+            return False
+        mine = self.key is not None and block.header.proposer == self.key.public_key
+        await self._committed(block, certificate, mine)
+        return True
+
+    def _record_evidence(self, evidence: Evidence) -> None:
+        log.warning(
+            "validator %s equivocated at height %d round %d",
+            bytes(evidence.first.validator).hex()[:16], evidence.first.height, evidence.first.round,
+        )
+        batch = WriteBatch()
+        put_evidence(batch, evidence)
+        self.ledger.store.write(batch, sync=True)
+
+    async def _timer(self, effect: ScheduleTimeout) -> None:
+        await trio.sleep(effect.delay_ms / 1000)
+        async with self.lock:
+            await self._execute(
+                self.machine.on_timeout(effect.kind, effect.height, effect.round, now_ms())
+            )

@@ -1,0 +1,414 @@
+"""The composition root: one running node wired from its parts.
+
+`Node.run()` opens the ledger, joins the network (libp2p: gossip topics for
+transactions, consensus messages and commit notices; Kademlia; sync), drives
+consensus, and serves DNS and RPC. Once every listener is bound it writes
+``node.json`` and prints the ``READY {...}`` line. It implements
+`ledgerdns.services.NodeServices` for the RPC and DNS faces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from chain.block import Block
+from chain.consensus_messages import Evidence, Proposal
+from chain.encoding import Kind
+from chain.errors import InvalidUpdate, NotFound, RejectReason
+from chain.evidence_store import list_evidence
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.mempool import Mempool
+from chain.quorum import CommitCertificate, Vote
+from chain.tx import Transaction
+from chain.wire import CommitNotice, TxBatch, message_kind, sync_protocol, topic
+from ledgerdns.consensus.guardfile import GuardFile
+from ledgerdns.dns.server import DnsServer
+from ledgerdns.node.config import NodeConfig, Prepared
+from ledgerdns.node.driver import ConsensusDriver, now_ms
+from ledgerdns.node.sync import SyncServer, Syncer
+from ledgerdns.p2p.host import P2PConfig, P2PNode
+from ledgerdns.rpc.server import serve_rpc
+from ledgerdns.rpc.token import load_or_create_token
+from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
+from ledgerdns.storage.leveldb import LevelDBStore
+
+log = logging.getLogger("ledgerdns.node")
+
+TX_BATCH_DELAY_S = 0.005  # gather local submissions this long before gossiping them
+TX_BATCH_MAX = 256
+ONLINE_WINDOW_MS = 30_000
+BAD_MESSAGE_PENALTY = 25
+EXPIRY_SWEEP_S = 10.0
+
+
+def _version() -> str:
+    try:
+        return version("ledgerdns")
+    except PackageNotFoundError:
+        return "dev"
+
+
+class Node:
+    """A ledgerdns node: validator (its key is in genesis) or follower."""
+
+    def __init__(self, config: NodeConfig, prepared: Prepared) -> None:
+        self.config = config
+        self._genesis = prepared.genesis
+        self.key = prepared.key
+        self.validator_name = prepared.validator_name
+        self.store = LevelDBStore.open(config.data_dir / "chain")
+        self._ledger = Ledger(self.store, self._genesis)
+        self._ledger.initialize()
+        self._mempool = Mempool(self._genesis.params)
+        chain_id = self._genesis.chain_id
+        self.topics = {name: topic(chain_id, name) for name in ("txs", "consensus", "blocks")}
+        self.p2p = P2PNode(
+            P2PConfig(
+                key_path=config.data_dir / "node.key",
+                listen=list(config.p2p),
+                bootstrap=list(config.bootstrap),
+                topics=list(self.topics.values()),
+                mdns=config.mdns,
+            )
+        )
+        self.driver = ConsensusDriver(
+            genesis=self._genesis,
+            ledger=self._ledger,
+            mempool=self._mempool,
+            key=self.key,
+            guard_file=GuardFile(config.data_dir / "guard") if self.key else None,
+            broadcast=self._broadcast,
+            committed=self._on_committed,
+        )
+        self.sync_server = SyncServer(self._genesis, self._ledger)
+        self.syncer = Syncer(
+            genesis=self._genesis,
+            ledger=self._ledger,
+            driver=self.driver,
+            p2p=self.p2p,
+            progress=config.progress,
+        )
+        self._callbacks: list[Callable[[int, frozenset[str]], None]] = []
+        self._waiters: dict[bytes, trio.Event] = {}
+        self._outbox: list[Transaction] = []
+        self._outbox_ready = trio.Event()
+        self._peer_validator: dict[str, str] = {}
+        self.ready: dict[str, Any] = {}
+
+    # -- running --
+
+    async def run(self, *, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; `task_status.started(ready_info)` once every listener is bound."""
+        p2p = self.p2p
+        p2p.set_validator(self.topics["txs"], self._validate_txs)
+        p2p.set_handler(self.topics["txs"], self._on_txs)
+        p2p.set_validator(self.topics["consensus"], self._validate_consensus)
+        p2p.set_handler(self.topics["consensus"], self._on_consensus)
+        p2p.set_validator(self.topics["blocks"], self._validate_notice)
+        p2p.set_handler(self.topics["blocks"], self._on_notice)
+        p2p.set_request_handler(sync_protocol(self._genesis.chain_id), self.sync_server.handle)
+        token = load_or_create_token(self.config.data_dir)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(p2p.run)
+                dns = DnsServer(self, *self.config.dns)
+                dns_addr = await nursery.start(dns.run)
+                rpc_addr = await nursery.start(serve_rpc, self, token, *self.config.rpc)
+                await nursery.start(self.driver.run)
+                nursery.start_soon(self.syncer.run)
+                nursery.start_soon(self._gossip_outbox)
+                nursery.start_soon(self._sweep_expired)
+                self.ready = {
+                    "peer_id": p2p.peer_id,
+                    "dns": _host_port(dns_addr),
+                    "rpc": f"http://{_host_port(rpc_addr)}",
+                    "p2p": list(p2p.listen_addrs),
+                    "chain_id": self._genesis.chain_id,
+                    "validator": self.validator_name,
+                    "height": self._ledger.height,
+                }
+                _write_private(self.config.data_dir / "node.json", json.dumps(self.ready, indent=2))
+                task_status.started(self.ready)
+                await trio.sleep_forever()
+        finally:
+            (self.config.data_dir / "node.json").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Release the store (after `run` returned)."""
+        self.store.close()
+
+    # -- NodeServices --
+
+    @property
+    def genesis(self) -> Genesis:
+        return self._genesis
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @property
+    def mempool(self) -> Mempool:
+        return self._mempool
+
+    def status(self) -> NodeStatus:
+        head = self._ledger.head
+        machine = self.driver.machine
+        return NodeStatus(
+            chain_id=self._genesis.chain_id,
+            genesis_hash=self._genesis.hash(),
+            peer_id=self.p2p.peer_id,
+            validator=self.validator_name,
+            height=head.height,
+            head_hash=head.hash,
+            head_time_ms=head.time_ms,
+            syncing=self.syncer.syncing,
+            sync_target=max(self.syncer.target, head.height),
+            mempool_txs=len(self._mempool),
+            peers=len(self.p2p.connected_peers()),
+            consensus_height=machine.height,
+            consensus_round=machine.round,
+            consensus_step=machine.step.name.lower(),
+            version=_version(),
+        )
+
+    async def submit(self, tx: Transaction) -> None:
+        self._admit(tx)
+        self._outbox.append(tx)
+        self._outbox_ready.set()
+        await self.driver.txs_available()
+
+    async def wait_finalized(self, txid: bytes, timeout_s: float) -> tuple[int, int] | None:
+        with trio.move_on_after(timeout_s):
+            while True:
+                try:
+                    _, height, index = self._ledger.get_tx(txid)
+                    return height, index
+                except NotFound:
+                    pass
+                event = self._waiters.setdefault(txid, trio.Event())
+                await event.wait()
+        return None
+
+    def peers(self) -> list[PeerInfo]:
+        return [
+            PeerInfo(
+                peer_id=peer,
+                addrs=tuple(self.p2p.peer_addrs(peer)),
+                connected=True,
+                validator=self._peer_validator.get(peer),
+                penalty=self.p2p.penalty(peer),
+            )
+            for peer in self.p2p.connected_peers()
+        ]
+
+    def validators(self) -> list[ValidatorInfo]:
+        out = []
+        now = now_ms()
+        p = self._genesis.params
+        for name, key in zip(self._genesis.validator_names, p.validators.keys, strict=True):
+            if self.key is not None and key == self.key.public_key:
+                seen = (now, self.driver.machine.height, self.driver.machine.round)
+            else:
+                seen = self.driver.last_seen.get(bytes(key), (0, -1, -1))
+            out.append(
+                ValidatorInfo(
+                    name=name,
+                    public_key=bytes(key),
+                    online=seen[0] > 0 and now - seen[0] < ONLINE_WINDOW_MS,
+                    last_vote_height=seen[1],
+                    last_vote_round=seen[2],
+                    last_seen_ms=seen[0],
+                )
+            )
+        return out
+
+    def evidence(self) -> list[Evidence]:
+        return list(reversed(list_evidence(self.store)))
+
+    def on_block_applied(self, callback: Callable[[int, frozenset[str]], None]) -> None:
+        self._callbacks.append(callback)
+
+    # -- transactions --
+
+    def _admit(self, tx: Transaction) -> None:
+        """Add to the mempool (raises InvalidUpdate), refusing already finalized txids."""
+        try:
+            self._ledger.get_tx(tx.txid)
+        except NotFound:
+            pass
+        else:
+            raise InvalidUpdate(RejectReason.DUPLICATE, f"{tx.txid.hex()[:16]} is already final")
+        self._mempool.add(tx, self._ledger.get_domain, time.time_ns() // 1_000_000_000)
+
+    async def _gossip_outbox(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            await trio.sleep(TX_BATCH_DELAY_S)
+            self._outbox_ready = trio.Event()
+            while self._outbox:
+                batch, self._outbox = self._outbox[:TX_BATCH_MAX], self._outbox[TX_BATCH_MAX:]
+                await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
+
+    def _validate_txs(self, peer: str, data: bytes) -> bool:
+        """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
+        try:
+            batch = TxBatch.from_bytes(data)
+        except InvalidUpdate as exc:
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
+            return False
+        for tx in batch.txs:
+            try:
+                self._admit(tx)
+            except InvalidUpdate as exc:
+                if exc.reason in (RejectReason.BAD_SIGNATURE, RejectReason.WRONG_CHAIN):
+                    self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
+                    return False
+        return True
+
+    async def _on_txs(self, peer: str, data: bytes) -> None:
+        if len(self._mempool):
+            await self.driver.txs_available()
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await trio.sleep(EXPIRY_SWEEP_S)
+            self._mempool.remove_expired(time.time_ns() // 1_000_000_000)
+
+    # -- consensus --
+
+    async def _broadcast(self, message: Proposal | Vote) -> None:
+        await self.p2p.publish(self.topics["consensus"], message.to_bytes())
+
+    def _decode_consensus(self, data: bytes) -> Proposal | Vote:
+        kind = message_kind(data)
+        if kind == Kind.PROPOSAL:
+            return Proposal.from_bytes(data)
+        if kind == Kind.VOTE:
+            return Vote.from_bytes(data)
+        raise InvalidUpdate(RejectReason.MALFORMED, "not a proposal or vote")
+
+    def _validate_consensus(self, peer: str, data: bytes) -> bool:
+        try:
+            message = self._decode_consensus(data)
+            if message.chain_id != self._genesis.chain_id:
+                raise InvalidUpdate(RejectReason.WRONG_CHAIN, "consensus message for another network")
+            validators = self._genesis.params.validators
+            signer = message.proposer if isinstance(message, Proposal) else message.validator
+            if validators.index_of(signer) is None:
+                raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "signed by a non-validator")
+            if not message.is_valid_signature():
+                raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
+        except InvalidUpdate as exc:
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            return False
+        # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
+        return message.height > self._ledger.height
+
+    async def _on_consensus(self, peer: str, data: bytes) -> None:
+        try:
+            message = self._decode_consensus(data)
+        except InvalidUpdate:
+            return
+        signer = message.proposer if isinstance(message, Proposal) else message.validator
+        index = self._genesis.params.validators.index_of(signer)
+        if index is not None:
+            self._peer_validator.setdefault(peer, self._genesis.validator_names[index])
+        if message.height > self._ledger.height + 1:
+            self.syncer.poke(message.height - 1)
+        try:
+            await self.driver.on_message(message)
+        except InvalidUpdate as exc:
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+
+    def _validate_notice(self, peer: str, data: bytes) -> bool:
+        try:
+            notice = CommitNotice.from_bytes(data)
+            notice.certificate.verify(
+                self._genesis.params.validators, self._genesis.chain_id, notice.block_hash
+            )
+        except InvalidUpdate as exc:
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
+            return False
+        return True
+
+    async def _on_notice(self, peer: str, data: bytes) -> None:
+        notice = CommitNotice.from_bytes(data)
+        height = notice.height
+        if height <= self._ledger.height:
+            return
+        block = self.driver.proposed_block(height, notice.block_hash)
+        if height == self._ledger.height + 1 and block is not None:
+            try:
+                await self.driver.apply_finalized(block, notice.certificate)
+            except InvalidUpdate as exc:
+                log.error("a certified block does not apply: %s", exc)
+            return
+        self.syncer.poke(height)
+
+    async def _on_committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
+        """After a block is stored: mempool, waiters, DNS caches, and the commit notice."""
+        now_s = block.header.time_ms // 1000
+        for tx, error in self._mempool.block_applied(block.txs, self._ledger.get_domain, now_s):
+            log.info("dropped %s from the mempool: %s", tx.txid.hex()[:16], error)
+        for tx in block.txs:
+            event = self._waiters.pop(tx.txid, None)
+            if event is not None:
+                event.set()
+        changed = frozenset(tx.body.domain for tx in block.txs)
+        for callback in self._callbacks:
+            callback(block.height, changed)
+        if block.txs:
+            log.info("block %d: %d txs", block.height, len(block.txs))
+        if mine:
+            notice = CommitNotice(height=block.height, block_hash=block.hash, certificate=certificate)
+            await self.p2p.publish(self.topics["blocks"], notice.to_bytes())
+
+
+def _host_port(addr: tuple[str, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+async def run_node(config: NodeConfig, prepared: Prepared) -> None:
+    """Run a node until SIGTERM or SIGINT; print the READY line once listening."""
+    node = Node(config, prepared)
+    try:
+        async with trio.open_nursery() as nursery:
+            ready = await nursery.start(node.run)
+            line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p")}
+            print("READY " + json.dumps(line), flush=True)
+            log.info(
+                "%s %s on %s at height %d: DNS %s, RPC %s",
+                "validator" if node.key else "follower",
+                node.validator_name or node.p2p.peer_id,
+                node.genesis.chain_id, node.ledger.height, ready["dns"], ready["rpc"],
+            )  # fmt: skip
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    log.info("%s: shutting down", signal.Signals(signum).name)
+                    break
+            nursery.cancel_scope.cancel()
+    finally:
+        node.close()
+    sys.stdout.flush()

@@ -1,0 +1,233 @@
+"""Block sync: serve finalized blocks to peers, and catch up from them.
+
+The protocol (`chain.wire`): a `StatusRequest` gets the peer's finalized head;
+a `BlocksRequest(start, count)` gets consecutive blocks with their commit
+certificates, in pages of about `PAGE_BYTES`. A node that is behind asks
+peers for their status, fetches what it lacks page by page (the next page is
+requested while the current one is applied), checks every certificate and
+applies each block through the consensus driver, so the state machine moves
+along with the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+
+import trio
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from chain.errors import InvalidUpdate, NotFound
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.wire import (
+    BlocksPage,
+    BlocksRequest,
+    FinalizedBlock,
+    Status,
+    StatusRequest,
+    decode_sync_request,
+    sync_protocol,
+)
+from ledgerdns.node.driver import ConsensusDriver
+from ledgerdns.p2p.host import P2PError, P2PNode
+
+log = logging.getLogger("ledgerdns.sync")
+
+PAGE_BYTES = 1024 * 1024
+PAGE_BLOCKS = 500
+POLL_S = 3.0  # how often an idle node compares heads with a peer
+PROGRESS_MIN_BLOCKS = 20  # show a progress bar only for a real catch-up
+BAD_SYNC_PENALTY = 50
+
+
+class SyncServer:
+    """Answers peers' status and block requests from the local ledger."""
+
+    def __init__(self, genesis: Genesis, ledger: Ledger) -> None:
+        self.genesis = genesis
+        self.ledger = ledger
+
+    def status(self) -> Status:
+        """This node's finalized head."""
+        head = self.ledger.head
+        return Status(
+            chain_id=self.genesis.chain_id,
+            genesis_hash=self.genesis.hash(),
+            height=head.height,
+            head_hash=head.hash,
+        )
+
+    async def handle(self, peer_id: str, data: bytes) -> bytes:
+        """One request's answer.
+
+        Raises:
+            InvalidUpdate: a malformed request (the p2p layer reports the failure).
+        """
+        request = decode_sync_request(data)
+        if isinstance(request, StatusRequest):
+            return self.status().to_bytes()
+        return self.page(request.start, request.count).to_bytes()
+
+    def page(self, start: int, count: int) -> BlocksPage:
+        """Blocks `start`.. up to `count` of them and about `PAGE_BYTES` (at least one)."""
+        out: list[FinalizedBlock] = []
+        size = 0
+        end = min(start + min(count, PAGE_BLOCKS), self.ledger.height + 1)
+        for height in range(max(start, 1), end):
+            try:
+                block = self.ledger.get_block_bytes(height)
+                cert = self.ledger.get_certificate(height).to_bytes()
+            except NotFound:
+                break
+            if out and size + len(block) + len(cert) > PAGE_BYTES:
+                break
+            out.append(FinalizedBlock(block, cert))
+            size += len(block) + len(cert)
+        return BlocksPage(tuple(out))
+
+
+class Syncer:
+    """Keeps this node's ledger up with its peers'."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        ledger: Ledger,
+        driver: ConsensusDriver,
+        p2p: P2PNode,
+        progress: bool,
+    ) -> None:
+        self.genesis = genesis
+        self.ledger = ledger
+        self.driver = driver
+        self.p2p = p2p
+        self.progress = progress
+        self.protocol = sync_protocol(genesis.chain_id)
+        self.target = ledger.height  # the highest height a peer reported
+        self.syncing = False
+        self._wake = trio.Event()
+        self.blocks_synced = 0
+
+    def poke(self, height_hint: int = 0) -> None:
+        """Something suggests we are behind (e.g. a message for a later height)."""
+        self.target = max(self.target, height_hint)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll peers' heads and catch up, until cancelled."""
+        while True:
+            with trio.move_on_after(POLL_S):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            peers = self.p2p.connected_peers()
+            if not peers:
+                continue
+            random.shuffle(peers)
+            for peer in peers[:3]:
+                status = await self._status(peer)
+                if status is None or status.height <= self.ledger.height:
+                    continue
+                self.target = max(self.target, status.height)
+                await self.catch_up(peer, status.height)
+
+    async def _status(self, peer: str) -> Status | None:
+        try:
+            raw = await self.p2p.request(peer, self.protocol, StatusRequest().to_bytes(), timeout=5)
+            status = Status.from_bytes(raw)
+        except (P2PError, InvalidUpdate) as exc:
+            log.debug("status from %s failed: %s", peer, exc)
+            return None
+        if status.genesis_hash != self.genesis.hash():
+            log.warning("peer %s is on another network (%s); penalized", peer, status.chain_id)
+            self.p2p.penalize(peer, 100, "another network")
+            return None
+        return status
+
+    async def catch_up(self, peer: str, target: int) -> None:
+        """Fetch and apply blocks from `peer` until our head reaches `target`."""
+        start_height = self.ledger.height
+        if target - start_height >= PROGRESS_MIN_BLOCKS:
+            log.info("syncing blocks %d..%d from %s", start_height + 1, target, peer)
+        self.syncing = True
+        progress = self._progress(target - start_height)
+        try:
+            task = progress.add_task("sync", total=target - start_height) if progress else None
+            send, receive = trio.open_memory_channel[BlocksPage | None](1)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._fetch, peer, target, send)
+                async with receive:
+                    async for page in receive:
+                        if page is None:
+                            break
+                        if not await self._apply(peer, page):
+                            nursery.cancel_scope.cancel()
+                            break
+                        if progress is not None and task is not None:
+                            progress.update(task, completed=self.ledger.height - start_height)
+        finally:
+            self.syncing = False
+            if progress is not None:
+                progress.stop()
+        if self.ledger.height - start_height >= PROGRESS_MIN_BLOCKS:
+            log.info("synced to height %d", self.ledger.height)
+
+    async def _fetch(
+        self, peer: str, target: int, send: trio.MemorySendChannel[BlocksPage | None]
+    ) -> None:
+        async with send:
+            next_height = self.ledger.height + 1
+            while next_height <= target:
+                request = BlocksRequest(start=next_height, count=PAGE_BLOCKS).to_bytes()
+                try:
+                    raw = await self.p2p.request(peer, self.protocol, request, timeout=30)
+                    page = BlocksPage.from_bytes(raw)
+                except (P2PError, InvalidUpdate) as exc:
+                    log.info("sync from %s stopped: %s", peer, exc)
+                    break
+                if not page.blocks:
+                    break
+                next_height += len(page.blocks)
+                await send.send(page)
+            await send.send(None)
+
+    async def _apply(self, peer: str, page: BlocksPage) -> bool:
+        for item in page.blocks:
+            try:
+                block, cert = item.decode()
+                if block.height <= self.ledger.height:
+                    continue
+                if not await self.driver.apply_finalized(block, cert):
+                    return False
+            except InvalidUpdate as exc:
+                log.warning("peer %s sent an invalid block: %s; penalized", peer, exc)
+                self.p2p.penalize(peer, BAD_SYNC_PENALTY, f"invalid synced block: {exc}")
+                return False
+            self.blocks_synced += 1
+            await trio.lowlevel.checkpoint()  # let DNS and RPC answer between blocks
+        return True
+
+    def _progress(self, total: int) -> Progress | None:
+        if not self.progress or total < PROGRESS_MIN_BLOCKS:
+            return None
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            return None
+        progress = Progress(
+            TextColumn("[bold]sync"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("blocks"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        progress.start()
+        return progress
+
+
+Poke = Callable[[int], None]
