@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Until the node lands (issue #4), the main job is a walk through the ledger core on a
-# real LevelDB chain in ./data/demo.
+# The main job: a local single-validator devnet in ./data/devnet, DNS on 127.0.0.1:5353,
+# RPC on 127.0.0.1:8353 (token in data/devnet/rpc.token). Ctrl-C stops it; run again to resume.
 run: $(STAMP)
-	$(BIN)/python tools/demo_core.py --data-dir data/demo
+	$(BIN)/ledgerdns node --data-dir data/devnet
 
 lint: $(STAMP)
 	$(BIN)/lint-imports

@@ -20,6 +20,7 @@ from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.names import normalize_name
 from ledgerdns.node import cli as node_cli
+from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     new.set_defaults(run=_genesis_new)
     node_cli.register(commands)
+    wallet_cli.register(commands)
     return parser
 
 

@@ -1,0 +1,357 @@
+"""``ledgerdns wallet``: keys, domains and records from the command line.
+
+``register(commands)`` adds the command to the main parser. Every subcommand
+prints one JSON object with ``--json`` (also on failure: ``{"ok": false,
+"error": code, "message": text}``) and exits 0 on success, 1 when the work
+failed (the node refused, the passphrase was wrong, no node answered) and 2
+when the command line was wrong (bad record, unknown key name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from chain.errors import ConfigError, InvalidUpdate, LedgerError
+from ledgerdns.wallet import views, writes
+from ledgerdns.wallet.context import Outcome, Wallet
+from ledgerdns.wallet.edit import (
+    add_records,
+    check_record_set,
+    parse_records,
+    remove_by_name,
+    remove_records,
+)
+from ledgerdns.wallet.errors import UsageError
+from ledgerdns.wallet.index import DomainIndex
+from ledgerdns.wallet.keystore import Keystore, validate_key_name
+from ledgerdns.wallet.node import NodeLink, connect
+from ledgerdns.wallet.passphrase import ENV_PASSPHRASE, PassphraseSource
+from ledgerdns.wallet.zonefile import read_zone
+
+ENV_WALLET_DIR = "LEDGERDNS_WALLET_DIR"
+DEFAULT_WALLET_DIR = "~/.ledgerdns/wallet"
+DEFAULT_NODE_DIR = "~/.ledgerdns/node"
+DEFAULT_WAIT_S = 30.0
+MAX_WAIT_S = 60.0  # the RPC's limit
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# -- opening the wallet --
+
+
+def _wallet_dir(args: argparse.Namespace) -> Path:
+    text = args.wallet_dir or os.environ.get(ENV_WALLET_DIR) or DEFAULT_WALLET_DIR
+    return Path(os.path.expanduser(text))
+
+
+def _connector(args: argparse.Namespace) -> NodeLink:
+    node_dir = None if args.rpc else Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR))
+    token_file = Path(os.path.expanduser(args.token_file)) if args.token_file else None
+    return connect(node_dir, args.rpc, token_file)
+
+
+def _confirm(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def open_wallet(args: argparse.Namespace) -> Wallet:
+    """The wallet the global options name."""
+    if args.node and args.rpc:
+        raise UsageError("pass either --node or --rpc, not both")
+    root = _wallet_dir(args)
+    tty = sys.stdin.isatty()
+    return Wallet(
+        root=root,
+        keystore=Keystore(root),
+        index=DomainIndex(root),
+        passphrases=PassphraseSource.from_process(),
+        connect=lambda: _connector(args),
+        now_s=lambda: int(time.time()),
+        confirm=_confirm if tty else None,
+    )
+
+
+# -- the commands --
+
+
+def _wait(args: argparse.Namespace) -> float | None:
+    if args.no_wait:
+        return None
+    if not 0 <= args.wait <= MAX_WAIT_S:
+        raise UsageError(f"--wait must be between 0 and {MAX_WAIT_S:g} seconds")
+    return float(args.wait)
+
+
+def _domain(args: argparse.Namespace) -> str:
+    return writes.domain_argument(args.domain)
+
+
+def _cmd_new(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return views.new_key(wallet, validate_key_name(args.name), insecure=args.insecure_no_passphrase)
+
+
+def _cmd_list(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return views.list_wallet(wallet)
+
+
+def _cmd_show(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return views.show_domain(wallet, _domain(args))
+
+
+def _cmd_history(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return views.history(wallet, _domain(args))
+
+
+def _cmd_export(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return views.export_zone(wallet, _domain(args), Path(args.out) if args.out else None)
+
+
+def _cmd_register(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    key = validate_key_name(args.key)
+    return writes.register(wallet, _domain(args), key, args.record or [], _wait(args))
+
+
+def _cmd_set(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    domain = _domain(args)
+    if not args.record and not args.clear:
+        raise UsageError("give the new records with --record LINE (repeatable), or --clear")
+    if args.record and args.clear:
+        raise UsageError("--clear and --record exclude each other")
+    records = check_record_set(parse_records(args.record or [], domain))
+    target = writes.load_target(wallet, domain)
+    return writes.update_records(wallet, target, records, _wait(args))
+
+
+def _cmd_add(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    domain = _domain(args)
+    new = parse_records(args.record, domain)
+    target = writes.load_target(wallet, domain)
+    writes.owner_key_name(wallet, target.view)
+    records = add_records(target.view.records, new)
+    return writes.update_records(wallet, target, records, _wait(args))
+
+
+def _cmd_remove(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    domain = _domain(args)
+    if not args.record and args.name is None:
+        raise UsageError("say what to remove: --record LINE (repeatable) or --name NAME [--type T]")
+    if args.type is not None and args.name is None:
+        raise UsageError("--type needs --name")
+    gone = parse_records(args.record or [], domain)
+    target = writes.load_target(wallet, domain)
+    writes.owner_key_name(wallet, target.view)
+    records = target.view.records
+    if gone:
+        records = remove_records(records, gone)
+    if args.name is not None:
+        records = remove_by_name(records, args.name, args.type)
+    return writes.update_records(wallet, target, records, _wait(args))
+
+
+def _cmd_import(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    domain = _domain(args)
+    path = args.file
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    zone = read_zone(text, domain)
+    records = check_record_set(zone.records)
+    target = writes.load_target(wallet, domain)
+    outcome = writes.update_records(wallet, target, records, _wait(args))
+    outcome.data["skipped"] = list(zone.skipped)
+    outcome.show.extend(zone.skipped)
+    return outcome
+
+
+def _cmd_transfer(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return writes.transfer(wallet, _domain(args), args.to, _wait(args))
+
+
+def _cmd_renew(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    return writes.renew(wallet, _domain(args), _wait(args))
+
+
+def _cmd_release(wallet: Wallet, args: argparse.Namespace) -> Outcome:
+    domain = _domain(args)
+    if not args.yes:
+        if wallet.confirm is None:
+            raise UsageError(f"releasing {domain} cannot be undone: pass --yes to confirm")
+        if not wallet.confirm(f"release {domain}? Its records go and anyone may register it"):
+            raise UsageError("not released")
+    return writes.release(wallet, domain, _wait(args))
+
+
+# -- running and printing --
+
+
+def _error_code(exc: Exception) -> str:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        return code
+    if isinstance(exc, InvalidUpdate):
+        return exc.reason.value
+    return "usage" if isinstance(exc, ConfigError) else "error"
+
+
+def _print(out: Console, items: list[RenderableType]) -> None:
+    for item in items:
+        if isinstance(item, str):
+            out.print(item, markup=False, highlight=False, soft_wrap=True)
+        else:
+            out.print(item)
+
+
+def _emit_json(out: Console, data: dict[str, Any]) -> None:
+    out.file.write(json.dumps(data, sort_keys=True) + "\n")
+    out.file.flush()
+
+
+def run(args: argparse.Namespace, out: Console) -> int:
+    """Run the chosen wallet command: print its result or its error; the exit status."""
+    wallet: Wallet | None = None
+    try:
+        wallet = open_wallet(args)
+        outcome: Outcome = args.wallet_action(wallet, args)
+    except (LedgerError, OSError) as exc:
+        status = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+        if args.json:
+            _emit_json(out, {"ok": False, "error": _error_code(exc), "message": str(exc)})
+        else:
+            err = Console(stderr=True)
+            err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
+        return status
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted (a transaction already sent may still land)")
+        return EXIT_INTERRUPTED
+    finally:
+        if wallet is not None:
+            wallet.close()
+    if args.json:
+        _emit_json(out, outcome.data)
+    else:
+        _print(out, outcome.show)
+    return EXIT_OK
+
+
+# -- the parser --
+
+
+def _common(parser: argparse.ArgumentParser, *, here: bool) -> None:
+    """The wallet's global options; `here` False for the copies on each subcommand."""
+    default: Any = None if here else argparse.SUPPRESS
+    parser.add_argument(
+        "--wallet-dir", default=default, metavar="DIR",
+        help=f"wallet directory (default ${ENV_WALLET_DIR} or {DEFAULT_WALLET_DIR})",
+    )
+    parser.add_argument(
+        "--node", default=default, metavar="DATA_DIR",
+        help=f"talk to the node running in this data directory (default {DEFAULT_NODE_DIR})",
+    )
+    parser.add_argument("--rpc", default=default, metavar="URL", help="node RPC URL instead")
+    parser.add_argument(
+        "--token-file", default=default, metavar="FILE", help="RPC token file, with --rpc"
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False if here else argparse.SUPPRESS,
+        help="print one JSON object",
+    )
+
+
+def _waiting(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+        help=f"how long to wait for a block (default %(default)g, at most {MAX_WAIT_S:g})",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="send and return at once")
+
+
+def _records(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument(
+        "--record", action="append", required=required, metavar="LINE",
+        help='a zone-file line relative to the domain ("www 300 A 10.0.0.1", @ = apex); repeatable',
+    )
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``wallet`` command to the main parser's subcommands."""
+    wallet = commands.add_parser(
+        "wallet",
+        help="keys, domains and records: register, update, transfer",
+        description="Manage keys and the domains they own. Keys are stored encrypted with a "
+        f"passphrase (from ${ENV_PASSPHRASE}, else asked for). Writes are signed here and "
+        "sent to a node (--node DATA_DIR, or --rpc URL --token-file FILE).",
+    )
+    _common(wallet, here=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _common(common, here=False)
+    sub = wallet.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)
+
+    def add(name: str, action: Any, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        parser.set_defaults(run=run, wallet_action=action)
+        return parser
+
+    p = add("new", _cmd_new, "create a key")
+    p.add_argument("--name", default="default", help="key name (default %(default)s)")
+    p.add_argument(
+        "--insecure-no-passphrase", action="store_true",
+        help="store the key unencrypted (anyone who can read the file can use it)",
+    )
+    add("list", _cmd_list, "list the wallet's keys and domains (refreshed from the node)")
+    for name, action, help_text in (
+        ("show", _cmd_show, "show a domain's owner, state and records"),
+        ("history", _cmd_history, "show a domain's chain of transactions"),
+    ):
+        add(name, action, help_text).add_argument("domain")
+    p = add("export-zone", _cmd_export, "write a domain's records as a zone file")
+    p.add_argument("domain")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")
+
+    p = add("register", _cmd_register, "register a free name")
+    p.add_argument("domain")
+    p.add_argument("--key", default="default", help="the owner key (default %(default)s)")
+    _records(p, required=False)
+    _waiting(p)
+    p = add("set", _cmd_set, "replace a domain's records")
+    p.add_argument("domain")
+    _records(p, required=False)
+    p.add_argument("--clear", action="store_true", help="remove every record")
+    _waiting(p)
+    p = add("add", _cmd_add, "add records to a domain")
+    p.add_argument("domain")
+    _records(p, required=True)
+    _waiting(p)
+    p = add("remove", _cmd_remove, "remove records from a domain")
+    p.add_argument("domain")
+    _records(p, required=False)
+    p.add_argument("--name", help="remove every record at this owner name (www, @)")
+    p.add_argument("--type", help="with --name: only records of this type")
+    _waiting(p)
+    p = add("import-zone", _cmd_import, "replace a domain's records with a zone file's")
+    p.add_argument("domain")
+    p.add_argument("file", help="an RFC 1035 zone file ($ORIGIN, $TTL, ...), - for stdin")
+    _waiting(p)
+    p = add("transfer", _cmd_transfer, "give a domain to another key")
+    p.add_argument("domain")
+    p.add_argument("--to", required=True, help="a key name of this wallet or a public key (hex)")
+    _waiting(p)
+    p = add("renew", _cmd_renew, "extend a domain's lease")
+    p.add_argument("domain")
+    _waiting(p)
+    p = add("release", _cmd_release, "give a domain up (cannot be undone)")
+    p.add_argument("domain")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _waiting(p)
+
+
+

@@ -1,0 +1,131 @@
+"""The wallet's view of a node: the RPC client, with its failures said in the user's terms.
+
+Every RPC error becomes a `NodeError` whose message says what happened and what
+to do (start a node, retry after a race, register first), and whose ``code`` is
+the node's reason (``name-taken``, ``bad-sequence``...) for ``--json`` output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from chain.errors import RejectReason
+from chain.tx import Transaction
+from ledgerdns.rpc.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
+from ledgerdns.rpc.token import read_token
+from ledgerdns.wallet.errors import NodeError, UsageError
+
+Json = dict[str, Any]
+
+# The update was built on a head that is no longer the head.
+_STALE = {RejectReason.BAD_SEQUENCE.value, RejectReason.BAD_PREV.value}
+_RECORDS = {
+    RejectReason.BAD_RECORD.value,
+    RejectReason.CNAME_CONFLICT.value,
+    RejectReason.TOO_MANY_RECORDS.value,
+    RejectReason.RECORDS_TOO_LARGE.value,
+    RejectReason.NON_CANONICAL.value,
+}
+
+
+def _refusal(error: RpcError, domain: str | None) -> NodeError:
+    code, text = str(error.code), str(error.message)
+    subject = domain or "the domain"
+    if code in _STALE:
+        message = (
+            f"another update of {subject} got there first (stale head: {text}); "
+            "run the command again to build on the new head"
+        )
+    elif code == RejectReason.NAME_TAKEN.value:
+        message = f"{subject} is already registered by someone else ({text})"
+    elif code == RejectReason.NOT_OWNER.value:
+        message = f"the node says this wallet's key does not own {subject} ({text})"
+    elif code == RejectReason.NAME_NOT_ACTIVE.value:
+        message = f"{subject} is not registered (free, expired or released): register it first"
+    elif code in _RECORDS:
+        message = f"the node refused the records of {subject}: {text}"
+    elif code in (RejectReason.TX_EXPIRED.value, RejectReason.TX_TOO_FAR.value):
+        message = f"the node refused the deadline ({text}); check this computer's clock"
+    elif code in (RejectReason.MEMPOOL_FULL.value, RejectReason.DOMAIN_QUEUE_FULL.value):
+        message = f"the node is busy ({text}); try again after the next block"
+    elif code == "unauthorized":
+        message = f"the node refused the RPC token: {text}"
+    else:
+        message = f"the node refused the request: {code}: {text}"
+    return NodeError(message, code=code)
+
+
+class NodeLink:
+    """One node, reached through `RpcClient`.
+
+    Args:
+        client: the RPC client.
+        where: how to name the node in messages (its data directory or URL).
+    """
+
+    def __init__(self, client: RpcClient, where: str) -> None:
+        self._client = client
+        self.where = where
+
+    @contextmanager
+    def _calls(self, domain: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except NodeUnreachable as exc:
+            raise NodeError(
+                f"no node answers for {self.where}: {exc}. Is it running? Start one with "
+                "`ledgerdns node --data-dir DIR` and pass --node DIR (or --rpc URL --token-file FILE)",
+                code="node-unreachable",
+            ) from None
+        except RpcError as exc:
+            raise _refusal(exc, domain) from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client.close()
+
+    def status(self) -> Json:
+        """``GET /v1/status``: chain_id, height, head_time_ms, tlds..."""
+        with self._calls():
+            return self._client.status()
+
+    def domain(self, name: str) -> Json | None:
+        """The domain's state and pending updates; None if it was never registered."""
+        with self._calls(name):
+            return self._client.domain(name)
+
+    def history(self, name: str) -> list[Json]:
+        """The domain's finalized chain, oldest first ([] if never registered)."""
+        with self._calls(name):
+            return self._client.history(name)
+
+    def submit(self, tx: Transaction, wait: float | None) -> Json:
+        """Send `tx`; with `wait`, wait up to that many seconds for a block."""
+        with self._calls(tx.body.domain):
+            return self._client.submit(tx, wait=wait)
+
+
+def connect(node_dir: Path | None, url: str | None, token_file: Path | None) -> NodeLink:
+    """A link to the node given by ``--node DIR`` or ``--rpc URL --token-file FILE``.
+
+    Raises:
+        UsageError: the options do not name a node.
+        TokenError: the token file is missing or unsafe (a `ConfigError`).
+        NodeError: no node has run in `node_dir`.
+    """
+    if url is not None:
+        if token_file is None:
+            raise UsageError("--rpc needs --token-file (the node's DATA_DIR/rpc.token)")
+        try:
+            return NodeLink(RpcClient(url, read_token(token_file)), url)
+        except ValueError as exc:
+            raise UsageError(f"--rpc: {exc}") from None
+    if node_dir is None:
+        raise UsageError("pass --node DATA_DIR, or --rpc URL --token-file FILE")
+    try:
+        return NodeLink(RpcClient.for_node(node_dir), str(node_dir))
+    except NodeNotStarted as exc:
+        raise NodeError(str(exc), code="node-unreachable") from None

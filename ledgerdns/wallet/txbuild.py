@@ -1,0 +1,150 @@
+"""The next transaction of a domain, built from what the node says about it.
+
+A domain's latest state is its last pending transaction if it has one (a new
+update chains on it: ``seq + 1``, ``prev`` = its txid), else its finalized
+state. Building the transaction is pure: the caller passes the node's view, the
+time and the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chain.crypto import PrivateKey, PublicKey
+from chain.errors import InvalidUpdate
+from chain.records import Record
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from ledgerdns.wallet.errors import NodeError
+
+DEFAULT_TX_LIFETIME_S = 3600
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DomainView:
+    """A domain as the wallet sees it: finalized state with pending updates applied.
+
+    Attributes:
+        domain: canonical name.
+        status: ``free`` (never registered), ``active``, ``released`` or ``expired``.
+        owner: the owner key (the last owner for a released or expired name).
+        seq: seq of the latest transaction (-1 when free).
+        head: txid of the latest transaction (zeroes when free).
+        records: the latest record set.
+        expires_at: unix seconds when the name lapses (0: never).
+        pending: how many updates are not finalized yet.
+    """
+
+    domain: str
+    status: str
+    owner: PublicKey | None
+    seq: int
+    head: bytes
+    records: tuple[Record, ...]
+    expires_at: int
+    pending: int
+
+    @classmethod
+    def free(cls, domain: str) -> DomainView:
+        """A name that was never registered."""
+        return cls(
+            domain=domain, status="free", owner=None, seq=-1, head=ZERO_HASH, records=(),
+            expires_at=0, pending=0,
+        )
+
+    @classmethod
+    def from_json(cls, domain: str, doc: Mapping[str, Any] | None) -> DomainView:
+        """The view from ``RpcClient.domain(name)`` (None for a free name).
+
+        Raises:
+            NodeError: the reply does not have the documented shape.
+        """
+        if doc is None:
+            return cls.free(domain)
+        try:
+            pending = list(doc.get("pending") or [])
+            latest = pending[-1] if pending else doc
+            status = str(doc["status"])
+            if pending:
+                status = "released" if _op(latest["op"]) is Op.RELEASE else "active"
+            return cls(
+                domain=domain,
+                status=status,
+                owner=PublicKey(bytes.fromhex(latest["owner"])),
+                seq=int(latest["seq"]),
+                head=bytes.fromhex(latest["txid"] if pending else latest["head"]),
+                records=tuple(Record.from_text(line, origin=domain) for line in latest["records"]),
+                expires_at=int(doc.get("expires_at") or 0),
+                pending=len(pending),
+            )
+        except (KeyError, TypeError, ValueError, InvalidUpdate) as exc:
+            raise NodeError(
+                f"the node's reply about {domain} is not understood: {exc}", code="bad-reply"
+            ) from None
+
+
+def _op(value: object) -> Op:
+    if isinstance(value, str):
+        return Op[value.upper()]
+    if isinstance(value, int):
+        return Op(value)
+    raise ValueError(f"unknown op {value!r}")
+
+
+def valid_until(head_time_ms: int, now_s: int, max_tx_lifetime_s: int | None) -> int:
+    """A deadline for inclusion: an hour (at most the network's limit) from now.
+
+    The base is the later of the node's head time and the local clock, so an
+    idle chain (old head) does not make the transaction expire on arrival.
+    """
+    lifetime = DEFAULT_TX_LIFETIME_S
+    if max_tx_lifetime_s is not None:
+        lifetime = max(1, min(lifetime, max_tx_lifetime_s // 2))
+    return max(head_time_ms // 1000, now_s) + lifetime
+
+
+def build_tx(
+    view: DomainView,
+    *,
+    op: Op,
+    key: PrivateKey,
+    chain_id: str,
+    deadline: int,
+    records: tuple[Record, ...] | None = None,
+    new_owner: PublicKey | None = None,
+) -> Transaction:
+    """Sign the domain's next transaction.
+
+    Args:
+        view: the domain's latest state.
+        op: what to do.
+        key: the signer: the owner, or the registrant for `Op.REGISTER`.
+        chain_id: the network.
+        deadline: the transaction's ``valid_until``.
+        records: the new record set (default: unchanged; a release carries none).
+        new_owner: the receiver of a transfer.
+    """
+    if op is Op.RELEASE:
+        records = ()
+    elif records is None:
+        records = () if op is Op.REGISTER else view.records
+    if op is Op.REGISTER:
+        owner = key.public_key
+    elif op is Op.TRANSFER:
+        assert new_owner is not None, "a transfer needs a receiver"
+        owner = new_owner
+    else:
+        assert view.owner is not None, "only a registered name has updates"
+        owner = view.owner
+    body = TxBody(
+        chain_id=chain_id,
+        domain=view.domain,
+        seq=view.seq + 1,
+        prev=view.head,
+        op=op,
+        records=records,
+        owner=owner,
+        valid_until=deadline,
+    )
+    return Transaction.sign(body, key)

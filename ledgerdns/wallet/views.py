@@ -1,0 +1,183 @@
+"""The commands that only read: new (a key), list, show, history, export-zone."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from chain.crypto import PrivateKey
+from ledgerdns.wallet.context import Outcome, Wallet
+from ledgerdns.wallet.errors import NodeError, WalletError
+from ledgerdns.wallet.index import view_summary
+from ledgerdns.wallet.txbuild import DomainView
+from ledgerdns.wallet.writes import load_target
+from ledgerdns.wallet.zonefile import write_zone
+
+
+def _when(unix_s: int) -> str:
+    if not unix_s:
+        return "never"
+    return datetime.datetime.fromtimestamp(unix_s, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _short(hex_text: str | None) -> str:
+    return "-" if not hex_text else f"{hex_text[:16]}…"
+
+
+def _cells(*values: str) -> list[Text]:
+    """Table cells shown as typed (a TXT record's "[x]" is not rich markup)."""
+    return [Text(value) for value in values]
+
+
+def new_key(wallet: Wallet, name: str, *, insecure: bool) -> Outcome:
+    """Create and store a key (encrypted unless `insecure`)."""
+    wallet.keystore.check_new(name)  # before asking for a passphrase
+    passphrase = None if insecure else wallet.passphrases.for_new(name)
+    info = wallet.keystore.create(name, PrivateKey.generate(), passphrase)
+    data = {
+        "ok": True,
+        "name": info.name,
+        "public_key": bytes(info.public_key).hex(),
+        "encrypted": info.encrypted,
+        "path": str(wallet.keystore.key_dir / f"{name}.json"),
+    }
+    lines: list[RenderableType] = [f"created key {name!r}: {data['public_key']}"]
+    if insecure:
+        lines.append(Text("warning: stored without a passphrase", style="yellow"))
+    return Outcome(data=data, show=lines)
+
+
+def list_wallet(wallet: Wallet) -> Outcome:
+    """The wallet's keys and tracked domains, refreshed from the node when it answers."""
+    keys = wallet.keystore.keys()
+    by_key = {bytes(k.public_key).hex(): k.name for k in keys}
+    domains = wallet.index.load()
+    refreshed, note = False, None
+    if domains:
+        try:
+            node = wallet.node()
+            for name in sorted(domains):
+                domains[name] = view_summary(DomainView.from_json(name, node.domain(name)))
+            wallet.index.save(domains)
+            refreshed = True
+        except NodeError as exc:  # offline: the cached state is still worth showing
+            note = f"not refreshed: {exc}"
+    rows = [
+        {"domain": name, "key": by_key.get(str(entry.get("owner"))), **entry}
+        for name, entry in sorted(domains.items())
+    ]
+    data: dict[str, Any] = {
+        "ok": True,
+        "wallet": str(wallet.root),
+        "keys": [
+            {"name": k.name, "public_key": bytes(k.public_key).hex(), "encrypted": k.encrypted}
+            for k in keys
+        ],
+        "domains": rows,
+        "refreshed": refreshed,
+    }
+    keys_table = Table(title=f"keys in {wallet.root}")
+    for column in ("name", "public key", "encrypted"):
+        keys_table.add_column(column, overflow="fold")
+    for k in data["keys"]:
+        keys_table.add_row(*_cells(k["name"], k["public_key"], "yes" if k["encrypted"] else "NO"))
+    domain_table = Table(title="domains" + ("" if refreshed else " (cached)"))
+    for column in ("domain", "status", "owner", "seq", "records", "expires"):
+        domain_table.add_column(column)
+    for row in rows:
+        owner = row["key"] or f"{_short(row.get('owner'))} (not in wallet)"
+        domain_table.add_row(*_cells(
+            row["domain"], str(row.get("status")), owner, str(row.get("seq")),
+            str(row.get("records")), _when(int(row.get("expires_at") or 0)),
+        ))
+    show: list[RenderableType] = [keys_table, domain_table]
+    if note:
+        data["note"] = note
+        show.append(Text(note, style="yellow"))
+    return Outcome(data=data, show=show)
+
+
+def show_domain(wallet: Wallet, domain: str) -> Outcome:
+    """A domain's state as the node has it, pending updates included."""
+    view = load_target(wallet, domain).view
+    owner = None if view.owner is None else bytes(view.owner).hex()
+    key = None if view.owner is None else wallet.keystore.find(view.owner)
+    if key is not None or domain in wallet.index.load():
+        wallet.index.update(view)  # registered or received with this wallet
+    data: dict[str, Any] = {
+        "ok": True,
+        "domain": domain,
+        "status": view.status,
+        "owner": owner,
+        "key": key,
+        "seq": view.seq if view.status != "free" else None,
+        "head": view.head.hex() if view.status != "free" else None,
+        "expires_at": view.expires_at,
+        "pending": view.pending,
+        "records": [r.to_text(domain) for r in view.records],
+    }
+    if view.status == "free":
+        return Outcome(data=data, show=[f"{domain} is not registered"])
+    summary = Table(title=domain, show_header=False)
+    summary.add_column("field", no_wrap=True)
+    summary.add_column("value", overflow="fold")
+    summary.add_row("status", view.status + (f" ({view.pending} pending)" if view.pending else ""))
+    summary.add_row("owner", f"{owner}" + (f" (key {key!r})" if key else " (not in this wallet)"))
+    summary.add_row("seq", str(view.seq))
+    summary.add_row("head", view.head.hex())
+    summary.add_row("expires", _when(view.expires_at))
+    records = Table(title="records")
+    for column in ("name", "ttl", "type", "data"):
+        records.add_column(column, overflow="fold")
+    for r in view.records:
+        records.add_row(*_cells(r.name, str(r.ttl), r.rtype.name, r.rdata_text()))
+    return Outcome(data=data, show=[summary, records])
+
+
+def history(wallet: Wallet, domain: str) -> Outcome:
+    """The domain's finalized chain, oldest first."""
+    load_target(wallet, domain)  # checks the name and the node
+    steps = wallet.node().history(domain)
+    if not steps:
+        raise NodeError(f"{domain} was never registered: it has no history", code="not-found")
+    entries = []
+    for step in steps:
+        tx = step.get("tx") or {}
+        entries.append({
+            "seq": step.get("seq"),
+            "txid": step.get("txid"),
+            "height": step.get("height"),
+            "op": "genesis" if step.get("genesis") else tx.get("op"),
+            "owner": tx.get("owner"),
+            "records": tx.get("records", []),
+        })
+    table = Table(title=f"history of {domain}")
+    for column in ("seq", "block", "op", "owner", "records", "txid"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(*_cells(
+            str(e["seq"]), str(e["height"]), str(e["op"]), _short(e["owner"]),
+            str(len(e["records"])), _short(e["txid"]),
+        ))
+    return Outcome(data={"ok": True, "domain": domain, "history": entries}, show=[table])
+
+
+def export_zone(wallet: Wallet, domain: str, out: Path | None) -> Outcome:
+    """The domain's records as an RFC 1035 zone file (to `out`, or printed)."""
+    view = load_target(wallet, domain).view
+    if view.status == "free":
+        raise WalletError(f"{domain} is not registered: there is no zone to export")
+    header = [f"{domain}: seq {view.seq}, status {view.status}, head {view.head.hex()}"]
+    text = write_zone(domain, view.records, header=header)
+    data: dict[str, Any] = {"ok": True, "domain": domain, "records": len(view.records)}
+    if out is None:
+        data["zone"] = text
+        return Outcome(data=data, show=[text.rstrip("\n")])
+    out.write_text(text, encoding="utf-8")
+    data["path"] = str(out)
+    return Outcome(data=data, show=[f"wrote {len(view.records)} records of {domain} to {out}"])
