@@ -1,0 +1,296 @@
+"""A synchronous client for the node's RPC (what the wallet and scripts use).
+
+Every method returns the JSON the endpoint documents (docs/rpc.md), unwrapped
+where the endpoint returns a single list. Failures come in two kinds:
+`NodeUnreachable` (nothing answered: connection refused, timeout, no node in
+that data directory) and `RpcError` (the node answered with an error body).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from chain.errors import InvalidUpdate, RejectReason
+from chain.genesis import Genesis
+from chain.names import normalize_name
+from chain.state import DomainState
+from chain.tx import Transaction
+from ledgerdns.rpc.codec import Json, domain_proof_from_json
+from ledgerdns.rpc.token import TOKEN_FILE, read_token
+
+NODE_FILE = "node.json"
+
+
+class RpcClientError(Exception):
+    """A call to the node's RPC failed."""
+
+
+class NodeUnreachable(RpcClientError):
+    """No node answered (not running, wrong address, or too slow)."""
+
+
+class NodeNotStarted(NodeUnreachable):
+    """No node has run in the given data directory (no node.json)."""
+
+
+class RpcError(RpcClientError):
+    """The node answered with an error.
+
+    Attributes:
+        status: the HTTP status.
+        code: the error code: a `RejectReason` value for a refused transaction,
+            or ``not-found``, ``bad-request``, ``unauthorized``, ``too-large``.
+        message: the node's explanation.
+        body: the whole error body (some carry more, e.g. ``pending``).
+    """
+
+    def __init__(self, status: int, code: str, message: str, body: Json | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body or {}
+
+
+def _domain_path(name: str, suffix: str = "") -> str:
+    return f"/v1/domains/{quote(name, safe='')}{suffix}"
+
+
+class RpcClient:
+    """The RPC of one node.
+
+    Args:
+        url: the RPC base URL, e.g. ``http://127.0.0.1:8645``.
+        token: the bearer token (from ``<data-dir>/rpc.token``).
+        timeout: seconds for connecting and for each response (a call that
+            waits for finalization gets its wait added).
+    """
+
+    def __init__(self, url: str, token: str, timeout: float = 10) -> None:
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise ValueError(f"not an RPC URL: {url!r} (expected http://HOST:PORT)")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        # trust_env=False: a proxy from the environment must never see the token.
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            trust_env=False,
+        )
+
+    @classmethod
+    def for_node(cls, data_dir: Path, timeout: float = 10) -> RpcClient:
+        """A client for the node that runs (or last ran) with `data_dir`.
+
+        Reads ``<data_dir>/node.json`` (written by the node once it is ready)
+        and ``<data_dir>/rpc.token``.
+
+        Raises:
+            NodeNotStarted: no readable node.json with an ``rpc`` URL there.
+            TokenError: the token file is missing or unsafe.
+        """
+        path = data_dir / NODE_FILE
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NodeNotStarted(
+                f"no node has run in {data_dir} ({path} is missing); "
+                f"start one with `ledgerdns node --data-dir {data_dir}`"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise NodeNotStarted(f"cannot read {path}: {exc}") from None
+        url = info.get("rpc") if isinstance(info, dict) else None
+        if not isinstance(url, str):
+            raise NodeNotStarted(f"{path} has no RPC address (is the RPC disabled?)")
+        try:
+            return cls(url, read_token(data_dir / TOKEN_FILE), timeout)
+        except ValueError as exc:
+            raise NodeNotStarted(f"{path}: {exc}") from None
+
+    # -- plumbing --
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> RpcClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Json | None = None,
+        wait: float | None = None,
+    ) -> tuple[int, Json]:
+        """Send one request; the status and JSON body of a 2xx answer.
+
+        Raises:
+            NodeUnreachable: no answer.
+            RpcError: an error answer (or one that is not JSON).
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        if wait is not None:
+            query["wait"] = wait
+        try:
+            response = self._http.request(
+                method, path, params=query, json=body, timeout=self.timeout + (wait or 0)
+            )
+        except httpx.TimeoutException:
+            raise NodeUnreachable(
+                f"the node at {self.url} did not answer within {self.timeout:g}s"
+            ) from None
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(
+                f"cannot reach the node at {self.url}: {exc or type(exc).__name__}"
+            ) from None
+        try:
+            doc = response.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise RpcError(response.status_code, f"http-{response.status_code}",
+                           f"not a JSON object from {self.url}: {response.text[:200]!r}")
+        if response.is_success:
+            return response.status_code, doc
+        code, message = doc.get("error"), doc.get("message")
+        raise RpcError(response.status_code, str(code), str(message), doc)
+
+    def _get(self, path: str, **params: Any) -> Json:
+        return self._call("GET", path, params=params)[1]
+
+    # -- node --
+
+    def status(self) -> Json:
+        """The node's status (`NodeStatus` fields, plus ``tlds``)."""
+        return self._get("/v1/status")
+
+    def peers(self) -> list[Json]:
+        """Known peers."""
+        return list(self._get("/v1/peers")["peers"])
+
+    def validators(self) -> list[Json]:
+        """The genesis validators as this node sees them."""
+        return list(self._get("/v1/validators")["validators"])
+
+    def evidence(self) -> list[Json]:
+        """Equivocation evidence the node recorded, oldest first."""
+        return list(self._get("/v1/evidence")["evidence"])
+
+    # -- blocks and transactions --
+
+    def block(self, height: int) -> Json:
+        """One block with its transactions and certificate (RpcError 404 past the head)."""
+        return self._get(f"/v1/blocks/{int(height)}")
+
+    def blocks(self, before: int | None = None, limit: int = 20) -> list[Json]:
+        """Block summaries, newest first, below `before` (default: from the head)."""
+        return list(self._get("/v1/blocks", before=before, limit=limit)["blocks"])
+
+    def tx(self, txid_hex: str, wait: float | None = None) -> Json:
+        """A transaction and whether it is finalized; waits up to `wait` s to see it final.
+
+        Raises:
+            RpcError: 404 ``not-found`` if the node does not know it.
+        """
+        return self._call("GET", f"/v1/txs/{quote(txid_hex, safe='')}", wait=wait)[1]
+
+    def submit(self, tx: Transaction, wait: float | None = None) -> Json:
+        """Submit a signed transaction.
+
+        Returns:
+            ``{"txid", "status": "pending"}``, or with `wait` and finalization
+            in time ``{"txid", "status": "finalized", "height", "index"}``.
+
+        Raises:
+            RpcError: refused; ``code`` is the `RejectReason` value.
+        """
+        body = {"tx": tx.to_bytes().hex()}
+        return self._call("POST", "/v1/txs", body=body, wait=wait)[1]
+
+    def mempool(self, limit: int = 100) -> Json:
+        """``{"count", "bytes", "txs"}``: the pending transactions in arrival order."""
+        return self._get("/v1/mempool", limit=limit)
+
+    # -- domains --
+
+    def domain(self, name: str) -> Json | None:
+        """A domain's state and its pending transactions.
+
+        Returns:
+            The domain view; None if the name was never registered and nothing
+            is pending for it. A name never registered but with a pending
+            registration comes back as ``{"status": "unregistered", "owner":
+            None, "seq": None, "head": None, "expires_at": None, "records": [],
+            "pending": [...]}``.
+        """
+        try:
+            return self._get(_domain_path(name))
+        except RpcError as exc:
+            if exc.status != 404 or exc.code != "not-found":
+                raise
+            pending = exc.body.get("pending") or []
+            if not pending:
+                return None
+            return {
+                "domain": exc.body.get("domain", name), "owner": None, "seq": None,
+                "head": None, "records": [], "expires_at": None, "status": "unregistered",
+                "pending": pending,
+            }
+
+    def domains(self, start: str = "", limit: int = 100) -> list[Json]:
+        """Domains in name order from `start` (``next`` of the page is dropped)."""
+        return list(self._get("/v1/domains", start=start or None, limit=limit)["domains"])
+
+    def history(self, name: str) -> list[Json]:
+        """Every step of the domain's chain, oldest first ([] if never registered)."""
+        entries: list[Json] = []
+        from_seq: int | None = 0
+        while from_seq is not None:
+            try:
+                page = self._get(_domain_path(name, "/history"), from_seq=from_seq)
+            except RpcError as exc:
+                if exc.status == 404 and exc.code == "not-found":
+                    return []
+                raise
+            entries += page["history"]
+            from_seq = page.get("next_seq")
+        return entries
+
+    def proof(self, name: str) -> Json:
+        """The light-client proof document (see `verified_domain`)."""
+        return self._get(_domain_path(name, "/proof"))
+
+    def verified_domain(self, name: str, genesis: Genesis) -> DomainState | None:
+        """The domain's finalized state, checked against `genesis`'s validators.
+
+        Returns:
+            The proven state, or None if the proof shows the name unregistered.
+
+        Raises:
+            InvalidUpdate: the node's proof does not verify (BAD_PROOF, NO_QUORUM, ...).
+        """
+        proof = domain_proof_from_json(self.proof(name))
+        if proof.domain != normalize_name(name):
+            raise InvalidUpdate(
+                RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {name}"
+            )
+        return proof.verify(genesis.params.validators, genesis.chain_id)

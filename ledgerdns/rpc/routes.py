@@ -1,0 +1,312 @@
+"""The RPC's endpoints: each reads a request, asks `NodeServices`, answers JSON.
+
+Handlers raise `ApiError` (or let `InvalidUpdate` out of the chain) and the
+application in `ledgerdns.rpc.server` turns either into an error body. They
+only read the ledger and the mempool; the one write is `services.submit`.
+See docs/rpc.md for the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import aclosing
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from chain.block import Block
+from chain.errors import InvalidUpdate, NotFound, RejectReason
+from chain.names import normalize_name, validate_domain
+from chain.tx import Transaction
+from ledgerdns.rpc import codec
+from ledgerdns.rpc.errors import TOO_LARGE, ApiError
+from ledgerdns.rpc.openapi import openapi_spec
+from ledgerdns.services import NodeServices
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1 << 20
+DRAIN_BYTES = 16 << 20
+MAX_WAIT_S = 60.0
+MAX_BLOCKS = 100
+DEFAULT_BLOCKS = 20
+MAX_LIST = 1000
+DEFAULT_LIST = 100
+MAX_HEIGHT = 2**63 - 1
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise ApiError.bad_request(f"{name} must be a whole number, not {text[:20]!r}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise ApiError.bad_request(f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _wait_param(request: Request) -> float | None:
+    try:
+        return codec.parse_wait(request.query_params.get("wait"), maximum=MAX_WAIT_S)
+    except ValueError as exc:
+        raise ApiError.bad_request(str(exc)) from None
+
+
+def _txid_param(request: Request) -> bytes:
+    try:
+        return codec.parse_hex(request.path_params["txid"], "txid", size=32)
+    except ValueError as exc:
+        raise ApiError.bad_request(str(exc)) from None
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past `MAX_BODY_BYTES` (declared or sent).
+
+    An oversized body is still read (and dropped) up to `DRAIN_BYTES`, so the
+    client has finished sending when the 413 arrives: answering mid-upload and
+    closing would reset the connection and the client might never see why.
+    """
+    declared = request.headers.get("content-length", "")
+    too_large = ApiError(413, TOO_LARGE, f"the body is over {MAX_BODY_BYTES} bytes")
+    if declared.isdigit() and int(declared) > DRAIN_BYTES:
+        raise too_large
+    chunks: list[bytes] = []
+    total = 0
+    async with aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            total += len(chunk)
+            if total > DRAIN_BYTES:
+                break
+            if total <= MAX_BODY_BYTES:
+                chunks.append(chunk)
+    if total > MAX_BODY_BYTES:
+        raise too_large
+    return b"".join(chunks)
+
+
+def _tx_from_body(body: bytes) -> Transaction:
+    """Decode ``{"tx": hex}`` strictly; hex or tx errors carry a `RejectReason`."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError.bad_request('the body must be JSON: {"tx": "<hex>"}') from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("tx"), str):
+        raise ApiError.bad_request('the body must be a JSON object {"tx": "<hex>"}')
+    try:
+        raw = codec.parse_hex(doc["tx"], "tx")
+    except ValueError as exc:
+        raise ApiError.rejected(InvalidUpdate(RejectReason.MALFORMED, str(exc))) from None
+    return Transaction.from_bytes(raw)  # InvalidUpdate -> 400 with its reason
+
+
+class Endpoints:
+    """The handlers, bound to one node's services."""
+
+    def __init__(self, services: NodeServices) -> None:
+        self.services = services
+
+    def routes(self) -> list[Route]:
+        """Every route the RPC serves (all under ``/v1``)."""
+        get = ["GET"]
+        return [
+            Route("/v1/status", self.status, methods=get),
+            Route("/v1/blocks", self.blocks, methods=get),
+            Route("/v1/blocks/{height}", self.block, methods=get),
+            Route("/v1/txs", self.submit, methods=["POST"]),
+            Route("/v1/txs/{txid}", self.tx, methods=get),
+            Route("/v1/domains", self.domains, methods=get),
+            Route("/v1/domains/{name}", self.domain, methods=get),
+            Route("/v1/domains/{name}/history", self.history, methods=get),
+            Route("/v1/domains/{name}/proof", self.proof, methods=get),
+            Route("/v1/mempool", self.mempool, methods=get),
+            Route("/v1/peers", self.peers, methods=get),
+            Route("/v1/validators", self.validators, methods=get),
+            Route("/v1/evidence", self.evidence, methods=get),
+            Route("/v1/openapi.json", self.openapi, methods=get),
+        ]
+
+    # -- helpers --
+
+    def _now_s(self) -> int:
+        """Block time of the head: what expiry is judged against."""
+        return self.services.ledger.head.time_ms // 1000
+
+    def _domain_param(self, request: Request) -> str:
+        try:
+            name = normalize_name(request.path_params["name"])
+            return validate_domain(name, self.services.genesis.params.tlds)
+        except InvalidUpdate as exc:
+            raise ApiError.rejected(exc) from None
+
+    def _finalized_at(self, txid: bytes) -> tuple[int, int] | None:
+        try:
+            _, height, index = self.services.ledger.get_tx(txid)
+        except NotFound:
+            return None
+        return height, index
+
+    def _block(self, height: int) -> tuple[Block, int]:
+        raw = self.services.ledger.get_block_bytes(height)
+        return Block.from_bytes(raw), len(raw)
+
+    # -- node --
+
+    async def status(self, request: Request) -> Response:
+        """``GET /v1/status``."""
+        services = self.services
+        return JSONResponse(codec.status_json(services.status(), services.genesis))
+
+    async def peers(self, request: Request) -> Response:
+        """``GET /v1/peers``."""
+        return JSONResponse({"peers": codec.plain_json(self.services.peers())})
+
+    async def validators(self, request: Request) -> Response:
+        """``GET /v1/validators``."""
+        return JSONResponse({"validators": codec.plain_json(self.services.validators())})
+
+    async def evidence(self, request: Request) -> Response:
+        """``GET /v1/evidence``."""
+        genesis = self.services.genesis
+        items = [codec.evidence_json(e, genesis) for e in self.services.evidence()]
+        return JSONResponse({"evidence": items})
+
+    async def openapi(self, request: Request) -> Response:
+        """``GET /v1/openapi.json``."""
+        return JSONResponse(openapi_spec())
+
+    # -- blocks --
+
+    async def blocks(self, request: Request) -> Response:
+        """``GET /v1/blocks?before=H&limit=N``: newest first."""
+        head = self.services.ledger.height
+        before = _int_param(request, "before", head + 1, 0, MAX_HEIGHT)
+        limit = _int_param(request, "limit", DEFAULT_BLOCKS, 1, MAX_BLOCKS)
+        top = min(before - 1, head)
+        heights = range(top, max(top - limit, -1), -1)
+        genesis = self.services.genesis
+        out = [codec.block_summary_json(*self._block(h), genesis) for h in heights]
+        last = heights[-1] if heights else 0
+        return JSONResponse({"blocks": out, "next_before": last if last > 0 else None})
+
+    async def block(self, request: Request) -> Response:
+        """``GET /v1/blocks/{height}``."""
+        text = request.path_params["height"]
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            raise ApiError.bad_request(f"a block height is a whole number, not {text[:20]!r}")
+        height = int(text)
+        ledger = self.services.ledger
+        if height > ledger.height:
+            raise ApiError.not_found(f"no block at height {height} (head is {ledger.height})")
+        block, size = self._block(height)
+        cert = ledger.get_certificate(height) if height > 0 else None
+        return JSONResponse(codec.block_json(block, size, cert, self.services.genesis))
+
+    # -- transactions --
+
+    async def submit(self, request: Request) -> Response:
+        """``POST /v1/txs[?wait=S]``: admit a transaction, optionally wait for it."""
+        wait = _wait_param(request)
+        tx = _tx_from_body(await _read_body(request))
+        services = self.services
+        location = self._finalized_at(tx.txid)
+        # Submitting the same bytes again (a wallet retrying) is not an error.
+        if location is None and tx.txid not in services.mempool:
+            try:
+                await services.submit(tx)
+            except InvalidUpdate as exc:
+                log.debug("rpc refused tx txid=%s reason=%s", tx.txid.hex()[:16], exc.reason)
+                raise ApiError.rejected(exc) from None
+            log.debug("rpc accepted tx txid=%s domain=%s", tx.txid.hex()[:16], tx.body.domain)
+        if location is None and wait:
+            location = await services.wait_finalized(tx.txid, wait)
+        if location is None:
+            return JSONResponse({"txid": tx.txid.hex(), "status": "pending"}, status_code=202)
+        height, index = location
+        doc = {"txid": tx.txid.hex(), "status": "finalized", "height": height, "index": index}
+        return JSONResponse(doc)
+
+    async def tx(self, request: Request) -> Response:
+        """``GET /v1/txs/{txid}[?wait=S]``."""
+        txid = _txid_param(request)
+        wait = _wait_param(request)
+        if wait and self._finalized_at(txid) is None:
+            await self.services.wait_finalized(txid, wait)
+        try:
+            tx, height, index = self.services.ledger.get_tx(txid)
+        except NotFound:
+            pending = self.services.mempool.get(txid)
+            if pending is None:
+                raise ApiError.not_found(f"no transaction {txid.hex()}") from None
+            return JSONResponse({"status": "pending", "tx": codec.tx_json(pending)})
+        doc = {"status": "finalized", "height": height, "index": index, "tx": codec.tx_json(tx)}
+        return JSONResponse(doc)
+
+    async def mempool(self, request: Request) -> Response:
+        """``GET /v1/mempool?limit=N``: pending transactions in arrival order."""
+        limit = _int_param(request, "limit", DEFAULT_LIST, 0, MAX_LIST)
+        pool = self.services.mempool
+        txs = [codec.tx_json(tx) for tx in pool.snapshot()[:limit]]
+        return JSONResponse({"count": len(pool), "bytes": pool.size_bytes, "txs": txs})
+
+    # -- domains --
+
+    async def domains(self, request: Request) -> Response:
+        """``GET /v1/domains?start=NAME&limit=N``: in name order; ``next`` pages on."""
+        start = request.query_params.get("start", "").lower()
+        if not start.isascii() or len(start) > 253:
+            raise ApiError.bad_request("start must be an ASCII name (use the xn-- form)")
+        limit = _int_param(request, "limit", DEFAULT_LIST, 1, MAX_LIST)
+        states = self.services.ledger.domains(start=start, limit=limit + 1)
+        now_s, pool = self._now_s(), self.services.mempool
+        out = [codec.domain_json(s, pool.pending_for(s.domain), now_s) for s in states[:limit]]
+        nxt = states[limit].domain if len(states) > limit else None
+        return JSONResponse({"domains": out, "next": nxt})
+
+    async def domain(self, request: Request) -> Response:
+        """``GET /v1/domains/{name}``; 404 (with ``pending``) if never registered."""
+        name = self._domain_param(request)
+        pending = self.services.mempool.pending_for(name)
+        state = self.services.ledger.get_domain(name)
+        if state is None:
+            extra: dict[str, Any] = {
+                "domain": name,
+                "pending": [codec.tx_json(tx) for tx in pending],
+            }
+            raise ApiError.not_found(f"{name} was never registered", extra=extra)
+        return JSONResponse(codec.domain_json(state, pending, self._now_s()))
+
+    async def history(self, request: Request) -> Response:
+        """``GET /v1/domains/{name}/history?from_seq=S&limit=N``: oldest first."""
+        name = self._domain_param(request)
+        from_seq = _int_param(request, "from_seq", 0, 0, MAX_HEIGHT)
+        limit = _int_param(request, "limit", MAX_LIST, 1, MAX_LIST)
+        ledger = self.services.ledger
+        steps = ledger.history(name)
+        if not steps:
+            raise ApiError.not_found(f"{name} was never registered")
+        chosen = [(seq, txid) for seq, txid in steps if seq >= from_seq]
+        entries = []
+        for seq, txid in chosen[:limit]:
+            try:
+                found: tuple[Transaction, int, int] | None = ledger.get_tx(txid)
+            except NotFound:
+                found = None  # the genesis anchor: not a transaction
+            entries.append(codec.history_entry_json(name, seq, txid, found, ledger.params.chain_id))
+        nxt = chosen[limit][0] if len(chosen) > limit else None
+        return JSONResponse({"domain": name, "history": entries, "next_seq": nxt})
+
+    async def proof(self, request: Request) -> Response:
+        """``GET /v1/domains/{name}/proof``: a light-client proof at the head."""
+        name = self._domain_param(request)
+        try:
+            proof = self.services.ledger.prove_domain(name)
+        except NotFound:
+            raise ApiError.not_found(
+                "no certified block yet: proofs start at height 1"
+            ) from None
+        return JSONResponse(codec.domain_proof_json(proof, proof.header.time_ms // 1000))
