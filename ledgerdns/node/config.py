@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from chain.crypto import PrivateKey
@@ -59,7 +59,6 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
     progress: bool = True  # progress bar for sync when stderr is a terminal
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def key_path(self) -> Path:
@@ -157,13 +156,13 @@ def prepare_data_dir(config: NodeConfig) -> Prepared:
         genesis = read_genesis(stored)
     else:
         key_path = config.key_path
-        key = load_key(key_path) if key_path.exists() else create_key(key_path)
+        devnet_key = load_key(key_path) if key_path.exists() else create_key(key_path)
         genesis = make_single_validator_genesis(
-            key.public_key, genesis_time_ms=time.time_ns() // 1_000_000
+            devnet_key.public_key, genesis_time_ms=time.time_ns() // 1_000_000
         )
         stored.write_text(genesis.to_json())
         created = True
-    key = None
+    key: PrivateKey | None = None
     name = None
     if config.key_path.exists():
         candidate = load_key(config.key_path)

@@ -16,6 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -39,6 +40,9 @@ from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote
 from chain.store import WriteBatch
 from ledgerdns.consensus.guardfile import GuardFile
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 log = logging.getLogger("ledgerdns.consensus")
 
@@ -138,7 +142,7 @@ class ConsensusDriver:
         self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
         self._nursery: trio.Nursery | None = None
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the machine and serve its timers until cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -213,7 +217,9 @@ class ConsensusDriver:
             effect = queue.popleft()
             if isinstance(effect, PersistGuard):
                 assert self.guard_file is not None
-                self.guard_file.store(effect.data)  # raises: nothing later is sent
+                # In a thread: gossip, DNS and RPC go on during the sync; the machine
+                # waits (we hold the lock), and nothing later is sent if it raises.
+                await trio.to_thread.run_sync(self.guard_file.store, effect.data)
             elif isinstance(effect, Broadcast):
                 await self._broadcast(effect.message)
             elif isinstance(effect, ScheduleTimeout):

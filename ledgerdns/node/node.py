@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -37,12 +37,15 @@ from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.driver import ConsensusDriver, now_ms
-from ledgerdns.node.sync import SyncServer, Syncer
-from ledgerdns.p2p.host import P2PConfig, P2PNode
+from ledgerdns.node.sync import Syncer, SyncServer
+from ledgerdns.p2p import P2PConfig, P2PNode
 from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.rpc.token import load_or_create_token
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
 from ledgerdns.storage.leveldb import LevelDBStore
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 log = logging.getLogger("ledgerdns.node")
 
@@ -109,7 +112,7 @@ class Node:
 
     # -- running --
 
-    async def run(self, *, task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; `task_status.started(ready_info)` once every listener is bound."""
         p2p = self.p2p
         p2p.set_validator(self.topics["txs"], self._validate_txs)
@@ -279,6 +282,7 @@ class Node:
         return True
 
     async def _on_txs(self, peer: str, data: bytes) -> None:
+        log.debug("txs from %s, mempool %d", peer[-6:], len(self._mempool))
         if len(self._mempool):
             await self.driver.txs_available()
 
@@ -290,6 +294,7 @@ class Node:
     # -- consensus --
 
     async def _broadcast(self, message: Proposal | Vote) -> None:
+        log.debug("send %s h=%d r=%d", type(message).__name__, message.height, message.round)
         await self.p2p.publish(self.topics["consensus"], message.to_bytes())
 
     def _decode_consensus(self, data: bytes) -> Proposal | Vote:
@@ -322,6 +327,7 @@ class Node:
             message = self._decode_consensus(data)
         except InvalidUpdate:
             return
+        log.debug("consensus %s h=%d r=%d from %s", type(message).__name__, message.height, message.round, peer[-6:])
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         index = self._genesis.params.validators.index_of(signer)
         if index is not None:

@@ -31,7 +31,7 @@ from chain.wire import (
     sync_protocol,
 )
 from ledgerdns.node.driver import ConsensusDriver
-from ledgerdns.p2p.host import P2PError, P2PNode
+from ledgerdns.p2p import P2PError, P2PNode
 
 log = logging.getLogger("ledgerdns.sync")
 

@@ -11,7 +11,7 @@ import hmac
 import logging
 import socket
 from functools import partial
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import trio
 from hypercorn.config import Config
@@ -29,6 +29,9 @@ from chain.errors import InvalidUpdate, NotFound
 from ledgerdns.rpc.errors import INTERNAL, METHOD_NOT_ALLOWED, UNAUTHORIZED, ApiError
 from ledgerdns.rpc.routes import Endpoints
 from ledgerdns.services import NodeServices
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 log = logging.getLogger(__name__)
 http_log = logging.getLogger("ledgerdns.rpc.hypercorn")
@@ -154,7 +157,7 @@ async def serve_rpc(
     port: int,
     *,
     access_log: bool = False,
-    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the RPC on ``host:port`` until cancelled.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.consensus_messages import SignStep
+from chain.consensus_messages import SignGuard, SignStep
 from chain.errors import ConfigError
 from ledgerdns.consensus.guardfile import GuardFile
 
@@ -49,3 +49,28 @@ def test_corrupt_guard_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="corrupt"):
         GuardFile(path).load()
     assert GuardFile(tmp_path / "missing").load().height == 0
+
+
+def test_newest_slot_wins_and_a_torn_write_keeps_the_previous_guard(tmp_path: Path) -> None:
+    path = tmp_path / "guard"
+    first = SignGuard().after(3, 0, SignStep.PREVOTE, b"\x01" * 32)
+    second = first.after(3, 0, SignStep.PRECOMMIT, b"\x01" * 32)
+    store = GuardFile(path)
+    store.store(first.to_bytes())
+    store.store(second.to_bytes())
+    store.close()
+    assert GuardFile(path).load() == second
+    assert path.stat().st_mode & 0o077 == 0
+    # Tear the newest slot (as a crash mid-write would): the previous guard survives.
+    raw = bytearray(path.read_bytes())
+    newest_slot = 0  # two writes: counter 1 went to slot 1, counter 2 to slot 0
+    raw[newest_slot * 512 + 20] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert GuardFile(path).load() == first
+    # A later write after restart goes to the torn slot's partner and wins again.
+    again = GuardFile(path)
+    again.load()
+    third = second.after(4, 0, SignStep.PROPOSAL, b"\x02" * 32)
+    again.store(third.to_bytes())
+    again.close()
+    assert GuardFile(path).load() == third
