@@ -226,6 +226,12 @@ class RpcClient:
         body = {"tx": tx.to_bytes().hex()}
         return self._call("POST", "/v1/txs", body=body, wait=wait)[1]
 
+    def submit_batch(self, txs: list[Transaction]) -> list[Json]:
+        """Submit up to 512 transactions; one ``{"txid", "status", "error"?, "message"?}`` each."""
+        body = {"txs": [tx.to_bytes().hex() for tx in txs]}
+        results: list[Json] = self._call("POST", "/v1/txs/batch", body=body)[1]["results"]
+        return results
+
     def mempool(self, limit: int = 100) -> Json:
         """``{"count", "bytes", "txs"}``: the pending transactions in arrival order."""
         return self._get("/v1/mempool", limit=limit)

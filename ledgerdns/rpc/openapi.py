@@ -116,6 +116,9 @@ def _get(summary: str, result: Json, params: list[Json] | None = None,
     return {"get": op}
 
 
+MAX_BATCH = 512
+
+
 def _paths() -> Json:
     tx_location = {"height": INT, "index": INT}
     submit = {
@@ -130,6 +133,19 @@ def _paths() -> Json:
             "202": {"description": "accepted, pending", "content": {"application/json": {
                 "schema": _obj({"txid": HASH, "status": {"const": "pending"}})}}},
             **_errors(400, 409, 413, 503),
+        },
+    }
+    submit_batch = {
+        "summary": "Submit up to 512 signed transactions at once (load tools, zone imports)",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": _obj({"txs": {"type": "array", "maxItems": MAX_BATCH,
+                                    "items": {**HEX, "description": "Transaction.to_bytes()"}}})}}},
+        "responses": {
+            "200": {"description": "one result per transaction, in order", "content": {
+                "application/json": {"schema": _obj({"results": {"type": "array", "items": _obj({
+                    "txid": _nullable(HASH), "status": {"enum": ["pending", "finalized", "refused"]},
+                    "error": {"type": "string"}, "message": {"type": "string"}})}})}}},
+            **_errors(400, 413),
         },
     }
     tx_result = _obj({"status": {"enum": ["finalized", "pending"]}, **tx_location,
@@ -150,6 +166,7 @@ def _paths() -> Json:
             [_param("height", "path", INT, "block height")], (400, 404),
         ),
         "/v1/txs": {"post": submit},
+        "/v1/txs/batch": {"post": submit_batch},
         "/v1/txs/{txid}": _get(
             "A transaction, finalized or pending", tx_result,
             [_param("txid", "path", HASH, "transaction id"), WAIT], (400, 404),

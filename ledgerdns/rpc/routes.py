@@ -23,7 +23,7 @@ from chain.names import normalize_name, validate_domain
 from chain.tx import Transaction
 from ledgerdns.rpc import codec
 from ledgerdns.rpc.errors import TOO_LARGE, ApiError
-from ledgerdns.rpc.openapi import openapi_spec
+from ledgerdns.rpc.openapi import MAX_BATCH, openapi_spec
 from ledgerdns.services import NodeServices
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class Endpoints:
             Route("/v1/blocks", self.blocks, methods=get),
             Route("/v1/blocks/{height}", self.block, methods=get),
             Route("/v1/txs", self.submit, methods=["POST"]),
+            Route("/v1/txs/batch", self.submit_batch, methods=["POST"]),
             Route("/v1/txs/{txid}", self.tx, methods=get),
             Route("/v1/domains", self.domains, methods=get),
             Route("/v1/domains/{name}", self.domain, methods=get),
@@ -229,6 +230,37 @@ class Endpoints:
         height, index = location
         doc = {"txid": tx.txid.hex(), "status": "finalized", "height": height, "index": index}
         return JSONResponse(doc)
+
+    async def submit_batch(self, request: Request) -> Response:
+        """``POST /v1/txs/batch``: admit up to `MAX_BATCH` transactions; one result each."""
+        try:
+            doc = json.loads(await _read_body(request))
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError.bad_request('the body must be JSON: {"txs": ["<hex>", ...]}') from None
+        items = doc.get("txs") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise ApiError.bad_request('the body must be a JSON object {"txs": ["<hex>", ...]}')
+        if len(items) > MAX_BATCH:
+            raise ApiError.bad_request(f"at most {MAX_BATCH} transactions per batch")
+        results: list[dict[str, Any]] = []
+        for item in items:
+            txid = None
+            try:
+                tx = Transaction.from_bytes(codec.parse_hex(item, "tx"))
+                txid = tx.txid.hex()
+                if self._finalized_at(tx.txid) is not None:
+                    results.append({"txid": txid, "status": "finalized"})
+                    continue
+                if tx.txid not in self.services.mempool:
+                    await self.services.submit(tx)
+                results.append({"txid": txid, "status": "pending"})
+            except ValueError as exc:
+                results.append({"txid": None, "status": "refused", "error": "malformed",
+                                "message": str(exc)})
+            except InvalidUpdate as exc:
+                results.append({"txid": txid, "status": "refused", "error": exc.reason.value,
+                                "message": str(exc)})
+        return JSONResponse({"results": results})
 
     async def tx(self, request: Request) -> Response:
         """``GET /v1/txs/{txid}[?wait=S]``."""

@@ -496,3 +496,27 @@ async def test_openapi_describes_every_route_and_matches_docs(rpc: Rpc) -> None:
         served = (await http.get("/v1/openapi.json")).json()
     assert served == spec == json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert spec["openapi"].startswith("3.1")
+
+
+@pytest.mark.trio
+async def test_batch_submit_reports_each_transaction(rpc: Rpc) -> None:
+    rpc.node.hold = True
+    good = [rpc.register(f"batch{i}.p2p") for i in range(3)]
+    other = rpc.register("batch9.p2p")
+    bad_sig = Transaction(body=other.body, body_bytes=other.body_bytes, signature=bytes(64))
+    results = await rpc.call(rpc.client.submit_batch, [*good, bad_sig])
+    assert [r["status"] for r in results] == ["pending"] * 3 + ["refused"]
+    assert results[3]["error"] == "bad-signature"
+    assert {r["txid"] for r in results[:3]} == {tx.txid.hex() for tx in good}
+    async with rpc.http() as http:
+        reply = await http.post("/v1/txs/batch", json={"txs": ["zz", good[0].to_bytes().hex()]})
+    assert reply.status_code == 200
+    first, second = reply.json()["results"]
+    assert (first["status"], first["error"]) == ("refused", "malformed")
+    assert second["status"] == "pending"  # already pending: accepted again, not an error
+    height = rpc.node.finalize_pending()
+    assert all(rpc.node.ledger.get_tx(tx.txid)[1] == height for tx in good)
+    async with rpc.http() as http:
+        too_many = await http.post("/v1/txs/batch", json={"txs": ["00"] * 513})
+        not_a_list = await http.post("/v1/txs/batch", json={"txs": "00"})
+    assert too_many.status_code == not_a_list.status_code == 400
