@@ -1,0 +1,131 @@
+"""The hot path: wire query in, wire reply out, with encoded replies cached.
+
+A reply is cached per (question name lower-cased, type, class, EDNS or not),
+whole and truncated; serving a hit copies it and patches in the ID, the RD and
+CD bits and the question name as the client spelled it (`wire.patch_reply`).
+The UDP size limit is not part of the key: the size decides at serve time
+whether the whole or the truncated form goes out.
+
+Invalidation after a block (see docs/dns.md): a reply goes stale if it holds
+an SOA (the serial is the height), if its domain changed in the block, or if
+its domain expired by the new block time. Everything else (positive answers of
+unchanged domains, refusals) survives. As a safety net, if the ledger's height
+moves without `invalidate` being called, the whole cache is cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Collection
+
+from ledgerdns.dns.answer import AnswerBuilder, Reply
+from ledgerdns.dns.wire import Query, Rejection, bare_reply, parse_query, patch_reply
+
+log = logging.getLogger(__name__)
+
+MAX_TCP_MESSAGE = 65535
+DEFAULT_MAX_ENTRIES = 50_000
+
+_Key = tuple[bytes, int, int, bool]
+
+
+def _is_stale(reply: Reply, changed: Collection[str], now_s: int) -> bool:
+    res = reply.resolution
+    if res is None:
+        return True
+    if res.serial_bound or (res.zone is not None and res.zone in changed):
+        return True
+    return res.expires_at != 0 and res.expires_at <= now_s
+
+
+class AnswerCache:
+    """Answers DNS messages from the ledger, keeping encoded replies for repeat questions.
+
+    Args:
+        builder: builds replies on a miss.
+        max_entries: the most cached replies (least recently used go first).
+    """
+
+    __slots__ = ("_builder", "_entries", "_height", "_max", "hits", "misses")
+
+    def __init__(self, builder: AnswerBuilder, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._builder = builder
+        self._entries: OrderedDict[_Key, Reply] = OrderedDict()
+        self._max = max_entries
+        self._height = builder.source.head.height
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- public API --
+
+    def answer(self, data: bytes, *, tcp: bool) -> bytes | None:
+        """The reply to one DNS message, or None if none is due.
+
+        Never raises for any input: malformed messages get FORMERR (or are
+        dropped when not even the header is there), responses are dropped.
+
+        Args:
+            data: the message (over TCP, without its length prefix).
+            tcp: whether it came over TCP (no size limit but 65535).
+        """
+        query = parse_query(data)
+        if query is None:
+            return None
+        if isinstance(query, Rejection):
+            log.debug("rejected query id=%d rcode=%s", query.id, query.rcode.name)
+            return bare_reply(query)
+        limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._builder.edns_payload)
+        return patch_reply(self._reply(query).fitting(limit), query)
+
+    def invalidate(self, changed_domains: Collection[str]) -> None:
+        """Drop what a new block made stale (call after each block is applied).
+
+        Args:
+            changed_domains: the domains the block's transactions touched.
+        """
+        head = self._builder.source.head
+        now_s = head.time_ms // 1000
+        before = len(self._entries)
+        self._entries = OrderedDict(
+            (key, reply)
+            for key, reply in self._entries.items()
+            if not _is_stale(reply, changed_domains, now_s)
+        )
+        self._height = head.height
+        log.debug(
+            "dns cache invalidated height=%d dropped=%d kept=%d",
+            head.height,
+            before - len(self._entries),
+            len(self._entries),
+        )
+
+    def clear(self) -> None:
+        """Drop every cached reply."""
+        self._entries.clear()
+        self._height = self._builder.source.head.height
+
+    # -- internals --
+
+    def _reply(self, query: Query) -> Reply:
+        if not query.plain or (query.edns is not None and query.edns.version != 0):
+            return self._builder.respond(query)  # unusual shapes are not worth a slot
+        if self._builder.source.head.height != self._height:
+            self.clear()  # the ledger moved and nobody told us what changed
+        # bytes.lower() is DNS case folding; length bytes (<= 63) are below b"A".
+        key = (query.qname_wire.lower(), query.qtype, query.qclass, query.edns is not None)
+        entries = self._entries
+        reply = entries.get(key)
+        if reply is not None:
+            entries.move_to_end(key)
+            self.hits += 1
+            return reply
+        self.misses += 1
+        reply = self._builder.respond(query)
+        entries[key] = reply
+        if len(entries) > self._max:
+            entries.popitem(last=False)
+        return reply

@@ -1,0 +1,128 @@
+"""The pure lookup: a question against the finalized ledger, answered as a `Resolution`.
+
+Names under a ledger TLD are answered authoritatively from finalized state
+only; anything else is refused (this is not a recursive resolver). The TLD
+itself is answered as a zone of its own (SOA and NS synthesized, everything
+else NODATA), and a name under it whose domain is not registered, expired or
+released is NXDOMAIN with the TLD's SOA. See docs/dns.md.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from chain.block import BlockHeader
+from chain.errors import InvalidUpdate
+from chain.names import validate_domain
+from chain.params import ChainParams
+from chain.state import DomainState
+from ledgerdns.dns.result import (
+    CLASS_IN,
+    REFUSED,
+    RR,
+    Labels,
+    Outcome,
+    QType,
+    Resolution,
+    labels_of,
+)
+from ledgerdns.dns.zone import Zone, ZoneConfig, make_ns, make_soa
+
+# Zone transfers are not offered (the ledger itself is the way to copy zones).
+_REFUSED_TYPES = frozenset({QType.AXFR, QType.IXFR})
+
+
+class ZoneSource(Protocol):
+    """The finalized ledger as the DNS face reads it (`chain.ledger.Ledger` is one)."""
+
+    params: ChainParams
+
+    @property
+    def head(self) -> BlockHeader:
+        """The header of the last finalized block."""
+
+    def get_domain(self, domain: str) -> DomainState | None:
+        """A domain's finalized state, or None if it was never registered."""
+
+
+class Resolver:
+    """Answers questions from a `ZoneSource`. Pure: reads the ledger, no I/O of its own."""
+
+    __slots__ = ("_config", "_source", "_tlds")
+
+    def __init__(self, source: ZoneSource, config: ZoneConfig) -> None:
+        self._source = source
+        self._config = config
+        # Longest first: with TLDs "p2p" and "co.p2p", "x.co.p2p" is under "co.p2p".
+        self._tlds = sorted((labels_of(t) for t in source.params.tlds), key=len, reverse=True)
+
+    @property
+    def config(self) -> ZoneConfig:
+        """What the synthesized SOA and NS say."""
+        return self._config
+
+    def resolve(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+        """Answer one question.
+
+        Args:
+            qname: the question name, lower-cased (see `ledgerdns.dns.result`).
+            qtype: the question type (any number).
+            qclass: the question class; only IN is answered.
+        """
+        if qclass != CLASS_IN or qtype in _REFUSED_TYPES:
+            return REFUSED
+        tld = self._tld_of(qname)
+        if tld is None:
+            return REFUSED
+        head = self._source.head
+        if qname == tld:
+            return self._tld_apex(tld, qtype, head.height)
+        domain_labels = qname[len(qname) - len(tld) - 1 :]
+        state = self._active_state(domain_labels, head.time_ms // 1000)
+        tld_soa = make_soa(tld, head.height, self._config, negative=True)
+        if state is None:
+            return Resolution(
+                outcome=Outcome.NXDOMAIN,
+                authoritative=True,
+                authority=(tld_soa,),
+                serial_bound=True,
+            )
+        return Zone(state, head.height, self._config).lookup(qname, qtype, tld_soa)
+
+    def _tld_of(self, qname: Labels) -> Labels | None:
+        for tld in self._tlds:
+            if len(qname) >= len(tld) and qname[len(qname) - len(tld) :] == tld:
+                return tld
+        return None
+
+    def _active_state(self, domain: Labels, now_s: int) -> DomainState | None:
+        try:
+            name = b".".join(domain).decode("ascii")
+            validate_domain(name, self._source.params.tlds)
+        except (UnicodeDecodeError, InvalidUpdate):
+            return None  # not a name the ledger could hold (e.g. "a.b" in one label)
+        state = self._source.get_domain(name)
+        if state is None or not state.is_active(now_s):
+            return None
+        return state
+
+    def _tld_apex(self, tld: Labels, qtype: int, serial: int) -> Resolution:
+        """A TLD answered as a zone that holds only its SOA and NS."""
+        rrsets: dict[int, RR] = {
+            QType.SOA: make_soa(tld, serial, self._config),
+            QType.NS: make_ns(tld, self._config),
+        }
+        if qtype == QType.ANY:
+            answer: tuple[RR, ...] = tuple(rrsets[t] for t in sorted(rrsets))
+        elif qtype in rrsets:
+            answer = (rrsets[qtype],)
+        else:
+            return Resolution(
+                outcome=Outcome.NODATA,
+                authoritative=True,
+                authority=(make_soa(tld, serial, self._config, negative=True),),
+                serial_bound=True,
+            )
+        return Resolution(
+            outcome=Outcome.ANSWER, authoritative=True, answer=answer, serial_bound=True
+        )
