@@ -257,6 +257,7 @@ class ConsensusDriver:
 
     async def _timer(self, effect: ScheduleTimeout) -> None:
         await trio.sleep(effect.delay_ms / 1000)
+        log.debug("timeout %s h=%d r=%d", effect.kind.name, effect.height, effect.round)
         async with self.lock:
             await self._execute(
                 self.machine.on_timeout(effect.kind, effect.height, effect.round, now_ms())

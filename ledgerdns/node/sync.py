@@ -65,7 +65,10 @@ class SyncServer:
         Raises:
             InvalidUpdate: a malformed request (the p2p layer reports the failure).
         """
-        request = decode_sync_request(data)
+        try:
+            request = decode_sync_request(data)
+        except InvalidUpdate as exc:
+            raise P2PError(f"bad sync request: {exc}") from None
         if isinstance(request, StatusRequest):
             return self.status().to_bytes()
         return self.page(request.start, request.count).to_bytes()

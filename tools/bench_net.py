@@ -1,0 +1,220 @@
+"""Network benchmark: a local 4 + 1 cluster on loopback, measured from outside.
+
+Phases (each node is a real `ledgerdns node` process):
+
+1. **Update to visible**: one registration at a time is submitted over RPC to a
+   node (round robin, no wait) and every node is polled over DNS until it
+   answers the new record; the time from submit to the last node answering.
+2. **Finalized throughput**: pre-signed registrations are submitted in batches
+   to the validators as fast as they accept them; the rate is transactions over
+   the time from the first submit until every node holds the last one.
+3. **Catch-up**: a fresh follower joins the finished chain; the rate is the
+   chain's transactions over the time from its READY line to reaching the head.
+4. **Idle**: with no load, each node's CPU share over a window, and whether any
+   block was made (an idle network must grow none).
+
+Ends with one JSON line: visible_p50_ms, visible_p99_ms, finalized_tx_per_s,
+catchup_tx_per_s, idle_cpu_pct (the busiest node), plus details.
+``--quick`` runs small phases (under 90 s here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import dns.message  # noqa: E402
+import dns.query  # noqa: E402
+import dns.rdatatype  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from chain.crypto import PrivateKey  # noqa: E402
+from chain.genesis import Genesis  # noqa: E402
+from chain.records import Record  # noqa: E402
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
+from tools.cluster import Cluster  # noqa: E402
+
+console = Console(stderr=True)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (and its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / TICK
+
+
+def registration(genesis: Genesis, owner: PrivateKey, name: str, address: str) -> Transaction:
+    body = TxBody(
+        chain_id=genesis.chain_id, domain=name, seq=0, prev=ZERO_HASH, op=Op.REGISTER,
+        records=(Record.from_text(f"@ 300 A {address}", origin=name),),
+        owner=owner.public_key, valid_until=int(time.time()) + 3000,
+    )  # fmt: skip
+    return Transaction.sign(body, owner)
+
+
+def answers(addr: tuple[str, int], name: str) -> bool:
+    query = dns.message.make_query(name, dns.rdatatype.A)
+    try:
+        reply = dns.query.udp(query, addr[0], port=addr[1], timeout=1.0)
+    except (dns.exception.Timeout, OSError):
+        return False
+    return bool(reply.answer)
+
+
+def measure_visible(cluster: Cluster, genesis: Genesis, owner: PrivateKey, count: int) -> list[float]:
+    nodes = cluster.nodes
+    out = []
+    for i in range(count):
+        name = f"vis{i}-{int(time.time())}.p2p"
+        tx = registration(genesis, owner, name, f"10.1.{i // 250}.{i % 250 + 1}")
+        node = nodes[i % len(nodes)]
+        start = time.perf_counter()
+        node.rpc.submit(tx)
+        pending = [n.dns for n in nodes]
+        deadline = start + 10
+        while pending and time.perf_counter() < deadline:
+            pending = [a for a in pending if not answers(a, name)]
+            if pending:
+                time.sleep(0.002)
+        if pending:
+            raise SystemExit(f"{name} not visible at {len(pending)} nodes after 10 s")
+        out.append((time.perf_counter() - start) * 1000)
+        time.sleep(0.05)
+    return out
+
+
+def measure_throughput(
+    cluster: Cluster, genesis: Genesis, owner: PrivateKey, count: int, validators: int
+) -> tuple[float, int]:
+    console.print(f"signing {count} transactions…")
+    txs = [registration(genesis, owner, f"load{i}.p2p", "10.2.0.1") for i in range(count)]
+    chunks = [txs[i : i + 200] for i in range(0, len(txs), 200)]
+    refused: list[str] = []
+
+    def feed(worker: int) -> None:
+        client = cluster.nodes[worker].rpc
+        for chunk in chunks[worker::validators]:
+            while True:
+                results = client.submit_batch(chunk)
+                full = [tx for tx, r in zip(chunk, results, strict=True)
+                        if r.get("error") in ("mempool-full", "domain-queue-full")]
+                refused.extend(r["error"] for r in results
+                               if r["status"] == "refused" and r["error"] not in
+                               ("mempool-full", "domain-queue-full"))
+                if not full:
+                    break
+                chunk = full
+                time.sleep(0.05)
+
+    start_height = min(cluster.status(i)["height"] for i in range(len(cluster.nodes)))
+    start = time.perf_counter()
+    threads = [threading.Thread(target=feed, args=(w,)) for w in range(validators)]
+    for t in threads:
+        t.start()
+    last = txs[-1].txid.hex()
+    for t in threads:
+        t.join()
+    if refused:
+        raise SystemExit(f"{len(refused)} transactions refused: {sorted(set(refused))}")
+    for node in cluster.nodes:
+        for tx in (txs[-1], txs[len(txs) // 2], txs[0]):
+            reply = node.rpc.tx(tx.txid.hex(), wait=60)
+            if reply["status"] != "finalized":
+                raise SystemExit(f"{last[:16]} not finalized at a node")
+    elapsed = time.perf_counter() - start
+    blocks = min(cluster.status(i)["height"] for i in range(len(cluster.nodes))) - start_height
+    return count / elapsed, blocks
+
+
+def measure_catchup(cluster: Cluster) -> tuple[float, int, float]:
+    head = cluster.status(0)["height"]
+    txs = 0
+    before = None
+    while True:  # count the chain's transactions from block summaries, 100 at a time
+        page = cluster.nodes[0].rpc.blocks(before=before, limit=100)
+        if not page:
+            break
+        txs += sum(b["txs"] for b in page)
+        before = page[-1]["height"]
+        if before <= 1:
+            break
+    start = time.perf_counter()
+    node = cluster.add_follower()
+    ready = time.perf_counter()
+    index = cluster.nodes.index(node)
+    cluster.wait_height(head, nodes=[index], timeout=600)
+    elapsed = time.perf_counter() - ready
+    return txs / elapsed, txs, ready - start
+
+
+def measure_idle(cluster: Cluster, seconds: float) -> tuple[float, int]:
+    pids = [n.pid for n in cluster.nodes if n.pid is not None]
+    heights = [cluster.status(i)["height"] for i in range(len(cluster.nodes))]
+    before = [cpu_seconds(p) for p in pids]
+    time.sleep(seconds)
+    after = [cpu_seconds(p) for p in pids]
+    grown = max(cluster.status(i)["height"] - h for i, h in enumerate(heights))
+    return max(100 * (a - b) / seconds for a, b in zip(after, before, strict=True)), grown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small phases (under 90 s)")
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--followers", type=int, default=1)
+    parser.add_argument("--visible", type=int, help="updates timed for visibility (quick 30, full 200)")
+    parser.add_argument("--load", type=int, help="transactions for throughput (quick 3000, full 100000)")
+    parser.add_argument("--dir", help="cluster directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+    visible_n = args.visible or (30 if args.quick else 200)
+    load_n = args.load or (3000 if args.quick else 100_000)
+    base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-net-"))
+    owner = PrivateKey.generate(b"bench-net owner")
+    result: dict[str, object] = {}
+    with Cluster(base, validators=args.validators, followers=args.followers) as cluster:
+        t0 = time.perf_counter()
+        cluster.start()
+        cluster.wait_peers(args.validators + args.followers - 1, timeout=60)
+        genesis = Genesis.from_json(cluster.genesis_path.read_text())
+        console.print(f"cluster up in {time.perf_counter() - t0:.1f} s; timing {visible_n} updates")
+        lat = sorted(measure_visible(cluster, genesis, owner, visible_n))
+        p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+        console.print(f"visible p50 {statistics.median(lat):.0f} ms, p99 {p99:.0f} ms; load {load_n}")
+        rate, blocks = measure_throughput(cluster, genesis, owner, load_n, args.validators)
+        console.print(f"finalized {rate:.0f} tx/s in {blocks} blocks; idle window")
+        idle, grown = measure_idle(cluster, 5 if args.quick else 20)
+        console.print(f"idle: busiest node {idle:.2f} % of a core, {grown} blocks grown; catch-up")
+        catchup, chain_txs, spawn_s = measure_catchup(cluster)
+        result = {
+            "visible_p50_ms": round(statistics.median(lat), 1),
+            "visible_p99_ms": round(p99, 1),
+            "finalized_tx_per_s": round(rate, 1),
+            "catchup_tx_per_s": round(catchup, 1),
+            "idle_cpu_pct": round(idle, 2),
+            "idle_blocks_grown": grown,
+            "visible_samples": len(lat),
+            "load_txs": load_n,
+            "load_blocks": blocks,
+            "catchup_txs": chain_txs,
+            "follower_start_s": round(spawn_s, 2),
+            "nodes": args.validators + args.followers,
+            "quick": args.quick,
+        }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
