@@ -37,6 +37,11 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))
+    # LEDGERDNS_DEBUG=ledgerdns.consensus,ledgerdns.sync: debug logs for some parts only
+    for name in filter(None, os.environ.get("LEDGERDNS_DEBUG", "").split(",")):
+        logging.getLogger(name.strip()).setLevel(logging.DEBUG)
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _run(args: argparse.Namespace, out: Console) -> int:

@@ -28,6 +28,7 @@ from chain.consensus import (
     EvidenceFound,
     PersistGuard,
     ScheduleTimeout,
+    Step,
     Tendermint,
 )
 from chain.consensus_messages import Evidence, Proposal, SignGuard
@@ -37,7 +38,7 @@ from chain.evidence_store import put_evidence
 from chain.genesis import Genesis
 from chain.ledger import BlockUpdate, Ledger
 from chain.mempool import Mempool
-from chain.quorum import CommitCertificate, Vote
+from chain.quorum import CommitCertificate, Vote, VoteType
 from chain.store import WriteBatch
 from ledgerdns.consensus.guardfile import GuardFile
 
@@ -47,7 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerdns.consensus")
 
 MAX_FUTURE_MS = 15_000  # a proposed block may be at most this far ahead of our clock
-PROPOSAL_MAX_BYTES = 900 * 1024  # one proposal must fit a gossip message comfortably
+# A proposal is one gossip message: kept well under the library's 1 MiB cap, and small
+# enough that it spreads and is checked quickly (many small blocks beat a few huge ones).
+PROPOSAL_MAX_BYTES = 256 * 1024
+PROPOSAL_MAX_TXS = 600
 
 
 def now_ms() -> int:
@@ -67,7 +71,9 @@ class LedgerApp:
     def build_proposal(self, height: int, time_ms: int) -> Block:
         assert self.key is not None, "only validators propose"
         limits = self.ledger.params.consensus
-        batch = self.mempool.batch(limits.max_block_txs, min(limits.max_block_bytes, PROPOSAL_MAX_BYTES))
+        batch = self.mempool.batch(
+            min(limits.max_block_txs, PROPOSAL_MAX_TXS), min(limits.max_block_bytes, PROPOSAL_MAX_BYTES)
+        )
         update, rejected = self.ledger.build_update(
             batch, time_ms=time_ms, proposer=self.key.public_key
         )
@@ -204,6 +210,33 @@ class ConsensusDriver:
                 self.machine.advance(now_ms(), txs_available=len(self.mempool) > 0)
             )
             return True
+
+    def own_messages(self) -> list[Proposal | Vote]:
+        """What this validator signed at the current height, in the last two rounds.
+
+        Gossip is best effort: a validator that was down or partitioned when these
+        went out never saw them. Re-sending them while the height is stuck is what
+        lets the height finish once a quorum is reachable again.
+        """
+        machine = self.machine
+        if self.key is None or machine.step in (Step.WAITING, Step.COMMITTING):
+            return []
+        index = machine.validators.index_of(self.key.public_key)
+        out: list[Proposal | Vote] = []
+        for round_ in sorted({machine.round - 1, machine.round}):
+            proposal = machine.proposals.get(round_)
+            if proposal is not None and proposal.proposer == self.key.public_key:
+                out.append(proposal)
+            for vtype in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+                vote = machine.votes.get((round_, vtype), {}).get(index) if index is not None else None
+                if vote is not None:
+                    out.append(vote)
+        return out
+
+    def progress_mark(self) -> tuple[int, int, int]:
+        """(height, round, step): unchanged between two looks means the height is stuck."""
+        machine = self.machine
+        return machine.height, machine.round, int(machine.step)
 
     def evidence(self) -> list[Evidence]:
         """Evidence this machine found at its current height."""

@@ -54,6 +54,7 @@ TX_BATCH_MAX = 256
 ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
 EXPIRY_SWEEP_S = 10.0
+RESEND_S = 2.0
 
 
 def _version() -> str:
@@ -106,6 +107,7 @@ class Node:
         self._callbacks: list[Callable[[int, frozenset[str]], None]] = []
         self._waiters: dict[bytes, trio.Event] = {}
         self._outbox: list[Transaction] = []
+        self._outbox_sent: list[Transaction] = []  # recent local submissions, for re-sending
         self._outbox_ready = trio.Event()
         self._peer_validator: dict[str, str] = {}
         self.ready: dict[str, Any] = {}
@@ -133,6 +135,7 @@ class Node:
                 nursery.start_soon(self.syncer.run)
                 nursery.start_soon(self._gossip_outbox)
                 nursery.start_soon(self._sweep_expired)
+                nursery.start_soon(self._resend_when_stuck)
                 self.ready = {
                     "peer_id": p2p.peer_id,
                     "dns": _host_port(dns_addr),
@@ -264,6 +267,7 @@ class Node:
             while self._outbox:
                 batch, self._outbox = self._outbox[:TX_BATCH_MAX], self._outbox[TX_BATCH_MAX:]
                 await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
+                self._outbox_sent = (self._outbox_sent + batch)[-TX_BATCH_MAX:]
 
     def _validate_txs(self, peer: str, data: bytes) -> bool:
         """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
@@ -285,6 +289,30 @@ class Node:
         log.debug("txs from %s, mempool %d", peer[-6:], len(self._mempool))
         if len(self._mempool):
             await self.driver.txs_available()
+
+    async def _resend_when_stuck(self) -> None:
+        """Re-send this node's consensus messages and local transactions while stuck.
+
+        Gossip delivers each message once, to whoever is connected then. A
+        validator that restarts or heals from a partition mid-height has missed
+        them; the height would wait for it forever. Every `RESEND_S` that the
+        height made no progress, each validator publishes its own messages of the
+        current height again (and its unfinalized local submissions), which lets
+        the late one catch up and the quorum form.
+        """
+        last = self.driver.progress_mark()
+        while True:
+            await trio.sleep(RESEND_S)
+            mark = self.driver.progress_mark()
+            if mark != last:
+                last = mark
+                continue
+            for message in self.driver.own_messages():
+                await self._broadcast(message)
+            pending = [tx for tx in self._outbox_sent if tx.txid in self._mempool]
+            self._outbox_sent = pending[-TX_BATCH_MAX:]
+            if pending:
+                await self.p2p.publish(self.topics["txs"], TxBatch(tuple(pending[-TX_BATCH_MAX:])).to_bytes())
 
     async def _sweep_expired(self) -> None:
         while True:
