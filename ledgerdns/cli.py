@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -15,10 +16,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from chain.crypto import PrivateKey
+from chain.crypto import PrivateKey, PublicKey, validate_public_key
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.names import normalize_name
+from chain.quorum import ValidatorSet
 from ledgerdns.node import cli as node_cli
 from ledgerdns.wallet import cli as wallet_cli
 
@@ -70,6 +72,16 @@ def load_or_create_key(path: Path) -> PrivateKey:
     return key
 
 
+def _parse_validator(text: str) -> tuple[str, PublicKey]:
+    name, sep, key = text.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"expected NAME=PUBLIC_KEY_HEX, got {text!r}", key="--validator")
+    try:
+        return name, validate_public_key(bytes.fromhex(key))
+    except (ValueError, InvalidUpdate) as exc:
+        raise ConfigError(f"{name}: not a compressed secp256k1 public key ({exc})", key="--validator") from None
+
+
 def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     target = Path(args.out)
     if target.exists() and not args.force:
@@ -78,13 +90,48 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
         tlds = tuple(normalize_name(t) for t in args.tld)
     except InvalidUpdate as exc:
         raise ConfigError(str(exc), key="--tld") from None
-    key = load_or_create_key(Path(args.key_file))
-    genesis = make_single_validator_genesis(
-        key.public_key, genesis_time_ms=time.time_ns() // 1_000_000, chain_id=args.chain_id, tlds=tlds
+    validators = [_parse_validator(v) for v in args.validator or ()]
+    if args.key_file:
+        key = load_or_create_key(Path(args.key_file))
+        validators.insert(0, (args.name, key.public_key))
+    if not validators:
+        raise ConfigError("name at least one validator: --key-file FILE or --validator NAME=PUBKEY")
+    names = [name for name, _ in validators]
+    if len(set(names)) != len(names) or len({k for _, k in validators}) != len(validators):
+        raise ConfigError("validator names and keys must be unique", key="--validator")
+    base = make_single_validator_genesis(
+        validators[0][1], genesis_time_ms=time.time_ns() // 1_000_000, chain_id=args.chain_id, tlds=tlds
     )
+    genesis = dataclasses.replace(
+        base,
+        params=dataclasses.replace(base.params, validators=ValidatorSet(tuple(k for _, k in validators))),
+        validator_names=tuple(names),
+    )
+    genesis = Genesis.from_json(genesis.to_json())  # every check a loaded file gets
     target.write_text(genesis.to_json())
-    out.print(f"wrote {target} (chain {genesis.chain_id}, genesis hash {genesis.hash().hex()[:16]}…)")
-    out.print(f"validator key: {args.key_file}")
+    out.print(f"wrote {target} (chain {genesis.chain_id}, {len(validators)} validators, "
+              f"genesis hash {genesis.hash().hex()[:16]}…)")
+    if args.key_file:
+        out.print(f"validator key: {args.key_file}")
+    return EXIT_OK
+
+
+def _key_new(args: argparse.Namespace, out: Console) -> int:
+    path = Path(args.file)
+    if path.exists():
+        raise ConfigError(f"{path} exists; a validator key is never overwritten")
+    key = load_or_create_key(path)
+    out.print(bytes(key.public_key).hex())
+    return EXIT_OK
+
+
+def _key_show(args: argparse.Namespace, out: Console) -> int:
+    path = Path(args.file)
+    try:
+        key = PrivateKey.from_pem(path.read_bytes())
+    except InvalidUpdate as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    out.print(bytes(key.public_key).hex())
     return EXIT_OK
 
 
@@ -102,14 +149,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="path to a genesis JSON file")
     check.set_defaults(run=_genesis_check)
     new = sub.add_parser(
-        "new", help="make a fresh single-validator genesis for a key (created if missing)"
+        "new", help="make a fresh genesis for one or more validators"
     )
-    new.add_argument("--key-file", required=True, help="validator key (PEM); created 0600 if missing")
+    new.add_argument("--key-file", help="this machine's validator key (PEM); created 0600 if missing")
+    new.add_argument("--name", default="validator-0", help="the --key-file validator's name (default %(default)s)")
+    new.add_argument("--validator", action="append", metavar="NAME=PUBKEY",
+                     help="another validator: its name and public key (from `ledgerdns key show`); repeatable")
     new.add_argument("--out", required=True, help="where to write the genesis JSON")
     new.add_argument("--chain-id", default="ledgerdns-devnet", help="network name (default %(default)s)")
     new.add_argument("--tld", action="append", default=None, help="ledger TLD, repeatable (default p2p)")
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     new.set_defaults(run=_genesis_new)
+    keys = commands.add_parser("key", help="create validator keys and show their public keys")
+    ksub = keys.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    knew = ksub.add_parser("new", help="create a validator key file (0600) and print its public key")
+    knew.add_argument("file", help="where to write the PEM key (must not exist)")
+    knew.set_defaults(run=_key_new)
+    kshow = ksub.add_parser("show", help="print a key file's public key (for genesis --validator)")
+    kshow.add_argument("file", help="a PEM key file")
+    kshow.set_defaults(run=_key_show)
     node_cli.register(commands)
     wallet_cli.register(commands)
     return parser
