@@ -51,6 +51,7 @@ class Kind(IntEnum):
     STATUS = 19
     BLOCKS_REQUEST = 20
     BLOCKS_PAGE = 21
+    RESENT = 22
 
 
 def encode(value: CborValue) -> bytes:

@@ -7,7 +7,7 @@ type: a `Proposal` or a `Vote` travels as its own framed bytes, and
 
 Gossip topics (``/ledgerdns/<chain_id>/<name>/1``):
 - ``txs``: a `TxBatch` of signed transactions.
-- ``consensus``: one `Proposal` or `Vote`.
+- ``consensus``: one `Proposal` or `Vote`, or one sent again inside a `Resent`.
 - ``blocks``: a `CommitNotice` (height, block hash, certificate) sent by the
   block's proposer after it commits; a node that holds the proposal commits
   it, one that does not syncs.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chain.block import Block
+from chain.block import MAX_BLOCK_BYTES_HARD, Block
 from chain.encoding import Kind, Reader, decode, frame
 from chain.errors import InvalidUpdate, RejectReason
 from chain.quorum import CommitCertificate
@@ -217,6 +217,35 @@ class BlocksPage:
                 )
             )
         return cls(tuple(out))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resent:
+    """A consensus message sent again, made unique by `nonce`.
+
+    Gossip forgets nothing it has seen for minutes (message ids are content
+    hashes), so a proposal or vote re-sent for a peer that missed it must not be
+    the same bytes as the first time.
+    """
+
+    nonce: int
+    payload: bytes
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes."""
+        return frame(Kind.RESENT, self.nonce, self.payload)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Resent:
+        """Decode strictly (the payload is decoded by the receiver).
+
+        Raises:
+            InvalidUpdate: malformed input.
+        """
+        r = Reader.open(data, Kind.RESENT, "resent", fields=2, max_size=MAX_BLOCK_BYTES_HARD + 1024)
+        resent = cls(nonce=r.uint("nonce"), payload=r.bytes("payload", maximum=MAX_BLOCK_BYTES_HARD + 512))
+        r.done()
+        return resent
 
 
 SyncRequest = StatusRequest | BlocksRequest

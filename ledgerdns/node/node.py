@@ -32,7 +32,7 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote
 from chain.tx import Transaction
-from chain.wire import CommitNotice, TxBatch, message_kind, sync_protocol, topic
+from chain.wire import CommitNotice, Resent, TxBatch, message_kind, sync_protocol, topic
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
@@ -308,7 +308,8 @@ class Node:
                 last = mark
                 continue
             for message in self.driver.own_messages():
-                await self._broadcast(message)
+                resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
+                await self.p2p.publish(self.topics["consensus"], resent.to_bytes())
             pending = [tx for tx in self._outbox_sent if tx.txid in self._mempool]
             self._outbox_sent = pending[-TX_BATCH_MAX:]
             if pending:
@@ -327,6 +328,9 @@ class Node:
 
     def _decode_consensus(self, data: bytes) -> Proposal | Vote:
         kind = message_kind(data)
+        if kind == Kind.RESENT:
+            data = Resent.from_bytes(data).payload
+            kind = message_kind(data)
         if kind == Kind.PROPOSAL:
             return Proposal.from_bytes(data)
         if kind == Kind.VOTE:

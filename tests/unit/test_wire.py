@@ -15,6 +15,7 @@ from chain.wire import (
     BlocksRequest,
     CommitNotice,
     FinalizedBlock,
+    Resent,
     Status,
     StatusRequest,
     TxBatch,
@@ -96,3 +97,13 @@ def test_bad_sync_requests_raise_invalid_update(data: bytes) -> None:
 def test_names_are_per_network() -> None:
     assert topic("devnet", "txs") == "/ledgerdns/devnet/txs/1"
     assert sync_protocol("a") != sync_protocol("b")
+
+
+def test_resent_wraps_a_message_in_unique_bytes(ledger: Ledger) -> None:
+    inner = StatusRequest().to_bytes()
+    a, b = Resent(nonce=1, payload=inner), Resent(nonce=2, payload=inner)
+    assert a.to_bytes() != b.to_bytes()
+    assert message_kind(a.to_bytes()) == Kind.RESENT
+    assert Resent.from_bytes(b.to_bytes()) == b
+    with pytest.raises(InvalidUpdate):
+        Resent.from_bytes(frame(Kind.RESENT, 1))
