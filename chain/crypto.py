@@ -127,8 +127,29 @@ def _split(signature: bytes) -> tuple[int, int] | None:
     return r, s
 
 
+VERIFIED_CACHE_SIZE = 65_536
+_verified: dict[bytes, None] = {}  # recent good (key, signature, digest): insertion-ordered
+
+
 def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
-    """Whether `signature` is a valid low-S signature of `digest` by `public_key`."""
+    """Whether `signature` is a valid low-S signature of `digest` by `public_key`.
+
+    Good signatures are remembered (a bounded set, oldest forgotten first): a node
+    checks the same transaction in the mempool, in a proposal and in the block,
+    and the same vote in the gossip filter and in consensus.
+    """
+    memo = bytes(public_key) + signature + digest
+    if memo in _verified:
+        return True
+    if not _verify(public_key, signature, digest):
+        return False
+    if len(_verified) >= VERIFIED_CACHE_SIZE:
+        del _verified[next(iter(_verified))]
+    _verified[memo] = None
+    return True
+
+
+def _verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     parts = _split(signature)
     if parts is None or len(digest) != DIGEST_SIZE or len(public_key) != PUBLIC_KEY_SIZE:
         return False

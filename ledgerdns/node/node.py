@@ -55,6 +55,7 @@ ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
 EXPIRY_SWEEP_S = 10.0
 RESEND_S = 2.0
+DECODED_CACHE = 256
 
 
 def _version() -> str:
@@ -110,6 +111,7 @@ class Node:
         self._outbox_sent: list[Transaction] = []  # recent local submissions, for re-sending
         self._outbox_ready = trio.Event()
         self._peer_validator: dict[str, str] = {}
+        self._decoded: dict[bytes, Proposal | Vote] = {}
         self.ready: dict[str, Any] = {}
 
     # -- running --
@@ -327,6 +329,10 @@ class Node:
         await self.p2p.publish(self.topics["consensus"], message.to_bytes())
 
     def _decode_consensus(self, data: bytes) -> Proposal | Vote:
+        """Decode a consensus gossip message (the gossip filter's result is reused)."""
+        known = self._decoded.pop(data, None)
+        if known is not None:
+            return known
         kind = message_kind(data)
         if kind == Kind.RESENT:
             data = Resent.from_bytes(data).payload
@@ -340,6 +346,9 @@ class Node:
     def _validate_consensus(self, peer: str, data: bytes) -> bool:
         try:
             message = self._decode_consensus(data)
+            if len(self._decoded) >= DECODED_CACHE:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[data] = message  # for the handler, which gets the same bytes
             if message.chain_id != self._genesis.chain_id:
                 raise InvalidUpdate(RejectReason.WRONG_CHAIN, "consensus message for another network")
             validators = self._genesis.params.validators

@@ -116,3 +116,20 @@ def test_pem_round_trip_and_secret_bounds() -> None:
             PrivateKey.from_bytes(secret)
     with pytest.raises(InvalidUpdate):
         PrivateKey.from_pem(b"-----BEGIN EC PRIVATE KEY-----\nnope\n-----END EC PRIVATE KEY-----\n")
+
+
+def test_remembered_signatures_stay_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chain import crypto
+
+    monkeypatch.setattr(crypto, "VERIFIED_CACHE_SIZE", 4)
+    monkeypatch.setattr(crypto, "_verified", {})
+    key = PrivateKey.generate(b"cache")
+    digests = [sha256(bytes([i])) for i in range(6)]
+    sigs = [key.sign_digest(d) for d in digests]
+    for d, s in zip(digests, sigs, strict=True):
+        assert crypto.verify(key.public_key, s, d)
+        assert crypto.verify(key.public_key, s, d)  # the remembered answer
+        assert not crypto.verify(key.public_key, s, sha256(b"other"))  # never a false yes
+    assert len(crypto._verified) == 4
+    other = PrivateKey.generate(b"cache 2")
+    assert not crypto.verify(other.public_key, sigs[5], digests[5])
