@@ -120,14 +120,23 @@ class Syncer:
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll peers' heads and catch up, until cancelled."""
+        """Poll peers' heads and catch up, until cancelled.
+
+        The first look is as soon as a peer is connected (a starting node syncs
+        before anything else); then every `POLL_S`, or at once when poked.
+        """
+        eager_until = trio.current_time() + 10  # look often until the first peer shows up
         while True:
-            with trio.move_on_after(POLL_S):
-                await self._wake.wait()
+            if trio.current_time() < eager_until:
+                await trio.sleep(0.2)
+            else:
+                with trio.move_on_after(POLL_S):
+                    await self._wake.wait()
             self._wake = trio.Event()
             peers = self.p2p.connected_peers()
             if not peers:
                 continue
+            eager_until = 0.0
             random.shuffle(peers)
             for peer in peers[:3]:
                 status = await self._status(peer)
