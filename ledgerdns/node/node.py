@@ -32,7 +32,16 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote
 from chain.tx import Transaction
-from chain.wire import CommitNotice, Resent, TxBatch, message_kind, sync_protocol, topic
+from chain.wire import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_TXS,
+    CommitNotice,
+    Resent,
+    TxBatch,
+    message_kind,
+    sync_protocol,
+    topic,
+)
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
@@ -49,8 +58,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledgerdns.node")
 
-TX_BATCH_DELAY_S = 0.005  # gather local submissions this long before gossiping them
-TX_BATCH_MAX = 256
+TX_BATCH_DELAY_S = 0.003  # a burst of submissions ends after this long without one
+TX_BATCH_MAX_WAIT_S = 0.02  # never hold a submission longer than this
+TX_BATCH_MAX = MAX_BATCH_TXS
+TX_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # room for framing
 ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
 EXPIRY_SWEEP_S = 10.0
@@ -195,8 +206,7 @@ class Node:
     async def submit(self, tx: Transaction) -> None:
         self._admit(tx)
         self._outbox.append(tx)
-        self._outbox_ready.set()
-        await self.driver.txs_available()
+        self._outbox_ready.set()  # the outbox gossips it and wakes consensus
 
     async def wait_finalized(self, txid: bytes, timeout_s: float) -> tuple[int, int] | None:
         with trio.move_on_after(timeout_s):
@@ -262,14 +272,28 @@ class Node:
         self._mempool.add(tx, self._ledger.get_domain, time.time_ns() // 1_000_000_000)
 
     async def _gossip_outbox(self) -> None:
+        """Gossip local submissions in batches, then tell consensus there is work.
+
+        Submissions come one by one (each RPC call) or in bursts (batch calls,
+        zone imports): waiting until none arrived for `TX_BATCH_DELAY_S` (at most
+        `TX_BATCH_MAX_WAIT_S`) turns a burst into a few large gossip messages,
+        which cost far less than many small ones.
+        """
         while True:
             await self._outbox_ready.wait()
-            await trio.sleep(TX_BATCH_DELAY_S)
+            deadline = trio.current_time() + TX_BATCH_MAX_WAIT_S
+            seen = -1
+            while seen != len(self._outbox) and len(self._outbox) < TX_BATCH_MAX:
+                seen = len(self._outbox)
+                if trio.current_time() >= deadline:
+                    break
+                await trio.sleep(TX_BATCH_DELAY_S)
             self._outbox_ready = trio.Event()
             while self._outbox:
-                batch, self._outbox = self._outbox[:TX_BATCH_MAX], self._outbox[TX_BATCH_MAX:]
+                batch = _take_batch(self._outbox)
                 await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
                 self._outbox_sent = (self._outbox_sent + batch)[-TX_BATCH_MAX:]
+            await self.driver.txs_available()
 
     def _validate_txs(self, peer: str, data: bytes) -> bool:
         """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
@@ -313,9 +337,10 @@ class Node:
                 resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
                 await self.p2p.publish(self.topics["consensus"], resent.to_bytes())
             pending = [tx for tx in self._outbox_sent if tx.txid in self._mempool]
-            self._outbox_sent = pending[-TX_BATCH_MAX:]
-            if pending:
-                await self.p2p.publish(self.topics["txs"], TxBatch(tuple(pending[-TX_BATCH_MAX:])).to_bytes())
+            self._outbox_sent = pending
+            while pending:
+                batch = _take_batch(pending)
+                await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -422,6 +447,20 @@ class Node:
         if mine:
             notice = CommitNotice(height=block.height, block_hash=block.hash, certificate=certificate)
             await self.p2p.publish(self.topics["blocks"], notice.to_bytes())
+
+
+def _take_batch(txs: list[Transaction]) -> list[Transaction]:
+    """Remove and return the first transactions of `txs` that fit one gossip batch."""
+    size = 0
+    count = 0
+    for tx in txs[:TX_BATCH_MAX]:
+        if count and size + tx.size > TX_BATCH_BYTES:
+            break
+        size += tx.size
+        count += 1
+    batch = txs[:count]
+    del txs[:count]
+    return batch
 
 
 def _host_port(addr: tuple[str, int]) -> str:
