@@ -1,0 +1,9 @@
+"""The node's networking layer: libp2p gossip, request/response, discovery and peer scoring.
+
+It moves bytes between peers and knows nothing of blocks or transactions.
+"""
+
+from ledgerdns.p2p.errors import P2PError
+from ledgerdns.p2p.node import P2PConfig, P2PNode
+
+__all__ = ["P2PConfig", "P2PError", "P2PNode"]
