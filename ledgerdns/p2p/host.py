@@ -9,7 +9,9 @@ that restarts reuses them and its first messages are taken for old ones.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 
 import multiaddr
 from libp2p import new_host
@@ -18,7 +20,11 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
+from libp2p.peer.id import ID
+from libp2p.pubsub import gossipsub as gossipsub_module
+from libp2p.pubsub import pubsub as pubsub_module
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb.rpc_pb2 import RPC
 from libp2p.pubsub.pubsub import ContentAddressedMessageIDGenerator, Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
@@ -28,7 +34,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from ledgerdns.p2p.errors import P2PError
 
 HEARTBEAT_SECONDS = 1
-MESH_DEGREE = 6
+MESH_DEGREE = 3
 
 
 def build_host(key_pair: KeyPair, listen: list[str]) -> IHost:
@@ -45,11 +51,12 @@ def build_host(key_pair: KeyPair, listen: list[str]) -> IHost:
 
 def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
     """Gossipsub with a steady 1 s heartbeat, no message-rate limit and content-addressed ids."""
+    install_record_memo()
     router = GossipSub(
         protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
         degree=MESH_DEGREE,
-        degree_low=4,
-        degree_high=12,
+        degree_low=2,
+        degree_high=5,
         heartbeat_interval=HEARTBEAT_SECONDS,
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
@@ -65,6 +72,76 @@ def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
     # messages as seen / equivocating. go and rust seed from nanoseconds too.
     pubsub.counter = time.time_ns()
     return pubsub, router
+
+
+_consumed_records: dict[ID, bytes] = {}
+
+
+def _remembering_record_check(original: Callable[[RPC, IHost, ID], bool]) -> Callable[[RPC, IHost, ID], bool]:
+    """`maybe_consume_signed_record`, skipped when a peer resends the record it sent last.
+
+    py-libp2p attaches the sender's signed peer record to every pubsub RPC and
+    verifies it (an ed25519 check, a protobuf parse, a peerstore update) on every
+    one received: a tenth of a busy node's CPU. A peer's record changes only when
+    its addresses do, so the bytes it sent last, once accepted, need no new check.
+    """
+
+    def check(msg: RPC, host: IHost, peer_id: ID) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        record = msg.senderRecord
+        if _consumed_records.get(peer_id) == record:
+            return True
+        accepted = original(msg, host, peer_id)
+        if accepted:
+            if len(_consumed_records) >= 4096:
+                _consumed_records.clear()
+            _consumed_records[peer_id] = record
+        return accepted
+
+    return check
+
+
+_own_records: dict[int, tuple[float, tuple[bytes, bool]]] = {}
+OWN_RECORD_TTL_S = 5.0
+
+
+def _cached_own_record(
+    original: Callable[[IHost], tuple[bytes, bool]],
+) -> Callable[[IHost], tuple[bytes, bool]]:
+    """`env_to_send_in_RPC`, recomputed at most every `OWN_RECORD_TTL_S` per host.
+
+    The library rebuilds the set of our listen addresses (formatting every
+    multiaddr) on each RPC it sends, to notice an address change.
+    """
+
+    def own_record(host: IHost) -> tuple[bytes, bool]:
+        now = time.monotonic()
+        cached = _own_records.get(id(host))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        result = original(host)
+        _own_records[id(host)] = (now + OWN_RECORD_TTL_S, (result[0], False))
+        return result
+
+    return own_record
+
+
+def install_record_memo() -> None:
+    """Route pubsub's signed-record handling through the memos above (idempotent).
+
+    Also turns off Yamux's window update after every read (the library's own
+    ``PY_YAMUX_RELEASE_ON_READ`` switch): updates then go out in batches of half
+    a window, one small frame (and its encryption) less per message received.
+    """
+    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
+    for module in (pubsub_module, gossipsub_module):
+        current = getattr(module, "maybe_consume_signed_record")  # noqa: B009
+        if getattr(current, "__name__", "") != "check":
+            setattr(module, "maybe_consume_signed_record", _remembering_record_check(current))  # noqa: B010
+        own = getattr(module, "env_to_send_in_RPC")  # noqa: B009
+        if getattr(own, "__name__", "") != "own_record":
+            setattr(module, "env_to_send_in_RPC", _cached_own_record(own))  # noqa: B010
 
 
 def build_dht(host: IHost) -> KadDHT:
