@@ -87,7 +87,7 @@ class Proposal:
             block=block,
             pol_round=pol_round,
             proposer=key.public_key,
-            signature=key.sign_digest(digest),
+            signature=key.sign_digest_native(digest),
         )
 
     def to_bytes(self) -> bytes:

@@ -97,6 +97,25 @@ class PrivateKey:
         )
         return Signature(bytes(sig))
 
+    def sign_digest_native(self, digest: bytes) -> Signature:
+        """`sign_digest` done by libsecp256k1: the same bytes, about 100 times faster.
+
+        A validator signs two votes (and sometimes a proposal) per height; with
+        the pure-Python `ecdsa` that is milliseconds on the path every block
+        waits for. libsecp256k1 also uses RFC 6979 nonces and always returns low
+        S, so the signature is identical (tests/unit/test_crypto.py checks it).
+        """
+        if len(digest) != DIGEST_SIZE:
+            raise ValueError("digest must be 32 bytes")
+        ctx = GLOBAL_CONTEXT.ctx
+        sig = _ffi.new("secp256k1_ecdsa_signature *")
+        secret = self.to_bytes()
+        if not _lib.secp256k1_ecdsa_sign(ctx, sig, digest, secret, _ffi.NULL, _ffi.NULL):
+            raise InvalidUpdate(RejectReason.BAD_KEY, "libsecp256k1 refused the key")
+        out = _ffi.new("unsigned char[64]")
+        _lib.secp256k1_ecdsa_signature_serialize_compact(ctx, out, sig)
+        return Signature(bytes(_ffi.buffer(out, 64)))
+
     def sign(self, message: bytes) -> Signature:
         """Sign SHA-256(message)."""
         return self.sign_digest(sha256(message))

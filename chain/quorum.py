@@ -144,7 +144,7 @@ class Vote:
             round=round_,
             block_hash=block_hash,
             validator=key.public_key,
-            signature=key.sign_digest(sha256(sign_bytes)),
+            signature=key.sign_digest_native(sha256(sign_bytes)),
         )
 
     def is_valid_signature(self) -> bool:

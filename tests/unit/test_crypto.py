@@ -33,6 +33,7 @@ def test_signature_matches_libsecp256k1_rfc6979() -> None:
         ours = key.sign_digest(digest)
         theirs = coincurve.PrivateKey(key.to_bytes()).sign_recoverable(digest, hasher=None)[:64]
         assert ours == theirs
+        assert key.sign_digest_native(digest) == ours  # the validators' fast path
         assert key.public_key == coincurve.PrivateKey(key.to_bytes()).public_key.format(True)
 
 
@@ -133,3 +134,12 @@ def test_remembered_signatures_stay_exact_and_bounded(monkeypatch: pytest.Monkey
     assert len(crypto._verified) == 4
     other = PrivateKey.generate(b"cache 2")
     assert not crypto.verify(other.public_key, sigs[5], digests[5])
+
+
+def test_native_signing_matches_ecdsa_on_many_digests() -> None:
+    key = PrivateKey.generate(b"native")
+    for i in range(200):
+        digest = sha256(i.to_bytes(4, "big"))
+        assert key.sign_digest_native(digest) == key.sign_digest(digest)
+    with pytest.raises(ValueError):
+        key.sign_digest_native(b"short")
