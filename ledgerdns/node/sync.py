@@ -37,7 +37,7 @@ log = logging.getLogger("ledgerdns.sync")
 
 PAGE_BYTES = 1024 * 1024
 PAGE_BLOCKS = 500
-POLL_S = 3.0  # how often an idle node compares heads with a peer
+POLL_S = 5.0  # how often a node compares heads with a random peer (gossip pokes it sooner)
 PROGRESS_MIN_BLOCKS = 20  # show a progress bar only for a real catch-up
 BAD_SYNC_PENALTY = 50
 
@@ -112,11 +112,13 @@ class Syncer:
         self.target = ledger.height  # the highest height a peer reported
         self.syncing = False
         self._wake = trio.Event()
+        self._poked = False
         self.blocks_synced = 0
 
     def poke(self, height_hint: int = 0) -> None:
         """Something suggests we are behind (e.g. a message for a later height)."""
         self.target = max(self.target, height_hint)
+        self._poked = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -133,17 +135,19 @@ class Syncer:
                 with trio.move_on_after(POLL_S):
                     await self._wake.wait()
             self._wake = trio.Event()
+            self._poked = self._poked or self.target > self.ledger.height
             peers = self.p2p.connected_peers()
             if not peers:
                 continue
             eager_until = 0.0
             random.shuffle(peers)
-            for peer in peers[:3]:
+            for peer in peers[: 3 if self._poked else 1]:
                 status = await self._status(peer)
                 if status is None or status.height <= self.ledger.height:
                     continue
                 self.target = max(self.target, status.height)
                 await self.catch_up(peer, status.height)
+            self._poked = False
 
     async def _status(self, peer: str) -> Status | None:
         try:
