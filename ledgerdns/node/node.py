@@ -358,7 +358,7 @@ class Node:
     # -- consensus --
 
     async def _broadcast(self, message: Proposal | Vote) -> None:
-        log.debug("send %s h=%d r=%d", type(message).__name__, message.height, message.round)
+        log.debug("send %s h=%d r=%d", _describe(message), message.height, message.round)
         await self.p2p.publish(self.topics["consensus"], message.to_bytes())
 
     def _decode_consensus(self, data: bytes) -> Proposal | Vote:
@@ -401,7 +401,7 @@ class Node:
             message = self._decode_consensus(data)
         except InvalidUpdate:
             return
-        log.debug("consensus %s h=%d r=%d from %s", type(message).__name__, message.height, message.round, peer[-6:])
+        log.debug("got %s h=%d r=%d from %s", _describe(message), message.height, message.round, peer[-6:])
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         index = self._genesis.params.validators.index_of(signer)
         if index is not None:
@@ -464,6 +464,10 @@ class Node:
         """
         await trio.sleep(NOTICE_DELAY_S)
         await self.p2p.publish(self.topics["blocks"], notice.to_bytes())
+
+
+def _describe(message: Proposal | Vote) -> str:
+    return "proposal" if isinstance(message, Proposal) else message.vtype.name.lower()
 
 
 def _take_batch(txs: list[Transaction]) -> list[Transaction]:
