@@ -21,6 +21,7 @@ from chain.records import Record
 from chain.smt import Proof, leaf_hash, root_of
 from chain.state import DomainState, DomainStatus, domain_key
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from chain.wire import BlocksRequest, CommitNotice, Resent, Status, StatusRequest, TxBatch
 
 SECRET = bytes.fromhex("01" * 32)
 CHAIN = "vectors"
@@ -73,6 +74,14 @@ def compute() -> dict[str, str]:
         found_value_hash=state.value_hash(),
     )
     out["proof_alice_in_two_domain_tree"] = proof.to_bytes().hex()
+    # network messages (chain/wire.py)
+    out["gossip_tx_batch_one_tx"] = TxBatch((tx,)).to_bytes().hex()
+    cert = CommitCertificate.from_votes([vote], validators)
+    out["gossip_commit_notice"] = CommitNotice(height=1, block_hash=header.hash, certificate=cert).to_bytes().hex()
+    out["sync_status_request"] = StatusRequest().to_bytes().hex()
+    out["sync_status"] = Status(chain_id=CHAIN, genesis_hash=b"\x22" * 32, height=1, head_hash=header.hash).to_bytes().hex()
+    out["sync_blocks_request_from_1_count_500"] = BlocksRequest(start=1, count=500).to_bytes().hex()
+    out["gossip_resent_precommit_nonce_7"] = Resent(nonce=7, payload=vote.to_bytes()).to_bytes().hex()
     return out
 
 

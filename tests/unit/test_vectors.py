@@ -39,3 +39,17 @@ def test_vectors_are_self_consistent() -> None:
     cert.verify(ValidatorSet((v["public_key"],)), "vectors", header.hash)  # type: ignore[arg-type]
     proof = Proof.from_bytes(v["proof_alice_in_two_domain_tree"])
     assert verify_proof(header.state_root, v["tree_key_alice"], v["domain_state_hash"], proof)
+
+
+def test_network_message_vectors_decode() -> None:
+    from chain.wire import CommitNotice, Resent, Status, TxBatch, decode_sync_request
+
+    v = {k: bytes.fromhex(x) for k, x in published().items()}
+    assert TxBatch.from_bytes(v["gossip_tx_batch_one_tx"]).txs[0].to_bytes() == v["tx"]
+    notice = CommitNotice.from_bytes(v["gossip_commit_notice"])
+    assert notice.block_hash == v["block_hash"] and notice.certificate.to_bytes() == v["certificate"]
+    assert Status.from_bytes(v["sync_status"]).head_hash == v["block_hash"]
+    assert decode_sync_request(v["sync_status_request"]).to_bytes() == v["sync_status_request"]
+    request = decode_sync_request(v["sync_blocks_request_from_1_count_500"])
+    assert request.to_bytes() == v["sync_blocks_request_from_1_count_500"]
+    assert Resent.from_bytes(v["gossip_resent_precommit_nonce_7"]).payload == v["precommit"]
