@@ -112,6 +112,10 @@ class TxBody:
         )
 
 
+DECODED_CACHE_SIZE = 16_384
+_decoded: dict[bytes, Transaction] = {}  # wire bytes -> decoded, insertion-ordered
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Transaction:
     """A signed transaction. Build with `sign` or `from_bytes`."""
@@ -147,14 +151,25 @@ class Transaction:
     def from_bytes(cls, data: bytes) -> Transaction:
         """Decode strictly (the signature is not checked here: that needs the state).
 
+        Recently decoded transactions are remembered by their exact bytes (a
+        bounded set): a node decodes each transaction when it is gossiped and
+        again inside the proposal that carries it.
+
         Raises:
             InvalidUpdate: malformed, non-canonical or out-of-range input.
         """
+        known = _decoded.get(data)
+        if known is not None:
+            return known
         r = Reader.open(data, Kind.TX, "tx", fields=2, max_size=MAX_TX_BYTES + 128)
         body_bytes = r.bytes("body", maximum=MAX_TX_BYTES)
         signature = r.bytes("signature", size=SIGNATURE_SIZE)
         r.done()
-        return cls(body=TxBody.from_bytes(body_bytes), body_bytes=body_bytes, signature=signature)
+        tx = cls(body=TxBody.from_bytes(body_bytes), body_bytes=body_bytes, signature=signature)
+        if len(_decoded) >= DECODED_CACHE_SIZE:
+            del _decoded[next(iter(_decoded))]
+        _decoded[bytes(data)] = tx
+        return tx
 
     def is_signed_by(self, key: bytes) -> bool:
         """Whether the signature verifies under `key`."""
