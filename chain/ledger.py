@@ -308,8 +308,12 @@ class Ledger:
             batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
 
-    def commit(self, update: BlockUpdate, certificate: CommitCertificate) -> None:
+    def commit(self, update: BlockUpdate, certificate: CommitCertificate, *, sync: bool = True) -> None:
         """Write a checked block with its certificate in one synced batch.
+
+        With ``sync=False`` the batch is still atomic but not flushed to disk at
+        once (for blocks learned by sync, which peers can give again): a process
+        crash loses nothing, a power cut may lose the last few such blocks.
 
         Raises:
             InvalidUpdate: the certificate does not finalize this block, or the
@@ -322,13 +326,13 @@ class Ledger:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
         certificate.verify(self.params.validators, self.params.chain_id, block.hash)
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
-        self._write(update.batch, update.states)
+        self._write(update.batch, update.states, sync=sync)
         self._head = block.header
 
-    def _write(self, batch: WriteBatch, states: dict[str, DomainState]) -> None:
+    def _write(self, batch: WriteBatch, states: dict[str, DomainState], *, sync: bool = True) -> None:
         """Write `batch` (which sets `states`) durably; keep the caches in step with it."""
         try:
-            self.store.write(batch, sync=True)
+            self.store.write(batch, sync=sync)
         except BaseException:
             self._states.clear()  # the store may or may not hold the batch now
             raise

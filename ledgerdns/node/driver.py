@@ -190,8 +190,13 @@ class ConsensusDriver:
                 return proposal.block
         return None
 
-    async def apply_finalized(self, block: Block, certificate: CommitCertificate) -> bool:
+    async def apply_finalized(
+        self, block: Block, certificate: CommitCertificate, *, durable: bool = True
+    ) -> bool:
         """Store a block finalized elsewhere (sync, commit notice) if it is the next one.
+
+        `durable=False` skips the disk flush (sync passes it for all but the last
+        block of a page: peers can give those again after a power cut).
 
         Returns whether it was applied (False if it is not the next height).
 
@@ -203,7 +208,7 @@ class ConsensusDriver:
                 return False
             certificate.verify(self.ledger.params.validators, self.ledger.params.chain_id, block.hash)
             update = self.app.take(block)
-            self.ledger.commit(update, certificate)
+            self.ledger.commit(update, certificate, sync=durable)
             self.machine.on_synced(block, certificate, now_ms())
             await self._committed(block, certificate, False)
             await self._execute(

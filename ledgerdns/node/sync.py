@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 
 import trio
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from chain.block import Block
 from chain.errors import InvalidUpdate, NotFound
 from chain.genesis import Genesis
 from chain.ledger import Ledger
+from chain.quorum import CommitCertificate
 from chain.wire import (
     BlocksPage,
     BlocksRequest,
@@ -171,7 +172,7 @@ class Syncer:
         progress = self._progress(target - start_height)
         try:
             task = progress.add_task("sync", total=target - start_height) if progress else None
-            send, receive = trio.open_memory_channel[BlocksPage | None](1)
+            send, receive = trio.open_memory_channel[Page | None](1)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._fetch, peer, target, send)
                 async with receive:
@@ -191,7 +192,7 @@ class Syncer:
             log.info("synced to height %d", self.ledger.height)
 
     async def _fetch(
-        self, peer: str, target: int, send: trio.MemorySendChannel[BlocksPage | None]
+        self, peer: str, target: int, send: trio.MemorySendChannel[Page | None]
     ) -> None:
         async with send:
             next_height = self.ledger.height + 1
@@ -206,16 +207,24 @@ class Syncer:
                 if not page.blocks:
                     break
                 next_height += len(page.blocks)
-                await send.send(page)
+                decoded = _decode_page(page)
+                # Signatures checked in a worker thread (libsecp256k1 releases the GIL)
+                # while this page waits for the previous one to be applied: the check
+                # during apply then finds them remembered.
+                await trio.to_thread.run_sync(_prewarm_signatures, decoded)
+                await send.send(decoded)
             await send.send(None)
 
-    async def _apply(self, peer: str, page: BlocksPage) -> bool:
-        for item in page.blocks:
+    async def _apply(self, peer: str, page: Page) -> bool:
+        last = len(page) - 1
+        for i, item in enumerate(page):
             try:
-                block, cert = item.decode()
+                if isinstance(item, InvalidUpdate):
+                    raise item
+                block, cert = item
                 if block.height <= self.ledger.height:
                     continue
-                if not await self.driver.apply_finalized(block, cert):
+                if not await self.driver.apply_finalized(block, cert, durable=i == last):
                     return False
             except InvalidUpdate as exc:
                 log.warning("peer %s sent an invalid block: %s; penalized", peer, exc)
@@ -246,4 +255,30 @@ class Syncer:
         return progress
 
 
-Poke = Callable[[int], None]
+Page = list[tuple[Block, CommitCertificate] | InvalidUpdate]
+
+
+def _decode_page(page: BlocksPage) -> Page:
+    """Each block and certificate decoded, or the error that stops the page there."""
+    out: Page = []
+    for item in page.blocks:
+        try:
+            out.append(item.decode())
+        except InvalidUpdate as exc:
+            out.append(exc)
+            break
+    return out
+
+
+def _prewarm_signatures(page: Page) -> None:
+    """Check transaction signatures ahead (remembered by `chain.crypto.verify`).
+
+    The signer is the owner before the step, which only the state knows; for
+    every operation but a transfer it is also the owner after it, which the
+    transaction names. A wrong guess costs one check and proves nothing.
+    """
+    for item in page:
+        if isinstance(item, InvalidUpdate):
+            return
+        for tx in item[0].txs:
+            tx.is_signed_by(tx.body.owner)
