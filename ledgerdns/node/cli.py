@@ -11,7 +11,8 @@ import trio
 from rich.console import Console
 from rich.logging import RichHandler
 
-from chain.errors import ConfigError
+from chain.errors import ConfigError, LedgerError
+from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import (
     DEFAULT_DNS,
     DEFAULT_P2P,
@@ -62,8 +63,11 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         p2p=p2p,
         bootstrap=tuple(args.bootstrap),
         mdns=args.mdns,
+        dns_name=args.dns_name,
         progress=not args.no_progress,
     )
+    if config.dns_name is not None:
+        ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
     setup_logging(args.log_level)
     prepared = prepare_data_dir(config)
     if prepared.created_devnet:
@@ -72,8 +76,22 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         )
     from ledgerdns.node.node import run_node  # imports libp2p (1 s): only when running
 
-    trio.run(run_node, config, prepared)
+    try:
+        trio.run(run_node, config, prepared)
+    except BaseExceptionGroup as group:
+        # A listener that cannot bind, a store in use: say what, not a task-tree traceback.
+        for leaf in _leaves(group):
+            if isinstance(leaf, ConfigError | LedgerError | OSError):
+                raise leaf from None
+        raise
     return 0
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,6 +113,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     node.add_argument("--rpc", default=DEFAULT_RPC, help="RPC listen HOST:PORT (default %(default)s; port 0 = any)")
     node.add_argument("--p2p", action="append", metavar="MULTIADDR", help=f"p2p listen address, repeatable (default {DEFAULT_P2P})")
     node.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR", help="a peer to join through, with /p2p/<peer id>; repeatable")
+    node.add_argument("--dns-name", metavar="HOST", help="this server's public host name, named by the SOA and NS records it synthesizes (default ns.ledgerdns.invalid)")
     node.add_argument("--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)")
     node.add_argument("--no-progress", action="store_true", help="no progress bar while syncing")
     node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default %(default)s")

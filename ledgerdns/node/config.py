@@ -58,6 +58,7 @@ class NodeConfig:
     p2p: tuple[str, ...] = (DEFAULT_P2P,)
     bootstrap: tuple[str, ...] = ()
     mdns: bool = False
+    dns_name: str | None = None  # the public host name put in synthesized SOA/NS records
     progress: bool = True  # progress bar for sync when stderr is a terminal
 
     @property

@@ -15,17 +15,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from chain.block import Block
 from chain.consensus_messages import Evidence, Proposal
 from chain.encoding import Kind
-from chain.errors import InvalidUpdate, NotFound, RejectReason
+from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.evidence_store import list_evidence
 from chain.genesis import Genesis
 from chain.ledger import Ledger
@@ -44,6 +44,7 @@ from chain.wire import (
 )
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
+from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.driver import ConsensusDriver, now_ms
 from ledgerdns.node.sync import Syncer, SyncServer
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 log = logging.getLogger("ledgerdns.node")
+T = TypeVar("T")
 
 TX_BATCH_DELAY_S = 0.003  # a burst of submissions ends after this long without one
 TX_BATCH_MAX_WAIT_S = 0.02  # never hold a submission longer than this
@@ -144,9 +146,12 @@ class Node:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(p2p.run)
-                dns = DnsServer(self, *self.config.dns)
-                dns_addr = await nursery.start(dns.run)
-                rpc_addr = await nursery.start(serve_rpc, self, token, *self.config.rpc)
+                zone = ZoneConfig(server_name=self.config.dns_name) if self.config.dns_name else None
+                dns = DnsServer(self, *self.config.dns, config=zone)
+                dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
+                rpc_addr = await _listen(
+                    "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, self, token, *self.config.rpc)
+                )
                 await nursery.start(self.driver.run)
                 nursery.start_soon(self.syncer.run)
                 nursery.start_soon(self._gossip_outbox)
@@ -464,6 +469,15 @@ class Node:
         """
         await trio.sleep(NOTICE_DELAY_S)
         await self.p2p.publish(self.topics["blocks"], notice.to_bytes())
+
+
+async def _listen(what: str, addr: tuple[str, int], starting: Awaitable[T]) -> T:
+    """Await a listener's start; a bind failure becomes a ConfigError naming the option."""
+    try:
+        return await starting
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{what}: cannot listen on {_host_port(addr)}: {reason}") from None
 
 
 def _describe(message: Proposal | Vote) -> str:

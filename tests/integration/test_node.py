@@ -145,3 +145,20 @@ def test_a_follower_joins_the_devnet_and_syncs(tmp_path: Path, started: list[Run
     assert status["validator"] is None and status["peers"] >= 1
     reply = dns.query.udp(dns.message.make_query("n2.p2p", "A"), follower.dns[0], port=follower.dns[1], timeout=2)
     assert reply.answer
+
+
+def test_a_busy_dns_port_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [sys.executable, "-m", "ledgerdns", "node", "--data-dir", str(tmp_path / "d"),
+             "--dns", f"127.0.0.1:{port}", "--rpc", "127.0.0.1:0", "--p2p", "/ip4/127.0.0.1/tcp/0"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert run.returncode == 2
+    assert f"DNS (--dns): cannot listen on 127.0.0.1:{port}" in run.stderr
+    assert "Traceback" not in run.stderr
