@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from chain.genesis import Genesis, make_single_validator_genesis
 from chain.names import normalize_name
 from chain.quorum import ValidatorSet
 from ledgerdns.node import cli as node_cli
+from ledgerdns.node.config import create_key, load_key
 from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -58,18 +58,8 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
 
 
 def load_or_create_key(path: Path) -> PrivateKey:
-    """Read a PEM key file, or create one readable by its owner only."""
-    if path.exists():
-        try:
-            return PrivateKey.from_pem(path.read_bytes())
-        except InvalidUpdate as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    key = PrivateKey.generate()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.to_pem())
-    return key
+    """Read a PEM key file (only its owner may read it), or create one readable by its owner only."""
+    return load_key(path) if path.exists() else create_key(path)
 
 
 def _parse_validator(text: str) -> tuple[str, PublicKey]:
