@@ -105,7 +105,8 @@ def test_devnet_starts_serves_and_resumes(tmp_path: Path, started: list[Running]
     again = Running(data)  # same data dir: same network, same peer id, same chain
     started.append(again)
     assert again.ready["peer_id"] == node.ready["peer_id"]
-    status = RpcClient.for_node(data).status()
+    with RpcClient.for_node(data) as client:
+        status = client.status()
     assert status["height"] == 1 and status["validator"] == "validator-0"
     reply = dns.query.tcp(dns.message.make_query("alice.p2p", "A"), again.dns[0], port=again.dns[1], timeout=2)
     assert reply.rcode() == dns.rcode.NOERROR and reply.answer
@@ -138,10 +139,11 @@ def test_a_follower_joins_the_devnet_and_syncs(tmp_path: Path, started: list[Run
     )
     started.append(follower)
     deadline = time.monotonic() + 30
-    while RpcClient.for_node(tmp_path / "follower").status()["height"] < 3:
-        assert time.monotonic() < deadline, follower.tail()
-        time.sleep(0.2)
-    status = RpcClient.for_node(tmp_path / "follower").status()
+    with RpcClient.for_node(tmp_path / "follower") as client:
+        while client.status()["height"] < 3:
+            assert time.monotonic() < deadline, follower.tail()
+            time.sleep(0.2)
+        status = client.status()
     assert status["validator"] is None and status["peers"] >= 1
     reply = dns.query.udp(dns.message.make_query("n2.p2p", "A"), follower.dns[0], port=follower.dns[1], timeout=2)
     assert reply.answer
