@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Callable
 
 import multiaddr
@@ -74,7 +75,8 @@ def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
     return pubsub, router
 
 
-_consumed_records: dict[ID, bytes] = {}
+# per host (each keeps its own peerstore): peer -> the record bytes it sent last
+_consumed_records: weakref.WeakKeyDictionary[IHost, dict[ID, bytes]] = weakref.WeakKeyDictionary()
 
 
 def _remembering_record_check(original: Callable[[RPC, IHost, ID], bool]) -> Callable[[RPC, IHost, ID], bool]:
@@ -90,19 +92,22 @@ def _remembering_record_check(original: Callable[[RPC, IHost, ID], bool]) -> Cal
         if not msg.HasField("senderRecord"):
             return True
         record = msg.senderRecord
-        if _consumed_records.get(peer_id) == record:
+        known = _consumed_records.setdefault(host, {})
+        if known.get(peer_id) == record:
             return True
         accepted = original(msg, host, peer_id)
         if accepted:
-            if len(_consumed_records) >= 4096:
-                _consumed_records.clear()
-            _consumed_records[peer_id] = record
+            if len(known) >= 4096:
+                known.clear()
+            known[peer_id] = record
         return accepted
 
     return check
 
 
-_own_records: dict[int, tuple[float, tuple[bytes, bool]]] = {}
+_own_records: weakref.WeakKeyDictionary[IHost, tuple[float, tuple[bytes, bool]]] = (
+    weakref.WeakKeyDictionary()
+)
 OWN_RECORD_TTL_S = 5.0
 
 
@@ -117,11 +122,11 @@ def _cached_own_record(
 
     def own_record(host: IHost) -> tuple[bytes, bool]:
         now = time.monotonic()
-        cached = _own_records.get(id(host))
+        cached = _own_records.get(host)
         if cached is not None and cached[0] > now:
             return cached[1]
         result = original(host)
-        _own_records[id(host)] = (now + OWN_RECORD_TTL_S, (result[0], False))
+        _own_records[host] = (now + OWN_RECORD_TTL_S, (result[0], False))
         return result
 
     return own_record
