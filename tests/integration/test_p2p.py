@@ -277,3 +277,27 @@ async def test_mdns_finds_a_peer_on_loopback(tmp_path: Path) -> None:
         b = P2PNode(config(tmp_path / "b", mdns=True, mdns_interfaces=["127.0.0.1"]))
         async with running(a, b):
             await eventually(lambda: b.peer_id in a.connected_peers())
+
+
+@pytest.mark.trio
+async def test_a_malformed_pubsub_rpc_does_not_stop_the_node(tmp_path: Path) -> None:
+    """Garbage on a peer's pubsub stream costs that stream, not the receiving node."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+
+    with trio.fail_after(20):
+        b = P2PNode(config(tmp_path / "b.key"))
+        inbox_b = Inbox()
+        b.set_handler(TOPIC, inbox_b.handle)
+        async with running(b):
+            a = P2PNode(config(tmp_path / "a.key", bootstrap=b.listen_addrs[:1]))
+            async with running(a):
+                await mesh_ready(a, inbox_b)
+                assert a._live is not None
+                stream = await a._live.host.new_stream(ID.from_base58(b.peer_id), [PROTOCOL_ID_V11])
+                await stream.write(b"\x05\xff\xff\xff\xff\xff")  # a length prefix, then not an RPC
+                await trio.sleep(0.5)
+                # b still runs, and the gossip path comes back (a re-opens its stream)
+                await mesh_ready(a, inbox_b)
+                await a.publish(TOPIC, b"after garbage")
+                await inbox_b.wait_for(b"after garbage")
