@@ -43,7 +43,7 @@ from chain.crypto import PrivateKey, sha256  # noqa: E402
 from chain.genesis import Genesis  # noqa: E402
 from chain.records import Record  # noqa: E402
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
-from tools.cluster import Cluster  # noqa: E402
+from tools.localnet import Cluster  # noqa: E402
 
 console = Console(stderr=True)
 TICK = os.sysconf("SC_CLK_TCK")

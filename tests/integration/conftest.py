@@ -24,7 +24,7 @@ from chain.params import ConsensusParams
 from chain.records import Record
 from chain.tx import Op, Transaction, TxBody
 from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
-from tools.cluster import Cluster, ClusterNode
+from tools.localnet import Cluster, ClusterNode
 
 T = TypeVar("T")
 
