@@ -243,10 +243,6 @@ class ConsensusDriver:
         machine = self.machine
         return machine.height, machine.round, int(machine.step)
 
-    def evidence(self) -> list[Evidence]:
-        """Evidence this machine found at its current height."""
-        return list(self.machine.evidence)
-
     # -- effects --
 
     async def _execute(self, effects: list[Effect]) -> None:

@@ -114,7 +114,6 @@ class Syncer:
         self.syncing = False
         self._wake = trio.Event()
         self._poked = False
-        self.blocks_synced = 0
 
     def poke(self, height_hint: int = 0) -> None:
         """Something suggests we are behind (e.g. a message for a later height)."""
@@ -230,7 +229,6 @@ class Syncer:
                 log.warning("peer %s sent an invalid block: %s; penalized", peer, exc)
                 self.p2p.penalize(peer, BAD_SYNC_PENALTY, f"invalid synced block: {exc}")
                 return False
-            self.blocks_synced += 1
             await trio.lowlevel.checkpoint()  # let DNS and RPC answer between blocks
         return True
 
