@@ -7,7 +7,8 @@ The UDP size limit is not part of the key: the size decides at serve time
 whether the whole or the truncated form goes out.
 
 Invalidation after a block (see docs/dns.md): a reply goes stale if it holds
-an SOA (the serial is the height), if its domain changed in the block, or if
+a TLD's SOA (serial_bound: that serial is the head height), if its domain
+changed in the block (a domain zone's own SOA serial moves only then), or if
 its domain expired by the new block time. Everything else (positive answers of
 unchanged domains, refusals) survives. As a safety net, if the ledger's height
 moves without `invalidate` being called, the whole cache is cleared.
@@ -72,14 +73,25 @@ class AnswerCache:
             data: the message (over TCP, without its length prefix).
             tcp: whether it came over TCP (no size limit but 65535).
         """
-        query = parse_query(data)
+        return self.lookup(parse_query(data), tcp=tcp)[0]
+
+    def lookup(
+        self, query: Query | Rejection | None, *, tcp: bool
+    ) -> tuple[bytes | None, Reply | None]:
+        """The reply to a parsed message (as `answer`), and the cached `Reply` it came from.
+
+        The `Reply` is None when the reply is not one the cache keeps (a
+        rejection, an unusual message shape): then it must not be reused for
+        another message with the same bytes either.
+        """
         if query is None:
-            return None
+            return None, None
         if isinstance(query, Rejection):
             log.debug("rejected query id=%d rcode=%s", query.id, query.rcode.name)
-            return bare_reply(query)
+            return bare_reply(query), None
         limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._builder.edns_payload)
-        return patch_reply(self._reply(query).fitting(limit), query)
+        reply, cached = self._reply(query)
+        return patch_reply(reply.fitting(limit), query), (reply if cached else None)
 
     def invalidate(self, changed_domains: Collection[str]) -> None:
         """Drop what a new block made stale (call after each block is applied).
@@ -110,9 +122,9 @@ class AnswerCache:
 
     # -- internals --
 
-    def _reply(self, query: Query) -> Reply:
+    def _reply(self, query: Query) -> tuple[Reply, bool]:
         if not query.plain or (query.edns is not None and query.edns.version != 0):
-            return self._builder.respond(query)  # unusual shapes are not worth a slot
+            return self._builder.respond(query), False  # unusual shapes are not worth a slot
         if self._builder.source.head.height != self._height:
             self.clear()  # the ledger moved and nobody told us what changed
         # bytes.lower() is DNS case folding; length bytes (<= 63) are below b"A".
@@ -122,10 +134,10 @@ class AnswerCache:
         if reply is not None:
             entries.move_to_end(key)
             self.hits += 1
-            return reply
+            return reply, True
         self.misses += 1
         reply = self._builder.respond(query)
         entries[key] = reply
         if len(entries) > self._max:
             entries.popitem(last=False)
-        return reply
+        return reply, True

@@ -1,11 +1,18 @@
 """The DNS server: UDP and TCP on one port, answering from the finalized ledger (trio).
 
-UDP is one receive loop that answers synchronously (a cache hit is a copy and
-a patch; a miss reads at most one domain state, bounded work) and hands the
-reply to a sender task through a bounded queue, so a full socket buffer never
-stalls receiving: when the queue is full the reply is dropped, as a busy
-server would. TCP takes length-prefixed messages, several per connection, with
-an idle timeout and a cap on concurrent connections (RFC 7766).
+What answers a message (`DnsServer.dispatch`): UPDATE goes to the `updater`
+(RFC 2136), AXFR/IXFR to `transfers`, a name outside the ledger TLDs to the
+`forwarder` when the client may recurse, and everything else to the answer
+cache (`ledgerdns.dns.cache`), which reads the finalized ledger.
+
+UDP is served by worker processes (`ledgerdns.dns.workers`) that keep the
+encoded replies of repeat questions and pass the rest here; with
+``workers=0`` (or a bare ledger as the source) UDP is served in this event
+loop instead: one receive loop that answers synchronously and hands replies
+to a sender task through a bounded queue, dropping replies when it is full.
+Either way, responses per client prefix are rate limited (`ledgerdns.dns.rrl`).
+TCP takes length-prefixed messages, several per connection, with an idle
+timeout and a cap on concurrent connections (RFC 7766).
 """
 
 from __future__ import annotations
@@ -13,26 +20,70 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
-from typing import Any, TypeGuard, cast
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeGuard, cast
 
 import trio
 
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
-from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, AnswerCache
+from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, MAX_TCP_MESSAGE, AnswerCache
 from ledgerdns.dns.resolve import ZoneSource
-from ledgerdns.dns.wire import FLAG_QR, HEADER, HEADER_SIZE, Rcode, Rejection, bare_reply
+from ledgerdns.dns.result import CLASS_IN, QType, labels_of
+from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
+from ledgerdns.dns.settings import DnsSettings, in_networks
+from ledgerdns.dns.wire import (
+    FLAG_QR,
+    HEADER,
+    HEADER_SIZE,
+    OPCODE_MASK,
+    Query,
+    Rcode,
+    Rejection,
+    bare_reply,
+    parse_query,
+)
+from ledgerdns.dns.workers import Immediate, Keep, WorkerPool
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.services import NodeServices
 
 log = logging.getLogger(__name__)
 
 _MAX_UDP_RECEIVE = 65535
+_UDP_BUFFER = 4 << 20  # socket buffers: ride out bursts while a worker is descheduled
 _BIND_ATTEMPTS = 20
 _LISTEN_BACKLOG = 128
+_OPCODE_UPDATE = 5
+_XFR_TYPES = frozenset({QType.AXFR, QType.IXFR})
 # Out of file descriptors or buffers: wait and accept again (as trio.serve_listeners does).
 _ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 Address = tuple[str, int]
+
+
+class Forwarder(Protocol):
+    """Answers names outside the ledger from upstream resolvers (`ledgerdns.dns.forward`)."""
+
+    async def answer(self, query: bytes, *, limit: int) -> bytes | None: ...
+
+
+class Updater(Protocol):
+    """Turns RFC 2136 UPDATE messages into ledger transactions (`ledgerdns.dns.update`)."""
+
+    async def answer(self, message: bytes, peer: tuple[str, int]) -> bytes | None: ...
+
+
+class Transfers(Protocol):
+    """Answers AXFR and IXFR (`ledgerdns.dns.xfr`)."""
+
+    def answer(self, message: bytes, peer: tuple[str, int], *, tcp: bool) -> list[bytes] | None: ...
+
+
+class Notifier(Protocol):
+    """Sends NOTIFY to secondaries when zones change (`ledgerdns.dns.notify`)."""
+
+    def block_applied(self, height: int, changed: frozenset[str]) -> None: ...
+
+    async def run(self, *, task_status: Any = ...) -> None: ...
 
 
 def _is_services(source: object) -> TypeGuard[NodeServices]:
@@ -43,17 +94,18 @@ class DnsServer:
     """Serves DNS over UDP and TCP on one address.
 
     Args:
-        source: the running node (`NodeServices`: the cache is invalidated after
+        source: the running node (`NodeServices`: caches are invalidated after
             every applied block), or a bare ledger (then the cache is cleared
-            whenever it sees the height move).
+            whenever it sees the height move, and UDP is served in-process).
         host: the address to bind (default loopback).
         port: the port for both UDP and TCP; 0 picks a free one.
         config: what the synthesized SOA and NS records say.
+        settings: the ``[dns]`` configuration (workers, rate limiting, TCP
+            limits, CHAOS answers, who may recurse).
+        forwarder, updater, transfers, notifier: the optional faces.
         edns_payload: the UDP payload size we advertise and send at most.
-        tcp_idle_timeout_s: a TCP connection with no complete query (or a
-            client not reading its reply) for this long is closed.
-        max_tcp_connections: more concurrent TCP connections are closed at once.
-        udp_queue: replies waiting to be sent; beyond this, replies are dropped.
+        tcp_idle_timeout_s, max_tcp_connections: override `settings.tcp`.
+        udp_queue: replies waiting to be sent (in-process UDP only).
         cache_entries: the most cached replies.
     """
 
@@ -64,24 +116,49 @@ class DnsServer:
         port: int = 53,
         *,
         config: ZoneConfig | None = None,
+        settings: DnsSettings | None = None,
+        forwarder: Forwarder | None = None,
+        updater: Updater | None = None,
+        transfers: Transfers | None = None,
+        notifier: Notifier | None = None,
         edns_payload: int = EDNS_PAYLOAD,
-        tcp_idle_timeout_s: float = 10.0,
-        max_tcp_connections: int = 100,
+        tcp_idle_timeout_s: float | None = None,
+        max_tcp_connections: int | None = None,
         udp_queue: int = 1024,
         cache_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
+        settings = settings or DnsSettings()
         if _is_services(source):
             ledger: ZoneSource = source.ledger
             source.on_block_applied(self._block_applied)
+            self._workers = settings.workers
         else:
             ledger = cast(ZoneSource, source)
+            self._workers = 0  # nobody would tell the workers when the ledger moves
         builder = AnswerBuilder(ledger, config, edns_payload=edns_payload)
         self.cache = AnswerCache(builder, max_entries=cache_entries)
+        self._ledger = ledger
+        self._settings = settings
+        self._tlds = sorted((labels_of(t) for t in ledger.params.tlds), key=len, reverse=True)
+        self._forwarder = forwarder
+        self._updater = updater
+        self._transfers = transfers
+        self._notifier = notifier
+        self._rrl = RateLimiter(
+            settings.rrl.rate,
+            settings.rrl.slip,
+            ipv4_prefix=settings.rrl.ipv4_prefix,
+            ipv6_prefix=settings.rrl.ipv6_prefix,
+            exempt=settings.rrl.exempt,
+        )
+        self._edns_payload = edns_payload
         self._host = host
         self._port = port
-        self._idle = tcp_idle_timeout_s
-        self._max_tcp = max_tcp_connections
+        tcp = settings.tcp
+        self._idle = tcp.idle_timeout_s if tcp_idle_timeout_s is None else tcp_idle_timeout_s
+        self._max_tcp = tcp.max_connections if max_tcp_connections is None else max_tcp_connections
         self._udp_queue = udp_queue
+        self._pool: WorkerPool | None = None
         self._address: Address | None = None
         self.tcp_connections = 0
         self.udp_dropped = 0
@@ -99,7 +176,7 @@ class DnsServer:
         return self._address
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind, report ``(host, port)`` through `task_status`, and serve until cancelled.
+        """Bind, start the UDP workers, report ``(host, port)`` through `task_status`, serve until cancelled.
 
         Raises:
             OSError: the address cannot be bound (in use, not ours, no permission).
@@ -107,41 +184,62 @@ class DnsServer:
         udp, tcp = await self._bind()
         with udp, tcp:
             host, port = udp.getsockname()[:2]
-            self._address = (host, port)
-            log.info("dns listening host=%s port=%d udp=yes tcp=yes", host, port)
+            log.info("dns listening host=%s port=%d workers=%d", host, port, self._workers)
             try:
                 async with trio.open_nursery() as nursery:
-                    send, receive = trio.open_memory_channel[tuple[bytes, Any]](self._udp_queue)
-                    nursery.start_soon(self._udp_send_loop, udp, receive)
-                    nursery.start_soon(self._udp_receive_loop, udp, send)
-                    nursery.start_soon(self._tcp_accept_loop, tcp, nursery)
+                    if self._workers > 0:
+                        self._pool = WorkerPool(
+                            udp, self._workers, self._settings.rrl, self._udp_dispatch
+                        )
+                        await nursery.start(self._pool.run)
+                    else:
+                        trio_udp = trio.socket.from_stdlib_socket(udp)
+                        send, receive = trio.open_memory_channel[tuple[bytes, Any]](self._udp_queue)
+                        nursery.start_soon(self._udp_send_loop, trio_udp, receive)
+                        nursery.start_soon(self._udp_receive_loop, trio_udp, send, nursery)
+                    if self._notifier is not None:
+                        await nursery.start(self._notifier.run)
+                    nursery.start_soon(
+                        self._tcp_accept_loop, trio.socket.from_stdlib_socket(tcp), nursery
+                    )
+                    self._address = (host, port)
                     task_status.started(self._address)
             finally:
                 self._address = None
+                self._pool = None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the running UDP workers (empty when UDP is served in-process)."""
+        return list(self._pool.pids) if self._pool is not None else []
 
     # -- the ledger hook --
 
     def _block_applied(self, height: int, changed: frozenset[str]) -> None:
         self.cache.invalidate(changed)
+        if self._pool is not None:
+            self._pool.invalidate(changed, self._ledger.head.time_ms // 1000)
+        if self._notifier is not None:
+            self._notifier.block_applied(height, changed)
 
     # -- binding --
 
-    async def _bind(self) -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
+    async def _bind(self) -> tuple[stdlib_socket.socket, stdlib_socket.socket]:
         """UDP first, then TCP on the same port; with port 0, retry if TCP finds it taken."""
-        infos = await trio.socket.getaddrinfo(
-            self._host, self._port, type=stdlib_socket.SOCK_DGRAM
-        )
+        infos = await trio.socket.getaddrinfo(self._host, self._port, type=stdlib_socket.SOCK_DGRAM)
         family, _, _, _, sockaddr = infos[0]
         attempts = _BIND_ATTEMPTS if self._port == 0 else 1
         for attempt in range(attempts):
-            udp = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+            udp = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
             try:
-                await udp.bind(sockaddr)
+                udp.bind(sockaddr)
+                udp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_RCVBUF, _UDP_BUFFER)
+                udp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_SNDBUF, _UDP_BUFFER)
                 port = udp.getsockname()[1]
-                tcp = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+                tcp = stdlib_socket.socket(family, stdlib_socket.SOCK_STREAM)
                 try:
                     tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-                    await tcp.bind((sockaddr[0], port, *sockaddr[2:]))
+                    tcp.bind((sockaddr[0], port, *sockaddr[2:]))
                     tcp.listen(_LISTEN_BACKLOG)
                 except OSError as exc:
                     tcp.close()
@@ -158,24 +256,84 @@ class DnsServer:
 
     # -- answering (never raises) --
 
-    def _answer(self, data: bytes, *, tcp: bool) -> bytes | None:
+    def dispatch(
+        self, data: bytes, peer: Any, *, tcp: bool
+    ) -> Immediate | list[bytes] | Awaitable[bytes | None]:
+        """The reply to one message, by what the message is (see the module doc).
+
+        Returns:
+            ``(reply or None, Keep or None)`` when answered at once (a `Keep`
+            says a UDP worker may reuse the reply for the same bytes); a list of
+            messages for a zone transfer over TCP; or an awaitable reply from a
+            slow face (forwarding, UPDATE). Never raises: a bug answers SERVFAIL.
+        """
         try:
-            return self.cache.answer(data, tcp=tcp)
+            return self._dispatch(data, peer, tcp=tcp)
         except Exception:
             # A bug, not bad input (the reader rejects that): one query must not take the
             # node down, so answer SERVFAIL and log loudly with the traceback.
             log.error("dns answer failed size=%d tcp=%s", len(data), tcp, exc_info=True)
-            if len(data) < HEADER_SIZE:
-                return None
-            msg_id, flags = HEADER.unpack_from(data)[:2]
-            if flags & FLAG_QR:
-                return None
-            return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
+            return _servfail(data), None
 
-    # -- UDP --
+    def _dispatch(
+        self, data: bytes, peer: Any, *, tcp: bool
+    ) -> Immediate | list[bytes] | Awaitable[bytes | None]:
+        if len(data) < HEADER_SIZE:
+            return None, None
+        flags = HEADER.unpack_from(data)[1]
+        if flags & FLAG_QR:
+            return None, None
+        client = (peer[0], peer[1])
+        if (flags & OPCODE_MASK) >> 11 == _OPCODE_UPDATE and self._updater is not None:
+            return self._guarded(self._updater.answer(data, client), data)
+        query = parse_query(data)
+        if isinstance(query, Query):
+            if (
+                query.qtype in _XFR_TYPES
+                and query.qclass == CLASS_IN
+                and self._transfers is not None
+            ):
+                replies = self._transfers.answer(data, client, tcp=tcp) or []
+                return replies if tcp else (replies[0] if replies else None, None)
+            if (
+                self._forwarder is not None
+                and query.qclass == CLASS_IN
+                and not self._in_ledger(query)
+            ):
+                if in_networks(peer[0], self._settings.forward.allow):
+                    limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._edns_payload)
+                    return self._guarded(self._forwarder.answer(data, limit=limit), data)
+                return self.cache.lookup(query, tcp=tcp)[0], None  # REFUSED, for this client only
+        reply, cached = self.cache.lookup(query, tcp=tcp)
+        res = cached.resolution if cached is not None else None
+        return reply, (
+            Keep(res.zone, res.serial_bound, res.expires_at) if res is not None else None
+        )
+
+    def _in_ledger(self, query: Query) -> bool:
+        qname = tuple(label.lower() for label in query.qname)
+        return any(len(qname) >= len(t) and qname[len(qname) - len(t) :] == t for t in self._tlds)
+
+    async def _guarded(self, pending: Awaitable[bytes | None], data: bytes) -> bytes | None:
+        try:
+            return await pending
+        except Exception:
+            log.error("dns answer failed size=%d", len(data), exc_info=True)
+            return _servfail(data)
+
+    def _udp_dispatch(self, data: bytes, peer: Any) -> Immediate | Awaitable[bytes | None]:
+        result = self.dispatch(data, peer, tcp=False)
+        if isinstance(result, list):
+            return (result[0] if result else None), None
+        return result
+
+    # -- UDP in this process (workers = 0) --
 
     async def _udp_receive_loop(
-        self, sock: trio.socket.SocketType, send: trio.MemorySendChannel[tuple[bytes, Any]]
+        self,
+        sock: trio.socket.SocketType,
+        send: trio.MemorySendChannel[tuple[bytes, Any]],
+        nursery: trio.Nursery,
     ) -> None:
         async with send:
             while True:
@@ -184,13 +342,34 @@ class DnsServer:
                 except OSError as exc:  # an ICMP error for an earlier reply, on some systems
                     log.debug("dns udp receive error=%s", exc)
                     continue
-                reply = self._answer(data, tcp=False)
+                verdict = self._rrl.check(peer[0])
+                if verdict:
+                    reply = slip_reply(data) if verdict == SLIP else None
+                else:
+                    result = self._udp_dispatch(data, peer)
+                    if not isinstance(result, tuple):
+                        nursery.start_soon(self._udp_slow, result, peer, send)
+                        continue
+                    reply = result[0]
                 if reply is None:
                     continue
                 try:
                     send.send_nowait((reply, peer))
                 except trio.WouldBlock:
                     self.udp_dropped += 1
+
+    async def _udp_slow(
+        self,
+        pending: Awaitable[bytes | None],
+        peer: Any,
+        send: trio.MemorySendChannel[tuple[bytes, Any]],
+    ) -> None:
+        reply = await pending
+        if reply is not None:
+            try:
+                send.send_nowait((reply, peer))
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                self.udp_dropped += 1
 
     async def _udp_send_loop(
         self, sock: trio.socket.SocketType, receive: trio.MemoryReceiveChannel[tuple[bytes, Any]]
@@ -232,17 +411,39 @@ class DnsServer:
                         message = await _read_message(stream, buffer)
                     if message is None:
                         return  # idle, closed by the client, or cut mid-message
-                    reply = self._answer(message, tcp=True)
-                    if reply is None:
+                    replies = await self._tcp_replies(message, stream)
+                    if not replies:
                         return  # a response or a fragment: nothing sensible to say
                     with trio.move_on_after(self._idle) as scope:
-                        await stream.send_all(len(reply).to_bytes(2, "big") + reply)
+                        await stream.send_all(
+                            b"".join(len(r).to_bytes(2, "big") + r for r in replies)
+                        )
                     if scope.cancelled_caught:
                         return  # the client does not read its replies
         except trio.BrokenResourceError as exc:
             log.debug("dns tcp connection broken error=%s", exc)
         finally:
             self.tcp_connections -= 1
+
+    async def _tcp_replies(self, message: bytes, stream: trio.SocketStream) -> list[bytes]:
+        try:
+            peer = stream.socket.getpeername()
+        except OSError:
+            return []  # the client has gone already
+        result = self.dispatch(message, peer, tcp=True)
+        if isinstance(result, list):
+            return result
+        reply = result[0] if isinstance(result, tuple) else await result
+        return [reply] if reply is not None else []
+
+
+def _servfail(data: bytes) -> bytes | None:
+    if len(data) < HEADER_SIZE:
+        return None
+    msg_id, flags = HEADER.unpack_from(data)[:2]
+    if flags & FLAG_QR:
+        return None
+    return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
 
 
 async def _read_message(stream: trio.SocketStream, buffer: bytearray) -> bytes | None:

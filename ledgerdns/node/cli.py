@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from chain.errors import ConfigError, LedgerError
+from ledgerdns.dns.settings import load_dns_settings
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import (
     DEFAULT_DNS,
@@ -65,14 +66,19 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         mdns=args.mdns,
         dns_name=args.dns_name,
         progress=not args.no_progress,
+        config_file=Path(os.path.expanduser(args.config)) if args.config else None,
     )
     if config.dns_name is not None:
         ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
+    if config.settings_path is not None:
+        load_dns_settings(config.settings_path)  # likewise a bad settings file
     setup_logging(args.log_level)
     prepared = prepare_data_dir(config)
     if prepared.created_devnet:
         logging.getLogger("ledgerdns.node").info(
-            "created a single-validator devnet in %s (chain %s)", data_dir, prepared.genesis.chain_id
+            "created a single-validator devnet in %s (chain %s)",
+            data_dir,
+            prepared.genesis.chain_id,
         )
     from ledgerdns.node.node import run_node  # imports libp2p (1 s): only when running
 
@@ -106,15 +112,54 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "follower. Once every listener is bound it prints one line "
         'READY {"peer_id", "dns", "rpc", "p2p"} on stdout.',
     )
-    node.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="node data directory (default %(default)s)")
-    node.add_argument("--genesis", help="network genesis file (default: the data dir's, or a new devnet)")
+    node.add_argument(
+        "--data-dir", default=DEFAULT_DATA_DIR, help="node data directory (default %(default)s)"
+    )
+    node.add_argument(
+        "--genesis", help="network genesis file (default: the data dir's, or a new devnet)"
+    )
     node.add_argument("--validator-key", help="validator key PEM (default DATA_DIR/validator.pem)")
-    node.add_argument("--dns", default=DEFAULT_DNS, help="DNS listen HOST:PORT, UDP and TCP (default %(default)s; port 0 = any)")
-    node.add_argument("--rpc", default=DEFAULT_RPC, help="RPC listen HOST:PORT (default %(default)s; port 0 = any)")
-    node.add_argument("--p2p", action="append", metavar="MULTIADDR", help=f"p2p listen address, repeatable (default {DEFAULT_P2P})")
-    node.add_argument("--bootstrap", action="append", default=[], metavar="MULTIADDR", help="a peer to join through, with /p2p/<peer id>; repeatable")
-    node.add_argument("--dns-name", metavar="HOST", help="this server's public host name, named by the SOA and NS records it synthesizes (default ns.ledgerdns.invalid)")
-    node.add_argument("--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)")
+    node.add_argument(
+        "--dns",
+        default=DEFAULT_DNS,
+        help="DNS listen HOST:PORT, UDP and TCP (default %(default)s; port 0 = any)",
+    )
+    node.add_argument(
+        "--rpc",
+        default=DEFAULT_RPC,
+        help="RPC listen HOST:PORT (default %(default)s; port 0 = any)",
+    )
+    node.add_argument(
+        "--p2p",
+        action="append",
+        metavar="MULTIADDR",
+        help=f"p2p listen address, repeatable (default {DEFAULT_P2P})",
+    )
+    node.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="MULTIADDR",
+        help="a peer to join through, with /p2p/<peer id>; repeatable",
+    )
+    node.add_argument(
+        "--dns-name",
+        metavar="HOST",
+        help="this server's public host name, named by the SOA and NS records it synthesizes (default ns.ledgerdns.invalid)",
+    )
+    node.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file: forwarding, rate limiting, TSIG keys, DNS UPDATE, zone transfers (default DATA_DIR/node.toml if present; see docs/dns.md)",
+    )
+    node.add_argument(
+        "--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)"
+    )
     node.add_argument("--no-progress", action="store_true", help="no progress bar while syncing")
-    node.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default %(default)s")
+    node.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default %(default)s",
+    )
     node.set_defaults(run=_run)

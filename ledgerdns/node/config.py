@@ -10,6 +10,8 @@ Layout of a data directory (created on first start):
 - ``guard``          the signing guard (what this validator signed last).
 - ``chain/``         LevelDB: blocks, certificates, state.
 - ``rpc.token``      the RPC bearer token (0600).
+- ``node.toml``      optional settings (``[dns]``: forwarding, RRL, TSIG,
+                     UPDATE, transfers; see docs/dns.md); ``--config`` names another.
 - ``node.json``      written once ready: the bound addresses (read by the
                      wallet's ``--node`` and by tools).
 """
@@ -60,6 +62,17 @@ class NodeConfig:
     mdns: bool = False
     dns_name: str | None = None  # the public host name put in synthesized SOA/NS records
     progress: bool = True  # progress bar for sync when stderr is a terminal
+    config_file: Path | None = (
+        None  # the TOML settings file (default DATA_DIR/node.toml, if present)
+    )
+
+    @property
+    def settings_path(self) -> Path | None:
+        """The TOML settings file to read, if any."""
+        if self.config_file is not None:
+            return self.config_file
+        default = self.data_dir / "node.toml"
+        return default if default.exists() else None
 
     @property
     def key_path(self) -> Path:

@@ -43,9 +43,8 @@ from chain.wire import (
     topic,
 )
 from ledgerdns.consensus.guardfile import GuardFile
-from ledgerdns.dns.server import DnsServer
-from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig, Prepared
+from ledgerdns.node.dns import build_dns_server
 from ledgerdns.node.driver import ConsensusDriver, now_ms
 from ledgerdns.node.sync import Syncer, SyncServer
 from ledgerdns.p2p import P2PConfig, P2PNode
@@ -146,8 +145,7 @@ class Node:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(p2p.run)
-                zone = ZoneConfig(server_name=self.config.dns_name) if self.config.dns_name else None
-                dns = DnsServer(self, *self.config.dns, config=zone)
+                dns = build_dns_server(self, self.config)
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 rpc_addr = await _listen(
                     "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, self, token, *self.config.rpc)

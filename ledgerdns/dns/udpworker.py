@@ -1,0 +1,226 @@
+"""The UDP worker process: answers repeat questions from its own table of encoded replies.
+
+The node binds the UDP socket and starts one or more workers on it
+(``python -m ledgerdns.dns.udpworker``, see `ledgerdns.dns.workers`). A worker
+blocks in ``recvfrom`` and, for a question it has answered before (the same
+bytes after the ID), sends the stored reply with the new ID: no parsing, no
+event loop, and nothing the node does (applying blocks, gossip) can stall it.
+Anything else goes up to the node, which answers it (from the ledger, the
+forwarder, ...) and sends the reply back down with whether and how long it may
+be kept. After each block the node sends down what the block made stale.
+
+Two socket pairs join a worker to the node: "up" (worker to node,
+non-blocking: when the node is behind, the query is dropped rather than
+stalling the worker) and "down" (node to worker, read by a second thread).
+Messages are `marshal`-encoded tuples between our own processes. The worker
+exits when the node closes "down" (also when the node dies). Stdlib only, so
+it starts fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import marshal
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from ledgerdns.dns.rrl import ALLOW, SLIP, RateLimiter, slip_reply
+
+MAX_QUERY = 16_384
+DEFAULT_ENTRIES = 200_000
+
+# Messages (first element of the tuple).
+UP_READY = "ready"  # ("ready", pid)
+UP_QUERY = "q"  # ("q", address, data)
+DOWN_REPLY = "r"  # ("r", address, reply, key | None, zone | None, serial_bound, expires_at)
+DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s)
+DOWN_CLEAR = "c"  # ("c",)
+
+
+class ReplyTable:
+    """Reply tails (the reply after its ID) by query tail, with what makes each stale.
+
+    Written by the control thread only; the serving thread only reads `replies`.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
+        self.replies: dict[bytes, bytes] = {}
+        self._meta: dict[bytes, tuple[str | None, bool, int]] = {}
+        self._by_zone: dict[str, set[bytes]] = {}
+        self._serial: set[bytes] = set()
+        self._expiring: list[tuple[int, bytes]] = []
+        self._max = max_entries
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+    def put(
+        self, key: bytes, tail: bytes, zone: str | None, serial_bound: bool, expires_at: int
+    ) -> None:
+        """Keep `tail` for `key`; the oldest entry goes when full."""
+        if key in self.replies:
+            self._drop(key)
+        elif len(self.replies) >= self._max:
+            self._drop(next(iter(self.replies)))
+        self._meta[key] = (zone, serial_bound, expires_at)
+        if zone is not None:
+            self._by_zone.setdefault(zone, set()).add(key)
+        if serial_bound:
+            self._serial.add(key)
+        if expires_at:
+            heapq.heappush(self._expiring, (expires_at, key))
+        self.replies[key] = tail
+
+    def invalidate(self, changed: list[str], now_s: int) -> None:
+        """Drop what a block made stale: its zones, serial-bound replies, lapsed domains."""
+        for zone in changed:
+            for key in self._by_zone.pop(zone, ()):
+                self._drop(key)
+        for key in list(self._serial):
+            self._drop(key)
+        while self._expiring and self._expiring[0][0] <= now_s:
+            expires_at, key = heapq.heappop(self._expiring)
+            meta = self._meta.get(key)
+            if meta is not None and meta[2] == expires_at:
+                self._drop(key)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self.replies.clear()
+        self._meta.clear()
+        self._by_zone.clear()
+        self._serial.clear()
+        self._expiring.clear()
+
+    def _drop(self, key: bytes) -> None:
+        self.replies.pop(key, None)
+        meta = self._meta.pop(key, None)
+        if meta is None:
+            return
+        zone, serial_bound, _ = meta
+        if zone is not None:
+            keys = self._by_zone.get(zone)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_zone[zone]
+        if serial_bound:
+            self._serial.discard(key)
+
+
+class Worker:
+    """One worker's serving loop and control loop."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        up: socket.socket,
+        down: socket.socket,
+        limiter: RateLimiter,
+        table: ReplyTable,
+    ) -> None:
+        self.sock = sock
+        self.up = up
+        self.down = down
+        self.limiter = limiter
+        self.table = table
+        self.dropped = 0
+
+    def serve(self) -> None:
+        """Answer forever (the hot loop: keep it short)."""
+        recv = self.sock.recvfrom
+        send = self.sock.sendto
+        get = self.table.replies.get
+        up = self.up.send
+        dumps = marshal.dumps
+        check = self.limiter.check if self.limiter.enabled else None
+        while True:
+            try:
+                data, address = recv(MAX_QUERY)
+            except OSError:
+                continue  # an ICMP error for an earlier reply, on some systems
+            if len(data) < 12 or data[2] & 0x80:
+                continue  # not even a header, or a response: never answered
+            if check is not None:
+                verdict = check(address[0])
+                if verdict != ALLOW:
+                    if verdict == SLIP:
+                        reply = slip_reply(data)
+                        if reply is not None:
+                            _send(send, reply, address)
+                    continue
+            tail = get(data[2:])
+            if tail is not None:
+                _send(send, data[:2] + tail, address)
+                continue
+            try:
+                up(dumps((UP_QUERY, address, data)))
+            except OSError:
+                self.dropped += 1  # the node is behind: drop, as a busy server would
+
+    def control(self) -> None:
+        """Apply what the node sends down; exit the process when it hangs up."""
+        send = self.sock.sendto
+        table = self.table
+        while True:
+            try:
+                message = self.down.recv(1 << 20)
+            except OSError:
+                message = b""
+            if not message:
+                os._exit(0)  # the node closed its end or died: nothing left to serve for
+            item: tuple[Any, ...] = marshal.loads(message)
+            kind = item[0]
+            if kind == DOWN_REPLY:
+                _, address, reply, key, zone, serial_bound, expires_at = item
+                if reply:
+                    _send(send, reply, address)
+                if key is not None:
+                    table.put(key, reply[2:], zone, serial_bound, expires_at)
+            elif kind == DOWN_INVALIDATE:
+                table.invalidate(item[1], item[2])
+            elif kind == DOWN_CLEAR:
+                table.clear()
+
+
+def _send(send: Any, reply: bytes, address: Any) -> None:
+    try:
+        send(reply, address)
+    except OSError:
+        pass  # the client's port is gone, or the buffer is full: UDP may lose it
+
+
+def main(argv: list[str]) -> int:
+    """``udpworker UDP_FD UP_FD DOWN_FD SETTINGS_JSON``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the node's to handle
+    udp_fd, up_fd, down_fd = (int(a) for a in argv[:3])
+    options = json.loads(argv[3])
+    sock = socket.socket(fileno=udp_fd)
+    sock.setblocking(True)
+    up = socket.socket(fileno=up_fd)
+    up.setblocking(False)
+    down = socket.socket(fileno=down_fd)
+    down.setblocking(True)
+    limiter = RateLimiter(
+        options["rrl_rate"],
+        options["rrl_slip"],
+        ipv4_prefix=options["rrl_ipv4_prefix"],
+        ipv6_prefix=options["rrl_ipv6_prefix"],
+        exempt=options["rrl_exempt"],
+    )
+    worker = Worker(sock, up, down, limiter, ReplyTable(options.get("entries", DEFAULT_ENTRIES)))
+    threading.Thread(target=worker.control, name="control", daemon=True).start()
+    up.setblocking(True)
+    up.send(marshal.dumps((UP_READY, os.getpid())))
+    up.setblocking(False)
+    worker.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,253 @@
+"""The node's side of the UDP workers: starts them, answers what they pass up, keeps them fresh.
+
+See `ledgerdns.dns.udpworker` for the worker itself. Each worker is a child
+process sharing the bound UDP socket. Queries it cannot answer arrive here;
+`answer` (the server's dispatch) gives either a reply at once, with the cache
+facts that let the worker keep it, or an awaitable for the slow faces
+(forwarding, UPDATE), which runs as a task. A worker that dies is restarted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import marshal
+import math
+import socket as stdlib_socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ledgerdns.dns import udpworker
+from ledgerdns.dns.settings import RrlSettings
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger(__name__)
+
+Address = Any  # a socket address tuple, as recvfrom gives it
+_MAX_PENDING = 2_048  # messages queued for one worker before new misses are shed
+_MAX_SLOW_TASKS = 512  # concurrent forwarded/UPDATE queries from the workers
+_READY_TIMEOUT_S = 20.0
+_BATCH = 64  # queries answered per wake-up before other tasks get a turn
+_RESTART_PAUSE_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """How a worker may keep a reply: until its zone changes, any block (serial-bound), or lapse."""
+
+    zone: str | None
+    serial_bound: bool
+    expires_at: int
+
+
+Immediate = tuple[bytes | None, Keep | None]
+Answer = Callable[[bytes, Address], Immediate | Awaitable[bytes | None]]
+
+
+class WorkerPool:
+    """`count` worker processes on `sock`, answering misses with `answer`.
+
+    Args:
+        sock: the bound UDP socket (blocking; the node never reads it itself).
+        count: how many workers (at least 1).
+        rrl: rate limiting, applied by the workers.
+        answer: the server's dispatch for one UDP query.
+    """
+
+    def __init__(
+        self, sock: stdlib_socket.socket, count: int, rrl: RrlSettings, answer: Answer
+    ) -> None:
+        self._sock = sock
+        self._count = count
+        self._answer = answer
+        self._options = json.dumps(
+            {
+                "rrl_rate": rrl.rate,
+                "rrl_slip": rrl.slip,
+                "rrl_ipv4_prefix": rrl.ipv4_prefix,
+                "rrl_ipv6_prefix": rrl.ipv6_prefix,
+                "rrl_exempt": [str(n) for n in rrl.exempt],
+            }
+        )
+        self._outboxes: list[trio.MemorySendChannel[bytes]] = []
+        self._slow = trio.CapacityLimiter(_MAX_SLOW_TASKS)
+        self.pids: list[int] = []
+        self.shed = 0
+        self.restarts = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the workers, report started once all are ready, and keep them running."""
+        async with trio.open_nursery() as nursery:
+            for index in range(self._count):
+                await nursery.start(self._supervise, index, nursery)
+            task_status.started()
+
+    def invalidate(self, changed: Collection[str], now_s: int) -> None:
+        """Tell every worker what a new block made stale."""
+        self._broadcast(marshal.dumps((udpworker.DOWN_INVALIDATE, sorted(changed), now_s)))
+
+    def clear(self) -> None:
+        """Tell every worker to drop all its replies."""
+        self._broadcast(marshal.dumps((udpworker.DOWN_CLEAR,)))
+
+    def _broadcast(self, message: bytes) -> None:
+        for outbox in self._outboxes:
+            try:
+                outbox.send_nowait(message)
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                pass  # a dead worker restarts with an empty table
+
+    # -- one worker --
+
+    async def _supervise(
+        self,
+        index: int,
+        nursery: trio.Nursery,
+        *,
+        task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        first = True
+        while True:
+            try:
+                await self._run_one(
+                    index, nursery, task_status if first else trio.TASK_STATUS_IGNORED
+                )
+            except OSError as exc:
+                log.error("dns worker %d failed error=%s", index, exc)
+            if first:
+                first = False
+            self.restarts += 1
+            log.warning("dns worker %d exited; restarting", index)
+            await trio.sleep(_RESTART_PAUSE_S)
+
+    async def _run_one(self, index: int, nursery: trio.Nursery, task_status: Any) -> None:
+        up_node, up_worker = stdlib_socket.socketpair(
+            stdlib_socket.AF_UNIX, stdlib_socket.SOCK_SEQPACKET
+        )
+        down_node, down_worker = stdlib_socket.socketpair(
+            stdlib_socket.AF_UNIX, stdlib_socket.SOCK_SEQPACKET
+        )
+        fds = (self._sock.fileno(), up_worker.fileno(), down_worker.fileno())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ledgerdns.dns.udpworker", *map(str, fds), self._options],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+        )
+        up_worker.close()
+        down_worker.close()
+        up_node.setblocking(False)
+        down_node.setblocking(False)
+        send, receive = trio.open_memory_channel[bytes](math.inf)
+        try:
+            with up_node, down_node:
+                with trio.fail_after(_READY_TIMEOUT_S):
+                    await trio.lowlevel.wait_readable(up_node.fileno())
+                if not up_node.recv(1 << 16):
+                    raise OSError("the worker exited before it was ready")
+                log.info("dns worker %d ready pid=%d", index, process.pid)
+                self._outboxes.append(send)
+                self.pids.append(process.pid)
+                task_status.started()
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(self._send_loop, down_node, receive)
+                    await self._receive_loop(up_node, send, nursery)
+                    inner.cancel_scope.cancel()
+        finally:
+            if send in self._outboxes:
+                self._outboxes.remove(send)
+            if process.pid in self.pids:
+                self.pids.remove(process.pid)
+            process.kill()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(process.wait)
+
+    async def _send_loop(
+        self, down: stdlib_socket.socket, receive: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        async for message in receive:
+            while True:
+                try:
+                    down.send(message)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(down.fileno())
+
+    async def _receive_loop(
+        self,
+        up: stdlib_socket.socket,
+        outbox: trio.MemorySendChannel[bytes],
+        nursery: trio.Nursery,
+    ) -> None:
+        """Answer what the worker passes up, as many as are waiting before yielding."""
+        while True:
+            await trio.lowlevel.wait_readable(up.fileno())
+            for _ in range(_BATCH):
+                try:
+                    message = up.recv(1 << 17)
+                except BlockingIOError:
+                    break
+                if not message:
+                    return  # the worker is gone
+                self._handle(message, outbox, nursery)
+            await trio.lowlevel.checkpoint()
+
+    def _handle(
+        self, message: bytes, outbox: trio.MemorySendChannel[bytes], nursery: trio.Nursery
+    ) -> None:
+        kind, address, data = marshal.loads(message)
+        if kind != udpworker.UP_QUERY:
+            return
+        if outbox.statistics().current_buffer_used > _MAX_PENDING:
+            self.shed += 1
+            return
+        result = self._answer(data, address)
+        if isinstance(result, tuple):
+            reply, keep = result
+            _post(outbox, address, data, reply, keep)
+        elif self._slow.statistics().tasks_waiting > _MAX_SLOW_TASKS:
+            self.shed += 1
+            if inspect.iscoroutine(result):
+                result.close()
+        else:
+            nursery.start_soon(self._slow_answer, result, address, data, outbox)
+
+    async def _slow_answer(
+        self,
+        pending: Awaitable[bytes | None],
+        address: Address,
+        data: bytes,
+        outbox: trio.MemorySendChannel[bytes],
+    ) -> None:
+        async with self._slow:
+            reply = await pending
+        _post(outbox, address, data, reply, None)
+
+
+def _post(
+    outbox: trio.MemorySendChannel[bytes],
+    address: Address,
+    data: bytes,
+    reply: bytes | None,
+    keep: Keep | None,
+) -> None:
+    if reply is None:
+        return
+    key = data[2:] if keep is not None else None
+    zone, serial_bound, expires_at = (
+        (keep.zone, keep.serial_bound, keep.expires_at) if keep else (None, False, 0)
+    )
+    message = marshal.dumps(
+        (udpworker.DOWN_REPLY, address, reply, key, zone, serial_bound, expires_at)
+    )
+    try:
+        outbox.send_nowait(message)
+    except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+        pass  # the worker is gone; the client retries

@@ -1,0 +1,22 @@
+"""The node's DNS server, put together from its settings file and command line."""
+
+from __future__ import annotations
+
+from ledgerdns.dns.server import DnsServer
+from ledgerdns.dns.settings import DnsSettings, load_dns_settings
+from ledgerdns.dns.zone import ZoneConfig
+from ledgerdns.node.config import NodeConfig
+from ledgerdns.services import NodeServices
+
+
+def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
+    """The DNS server for a node, with the faces its settings turn on.
+
+    Raises:
+        ConfigError: a bad settings file or a key it names.
+    """
+    path = config.settings_path
+    settings = load_dns_settings(path) if path is not None else DnsSettings()
+    zone = ZoneConfig(server_name=config.dns_name) if config.dns_name else ZoneConfig()
+    host, port = config.dns
+    return DnsServer(services, host, port, config=zone, settings=settings)

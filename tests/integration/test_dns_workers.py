@@ -1,0 +1,167 @@
+"""UDP served by worker processes: repeat answers, freshness after blocks, restarts, rate limiting.
+
+A real `DnsServer` over an `InstantNode` (real LevelDB), its real worker
+processes, and real UDP packets from dnspython.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.rcode
+import pytest
+import trio
+
+from chain.records import Record, canonical_record_set
+from ledgerdns.dns import DnsServer, ZoneConfig
+from ledgerdns.dns.settings import DnsSettings, RrlSettings
+from tests.integration.test_dns_server import OWNER, query, udp
+from tests.support.instant_node import InstantNode
+from tools.devchain import next_tx, register_tx, soon
+
+pytestmark = [pytest.mark.integration, pytest.mark.trio]
+
+HOST = "127.0.0.1"
+
+
+def records(domain: str, *lines: str) -> tuple[Record, ...]:
+    return canonical_record_set(Record.from_text(line, origin=domain) for line in lines)
+
+
+@asynccontextmanager
+async def serving(node: InstantNode, settings: DnsSettings) -> AsyncIterator[DnsServer]:
+    server = DnsServer(
+        node, HOST, 0, config=ZoneConfig(server_name="ns1.example.net"), settings=settings
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        yield server
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[InstantNode]:
+    instant = InstantNode(tmp_path)
+    try:
+        recs = records("alice.p2p", "@ 300 A 192.0.2.1")
+        await instant.submit(
+            register_tx(instant.genesis, OWNER, "alice.p2p", recs, valid_until=soon(instant.ledger))
+        )
+        yield instant
+    finally:
+        instant.close()
+
+
+def a_records(reply: dns.message.Message) -> list[str]:
+    return [rr.to_text() for rrset in reply.answer for rr in rrset]
+
+
+async def test_repeat_questions_are_answered_by_the_worker_and_stay_fresh(
+    node: InstantNode,
+) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        assert len(server.worker_pids) == 1
+        first = await udp(server.address, query("alice.p2p"))
+        misses = server.cache.misses + server.cache.hits
+        for _ in range(20):
+            reply = await udp(server.address, query("alice.p2p"))
+            assert a_records(reply) == ["192.0.2.1"] and reply.flags & dns.flags.AA
+        assert a_records(first) == ["192.0.2.1"]
+        # The node itself saw none of the repeats: the worker answered them.
+        assert server.cache.misses + server.cache.hits == misses
+
+        # A new block changes the record: the worker's copy goes, the next answer is new.
+        update = next_tx(
+            node.genesis,
+            node.ledger,
+            OWNER,
+            "alice.p2p",
+            records("alice.p2p", "@ 300 A 192.0.2.99"),
+            valid_until=soon(node.ledger),
+        )
+        await node.submit(update)
+        with trio.fail_after(5):
+            while a_records(await udp(server.address, query("alice.p2p"))) != ["192.0.2.99"]:
+                await trio.sleep(0.01)  # the invalidation travels to the worker asynchronously
+
+
+async def test_each_spelling_gets_its_own_case_in_the_reply(node: InstantNode) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        for name in ["alice.p2p", "AlIcE.P2p", "alice.p2p", "ALICE.P2P", "AlIcE.P2p"]:
+            reply = await udp(server.address, query(name))
+            assert reply.question[0].name.to_text() == name + "."
+            assert a_records(reply) == ["192.0.2.1"]
+
+
+async def test_a_killed_worker_is_restarted(node: InstantNode) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        (pid,) = server.worker_pids
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(15):
+            while server.worker_pids in ([], [pid]):
+                await trio.sleep(0.05)
+        reply = await udp(server.address, query("alice.p2p"))
+        assert a_records(reply) == ["192.0.2.1"]
+
+
+async def test_two_workers_share_the_port(node: InstantNode) -> None:
+    async with serving(node, DnsSettings(workers=2)) as server:
+        assert len(set(server.worker_pids)) == 2
+        for _ in range(30):
+            assert a_records(await udp(server.address, query("alice.p2p"))) == ["192.0.2.1"]
+
+
+def burst(address: tuple[str, int], count: int) -> list[dns.message.Message]:
+    """Send `count` queries at once from one socket; collect the replies that come within 1 s."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        for i in range(count):
+            sock.sendto(query("alice.p2p", id=i + 1).to_wire(), address)
+        replies = []
+        try:
+            while len(replies) < count:
+                replies.append(dns.message.from_wire(sock.recv(4096)))
+        except TimeoutError:
+            pass
+        return replies
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+async def test_responses_to_one_prefix_are_rate_limited(node: InstantNode, workers: int) -> None:
+    rrl = RrlSettings(rate=10, slip=2, exempt=())  # loopback is exempt by default; not here
+    async with serving(node, DnsSettings(workers=workers, rrl=rrl)) as server:
+        replies = await trio.to_thread.run_sync(burst, server.address, 60)
+        full = [r for r in replies if not r.flags & dns.flags.TC]
+        slipped = [r for r in replies if r.flags & dns.flags.TC]
+        assert len(full) == 10 and all(a_records(r) == ["192.0.2.1"] for r in full)
+        # Of the 50 over the limit, every second one slips out truncated, with its question.
+        assert len(slipped) == 25
+        assert all(not r.answer and r.question[0].name.to_text() == "alice.p2p." for r in slipped)
+        await trio.sleep(1.1)  # the next one-second window
+        assert a_records(await udp(server.address, query("alice.p2p"))) == ["192.0.2.1"]
+
+
+async def test_exempt_clients_are_never_limited(node: InstantNode) -> None:
+    rrl = RrlSettings(rate=5, exempt=(ipaddress.ip_network("127.0.0.0/8"),))
+    async with serving(node, DnsSettings(workers=1, rrl=rrl)) as server:
+        replies = await trio.to_thread.run_sync(burst, server.address, 40)
+        assert len(replies) == 40 and not any(r.flags & dns.flags.TC for r in replies)
+
+
+async def test_garbage_and_responses_do_not_reach_the_node_or_stop_the_worker(
+    node: InstantNode,
+) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for payload in [b"", b"\x00", b"\x12\x34\x81\x00" + bytes(8), os.urandom(700)]:
+                sock.sendto(payload, server.address)
+        reply = await udp(server.address, query("alice.p2p"))
+        assert reply.rcode() == dns.rcode.NOERROR and a_records(reply) == ["192.0.2.1"]
