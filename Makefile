@@ -15,12 +15,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests use (dig); installed with apt-get when missing and we are root.
+# Debian packages the tests and benchmarks use, installed with apt-get when one is missing
+# and we are root: dig and nsupdate (bind9-dnsutils), kdig (knot-dnsutils), a Knot secondary
+# (knot), dnsperf, and dnsmasq (dnsmasq-base: the binary only, no system service).
+SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base
 sysdeps:
-	@command -v dig >/dev/null 2>&1 || { \
+	@missing=""; for pair in $(SYSDEPS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; \
-	  else echo "note: dig is missing (apt-get install bind9-dnsutils); its tests will be skipped"; fi; }
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages:$$missing (apt-get install them); their tests will be skipped"; fi; \
+	fi
 
 # The main job: a local single-validator devnet in ./data/devnet, DNS on 127.0.0.1:5353,
 # RPC on 127.0.0.1:8353 (token in data/devnet/rpc.token). Ctrl-C stops it; run again to resume.

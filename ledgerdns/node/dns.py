@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
 from ledgerdns.dns.zone import ZoneConfig
@@ -19,4 +20,5 @@ def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
     settings = load_dns_settings(path) if path is not None else DnsSettings()
     zone = ZoneConfig(server_name=config.dns_name) if config.dns_name else ZoneConfig()
     host, port = config.dns
-    return DnsServer(services, host, port, config=zone, settings=settings)
+    forwarder = Forwarder(settings.forward) if settings.forward.upstreams else None
+    return DnsServer(services, host, port, config=zone, settings=settings, forwarder=forwarder)
