@@ -95,9 +95,11 @@ def load_key(path: Path) -> PrivateKey:
     Raises:
         ConfigError: unreadable, not a key, or readable by others.
     """
-    _check_private(path)
     try:
+        _check_private(path)
         return PrivateKey.from_pem(path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such key file") from None
     except (OSError, InvalidUpdate) as exc:
         raise ConfigError(f"{path}: not a usable key ({exc})") from None
 

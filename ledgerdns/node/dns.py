@@ -5,6 +5,7 @@ from __future__ import annotations
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
+from ledgerdns.dns.update import Updater
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig
 from ledgerdns.services import NodeServices
@@ -21,4 +22,7 @@ def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
     zone = ZoneConfig(server_name=config.dns_name) if config.dns_name else ZoneConfig()
     host, port = config.dns
     forwarder = Forwarder(settings.forward) if settings.forward.upstreams else None
-    return DnsServer(services, host, port, config=zone, settings=settings, forwarder=forwarder)
+    updater = Updater(settings, services, zone=zone) if settings.update.keys else None
+    return DnsServer(
+        services, host, port, config=zone, settings=settings, forwarder=forwarder, updater=updater
+    )

@@ -1,0 +1,101 @@
+"""TSIG (RFC 8945) for the DNS face: the keyring from the settings, and signed or error replies.
+
+Verification itself is dnspython's (``dns.message.from_wire(wire, keyring=...)``:
+key, then MAC, then time, in the RFC's order). What it does not do is write
+the error replies a server owes a client: BADKEY and BADSIG unsigned with an
+empty MAC, BADTIME signed (RFC 8945 5.2 and 5.3.2).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from typing import cast
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdtypes.ANY.TSIG
+import dns.rrset
+import dns.tsig
+
+from ledgerdns.dns.settings import TsigKey
+
+Keyring = dict[dns.name.Name, dns.tsig.Key]
+TsigRdata = dns.rdtypes.ANY.TSIG.TSIG
+
+_HEADER = struct.Struct("!6H")
+_QR = 0x8000
+_OPCODE_MASK = 0x7800
+
+
+def make_keyring(keys: Mapping[str, TsigKey]) -> Keyring:
+    """The dnspython keyring of the ``[[dns.tsig]]`` keys."""
+    return {
+        dns.name.from_text(k.name): dns.tsig.Key(k.name, k.secret, k.algorithm)
+        for k in keys.values()
+    }
+
+
+def bare_reply(message: bytes, rcode: dns.rcode.Rcode) -> bytes | None:
+    """A header-only reply to a message that could not be read (None if it is no query)."""
+    if len(message) < _HEADER.size:
+        return None
+    msg_id, flags = _HEADER.unpack_from(message)[:2]
+    if flags & _QR:
+        return None
+    return _HEADER.pack(msg_id, _QR | (flags & _OPCODE_MASK) | int(rcode), 0, 0, 0, 0)
+
+
+def reply(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    """The zone (question) section back with `rcode`; signed if `query` was verified."""
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    return response.to_wire()
+
+
+def _request_tsig(query: dns.message.Message) -> TsigRdata:
+    assert query.tsig is not None, "only a signed request gets a TSIG error"
+    return cast(TsigRdata, query.tsig[0])
+
+
+def _with_tsig(response: dns.message.Message, tsig: TsigRdata, name: dns.name.Name) -> bytes:
+    response.tsig = dns.rrset.from_rdata(name, 0, tsig)
+    response.want_tsig_sign = False  # `tsig` is final: its MAC (or none) is already in it
+    return response.to_wire()
+
+
+def unsigned_error(query: dns.message.Message, error: dns.rcode.Rcode) -> bytes:
+    """NOTAUTH with TSIG error `error` (BADKEY, BADSIG) and an empty MAC (RFC 8945 5.3.2).
+
+    Args:
+        query: the request, parsed without verification (``keyring=False``).
+        error: the TSIG error.
+    """
+    assert query.keyname is not None
+    response = dns.message.make_response(query)  # not verified, so not signed
+    response.set_rcode(dns.rcode.NOTAUTH)
+    tsig = cast(TsigRdata, _request_tsig(query).replace(mac=b"", error=int(error), other=b""))
+    return _with_tsig(response, tsig, query.keyname)
+
+
+def bad_time(query: dns.message.Message, key: dns.tsig.Key, now_s: int) -> bytes:
+    """NOTAUTH with TSIG error BADTIME, signed with `key` (RFC 8945 5.2.3).
+
+    As BIND does, the time signed is the request's (so the client can check the
+    MAC whatever its clock says) and the other data holds our time.
+
+    Args:
+        query: the request, parsed without verification (its MAC checked out).
+        key: the request's key.
+        now_s: our clock, unix seconds.
+    """
+    request = _request_tsig(query)
+    response = dns.message.make_response(query)
+    response.set_rcode(dns.rcode.NOTAUTH)
+    other = (now_s % 2**48).to_bytes(6, "big")
+    template = request.replace(mac=b"", error=int(dns.rcode.BADTIME), other=other)
+    signed, _ = dns.tsig.sign(  # type: ignore[no-untyped-call]  # dnspython leaves it untyped
+        response.to_wire(), key, template, request.time_signed, request.mac
+    )
+    return _with_tsig(response, cast(TsigRdata, signed), key.name)
