@@ -24,6 +24,7 @@ Answers (docs/dns.md lists them all):
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -57,10 +58,12 @@ from ledgerdns.dns.update_rules import (
     read_sections,
 )
 from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
-from ledgerdns.node.config import load_key
+from ledgerdns.node.config import check_private, load_key
 from ledgerdns.services import NodeServices
 from ledgerdns.wallet.edit import check_record_set
-from ledgerdns.wallet.errors import BadInput
+from ledgerdns.wallet.errors import BadInput, WalletError, WrongPassphrase
+from ledgerdns.wallet.keystore import Keystore
+from ledgerdns.wallet.passphrase import ENV_PASSPHRASE
 from ledgerdns.wallet.txbuild import DomainView, build_tx, valid_until
 
 log = logging.getLogger(__name__)
@@ -77,16 +80,31 @@ def _wall_clock_s() -> int:
 
 
 def load_signer(tsig_name: str, path: Path) -> PrivateKey:
-    """The signing key mapped to TSIG key `tsig_name` (a PEM file only its owner can read).
+    """The signing key mapped to TSIG key `tsig_name`.
+
+    Either a wallet key file (``WALLET_DIR/keys/NAME.json``, as ``ledgerdns
+    wallet new`` writes it; an encrypted one is opened with the passphrase in
+    ``$LEDGERDNS_PASSPHRASE``) or a PEM key file (``ledgerdns key new``); either
+    way only its owner may be able to read it.
 
     Raises:
-        ConfigError: missing, unreadable, not a key, or readable by group or others.
+        ConfigError: missing, unreadable, not a key, readable by group or
+            others, or encrypted with no (or the wrong) passphrase.
     """
     where = f'dns.update.keys."{tsig_name}"'
     try:
-        return load_key(path)
-    except OSError as exc:  # load_key checks the mode first: a missing file fails there
+        if path.suffix != ".json":
+            return load_key(path)
+        check_private(path)
+        passphrase = os.environ.get(ENV_PASSPHRASE)
+        return Keystore(path.parent.parent).unlock(path.stem, passphrase)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such key file", key=where) from None
+    except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", key=where) from None
+    except WalletError as exc:
+        hint = f" (set {ENV_PASSPHRASE})" if isinstance(exc, WrongPassphrase) else ""
+        raise ConfigError(f"{exc}{hint}", key=where) from None
     except ConfigError as exc:
         raise ConfigError(str(exc), key=where) from None
 

@@ -80,7 +80,13 @@ class NodeConfig:
         return self.validator_key_file or self.data_dir / "validator.pem"
 
 
-def _check_private(path: Path) -> None:
+def check_private(path: Path) -> None:
+    """Refuse a file that group or others can read (a key, a token).
+
+    Raises:
+        ConfigError: it is, with the chmod that fixes it.
+        OSError: it cannot be examined (FileNotFoundError if missing).
+    """
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
@@ -96,7 +102,7 @@ def load_key(path: Path) -> PrivateKey:
         ConfigError: unreadable, not a key, or readable by others.
     """
     try:
-        _check_private(path)
+        check_private(path)
         return PrivateKey.from_pem(path.read_bytes())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such key file") from None

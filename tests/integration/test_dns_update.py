@@ -41,7 +41,9 @@ from chain.errors import ConfigError
 from chain.records import Record, canonical_record_set
 from ledgerdns.dns import DnsServer, ZoneConfig
 from ledgerdns.dns.settings import DnsSettings, TsigKey, UpdateSettings
-from ledgerdns.dns.update import Updater
+from ledgerdns.dns.update import Updater, load_signer
+from ledgerdns.wallet.keystore import Keystore
+from ledgerdns.wallet.passphrase import ENV_PASSPHRASE
 from tests.support.instant_node import InstantNode
 from tools.devchain import dev_key, next_tx, register_tx, soon
 
@@ -611,7 +613,7 @@ async def test_a_key_not_mapped_to_a_signing_key_is_refused_signed(env: Env) -> 
 @pytest.mark.parametrize(
     ("prepare", "message"),
     [
-        (lambda p: None, "cannot read"),
+        (lambda p: None, "no such key file"),
         (lambda p: write_key(p, 0o640), "readable by other users"),
         (lambda p: (p.write_bytes(b"not a key"), p.chmod(0o600)), "not a usable key"),
     ],
@@ -626,6 +628,22 @@ async def test_signing_key_files_are_checked(
         Updater(settings(path), node)
     assert message in str(caught.value) and str(path) in str(caught.value)
     assert 'dns.update.keys."update."' in str(caught.value)
+
+
+async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environment(
+    node: InstantNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Keystore(tmp_path / "wallet", scrypt_n=2**10)
+    store.create("alice", OWNER, "correct horse")
+    path = store.key_dir / "alice.json"
+    monkeypatch.setenv(ENV_PASSPHRASE, "correct horse")
+    assert load_signer("update.", path).public_key == OWNER.public_key
+    monkeypatch.setenv(ENV_PASSPHRASE, "wrong")
+    with pytest.raises(ConfigError, match="wrong passphrase"):
+        Updater(settings(path), node)
+    monkeypatch.delenv(ENV_PASSPHRASE)
+    with pytest.raises(ConfigError, match=f"{ENV_PASSPHRASE}"):
+        load_signer("update.", path)
 
 
 # -- through the real server (`DnsServer(updater=...)`) --
