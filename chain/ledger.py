@@ -204,6 +204,17 @@ class Ledger:
         height, index = keys.read_tx_location(raw)
         return self.get_block(height).txs[index], height, index
 
+    def get_tx_location(self, txid: bytes) -> tuple[int, int]:
+        """A finalized transaction's block height and index, without decoding the block.
+
+        Raises:
+            NotFound: no such finalized transaction (a genesis anchor is not one).
+        """
+        raw = self.store.get(keys.make_tx_key(txid))
+        if raw is None:
+            raise NotFound(f"no transaction {txid.hex()[:16]}")
+        return keys.read_tx_location(raw)
+
     def history(self, domain: str) -> list[tuple[int, bytes]]:
         """``(seq, txid or genesis anchor)`` of every step of a domain's chain, oldest first."""
         prefix = keys.make_history_prefix(domain)

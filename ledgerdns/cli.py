@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from chain.crypto import PrivateKey, PublicKey, validate_public_key
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
@@ -174,10 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args, out)
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except (LedgerError, OSError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     return code
 

@@ -3,19 +3,27 @@
 `AnswerBuilder.build` takes and returns dnslib messages (the whole reply,
 never truncated); `AnswerBuilder.respond` works on a `wire.Query` and returns
 the encoded `Reply` with its truncated form, for the cache and the server.
+
+Reply policy lives here, apart from the lookup: ANY gets one RRset (RFC 8482),
+EDNS version 0 only (BADVERS otherwise), the DO bit is copied (RFC 3225), and
+class CH is answered from `ChaosSettings` (`ledgerdns.dns.chaos`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import dnslib
 
 from chain.errors import ConfigError
+from ledgerdns.dns.chaos import chaos_lookup
 from ledgerdns.dns.resolve import Resolver, ZoneSource
-from ledgerdns.dns.result import RR, Labels, Outcome, Resolution
+from ledgerdns.dns.result import CLASS_CH, RR, Labels, Outcome, QType, Resolution, labels_of
+from ledgerdns.dns.settings import ChaosSettings
 from ledgerdns.dns.wire import (
+    EDNS_PAYLOAD,
     FLAG_TC,
     Query,
     Rcode,
@@ -26,7 +34,7 @@ from ledgerdns.dns.wire import (
 )
 from ledgerdns.dns.zone import ZoneConfig
 
-EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 size: no IP fragmentation on common paths
+__all__ = ["EDNS_PAYLOAD", "AnswerBuilder", "Reply"]
 
 _RCODES = {Outcome.NXDOMAIN: Rcode.NXDOMAIN, Outcome.REFUSED: Rcode.REFUSED}
 
@@ -79,7 +87,22 @@ def _to_dnslib(rr: RR, name: Labels) -> dnslib.RR:
     """`rr` under owner `name`, its rdata parsed so that names in it compress."""
     rd_class = dnslib.RDMAP.get(dnslib.QTYPE.get(rr.rtype), dnslib.RD)
     rdata = rd_class.parse(dnslib.DNSBuffer(rr.rdata), len(rr.rdata))
-    return dnslib.RR(rname=_label(name), rtype=rr.rtype, rclass=1, ttl=rr.ttl, rdata=rdata)
+    return dnslib.RR(rname=_label(name), rtype=rr.rtype, rclass=rr.rclass, ttl=rr.ttl, rdata=rdata)
+
+
+def _minimal_any(res: Resolution) -> Resolution:
+    """An ANY answer cut to one RRset, the lowest type number at the name (RFC 8482 4.1).
+
+    Deterministic, so the cache and every node give the same reply; at an apex
+    that is A if the owner set one, else NS: never the SOA (at a TLD its serial
+    is the head height, which would make the reply stale after every block).
+    """
+    if res.outcome is not Outcome.ANSWER or not res.answer:
+        return res
+    first = min(rr.rtype for rr in res.answer)
+    answer = tuple(rr for rr in res.answer if rr.rtype == first)
+    holds_soa = any(rr.rtype == QType.SOA for rr in (*answer, *res.authority))
+    return dataclasses.replace(res, answer=answer, serial_bound=res.serial_bound and holds_soa)
 
 
 class AnswerBuilder:
@@ -89,9 +112,10 @@ class AnswerBuilder:
         source: the ledger (`chain.ledger.Ledger` or anything with its reading API).
         config: what the synthesized SOA and NS say.
         edns_payload: the UDP payload size we advertise and the most we send.
+        chaos: the CH-class TXT answers (``version.bind``, ``id.server``, ...).
     """
 
-    __slots__ = ("_payload", "_resolver", "_source")
+    __slots__ = ("_chaos", "_payload", "_resolver", "_source", "_tlds")
 
     def __init__(
         self,
@@ -99,12 +123,15 @@ class AnswerBuilder:
         config: ZoneConfig | None = None,
         *,
         edns_payload: int = EDNS_PAYLOAD,
+        chaos: ChaosSettings | None = None,
     ) -> None:
         if not 512 <= edns_payload <= 65535:
             raise ConfigError(f"must be in 512..65535, not {edns_payload}", key="edns_payload")
         self._source = source
         self._resolver = Resolver(source, config or ZoneConfig())
         self._payload = edns_payload
+        self._chaos = chaos if chaos is not None else ChaosSettings()
+        self._tlds = frozenset(labels_of(tld) for tld in source.params.tlds)
 
     @property
     def source(self) -> ZoneSource:
@@ -128,7 +155,7 @@ class AnswerBuilder:
         if parsed is None:
             return None
         if isinstance(parsed, Rejection):
-            return dnslib.DNSRecord.parse(bare_reply(parsed))
+            return dnslib.DNSRecord.parse(bare_reply(parsed, payload=self._payload))
         return self._message(parsed)[0]
 
     def respond(self, query: Query) -> Reply:
@@ -146,8 +173,7 @@ class AnswerBuilder:
     def _message(self, query: Query) -> tuple[dnslib.DNSRecord, Resolution | None]:
         if query.edns is not None and query.edns.version != 0:
             return self._compose(query, Rcode.BADVERS, authoritative=False), None
-        qname = tuple(label.lower() for label in query.qname)
-        res = self._resolver.resolve(qname, query.qtype, query.qclass)
+        res = self._lookup(tuple(label.lower() for label in query.qname), query.qtype, query.qclass)
         message = self._compose(
             query,
             _RCODES.get(res.outcome, Rcode.NOERROR),
@@ -155,6 +181,23 @@ class AnswerBuilder:
             sections=(res.answer, res.authority, res.additional),
         )
         return message, res
+
+    def _lookup(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+        if qclass == CLASS_CH:
+            return chaos_lookup(qname, qtype, self._chaos)
+        res = self._resolver.resolve(qname, qtype, qclass)
+        if (
+            qtype == QType.DS
+            and qname[1:] in self._tlds
+            and res.outcome in (Outcome.ANSWER, Outcome.NODATA, Outcome.REFERRAL)
+        ):
+            # DS belongs to the parent side of a zone cut, and a server authoritative
+            # for both sides answers it from the parent (RFC 4035 3.1.4.1): an active
+            # domain's apex DS is the TLD's to answer, NODATA with the TLD's SOA.
+            return self._resolver.resolve(qname[1:], qtype, qclass)
+        if qtype == QType.ANY:
+            return _minimal_any(res)
+        return res
 
     def _compose(
         self,
@@ -175,9 +218,14 @@ class AnswerBuilder:
             [_to_dnslib(rr, owner(rr)) for rr in section] for section in sections
         )
         if query.edns is not None:
-            additional.append(dnslib.EDNS0(udp_len=self._payload, ext_rcode=rcode >> 4))
+            flags = "do" if query.edns.do else ""  # RFC 3225 3: DO is copied
+            additional.append(
+                dnslib.EDNS0(udp_len=self._payload, ext_rcode=rcode >> 4, flags=flags)
+            )
         header = dnslib.DNSHeader(
             id=query.id, bitmap=reply_flags(query.flags, rcode, authoritative=authoritative)
         )
         question = dnslib.DNSQuestion(_label(query.qname), query.qtype, query.qclass)
-        return dnslib.DNSRecord(header, questions=[question], rr=answer, auth=authority, ar=additional)
+        return dnslib.DNSRecord(
+            header, questions=[question], rr=answer, auth=authority, ar=additional
+        )

@@ -88,7 +88,7 @@ class AnswerCache:
             return None, None
         if isinstance(query, Rejection):
             log.debug("rejected query id=%d rcode=%s", query.id, query.rcode.name)
-            return bare_reply(query), None
+            return bare_reply(query, payload=self._builder.edns_payload), None
         limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._builder.edns_payload)
         reply, cached = self._reply(query)
         return patch_reply(reply.fitting(limit), query), (reply if cached else None)

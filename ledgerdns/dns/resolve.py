@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from chain.block import BlockHeader
-from chain.errors import InvalidUpdate
+from chain.errors import InvalidUpdate, NotFound
 from chain.names import validate_domain
 from chain.params import ChainParams
 from chain.state import DomainState
@@ -28,7 +28,7 @@ from ledgerdns.dns.result import (
 )
 from ledgerdns.dns.zone import Zone, ZoneConfig, make_ns, make_soa
 
-# Zone transfers are not offered (the ledger itself is the way to copy zones).
+# Zone transfers are answered by `ledgerdns.dns.xfr` (with access control), never here.
 _REFUSED_TYPES = frozenset({QType.AXFR, QType.IXFR})
 
 
@@ -43,6 +43,26 @@ class ZoneSource(Protocol):
 
     def get_domain(self, domain: str) -> DomainState | None:
         """A domain's finalized state, or None if it was never registered."""
+
+    def get_tx_location(self, txid: bytes) -> tuple[int, int]:
+        """A finalized transaction's ``(height, index)``; raises `NotFound` if unknown."""
+
+
+def zone_serial(source: ZoneSource, state: DomainState) -> int:
+    """A domain zone's SOA serial: the height of the block holding its latest transaction.
+
+    It follows the finalized height but moves only when the domain changes, so
+    a secondary refreshes (and is sent NOTIFY) only for zones that changed. A
+    genesis domain never updated has serial 0. Heights stay below 2**31 in any
+    real chain (68 years at a block a second), so serials compare as plain
+    integers and RFC 1982 serial arithmetic never has to wrap.
+    """
+    try:
+        return source.get_tx_location(state.head)[0]
+    except NotFound:
+        if state.seq == 0:
+            return 0  # a genesis domain: its head is the genesis anchor, not a transaction
+        raise
 
 
 class Resolver:
@@ -87,7 +107,23 @@ class Resolver:
                 authority=(tld_soa,),
                 serial_bound=True,
             )
-        return Zone(state, head.height, self._config).lookup(qname, qtype, tld_soa)
+        return Zone(state, zone_serial(self._source, state), self._config).lookup(
+            qname, qtype, tld_soa
+        )
+
+    def zone_at(self, apex: Labels) -> Zone | None:
+        """The active domain zone whose apex is exactly `apex` (lower-case), or None."""
+        tld = self._tld_of(apex)
+        if tld is None or len(apex) != len(tld) + 1:
+            return None
+        state = self._active_state(apex, self._source.head.time_ms // 1000)
+        if state is None:
+            return None
+        return Zone(state, zone_serial(self._source, state), self._config)
+
+    def is_tld(self, name: Labels) -> bool:
+        """Whether `name` (lower-case) is one of the ledger's TLDs."""
+        return name in self._tlds
 
     def _tld_of(self, qname: Labels) -> Labels | None:
         for tld in self._tlds:

@@ -24,8 +24,10 @@ class QType(IntEnum):
     TXT = 16
     AAAA = 28
     SRV = 33
-    DS = 43
     OPT = 41
+    DS = 43
+    DNSKEY = 48
+    TSIG = 250
     IXFR = 251
     AXFR = 252
     ANY = 255
@@ -33,6 +35,7 @@ class QType(IntEnum):
 
 
 CLASS_IN = 1
+CLASS_CH = 3
 
 
 class Outcome(Enum):
@@ -47,12 +50,13 @@ class Outcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class RR:
-    """One resource record: owner, type, TTL and wire rdata (uncompressed)."""
+    """One resource record: owner, type, TTL, wire rdata (uncompressed) and class."""
 
     name: Labels
     rtype: int
     ttl: int
     rdata: bytes
+    rclass: int = CLASS_IN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +71,9 @@ class Resolution:
         additional: the additional section (glue).
         zone: the ledger domain the answer was read from, None for TLD-level
             answers and refusals.
-        serial_bound: the reply holds an SOA, whose serial is the finalized
-            height, so it is stale after any new block.
+        serial_bound: the reply holds a TLD's SOA, whose serial is the finalized
+            height, so it is stale after any new block. (A domain zone's own
+            SOA serial moves only with the domain, which `zone` already covers.)
         expires_at: the zone's expiry (unix seconds of block time), 0 for never.
     """
 

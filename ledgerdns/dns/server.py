@@ -135,7 +135,7 @@ class DnsServer:
         else:
             ledger = cast(ZoneSource, source)
             self._workers = 0  # nobody would tell the workers when the ledger moves
-        builder = AnswerBuilder(ledger, config, edns_payload=edns_payload)
+        builder = AnswerBuilder(ledger, config, edns_payload=edns_payload, chaos=settings.chaos)
         self.cache = AnswerCache(builder, max_entries=cache_entries)
         self._ledger = ledger
         self._settings = settings
@@ -288,13 +288,17 @@ class DnsServer:
             return self._guarded(self._updater.answer(data, client), data)
         query = parse_query(data)
         if isinstance(query, Query):
+            # Transfers, and the signed SOA queries secondaries check serials with.
+            signed_soa = query.qtype == QType.SOA and not query.plain
             if (
-                query.qtype in _XFR_TYPES
+                self._transfers is not None
                 and query.qclass == CLASS_IN
-                and self._transfers is not None
+                and (query.qtype in _XFR_TYPES or signed_soa)
             ):
-                replies = self._transfers.answer(data, client, tcp=tcp) or []
-                return replies if tcp else (replies[0] if replies else None, None)
+                replies = self._transfers.answer(data, client, tcp=tcp)
+                if replies is not None or not signed_soa:
+                    replies = replies or []
+                    return replies if tcp else (replies[0] if replies else None, None)
             if (
                 self._forwarder is not None
                 and query.qclass == CLASS_IN

@@ -1,7 +1,8 @@
 """One ledger domain as a DNS zone: its records indexed for lookup, SOA and NS synthesized.
 
 Every active domain (``label.tld``) is its own zone. Its apex gets a
-synthesized SOA (serial = the finalized height) and, unless the owner set NS
+synthesized SOA (serial = the height of the block holding the domain's latest
+transaction, see `resolve.zone_serial`) and, unless the owner set NS
 records at ``@`` (which delegates the whole domain away), a synthesized NS
 naming this server. Lookups follow RFC 1034 4.3.2 with RFC 4592 wildcards and
 RFC 2308 negative answers; see docs/dns.md.
@@ -46,8 +47,8 @@ class ZoneConfig:
         negative_ttl: the SOA MINIMUM field; negative answers carry
             ``min(soa_ttl, negative_ttl)`` (RFC 2308 section 3).
         ns_ttl: TTL of the synthesized apex NS.
-        refresh, retry, expire: SOA timers (no zone transfers are offered; the
-            values are what a secondary would read).
+        refresh, retry, expire: SOA timers, what a secondary transferring the
+            zone (`ledgerdns.dns.xfr`) follows between NOTIFYs.
     """
 
     server_name: str = "ns.ledgerdns.invalid"
@@ -120,7 +121,16 @@ class Zone:
     answer cache in front of it is what keeps repeated questions cheap.
     """
 
-    __slots__ = ("_apex", "_config", "_cuts", "_delegated", "_names", "_rrsets", "_serial", "_state")
+    __slots__ = (
+        "_apex",
+        "_config",
+        "_cuts",
+        "_delegated",
+        "_names",
+        "_rrsets",
+        "_serial",
+        "_state",
+    )
 
     def __init__(self, state: DomainState, serial: int, config: ZoneConfig) -> None:
         apex = labels_of(state.domain)
@@ -141,13 +151,44 @@ class Zone:
         self._config = config
         self._serial = serial
         self._state = state
-        self._rrsets = {name: {t: tuple(s) for t, s in sets.items()} for name, sets in rrsets.items()}
+        self._rrsets = {
+            name: {t: tuple(s) for t, s in sets.items()} for name, sets in rrsets.items()
+        }
         self._names = frozenset(names)
         self._cuts = frozenset(
             name for name, sets in rrsets.items() if QType.NS in sets and name != apex
         )
 
     # -- public API --
+
+    @property
+    def apex(self) -> Labels:
+        """The zone's apex name."""
+        return self._apex
+
+    @property
+    def serial(self) -> int:
+        """The SOA serial."""
+        return self._serial
+
+    @property
+    def state(self) -> DomainState:
+        """The domain state the zone was built from."""
+        return self._state
+
+    def rrs(self) -> list[RR]:
+        """Every record of the zone, SOA first: what a transfer sends (RFC 5936).
+
+        The owner's records (those below a cut or under the whole-domain NS too:
+        a secondary holds them as the primary does) plus the synthesized SOA and,
+        unless the owner set NS at the apex, the synthesized NS.
+        """
+        out = list(self._rrsets[self._apex][QType.SOA])
+        for sets in self._rrsets.values():
+            for rtype, rrs in sets.items():
+                if rtype != QType.SOA:
+                    out.extend(rrs)
+        return out
 
     def lookup(self, qname: Labels, qtype: int, parent_soa: RR) -> Resolution:
         """Answer `qtype` at `qname` (lower-case, at or below the apex).
@@ -161,8 +202,9 @@ class Zone:
         cut = self._cut_above(qname)
         if cut is not None:
             if cut == qname and qtype == QType.DS:
-                soa = parent_soa if cut == self._apex else self._negative_soa()
-                return self._result(Outcome.NODATA, (), (soa,), serial_bound=True)
+                if cut == self._apex:  # the TLD's SOA: its serial moves with every block
+                    return self._result(Outcome.NODATA, (), (parent_soa,), serial_bound=True)
+                return self._result(Outcome.NODATA, (), (self._negative_soa(),))
             return self._referral(cut)
         answer: list[RR] = []
         name = qname
@@ -250,12 +292,14 @@ class Zone:
             expires_at=self._state.expires_at,
         )
 
+    # The zone's own SOA moves only when the domain changes, which stales the
+    # reply through `zone` (cache._is_stale): no serial_bound for it.
+
     def _positive(self, answer: list[RR]) -> Resolution:
-        has_soa = any(rr.rtype == QType.SOA for rr in answer)
-        return self._result(Outcome.ANSWER, answer, serial_bound=has_soa)
+        return self._result(Outcome.ANSWER, answer)
 
     def _negative(self, outcome: Outcome, answer: list[RR]) -> Resolution:
-        return self._result(outcome, answer, (self._negative_soa(),), serial_bound=True)
+        return self._result(outcome, answer, (self._negative_soa(),))
 
     def _referral(self, cut: Labels) -> Resolution:
         ns_set = self._rrsets[cut][QType.NS]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ledgerdns.dns.forward import Forwarder
+from ledgerdns.dns.notify import Notifier
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
 from ledgerdns.dns.update import Updater
+from ledgerdns.dns.xfr import Transfers
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig
 from ledgerdns.services import NodeServices
@@ -23,6 +25,17 @@ def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
     host, port = config.dns
     forwarder = Forwarder(settings.forward) if settings.forward.upstreams else None
     updater = Updater(settings, services, zone=zone) if settings.update.keys else None
+    transfer = settings.transfer
+    transfers = Transfers(settings, services, zone) if transfer.allow else None
+    notifier = Notifier(settings, services, zone) if transfer.notify else None
     return DnsServer(
-        services, host, port, config=zone, settings=settings, forwarder=forwarder, updater=updater
+        services,
+        host,
+        port,
+        config=zone,
+        settings=settings,
+        forwarder=forwarder,
+        updater=updater,
+        transfers=transfers,
+        notifier=notifier,
     )

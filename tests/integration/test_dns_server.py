@@ -162,10 +162,12 @@ async def test_record_types(served: Served) -> None:
         assert texts(reply) == expected, (name, rdtype)
 
 
-async def test_soa_serial_is_the_finalized_height(served: Served) -> None:
+async def test_soa_serial_is_the_height_of_the_zones_last_change(served: Served) -> None:
     reply = await udp(served.address, query("alice.p2p", "SOA"))
     soa = reply.answer[0][0]
-    assert soa.serial == served.node.ledger.height
+    assert soa.serial == 1 and served.node.ledger.height == 2  # big.p2p came after alice
+    tld = (await udp(served.address, query("p2p", "SOA"))).answer[0][0]
+    assert tld.serial == served.node.ledger.height  # the TLD's serial is the head height
     assert soa.mname.to_text() == "ns1.example.net." and soa.rname.to_text() == "hostmaster.alice.p2p."
 
 
