@@ -10,6 +10,8 @@ import ipaddress
 import os
 import signal
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -165,3 +167,26 @@ async def test_garbage_and_responses_do_not_reach_the_node_or_stop_the_worker(
                 sock.sendto(payload, server.address)
         reply = await udp(server.address, query("alice.p2p"))
         assert reply.rcode() == dns.rcode.NOERROR and a_records(reply) == ["192.0.2.1"]
+
+
+async def test_repeat_answers_do_not_wait_for_a_busy_node(node: InstantNode) -> None:
+    """The worker answers while the node's event loop is stuck (a block being applied, say)."""
+    async with serving(node, DnsSettings(workers=1)) as server:
+        await udp(server.address, query("alice.p2p"))  # now the worker holds the reply
+        latencies: list[float] = []
+
+        def ask_while_busy() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(0.5)
+                wire = query("alice.p2p").to_wire()
+                for _ in range(20):
+                    started = time.monotonic()
+                    sock.sendto(wire, server.address)
+                    sock.recv(4096)
+                    latencies.append(time.monotonic() - started)
+
+        asker = threading.Thread(target=ask_while_busy)
+        asker.start()
+        time.sleep(1.0)  # block this (the node's) event loop outright
+        asker.join()
+        assert len(latencies) == 20 and max(latencies) < 0.5
