@@ -192,7 +192,9 @@ class Ledger:
         if found:
             return state
         raw = self.store.get(key)
-        state = None if raw is None else DomainState.from_bytes(raw)
+        if raw is None:
+            return None  # not remembered: a flood of unknown names must not push out known ones
+        state = DomainState.from_bytes(raw)
         self._states.put(domain, state)
         return state
 

@@ -264,3 +264,26 @@ def test_many_blocks_keep_the_caches_in_step(ledger: Ledger) -> None:
             txs.append(next_tx(ledger.genesis, ledger, OWNER, older, rec, valid_until=soon(ledger)))
         finalize(ledger, propose(ledger, txs))
         _assert_matches_a_cold_ledger(ledger, names)
+
+
+class CountingStore(MemoryStore):
+    """A `MemoryStore` that counts reads, to see what the state cache spares."""
+
+    reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_a_flood_of_unknown_names_does_not_push_out_known_states() -> None:
+    store = CountingStore()
+    led = Ledger(store, make_genesis())
+    led.initialize()
+    finalize(led, propose(led, [register_tx(led.genesis, OWNER, "alice.p2p", valid_until=soon(led))]))
+    assert led.get_domain("alice.p2p") is not None
+    for i in range(20_000):  # more than the cache holds
+        assert led.get_domain(f"nobody{i}.p2p") is None
+    before = store.reads
+    assert led.get_domain("alice.p2p") is not None
+    assert store.reads == before  # still cached: the unknown names took no room
