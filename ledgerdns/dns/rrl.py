@@ -61,7 +61,7 @@ class RateLimiter:
         self._v6 = ipv6_prefix
         self._exempt = tuple(ipaddress.ip_network(n, strict=False) for n in exempt)
         self._clock = clock
-        self._prefix_of: dict[str, str] = {}  # address -> prefix ("" = exempt)
+        self._prefix_of: dict[str | bytes, str] = {}  # address -> prefix ("" = exempt)
         self._counts: dict[str, int] = {}
         self._window = -1
         self.limited = 0
@@ -71,8 +71,12 @@ class RateLimiter:
         """Whether any limiting happens at all."""
         return self._rate > 0
 
-    def check(self, host: str) -> int:
-        """`ALLOW`, `DROP` or `SLIP` for one response to `host`."""
+    def check(self, host: str | bytes) -> int:
+        """`ALLOW`, `DROP` or `SLIP` for one response to `host`.
+
+        Args:
+            host: the client's address as text, or packed (4 or 16 bytes).
+        """
         if self._rate <= 0:
             return ALLOW
         prefix = self._prefix_of.get(host)
@@ -93,11 +97,13 @@ class RateLimiter:
             return SLIP
         return DROP
 
-    def _classify(self, host: str) -> str:
+    def _classify(self, host: str | bytes) -> str:
         if len(self._prefix_of) >= _MAX_TRACKED:
             self._prefix_of.clear()
         try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
+            address = ipaddress.ip_address(
+                host if isinstance(host, bytes) else host.split("%", 1)[0]
+            )
         except ValueError:
             prefix = ""  # not an IP address (a test double): nothing to group by
         else:

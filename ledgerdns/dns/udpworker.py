@@ -29,6 +29,7 @@ import sys
 import threading
 from typing import Any
 
+from ledgerdns.dns import mmsg
 from ledgerdns.dns.rrl import ALLOW, SLIP, RateLimiter, slip_reply
 
 MAX_QUERY = 16_384
@@ -49,7 +50,7 @@ class ReplyTable:
     """
 
     def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
-        self.replies: dict[bytes, bytes] = {}
+        self.replies: dict[bytes, mmsg.Entry] = {}
         self._meta: dict[bytes, tuple[str | None, bool, int]] = {}
         self._by_zone: dict[str, set[bytes]] = {}
         self._serial: set[bytes] = set()
@@ -74,7 +75,7 @@ class ReplyTable:
             self._serial.add(key)
         if expires_at:
             heapq.heappush(self._expiring, (expires_at, key))
-        self.replies[key] = tail
+        self.replies[key] = mmsg.pin(tail)
 
     def invalidate(self, changed: list[str], now_s: int) -> None:
         """Drop what a block made stale: its zones, serial-bound replies, lapsed domains."""
@@ -132,7 +133,27 @@ class Worker:
         self.dropped = 0
 
     def serve(self) -> None:
-        """Answer forever (the hot loop: keep it short)."""
+        """Answer forever: batched where the system has ``recvmmsg``, else one by one."""
+        if mmsg.available():
+            check = self.limiter.check if self.limiter.enabled else None
+            mmsg.BatchServer(self.sock.fileno(), self.table.replies, check, self._other).serve()
+        else:
+            self._serve_plain()
+
+    def _other(self, data: bytes, address: Any, verdict: int) -> None:
+        """A datagram the batched loop did not answer: slip, drop or pass it up."""
+        if verdict == SLIP:
+            reply = slip_reply(data)
+            if reply is not None:
+                _send(self.sock.sendto, reply, address)
+        elif verdict == ALLOW:
+            try:
+                self.up.send(marshal.dumps((UP_QUERY, address, data)))
+            except OSError:
+                self.dropped += 1
+
+    def _serve_plain(self) -> None:
+        """The one-by-one loop (the hot loop: keep it short)."""
         recv = self.sock.recvfrom
         send = self.sock.sendto
         get = self.table.replies.get
@@ -154,9 +175,9 @@ class Worker:
                         if reply is not None:
                             _send(send, reply, address)
                     continue
-            tail = get(data[2:])
-            if tail is not None:
-                _send(send, data[:2] + tail, address)
+            entry = get(data[2:])
+            if entry is not None:
+                _send(send, data[:2] + entry[0], address)
                 continue
             try:
                 up(dumps((UP_QUERY, address, data)))

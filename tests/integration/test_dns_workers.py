@@ -66,8 +66,16 @@ def a_records(reply: dns.message.Message) -> list[str]:
     return [rr.to_text() for rrset in reply.answer for rr in rrset]
 
 
+@pytest.fixture(params=["batched", "plain"])
+def worker_io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Workers with recvmmsg/sendmmsg (where the system has them) and with the plain loop."""
+    if request.param == "plain":
+        monkeypatch.setenv("LEDGERDNS_DNS_NO_MMSG", "1")  # read by the worker process
+    return str(request.param)
+
+
 async def test_repeat_questions_are_answered_by_the_worker_and_stay_fresh(
-    node: InstantNode,
+    node: InstantNode, worker_io: str
 ) -> None:
     async with serving(node, DnsSettings(workers=1)) as server:
         assert len(server.worker_pids) == 1
@@ -95,7 +103,9 @@ async def test_repeat_questions_are_answered_by_the_worker_and_stay_fresh(
                 await trio.sleep(0.01)  # the invalidation travels to the worker asynchronously
 
 
-async def test_each_spelling_gets_its_own_case_in_the_reply(node: InstantNode) -> None:
+async def test_each_spelling_gets_its_own_case_in_the_reply(
+    node: InstantNode, worker_io: str
+) -> None:
     async with serving(node, DnsSettings(workers=1)) as server:
         for name in ["alice.p2p", "AlIcE.P2p", "alice.p2p", "ALICE.P2P", "AlIcE.P2p"]:
             reply = await udp(server.address, query(name))
@@ -114,7 +124,7 @@ async def test_a_killed_worker_is_restarted(node: InstantNode) -> None:
         assert a_records(reply) == ["192.0.2.1"]
 
 
-async def test_two_workers_share_the_port(node: InstantNode) -> None:
+async def test_two_workers_share_the_port(node: InstantNode, worker_io: str) -> None:
     async with serving(node, DnsSettings(workers=2)) as server:
         assert len(set(server.worker_pids)) == 2
         for _ in range(30):
@@ -137,7 +147,9 @@ def burst(address: tuple[str, int], count: int) -> list[dns.message.Message]:
 
 
 @pytest.mark.parametrize("workers", [0, 1])
-async def test_responses_to_one_prefix_are_rate_limited(node: InstantNode, workers: int) -> None:
+async def test_responses_to_one_prefix_are_rate_limited(
+    node: InstantNode, workers: int, worker_io: str
+) -> None:
     rrl = RrlSettings(rate=10, slip=2, exempt=())  # loopback is exempt by default; not here
     async with serving(node, DnsSettings(workers=workers, rrl=rrl)) as server:
         replies = await trio.to_thread.run_sync(burst, server.address, 60)

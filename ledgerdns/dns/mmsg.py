@@ -1,0 +1,206 @@
+"""Batched UDP for the worker: many datagrams per system call (Linux ``recvmmsg``/``sendmmsg``).
+
+The standard library has no binding for these calls, so this module reaches
+them through `ctypes` (libc). Under load a worker then receives up to `SLOTS`
+queries with one call and sends their replies with one more, instead of two
+calls per query: that is what lets a Python worker keep up with C servers.
+
+Each receive slot has its own buffer and address; each send slot has two
+iovecs: the query's ID (the first two bytes of the receive buffer, in place)
+and the stored reply's tail (the reply after its ID, a bytes object whose
+address is taken once when it is stored: see `pin`). So a repeat question is
+answered with no copying and no Python address objects at all.
+
+`available()` says whether the calls exist (Linux with glibc or musl);
+otherwise the worker uses its plain ``recvfrom``/``sendto`` loop.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+SLOTS = 64
+BUFFER = 65_535  # a whole datagram always fits: nothing is ever truncated
+NAME_SIZE = 128  # sizeof(struct sockaddr_storage)
+MSG_WAITFORONE = 0x10000
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.c_void_p),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
+
+
+class _MMsgHdr(ctypes.Structure):
+    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
+
+
+_SIZE = ctypes.sizeof(_MMsgHdr)
+_OFF_NAMELEN = _MsgHdr.namelen.offset
+_OFF_LEN = _MMsgHdr.len.offset
+_IOV_SIZE = ctypes.sizeof(_IoVec)
+_U32 = struct.Struct("I")
+_IOV = struct.Struct("PN")  # base, len
+
+Entry = tuple[bytes, int, int]  # a reply tail, its address, its length
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.recvmmsg.argtypes = [
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        ]
+        libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+def available() -> bool:
+    """Whether batched calls can be used here."""
+    return _LIBC is not None and os.environ.get("LEDGERDNS_DNS_NO_MMSG") != "1"
+
+
+def pin(tail: bytes) -> Entry:
+    """`tail` with the address of its bytes (valid while the object lives; keep the tuple)."""
+    address = ctypes.cast(ctypes.c_char_p(tail), ctypes.c_void_p).value
+    return tail, address or 0, len(tail)
+
+
+def unpack_address(raw: bytes) -> Any:
+    """A ``sockaddr_in``/``sockaddr_in6`` as the tuple `socket.sendto` takes."""
+    family = int.from_bytes(raw[:2], "little")
+    port = int.from_bytes(raw[2:4], "big")
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, raw[4:8]), port
+    flowinfo = int.from_bytes(raw[4:8], "big")
+    scope = int.from_bytes(raw[24:28], "little")
+    return socket.inet_ntop(socket.AF_INET6, raw[8:24]), port, flowinfo, scope
+
+
+Classify = Callable[[bytes], int]
+
+
+class BatchServer:
+    """The batched hot loop over one UDP socket.
+
+    Args:
+        fd: the bound UDP socket's descriptor (blocking).
+        replies: query tail -> `Entry` (read only here).
+        check: the rate limiter's verdict for a packed client address, or None.
+        on_other: called with ``(data, address_tuple, verdict)`` for every
+            datagram that is not a stored repeat question (to pass up, slip or
+            drop); `verdict` is the rate limiter's (0 when allowed).
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        replies: dict[bytes, Entry],
+        check: Callable[[bytes], int] | None,
+        on_other: Callable[[bytes, Any, int], None],
+    ) -> None:
+        self._fd = fd
+        self._replies = replies
+        self._check = check
+        self._on_other = on_other
+        self._buffers = ctypes.create_string_buffer(SLOTS * BUFFER)
+        self._names = ctypes.create_string_buffer(SLOTS * NAME_SIZE)
+        self._riov = (_IoVec * SLOTS)()
+        self._rmsgs = (_MMsgHdr * SLOTS)()
+        self._siov = (_IoVec * (2 * SLOTS))()
+        self._smsgs = (_MMsgHdr * SLOTS)()
+        base, names = ctypes.addressof(self._buffers), ctypes.addressof(self._names)
+        for i in range(SLOTS):
+            self._riov[i].base, self._riov[i].len = base + i * BUFFER, BUFFER
+            hdr = self._rmsgs[i].hdr
+            hdr.name, hdr.namelen = names + i * NAME_SIZE, NAME_SIZE
+            hdr.iov, hdr.iovlen = ctypes.addressof(self._riov[i]), 1
+            self._siov[2 * i].base, self._siov[2 * i].len = base + i * BUFFER, 2
+            out = self._smsgs[i].hdr
+            out.name = names + i * NAME_SIZE
+            out.iov, out.iovlen = ctypes.addressof(self._siov[2 * i]), 2
+        self._template = bytes(memoryview(self._smsgs).cast("B"))
+        self._rtemplate = bytes(memoryview(self._rmsgs).cast("B"))
+
+    def serve(self) -> None:
+        """Answer forever."""
+        recvmmsg, sendmmsg = _LIBC.recvmmsg, _LIBC.sendmmsg
+        fd, rmsgs, smsgs = self._fd, self._rmsgs, self._smsgs
+        rmv = memoryview(rmsgs).cast("B")
+        smv = memoryview(smsgs).cast("B")
+        siv = memoryview(self._siov).cast("B")
+        buffers = memoryview(self._buffers).cast("B")
+        namev = memoryview(self._names).cast("B")
+        base, names = ctypes.addressof(self._buffers), ctypes.addressof(self._names)
+        template = self._template
+        get, check, on_other = self._replies.get, self._check, self._on_other
+        string_at, u32, iov = ctypes.string_at, _U32, _IOV
+        rtemplate = self._rtemplate
+        namelen_at = [i * _SIZE + _OFF_NAMELEN for i in range(SLOTS)]
+        len_at = [i * _SIZE + _OFF_LEN for i in range(SLOTS)]
+        while True:
+            count = recvmmsg(fd, rmsgs, SLOTS, MSG_WAITFORONE, None)
+            if count <= 0:
+                continue  # EINTR, or an ICMP error for an earlier reply
+            sent = 0
+            gap = False
+            for i in range(count):
+                size = u32.unpack_from(rmv, len_at[i])[0]
+                at = i * BUFFER
+                if size < 12 or buffers[at + 2] & 0x80:
+                    continue  # not even a header, or a response: never answered
+                verdict = 0
+                if check is not None:
+                    raw = (
+                        string_at(names + i * NAME_SIZE + 4, 4)
+                        if namev[i * NAME_SIZE] == socket.AF_INET
+                        else string_at(names + i * NAME_SIZE + 8, 16)
+                    )
+                    verdict = check(raw)
+                entry = get(string_at(base + at + 2, size - 2)) if not verdict else None
+                if entry is None:
+                    namelen = u32.unpack_from(rmv, namelen_at[i])[0]
+                    on_other(
+                        string_at(base + at, size),
+                        unpack_address(string_at(names + i * NAME_SIZE, namelen)),
+                        verdict,
+                    )
+                    continue
+                if sent != i:  # a slot before was not answered here: close the gap
+                    gap = True
+                    smv[sent * _SIZE : (sent + 1) * _SIZE] = template[i * _SIZE : (i + 1) * _SIZE]
+                iov.pack_into(siv, (2 * i + 1) * _IOV_SIZE, entry[1], entry[2])
+                u32.pack_into(
+                    smv, sent * _SIZE + _OFF_NAMELEN, u32.unpack_from(rmv, namelen_at[i])[0]
+                )
+                sent += 1
+            rmv[: count * _SIZE] = rtemplate[: count * _SIZE]  # the kernel wrote name lengths
+            if sent:
+                sendmmsg(fd, smsgs, sent, 0)
+                if gap:
+                    smv[:] = template
