@@ -52,7 +52,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tools import benchchain, dnsperf  # noqa: E402
+from tools import benchchain, dnsperf, dnsservers  # noqa: E402
 from tools.dnsservers import (  # noqa: E402
     BenchError,
     MissingProgram,
@@ -423,6 +423,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--no-pin", dest="pin", action="store_false",
+        help="do not pin dnsperf and the servers to separate CPUs (taskset)",
+    )  # fmt: skip
+    parser.add_argument(
         "--quick", action="store_true", help="3 rounds x 5 s, large ledger 50,000 (under 90 s)"
     )
     parser.add_argument(
@@ -501,10 +505,27 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: every server is stopped
 
 
+def _pin(enabled: bool) -> dict[str, list[int]] | None:
+    """Give dnsperf its own CPUs and the servers theirs (the last CPU), if asked and possible.
+
+    On a small machine the client and the server otherwise fight over the same
+    cores, and whoever the scheduler favours in a round wins it: pinning turns
+    that noise into a fixed, equal arrangement for both servers.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if not enabled or len(cpus) < 2 or shutil.which("taskset") is None:
+        return None
+    client, server = cpus[:-1], cpus[-1:]
+    dnsperf.CPU_PREFIX[:] = ["taskset", "-c", ",".join(map(str, client))]
+    dnsservers.CPU_PREFIX[:] = ["taskset", "-c", ",".join(map(str, server))]
+    return {"dnsperf": client, "servers": server}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     started = time.perf_counter()
+    pinned = _pin(args.pin)
     try:
         result = run(args)
     except BenchError as exc:
@@ -517,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("interrupted: servers stopped")
         return 130
     result["wall_s"] = round(time.perf_counter() - started, 1)
+    result["pinned"] = pinned
     print(json.dumps(result), flush=True)
     return 0
 

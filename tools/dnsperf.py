@@ -94,6 +94,10 @@ class Result:
         )
 
 
+# Run dnsperf through this (``taskset -c CPUS``) when the benchmark pins processes.
+CPU_PREFIX: list[str] = []
+
+
 def run(
     binary: str,
     port: int,
@@ -120,7 +124,18 @@ def run(
     Raises:
         DnsperfError: dnsperf exited non-zero, hung, or printed no statistics.
     """
-    cmd = [binary, "-s", LOOPBACK, "-p", str(port), "-d", str(queries), "-l", f"{seconds:g}"]
+    cmd = [
+        *CPU_PREFIX,
+        binary,
+        "-s",
+        LOOPBACK,
+        "-p",
+        str(port),
+        "-d",
+        str(queries),
+        "-l",
+        f"{seconds:g}",
+    ]
     cmd += options.args()
     if max_passes is not None:
         cmd += ["-n", str(max_passes)]

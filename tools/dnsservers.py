@@ -94,8 +94,13 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
+# Start servers through this (``taskset -c CPUS``) when the benchmark pins processes.
+CPU_PREFIX: list[str] = []
+
+
 def _spawn(cmd: list[str], stdout: Path, stderr: Path | None = None) -> subprocess.Popen[bytes]:
     """`cmd` in a new session; stderr to `stderr`, or with stdout when None."""
+    cmd = [*CPU_PREFIX, *cmd]
     with stdout.open("wb") as out:
         err = stderr.open("wb") if stderr is not None else None
         try:

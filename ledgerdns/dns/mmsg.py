@@ -156,10 +156,9 @@ class BatchServer:
         siv = memoryview(self._siov).cast("B")
         buffers = memoryview(self._buffers).cast("B")
         namev = memoryview(self._names).cast("B")
-        base, names = ctypes.addressof(self._buffers), ctypes.addressof(self._names)
         template = self._template
         get, check, on_other = self._replies.get, self._check, self._on_other
-        string_at, u32, iov = ctypes.string_at, _U32, _IOV
+        u32, iov, af_inet = _U32, _IOV, int(socket.AF_INET)
         rtemplate = self._rtemplate
         namelen_at = [i * _SIZE + _OFF_NAMELEN for i in range(SLOTS)]
         len_at = [i * _SIZE + _OFF_LEN for i in range(SLOTS)]
@@ -176,18 +175,19 @@ class BatchServer:
                     continue  # not even a header, or a response: never answered
                 verdict = 0
                 if check is not None:
+                    at_name = i * NAME_SIZE
                     raw = (
-                        string_at(names + i * NAME_SIZE + 4, 4)
-                        if namev[i * NAME_SIZE] == socket.AF_INET
-                        else string_at(names + i * NAME_SIZE + 8, 16)
+                        bytes(namev[at_name + 4 : at_name + 8])
+                        if namev[at_name] == af_inet
+                        else bytes(namev[at_name + 8 : at_name + 24])
                     )
                     verdict = check(raw)
-                entry = get(string_at(base + at + 2, size - 2)) if not verdict else None
+                entry = get(bytes(buffers[at + 2 : at + size])) if not verdict else None
                 if entry is None:
                     namelen = u32.unpack_from(rmv, namelen_at[i])[0]
                     on_other(
-                        string_at(base + at, size),
-                        unpack_address(string_at(names + i * NAME_SIZE, namelen)),
+                        bytes(buffers[at : at + size]),
+                        unpack_address(bytes(namev[i * NAME_SIZE : i * NAME_SIZE + namelen])),
                         verdict,
                     )
                     continue
