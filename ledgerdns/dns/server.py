@@ -21,16 +21,18 @@ import errno
 import logging
 import socket as stdlib_socket
 from collections.abc import Awaitable
-from typing import Any, Protocol, TypeGuard, cast
+from typing import Any, TypeGuard, cast
 
 import trio
 
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
 from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, MAX_TCP_MESSAGE, AnswerCache
+from ledgerdns.dns.faces import Forwarder, Notifier, Transfers, Updater
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType, labels_of
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
 from ledgerdns.dns.settings import DnsSettings, in_networks
+from ledgerdns.dns.tcp import TcpFront
 from ledgerdns.dns.wire import (
     FLAG_QR,
     HEADER,
@@ -54,36 +56,8 @@ _BIND_ATTEMPTS = 20
 _LISTEN_BACKLOG = 128
 _OPCODE_UPDATE = 5
 _XFR_TYPES = frozenset({QType.AXFR, QType.IXFR})
-# Out of file descriptors or buffers: wait and accept again (as trio.serve_listeners does).
-_ACCEPT_PAUSE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 
 Address = tuple[str, int]
-
-
-class Forwarder(Protocol):
-    """Answers names outside the ledger from upstream resolvers (`ledgerdns.dns.forward`)."""
-
-    async def answer(self, query: bytes, *, limit: int) -> bytes | None: ...
-
-
-class Updater(Protocol):
-    """Turns RFC 2136 UPDATE messages into ledger transactions (`ledgerdns.dns.update`)."""
-
-    async def answer(self, message: bytes, peer: tuple[str, int]) -> bytes | None: ...
-
-
-class Transfers(Protocol):
-    """Answers AXFR and IXFR (`ledgerdns.dns.xfr`)."""
-
-    def answer(self, message: bytes, peer: tuple[str, int], *, tcp: bool) -> list[bytes] | None: ...
-
-
-class Notifier(Protocol):
-    """Sends NOTIFY to secondaries when zones change (`ledgerdns.dns.notify`)."""
-
-    def block_applied(self, height: int, changed: frozenset[str]) -> None: ...
-
-    async def run(self, *, task_status: Any = ...) -> None: ...
 
 
 def _is_services(source: object) -> TypeGuard[NodeServices]:
@@ -155,14 +129,17 @@ class DnsServer:
         self._host = host
         self._port = port
         tcp = settings.tcp
-        self._idle = tcp.idle_timeout_s if tcp_idle_timeout_s is None else tcp_idle_timeout_s
-        self._max_tcp = tcp.max_connections if max_tcp_connections is None else max_tcp_connections
+        self._tcp = TcpFront(
+            lambda data, peer: self.dispatch(data, peer, tcp=True),
+            idle_s=tcp.idle_timeout_s if tcp_idle_timeout_s is None else tcp_idle_timeout_s,
+            max_connections=tcp.max_connections
+            if max_tcp_connections is None
+            else max_tcp_connections,
+        )
         self._udp_queue = udp_queue
         self._pool: WorkerPool | None = None
         self._address: Address | None = None
-        self.tcp_connections = 0
         self.udp_dropped = 0
-        self.tcp_refused = 0
 
     @property
     def address(self) -> Address:
@@ -200,13 +177,23 @@ class DnsServer:
                     if self._notifier is not None:
                         await nursery.start(self._notifier.run)
                     nursery.start_soon(
-                        self._tcp_accept_loop, trio.socket.from_stdlib_socket(tcp), nursery
+                        self._tcp.serve, trio.socket.from_stdlib_socket(tcp), nursery
                     )
                     self._address = (host, port)
                     task_status.started(self._address)
             finally:
                 self._address = None
                 self._pool = None
+
+    @property
+    def tcp_connections(self) -> int:
+        """Open TCP connections."""
+        return self._tcp.connections
+
+    @property
+    def tcp_refused(self) -> int:
+        """TCP connections closed at once because the cap was reached."""
+        return self._tcp.refused
 
     @property
     def worker_pids(self) -> list[int]:
@@ -385,61 +372,6 @@ class DnsServer:
                 except OSError as exc:
                     log.debug("dns udp send failed peer=%s error=%s", peer, exc)
 
-    # -- TCP --
-
-    async def _tcp_accept_loop(self, sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
-        listener = trio.SocketListener(sock)
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                if exc.errno not in _ACCEPT_PAUSE_ERRNOS:
-                    raise
-                log.warning("dns tcp accept paused error=%s", exc)
-                await trio.sleep(0.1)
-                continue
-            if self.tcp_connections >= self._max_tcp:
-                self.tcp_refused += 1
-                await stream.aclose()
-                continue
-            self.tcp_connections += 1
-            nursery.start_soon(self._tcp_connection, stream)
-
-    async def _tcp_connection(self, stream: trio.SocketStream) -> None:
-        try:
-            async with stream:
-                buffer = bytearray()
-                while True:
-                    message = None
-                    with trio.move_on_after(self._idle):
-                        message = await _read_message(stream, buffer)
-                    if message is None:
-                        return  # idle, closed by the client, or cut mid-message
-                    replies = await self._tcp_replies(message, stream)
-                    if not replies:
-                        return  # a response or a fragment: nothing sensible to say
-                    with trio.move_on_after(self._idle) as scope:
-                        await stream.send_all(
-                            b"".join(len(r).to_bytes(2, "big") + r for r in replies)
-                        )
-                    if scope.cancelled_caught:
-                        return  # the client does not read its replies
-        except trio.BrokenResourceError as exc:
-            log.debug("dns tcp connection broken error=%s", exc)
-        finally:
-            self.tcp_connections -= 1
-
-    async def _tcp_replies(self, message: bytes, stream: trio.SocketStream) -> list[bytes]:
-        try:
-            peer = stream.socket.getpeername()
-        except OSError:
-            return []  # the client has gone already
-        result = self.dispatch(message, peer, tcp=True)
-        if isinstance(result, list):
-            return result
-        reply = result[0] if isinstance(result, tuple) else await result
-        return [reply] if reply is not None else []
-
 
 def _servfail(data: bytes) -> bytes | None:
     if len(data) < HEADER_SIZE:
@@ -448,18 +380,3 @@ def _servfail(data: bytes) -> bytes | None:
     if flags & FLAG_QR:
         return None
     return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
-
-
-async def _read_message(stream: trio.SocketStream, buffer: bytearray) -> bytes | None:
-    """The next length-prefixed message (bytes past it stay in `buffer`); None at EOF."""
-    while True:
-        if len(buffer) >= 2:
-            size = int.from_bytes(buffer[:2], "big")
-            if len(buffer) >= 2 + size:
-                message = bytes(buffer[2 : 2 + size])
-                del buffer[: 2 + size]
-                return message
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            return None
-        buffer.extend(chunk)

@@ -147,6 +147,7 @@ class ConsensusDriver:
         self.lock = trio.Lock()
         self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
         self._nursery: trio.Nursery | None = None
+        self._started = trio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the machine and serve its timers until cancelled."""
@@ -156,6 +157,7 @@ class ConsensusDriver:
                 await self._execute(self.machine.start(now_ms()))
                 if len(self.mempool):
                     await self._execute(self.machine.on_txs_available(now_ms()))
+            self._started.set()
             task_status.started()
             await trio.sleep_forever()
 
@@ -169,6 +171,7 @@ class ConsensusDriver:
         """
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         self.last_seen[bytes(signer)] = (now_ms(), message.height, message.round)
+        await self._started.wait()  # gossip may start flowing before the machine does
         async with self.lock:
             if isinstance(message, Proposal):
                 effects = self.machine.on_proposal(message, now_ms())
@@ -178,6 +181,8 @@ class ConsensusDriver:
 
     async def txs_available(self) -> None:
         """The mempool holds transactions."""
+        if not self._started.is_set():
+            return  # `run` looks at the mempool when it starts the machine
         async with self.lock:
             await self._execute(self.machine.on_txs_available(now_ms()))
 

@@ -144,8 +144,8 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                dns = build_dns_server(self, self.config)  # a bad settings file fails here, first
                 await nursery.start(p2p.run)
-                dns = build_dns_server(self, self.config)
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 rpc_addr = await _listen(
                     "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, self, token, *self.config.rpc)

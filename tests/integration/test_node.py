@@ -40,7 +40,10 @@ class Running:
             line = self.proc.stdout.readline()
             if not line and self.proc.poll() is not None:
                 break
-        assert line.startswith(b"READY "), f"no READY line; log: {self.tail()}"
+        if not line.startswith(b"READY "):
+            log = self.tail()
+            self.close()  # nothing left open behind a failed start
+            raise AssertionError(f"no READY line; log: {log}")
         self.ready = json.loads(line[len(b"READY ") :])
         host, port = self.ready["dns"].rsplit(":", 1)
         self.dns = (host, int(port))
