@@ -443,7 +443,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latency-seconds", type=float, help="each fixed-rate latency pass (quick 1, full 5)"
     )
     parser.add_argument(
-        "--latency-passes", type=int, default=3,
+        "--latency-passes", type=int, default=5,
         help="latency passes per server, alternating; p50/p99 are their medians (default %(default)s)",
     )  # fmt: skip
     parser.add_argument(
