@@ -20,7 +20,16 @@ import dnslib
 from chain.errors import ConfigError
 from ledgerdns.dns.chaos import chaos_lookup
 from ledgerdns.dns.resolve import Resolver, ZoneSource
-from ledgerdns.dns.result import CLASS_CH, RR, Labels, Outcome, QType, Resolution, labels_of
+from ledgerdns.dns.result import (
+    CLASS_CH,
+    CLASS_IN,
+    RR,
+    Labels,
+    Outcome,
+    QType,
+    Resolution,
+    labels_of,
+)
 from ledgerdns.dns.settings import ChaosSettings
 from ledgerdns.dns.wire import (
     EDNS_PAYLOAD,
@@ -157,6 +166,12 @@ class AnswerBuilder:
         if isinstance(parsed, Rejection):
             return dnslib.DNSRecord.parse(bare_reply(parsed, payload=self._payload))
         return self._message(parsed)[0]
+
+    def unregistered_tld(self, query: Query) -> Labels | None:
+        """The TLD of a class-IN question whose domain is not registered (see `Resolver.unregistered_tld`)."""
+        if query.qclass != CLASS_IN or query.qtype in (QType.DS, QType.ANY):
+            return None  # answered by position (parent side, minimal ANY): not one shape per TLD
+        return self._resolver.unregistered_tld(tuple(label.lower() for label in query.qname))
 
     def respond(self, query: Query) -> Reply:
         """The encoded reply to `query`, whole and truncated."""

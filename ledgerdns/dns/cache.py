@@ -21,7 +21,8 @@ from collections import OrderedDict
 from collections.abc import Collection
 
 from ledgerdns.dns.answer import AnswerBuilder, Reply
-from ledgerdns.dns.wire import Query, Rejection, bare_reply, parse_query, patch_reply
+from ledgerdns.dns.result import Labels
+from ledgerdns.dns.wire import HEADER_SIZE, Query, Rejection, bare_reply, parse_query, patch_reply
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,15 @@ class AnswerCache:
         max_entries: the most cached replies (least recently used go first).
     """
 
-    __slots__ = ("_builder", "_entries", "_height", "_max", "hits", "misses")
+    __slots__ = ("_builder", "_entries", "_height", "_max", "_negatives", "hits", "misses")
 
     def __init__(self, builder: AnswerBuilder, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._builder = builder
         self._entries: OrderedDict[_Key, Reply] = OrderedDict()
+        # NXDOMAIN for names under a TLD whose domain is not registered, per (TLD, type, EDNS,
+        # name length):
+        # they hold the TLD's SOA, so every block makes them stale.
+        self._negatives: dict[tuple[Labels, int, bool, int], Reply] = {}
         self._max = max_entries
         self._height = builder.source.head.height
         self.hits = 0
@@ -108,6 +113,7 @@ class AnswerCache:
             if not _is_stale(reply, changed_domains, now_s)
         )
         self._height = head.height
+        self._negatives.clear()
         log.debug(
             "dns cache invalidated height=%d dropped=%d kept=%d",
             head.height,
@@ -118,9 +124,29 @@ class AnswerCache:
     def clear(self) -> None:
         """Drop every cached reply."""
         self._entries.clear()
+        self._negatives.clear()
         self._height = self._builder.source.head.height
 
     # -- internals --
+
+    def _unregistered(self, query: Query, tld: Labels) -> Reply:
+        """NXDOMAIN under `tld`: one encoded reply per (TLD, type, EDNS, name length), the name spliced in.
+
+        Names after the question may be compression pointers to offsets past it,
+        so a reply is only reused for a question name of the same length.
+        """
+        name = query.qname_wire
+        key = (tld, query.qtype, query.edns is not None, len(name))
+        base = self._negatives.get(key)
+        if base is None:
+            base = self._negatives[key] = self._builder.respond(query)
+            return base
+        cut = HEADER_SIZE + len(name)
+        return Reply(
+            base.full[:HEADER_SIZE] + name + base.full[cut:],
+            base.truncated[:HEADER_SIZE] + name + base.truncated[cut:],
+            base.resolution,
+        )
 
     def _reply(self, query: Query) -> tuple[Reply, bool]:
         if not query.plain or (query.edns is not None and query.edns.version != 0):
@@ -136,6 +162,11 @@ class AnswerCache:
             self.hits += 1
             return reply, True
         self.misses += 1
+        tld = self._builder.unregistered_tld(query)
+        if tld is not None:
+            # Not kept per name (nor by the UDP workers): a flood of made-up names must
+            # not push out the answers people ask for again and again.
+            return self._unregistered(query, tld), False
         reply = self._builder.respond(query)
         entries[key] = reply
         if len(entries) > self._max:

@@ -111,6 +111,21 @@ class Resolver:
             qname, qtype, tld_soa
         )
 
+    def unregistered_tld(self, qname: Labels) -> Labels | None:
+        """The TLD `qname` (lower-case) lies under if its domain is not an active one, else None.
+
+        For such a name every question of one type gets the same NXDOMAIN
+        (the TLD's SOA in authority), whatever the name: the answer cache keeps
+        one encoded copy per TLD and type instead of one per name.
+        """
+        tld = self._tld_of(qname)
+        if tld is None or len(qname) == len(tld):
+            return None
+        domain = qname[len(qname) - len(tld) - 1 :]
+        if self._active_state(domain, self._source.head.time_ms // 1000) is not None:
+            return None
+        return tld
+
     def zone_at(self, apex: Labels) -> Zone | None:
         """The active domain zone whose apex is exactly `apex` (lower-case), or None."""
         tld = self._tld_of(apex)

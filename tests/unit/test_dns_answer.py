@@ -610,3 +610,29 @@ def test_bad_zone_config_names_the_key(options: dict[str, Any], key: str) -> Non
 def test_edns_payload_is_checked(node: InstantNode) -> None:
     with pytest.raises(ConfigError, match="edns_payload"):
         AnswerBuilder(node.ledger, edns_payload=100)
+
+
+_LABEL = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789-", min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.lists(_LABEL, min_size=1, max_size=3), min_size=2, max_size=6),
+    rdtype=st.sampled_from(["A", "AAAA", "MX", "TXT", "SOA", "NS", "CAA"]),
+    edns=st.sampled_from([None, 0]),
+    do=st.booleans(),
+)
+def test_unregistered_names_share_one_encoded_nxdomain_without_changing_a_byte(
+    node: InstantNode, names: list[list[str]], rdtype: str, edns: int | None, do: bool
+) -> None:
+    """Made-up names under a TLD get the reply a fresh builder would write, byte for byte."""
+    shared = AnswerCache(AnswerBuilder(node.ledger, CONFIG))
+    for labels in [*names, ["abcd"], ["WxYz"]]:  # two of one length: the shared copy is reused
+        name = ".".join([*labels, "zz-nobody", "p2p"])
+        query = dns.message.make_query(
+            name, rdtype, use_edns=edns, want_dnssec=do and edns is not None
+        ).to_wire()
+        fresh_reply = AnswerCache(AnswerBuilder(node.ledger, CONFIG)).answer(query, tcp=False)
+        assert shared.answer(query, tcp=False) == fresh_reply
+        assert dns.message.from_wire(fresh_reply or b"").rcode() == dns.rcode.NXDOMAIN
+    assert len(shared) == 0  # nothing kept per made-up name
