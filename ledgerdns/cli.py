@@ -21,6 +21,9 @@ from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.names import normalize_name
 from chain.quorum import ValidatorSet
+from ledgerdns import status as status_cli
+from ledgerdns.console import emit_json, make_console
+from ledgerdns.explorer import cli as explorer_cli
 from ledgerdns.node import cli as node_cli
 from ledgerdns.node.config import create_key, load_key
 from ledgerdns.wallet import cli as wallet_cli
@@ -42,6 +45,9 @@ def _read_genesis(path: str) -> Genesis:
 def _genesis_check(args: argparse.Namespace, out: Console) -> int:
     genesis = _read_genesis(args.file)
     p = genesis.params
+    if args.json:
+        emit_json(out, _genesis_json(args.file, genesis))
+        return EXIT_OK
     table = Table(title=f"{args.file}: valid", show_header=False)
     table.add_column("field", no_wrap=True)
     table.add_column("value", overflow="fold")
@@ -56,6 +62,26 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
     table.add_row("genesis domains", str(len(genesis.domains)))
     out.print(table)
     return EXIT_OK
+
+
+def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
+    p = genesis.params
+    return {
+        "ok": True,
+        "file": path,
+        "chain_id": p.chain_id,
+        "genesis_hash": genesis.hash().hex(),
+        "tlds": list(p.tlds),
+        "validators": [
+            {"name": name, "public_key": bytes(key).hex()}
+            for name, key in zip(genesis.validator_names, p.validators.keys, strict=True)
+        ],
+        "quorum": p.validators.quorum,
+        "name_lifetime_s": p.name_lifetime_s,
+        "max_records": p.record_limits.max_records,
+        "max_recordset_bytes": p.record_limits.max_bytes,
+        "genesis_domains": len(genesis.domains),
+    }
 
 
 def load_or_create_key(path: Path) -> PrivateKey:
@@ -122,6 +148,9 @@ def _key_show(args: argparse.Namespace, out: Console) -> int:
         key = PrivateKey.from_pem(path.read_bytes())
     except InvalidUpdate as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    if args.json:
+        emit_json(out, {"ok": True, "file": str(path), "public_key": bytes(key.public_key).hex()})
+        return EXIT_OK
     out.print(bytes(key.public_key).hex())
     return EXIT_OK
 
@@ -138,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = genesis.add_subparsers(dest="genesis_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate a genesis file and print its summary and hash")
     check.add_argument("file", help="path to a genesis JSON file")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run=_genesis_check)
     new = sub.add_parser(
         "new", help="make a fresh genesis for one or more validators"
@@ -158,9 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     knew.set_defaults(run=_key_new)
     kshow = ksub.add_parser("show", help="print a key file's public key (for genesis --validator)")
     kshow.add_argument("file", help="a PEM key file")
+    kshow.add_argument("--json", action="store_true", help="print one JSON object")
     kshow.set_defaults(run=_key_show)
     node_cli.register(commands)
     wallet_cli.register(commands)
+    explorer_cli.register(commands)
+    status_cli.register(commands)
     return parser
 
 
@@ -170,16 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "tld", "absent") is None:
         args.tld = ["p2p"]
-    out = Console()
-    err = Console(stderr=True)
+    out = make_console()
+    err = make_console(stderr=True)
     try:
         code: int = args.run(args, out)
-    except ConfigError as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
-        return EXIT_USAGE
     except (LedgerError, OSError) as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
-        return EXIT_FAILURE
+        if getattr(args, "json", False):
+            error = "usage" if isinstance(exc, ConfigError) else "error"
+            emit_json(out, {"ok": False, "error": error, "message": str(exc)})
+        else:
+            err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
     return code
 
 

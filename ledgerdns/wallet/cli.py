@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, RenderableType
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
+from ledgerdns.console import make_console
 from ledgerdns.wallet import views, writes
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import (
@@ -43,6 +45,7 @@ DEFAULT_NODE_DIR = "~/.ledgerdns/node"
 DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 60.0  # the RPC's limit
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LARGE_ZONE_LINES = 200  # a smaller zone file is read in a blink: no progress bar
 
 
 # -- opening the wallet --
@@ -157,17 +160,47 @@ def _cmd_remove(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     return writes.update_records(wallet, target, records, _wait(args))
 
 
+def zone_progress(lines: int, console: Console | None = None) -> Progress:
+    """The progress bar of `import-zone`, drawn on stderr for a large zone on a terminal only."""
+    console = console or make_console(stderr=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        console=console,
+        transient=True,
+        disable=lines < LARGE_ZONE_LINES or not console.is_terminal,
+    )
+
+
+def _may_prompt(wallet: Wallet, target: writes.Target) -> bool:
+    """Whether signing for `target` will ask a passphrase on the terminal."""
+    key = wallet.keystore.info(writes.owner_key_name(wallet, target.view))
+    return key.encrypted and os.environ.get(ENV_PASSPHRASE) is None
+
+
 def _cmd_import(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     domain = _domain(args)
+    wait = _wait(args)
     path = args.file
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
-    zone = read_zone(text, domain)
-    records = check_record_set(zone.records)
-    target = writes.load_target(wallet, domain)
-    outcome = writes.update_records(wallet, target, records, _wait(args))
+    with zone_progress(text.count("\n") + 1) as progress:
+        step = progress.add_task(f"parsing {path}", total=4)
+        zone = read_zone(text, domain)
+        progress.update(step, advance=1, description=f"checking {len(zone.records)} records")
+        records = check_record_set(zone.records)
+        progress.update(step, advance=1, description=f"reading {domain} from the node")
+        target = writes.load_target(wallet, domain)
+        sending = "sending" if wait is None else "sending and waiting for a block"
+        progress.update(step, advance=1, description=sending)
+        if _may_prompt(wallet, target):
+            progress.stop()  # never draw over the passphrase prompt
+        outcome = writes.update_records(wallet, target, records, wait)
+        progress.advance(step)
     outcome.data["skipped"] = list(zone.skipped)
     outcome.show.extend(zone.skipped)
     return outcome
@@ -227,11 +260,11 @@ def run(args: argparse.Namespace, out: Console) -> int:
         if args.json:
             _emit_json(out, {"ok": False, "error": _error_code(exc), "message": str(exc)})
         else:
-            err = Console(stderr=True)
+            err = make_console(stderr=True)
             err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
         return status
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted (a transaction already sent may still land)")
+        make_console(stderr=True).print("interrupted (a transaction already sent may still land)")
         return EXIT_INTERRUPTED
     finally:
         if wallet is not None:
@@ -250,11 +283,15 @@ def _common(parser: argparse.ArgumentParser, *, here: bool) -> None:
     """The wallet's global options; `here` False for the copies on each subcommand."""
     default: Any = None if here else argparse.SUPPRESS
     parser.add_argument(
-        "--wallet-dir", default=default, metavar="DIR",
+        "--wallet-dir",
+        default=default,
+        metavar="DIR",
         help=f"wallet directory (default ${ENV_WALLET_DIR} or {DEFAULT_WALLET_DIR})",
     )
     parser.add_argument(
-        "--node", default=default, metavar="DATA_DIR",
+        "--node",
+        default=default,
+        metavar="DATA_DIR",
         help=f"talk to the node running in this data directory (default {DEFAULT_NODE_DIR})",
     )
     parser.add_argument("--rpc", default=default, metavar="URL", help="node RPC URL instead")
@@ -262,14 +299,19 @@ def _common(parser: argparse.ArgumentParser, *, here: bool) -> None:
         "--token-file", default=default, metavar="FILE", help="RPC token file, with --rpc"
     )
     parser.add_argument(
-        "--json", action="store_true", default=False if here else argparse.SUPPRESS,
+        "--json",
+        action="store_true",
+        default=False if here else argparse.SUPPRESS,
         help="print one JSON object",
     )
 
 
 def _waiting(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        metavar="SECONDS",
         help=f"how long to wait for a block (default %(default)g, at most {MAX_WAIT_S:g})",
     )
     parser.add_argument("--no-wait", action="store_true", help="send and return at once")
@@ -277,7 +319,10 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
 
 def _records(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
-        "--record", action="append", required=required, metavar="LINE",
+        "--record",
+        action="append",
+        required=required,
+        metavar="LINE",
         help='a zone-file line relative to the domain ("www 300 A 10.0.0.1", @ = apex); repeatable',
     )
 
@@ -304,7 +349,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("new", _cmd_new, "create a key")
     p.add_argument("--name", default="default", help="key name (default %(default)s)")
     p.add_argument(
-        "--insecure-no-passphrase", action="store_true",
+        "--insecure-no-passphrase",
+        action="store_true",
         help="store the key unencrypted (anyone who can read the file can use it)",
     )
     add("list", _cmd_list, "list the wallet's keys and domains (refreshed from the node)")
@@ -352,6 +398,3 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("domain")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _waiting(p)
-
-
-
