@@ -93,7 +93,7 @@ def _tx_from_body(body: bytes) -> Transaction:
     """Decode ``{"tx": hex}`` strictly; hex or tx errors carry a `RejectReason`."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..."
         raise ApiError.bad_request('the body must be JSON: {"tx": "<hex>"}') from None
     if not isinstance(doc, dict) or not isinstance(doc.get("tx"), str):
         raise ApiError.bad_request('the body must be a JSON object {"tx": "<hex>"}')
@@ -235,7 +235,7 @@ class Endpoints:
         """``POST /v1/txs/batch``: admit up to `MAX_BATCH` transactions; one result each."""
         try:
             doc = json.loads(await _read_body(request))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..."
             raise ApiError.bad_request('the body must be JSON: {"txs": ["<hex>", ...]}') from None
         items = doc.get("txs") if isinstance(doc, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):

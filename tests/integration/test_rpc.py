@@ -321,6 +321,16 @@ async def test_bad_requests_and_unknown_things(rpc: Rpc) -> None:
         assert (response.status_code, response.json()["error"]) == (405, "method-not-allowed")
 
 
+@pytest.mark.trio
+async def test_deeply_nested_json_is_a_bad_request(rpc: Rpc) -> None:
+    """json.loads raises RecursionError past ~1000 levels: a 400, not a 500 (found by fuzzing)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    async with rpc.http() as http:
+        for path, body in [("/v1/txs", b'{"tx": ' + deep + b"}"), ("/v1/txs/batch", deep)]:
+            response = await http.post(path, content=body)
+            assert (response.status_code, response.json()["error"]) == (400, "bad-request"), path
+
+
 # -- domains --
 
 
