@@ -1,0 +1,42 @@
+"""`tools/chaos.py` end to end, short: nodes SIGKILLed under load lose nothing and agree."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_short_crash_loop_loses_no_finalized_update_and_no_node_diverges() -> None:
+    cmd = [sys.executable, "tools/chaos.py", "--cycles", "3", "--interval", "3", "--seed", "7"]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=75)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # chaos.py stops its nodes' process groups on SIGTERM
+        out, err = proc.communicate(timeout=20)
+        pytest.fail(f"chaos.py still ran after 75 s\n{err[-4000:]}")
+    elapsed = time.monotonic() - started
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"exit {proc.returncode}, stdout {out!r}\n{err[-4000:]}"
+    result = json.loads(lines[0])
+    assert (result["cycles"], result["lost_updates"], result["diverged_nodes"]) == (3, 0, 0), (
+        f"{result}\n{err[-4000:]}"
+    )
+    assert result["convergence_s"] is not None, result
+    assert result["updates_finalized"] > result["kills"], result  # the load really ran
+    assert result["failures"] == [], result
+    assert proc.returncode == 0, err[-4000:]
+    assert elapsed < 60, f"took {elapsed:.0f} s"

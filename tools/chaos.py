@@ -1,0 +1,615 @@
+"""Crash loop (issue #7): SIGKILL random nodes of a local 4 + 1 network under a steady update load.
+
+A writer thread keeps a few domains moving: it registers each, then updates it
+seq by seq, submitting every signed transaction over RPC to a random live node
+at a bounded rate and recording each one it sees finalized (domain, seq,
+records, height). Meanwhile every ``--interval`` seconds the chaos loop
+SIGKILLs a random node (validator or follower; one node down at a time, so
+three of four validators always keep quorum), waits ``--down`` seconds,
+restarts it on the same data directory and ports, and lets it catch up
+(bounded) before the next kill.
+
+Afterwards the load stops and the tool waits (bounded) until every node has the
+same head and an empty mempool; ``convergence_s`` runs from the last restart until then. It then
+compares every node's block hashes at every common height and the state root at
+the lowest head (``diverged_nodes``), and looks up every update the writer saw
+finalized in every node's domain history, plus the latest ones by txid
+(``lost_updates``). A node that cannot restart ends the loop and is reported.
+
+Progress goes to stderr; stdout gets exactly one JSON line: ``cycles``,
+``lost_updates``, ``diverged_nodes``, ``convergence_s`` plus details. Exit code
+0 when nothing was lost or diverged and every node restarted, else 1.
+``--quick``: 5 cycles, 4 s apart (under 90 s on two cores).
+
+    python tools/chaos.py --quick
+    python tools/chaos.py --cycles 100 --interval 5 --seconds 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
+
+from chain.crypto import PrivateKey  # noqa: E402
+from chain.genesis import Genesis  # noqa: E402
+from chain.params import ConsensusParams  # noqa: E402
+from chain.records import Record  # noqa: E402
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
+from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError  # noqa: E402
+from tools.localnet import Cluster, ClusterError  # noqa: E402
+
+console = Console(stderr=True, highlight=False)
+
+# As tests/integration/conftest.py FAST: short rounds keep a network with a
+# validator down moving; no heartbeat, so blocks only come with writes.
+FAST = ConsensusParams(
+    timeout_propose_ms=1000, timeout_prevote_ms=500, timeout_precommit_ms=500,
+    timeout_delta_ms=250, heartbeat_ms=0,
+)  # fmt: skip
+RESEND_S = 4.0  # an update nobody reports final after this long is sent again (same bytes)
+RPC_TIMEOUT_S = 3.0
+SETTLE_S = 1.5  # every node on one head this long counts as converged
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finalized:
+    """An update the writer saw finalized."""
+
+    txid: str
+    domain: str
+    seq: int
+    records: tuple[str, ...]
+    height: int
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One domain's chain as the writer knows it (seq -1: not registered yet)."""
+
+    name: str
+    seq: int = -1
+    head: bytes = ZERO_HASH
+    outstanding: Transaction | None = None
+    sent_at: float = 0.0
+
+
+class Writer:
+    """Signed updates at a bounded rate to random live nodes; remembers what it saw finalized.
+
+    Args:
+        cluster: the network (only ``nodes[i].data_dir`` is read from this thread).
+        genesis: for the chain id.
+        rate: RPC operations per second (a submit or a finality check).
+        domains: how many domains are kept moving.
+        rng: the source of node choices.
+    """
+
+    def __init__(self, cluster: Cluster, genesis: Genesis, *, rate: float, domains: int,
+                 rng: random.Random) -> None:  # fmt: skip
+        self.cluster, self.genesis, self.rate, self.rng = cluster, genesis, rate, rng
+        self.owner = PrivateKey.generate(b"ledgerdns chaos owner")
+        self.slots = [_Slot(f"chaos{i}.p2p") for i in range(domains)]
+        self.down: set[int] = set()  # nodes the chaos loop has taken down
+        self.lock = threading.Lock()
+        self.finalized: list[Finalized] = []
+        self.stats: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.valid_until = int(time.time()) + 7200
+        self._stop = threading.Event()
+        self._clients: dict[int, RpcClient] = {}
+        self._thread = threading.Thread(target=self._run, name="chaos-writer", daemon=True)
+
+    # -- thread --
+
+    def start(self) -> None:
+        """Start writing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop writing (bounded join)."""
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        n = 0
+        try:
+            while not self._stop.is_set():
+                self.step(self.slots[n % len(self.slots)])
+                n += 1
+                self._stop.wait(1.0 / self.rate)
+        except Exception as exc:  # reported in the summary, not lost in the thread
+            self.errors.append(f"writer crashed: {exc!r}")
+
+    # -- one operation --
+
+    def step(self, slot: _Slot) -> None:
+        """Check `slot`'s outstanding update, or send its next one."""
+        if slot.outstanding is None:
+            slot.outstanding = self._next_tx(slot)
+            self._send(slot, "sent")
+        else:
+            self.check(slot)
+
+    def check(self, slot: _Slot) -> bool:
+        """Ask a live node whether the outstanding update is final; True once it is."""
+        tx = slot.outstanding
+        assert tx is not None
+        index, client = self._client()
+        try:
+            doc = client.tx(tx.txid.hex())
+        except RpcError as exc:
+            if exc.status != 404:
+                self.errors.append(f"tx lookup on node {index}: {exc}")
+            doc = {"status": "unknown"}
+        except NodeUnreachable:
+            self._drop(index)
+            return False
+        if doc.get("status") == "finalized":
+            self._finalized(slot, tx, int(doc["height"]))
+            return True
+        if time.monotonic() - slot.sent_at > RESEND_S:
+            self._send(slot, "resent")
+        return False
+
+    def _finalized(self, slot: _Slot, tx: Transaction, height: int) -> None:
+        done = Finalized(
+            txid=tx.txid.hex(), domain=slot.name, seq=tx.body.seq, height=height,
+            records=tuple(r.to_text(origin=slot.name) for r in tx.body.records),
+        )  # fmt: skip
+        with self.lock:
+            self.finalized.append(done)
+        slot.seq, slot.head, slot.outstanding = tx.body.seq, tx.txid, None
+
+    def _next_tx(self, slot: _Slot) -> Transaction:
+        seq = slot.seq + 1
+        k = int(slot.name.removeprefix("chaos").split(".")[0])
+        record = Record.from_text(
+            f"@ 300 A 10.{k % 250}.{seq // 250 % 250}.{seq % 250 + 1}", origin=slot.name
+        )
+        body = TxBody(
+            chain_id=self.genesis.chain_id, domain=slot.name, seq=seq, prev=slot.head,
+            op=Op.REGISTER if seq == 0 else Op.UPDATE, records=(record,),
+            owner=self.owner.public_key, valid_until=self.valid_until,
+        )  # fmt: skip
+        return Transaction.sign(body, self.owner)
+
+    def _send(self, slot: _Slot, what: str) -> None:
+        tx = slot.outstanding
+        assert tx is not None
+        slot.sent_at = time.monotonic()
+        index, client = self._client()
+        self.stats[what] += 1
+        try:
+            client.submit(tx)
+        except NodeUnreachable:
+            self._drop(index)
+            self.stats["unreachable"] += 1
+        except RpcError as exc:  # busy, or already known/final: the next check tells
+            self.stats[f"refused:{exc.code}"] += 1
+
+    # -- clients (this thread's own: httpx clients are not shared between threads) --
+
+    def live(self) -> list[int]:
+        """Indexes of the nodes not taken down by the chaos loop."""
+        with self.lock:
+            return [n.index for n in self.cluster.nodes if n.index not in self.down]
+
+    def _client(self) -> tuple[int, RpcClient]:
+        index = self.rng.choice(self.live() or [0])
+        client = self._clients.get(index)
+        if client is None:
+            try:
+                client = RpcClient.for_node(
+                    self.cluster.nodes[index].data_dir, timeout=RPC_TIMEOUT_S
+                )
+            except NodeUnreachable:  # node.json not there yet: any other live node
+                index = self.live()[0]
+                client = RpcClient.for_node(
+                    self.cluster.nodes[index].data_dir, timeout=RPC_TIMEOUT_S
+                )
+            self._clients[index] = client
+        return index, client
+
+    def _drop(self, index: int) -> None:
+        client = self._clients.pop(index, None)
+        if client is not None:
+            client.close()
+
+    def drain(self, timeout: float) -> int:
+        """After `stop`: check the outstanding updates until final or `timeout`; how many remain."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = [s for s in self.slots if s.outstanding is not None]
+            if not pending:
+                return 0
+            for slot in pending:
+                self.check(slot)
+            time.sleep(0.2)
+        return sum(1 for s in self.slots if s.outstanding is not None)
+
+    def close(self) -> None:
+        """Close this writer's clients."""
+        for index in list(self._clients):
+            self._drop(index)
+
+
+# -- the chaos loop --
+
+
+@dataclass(slots=True)
+class ChaosLog:
+    """What the chaos loop did."""
+
+    cycles: int = 0
+    kills: Counter[str] = field(default_factory=Counter)
+    last_restart: float = 0.0
+    catchup_s: list[float] = field(default_factory=list)
+    slow_catchups: int = 0  # restarts not at the others' height within --catchup
+    failures: list[str] = field(default_factory=list)
+
+
+def _height(cluster: Cluster, i: int) -> int | None:
+    try:
+        return int(cluster.status(i)["height"])
+    except (NodeUnreachable, RpcError):
+        return None
+
+
+def chaos_loop(
+    cluster: Cluster, writer: Writer, args: argparse.Namespace, rng: random.Random
+) -> ChaosLog:
+    """Kill, wait, restart, catch up: `args.cycles` times or until `args.seconds` pass."""
+    log = ChaosLog(last_restart=time.monotonic())
+    deadline = time.monotonic() + args.seconds
+    for cycle in range(1, args.cycles + 1):
+        started = time.monotonic()
+        victim = rng.randrange(len(cluster.nodes))
+        node = cluster.nodes[victim]
+        before = _height(cluster, victim)
+        with writer.lock:
+            writer.down.add(victim)
+        code = cluster.kill(victim, signal.SIGKILL)
+        log.kills["validator" if node.validator else "follower"] += 1
+        time.sleep(args.down)
+        try:
+            cluster.restart(victim)
+        except ClusterError as exc:
+            log.failures.append(f"cycle {cycle}: node {victim} did not restart: {exc}")
+            console.print(
+                f"[red]cycle {cycle}: node {victim} did not restart[/]\n{escape(str(exc))}"
+            )
+            break
+        log.last_restart = time.monotonic()
+        with writer.lock:
+            writer.down.discard(victim)
+        after = _height(cluster, victim)
+        if before is not None and (after is None or after < before):
+            log.failures.append(
+                f"cycle {cycle}: node {victim} restarted at height {after} < {before}"
+            )
+        others = [h for i in range(len(cluster.nodes)) if i != victim
+                  if (h := _height(cluster, i)) is not None]  # fmt: skip
+        target = max(others, default=0)
+        try:
+            cluster.wait_height(target, nodes=[victim], timeout=args.catchup)
+            log.catchup_s.append(time.monotonic() - log.last_restart)
+            caught = f"caught up to {target} in {log.catchup_s[-1]:.1f} s"
+        except ClusterError as exc:
+            log.slow_catchups += 1
+            caught = f"[yellow]not at {target} after {args.catchup:g} s ({escape(str(exc))})[/]"
+        log.cycles = cycle
+        role = "validator" if node.validator else "follower"
+        console.print(f"cycle {cycle}/{args.cycles}: killed {role} {victim} (exit {code}, height {before}), "
+                      f"restarted at {after}, {caught}; {len(writer.finalized)} updates final")  # fmt: skip
+        if cycle == args.cycles:
+            break
+        if started + args.interval >= deadline:  # no sleeping into the cap: it would count
+            console.print(f"[yellow]--seconds {args.seconds:g} reached after {cycle} cycles[/]")
+            break
+        time.sleep(max(0.0, started + args.interval - time.monotonic()))
+    return log
+
+
+# -- the checks at the end --
+
+
+def converge(cluster: Cluster, since: float, timeout: float) -> tuple[float | None, list[Any]]:
+    """Seconds from `since` until every node stayed on one head, mempools empty, for `SETTLE_S`.
+
+    Returns:
+        Those seconds (None: not within `timeout`) and each node's last (height, head, idle).
+    """
+    deadline = time.monotonic() + timeout
+    agreed_at: float | None = None
+    seen: list[Any] = []
+    while time.monotonic() < deadline:
+        seen = []
+        for i in range(len(cluster.nodes)):
+            try:
+                s = cluster.status(i)
+                # a non-empty mempool means one more block is coming: not settled yet
+                seen.append((int(s["height"]), str(s["head_hash"]), int(s["mempool_txs"]) == 0))
+            except (NodeUnreachable, RpcError) as exc:
+                seen.append(type(exc).__name__)
+        if len(set(seen)) == 1 and isinstance(seen[0], tuple) and seen[0][2]:
+            agreed_at = agreed_at or time.monotonic()
+            if time.monotonic() - agreed_at >= SETTLE_S:
+                return agreed_at - since, seen
+        else:
+            agreed_at = None
+        time.sleep(0.2)
+    return None, seen
+
+
+def _hashes(client: RpcClient, top: int) -> list[str]:
+    """Block hashes at heights 1..top, oldest first."""
+    out: dict[int, str] = {}
+    before = top + 1
+    while before > 1:
+        page = client.blocks(before=before, limit=100)
+        if not page:
+            break
+        out.update({int(b["height"]): str(b["hash"]) for b in page})
+        before = min(int(b["height"]) for b in page)
+    return [out.get(h, "") for h in range(1, top + 1)]
+
+
+def compare_chains(cluster: Cluster) -> tuple[list[int], int]:
+    """Nodes whose block hashes (every height up to the lowest head) or state root differ."""
+    views: dict[int, tuple[list[str], str] | None] = {}
+    heights = [_height(cluster, i) for i in range(len(cluster.nodes))]
+    top = min((h for h in heights if h is not None), default=0)
+    for node in cluster.nodes:
+        try:
+            views[node.index] = (
+                _hashes(node.rpc, top),
+                str(node.rpc.block(top)["state_root"]) if top else "",
+            )
+        except (NodeUnreachable, RpcError) as exc:
+            console.print(f"[red]node {node.index}: cannot read its chain: {escape(str(exc))}[/]")
+            views[node.index] = None
+    keys = Counter(json.dumps(v) for v in views.values() if v is not None)
+    majority = keys.most_common(1)[0][0] if keys else ""
+    diverged = [i for i, v in views.items() if v is None or json.dumps(v) != majority]
+    for i in diverged:
+        view = views[i]
+        if view is not None:
+            ref = json.loads(majority)[0]
+            first = next(
+                (h + 1 for h, (a, b) in enumerate(zip(view[0], ref, strict=True)) if a != b), None
+            )
+            console.print(
+                f"[red]node {i} diverges: first differing height {first}, state root {view[1][:16]}[/]"
+            )
+    return diverged, top
+
+
+def find_lost(
+    cluster: Cluster, finalized: list[Finalized], latest: int = 20
+) -> dict[str, set[int]]:
+    """Updates seen finalized that some node lacks: txid -> those nodes."""
+    lost: dict[str, set[int]] = {}
+    domains = sorted({f.domain for f in finalized})
+    last = {f.domain: f for f in finalized}  # each domain's newest update seen final
+    for node in cluster.nodes:
+        _check_states(node.index, node.rpc, last, lost)
+        try:
+            chains = {
+                d: {int(e["seq"]): str(e["txid"]) for e in node.rpc.history(d)} for d in domains
+            }
+        except (NodeUnreachable, RpcError) as exc:
+            console.print(f"[red]node {node.index}: cannot read histories: {escape(str(exc))}[/]")
+            chains = {}
+        for f in finalized:
+            if chains.get(f.domain, {}).get(f.seq) != f.txid:
+                lost.setdefault(f.txid, set()).add(node.index)
+        for f in finalized[-latest:]:  # the newest also by txid: final, same height
+            try:
+                doc = node.rpc.tx(f.txid)
+                ok = doc.get("status") == "finalized" and int(doc["height"]) == f.height
+            except (NodeUnreachable, RpcError):
+                ok = False
+            if not ok:
+                lost.setdefault(f.txid, set()).add(node.index)
+    return lost
+
+
+def _check_states(
+    index: int, client: RpcClient, last: dict[str, Finalized], lost: dict[str, set[int]]
+) -> None:
+    """Each domain's finalized state at `index` holds its newest update's records (or a later seq)."""
+    for domain, f in last.items():
+        try:
+            state = client.domain(domain)
+        except (NodeUnreachable, RpcError):
+            state = None
+        seq = None if state is None else state.get("seq")
+        if (
+            seq is None
+            or int(seq) < f.seq
+            or (int(seq) == f.seq and (state is None or list(state["records"]) != list(f.records)))
+        ):
+            lost.setdefault(f.txid, set()).add(index)
+
+
+# -- command line --
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="5 cycles, 4 s apart (under 90 s)")
+    parser.add_argument("--cycles", type=int, help="kill/restart cycles (quick 5, default 20)")
+    parser.add_argument(
+        "--interval", type=float, help="seconds from one kill to the next (quick 4, default 5)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=3600.0, help="cap on the chaos loop's duration"
+    )
+    parser.add_argument("--down", type=float, default=1.0, help="seconds a killed node stays down")
+    parser.add_argument(
+        "--catchup", type=float, default=20.0, help="seconds a restarted node gets to catch up"
+    )
+    parser.add_argument(
+        "--converge", type=float, default=60.0, help="seconds the network gets to converge"
+    )
+    parser.add_argument("--rate", type=float, default=8.0, help="writer RPC operations per second")
+    parser.add_argument("--domains", type=int, default=6, help="domains the writer keeps updating")
+    parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--followers", type=int, default=1)
+    parser.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
+    parser.add_argument("--dir", help="cluster directory (default: a fresh /tmp/chaos-*)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the cluster directory even on success"
+    )
+    args = parser.parse_args(argv)
+    args.cycles = args.cycles or (5 if args.quick else 20)
+    args.interval = args.interval or (4.0 if args.quick else 5.0)
+    if args.cycles < 1 or args.interval <= 0 or args.rate <= 0 or args.domains < 1:
+        parser.error("--cycles, --interval, --rate and --domains must be positive")
+    if args.seed is None:
+        args.seed = time.time_ns() % 1_000_000
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    """Start the network, run load and chaos, check it; the result document."""
+    rng = random.Random(args.seed)
+    t0 = time.monotonic()
+    with Cluster(
+        base, validators=args.validators, followers=args.followers, consensus=FAST
+    ) as cluster:
+        cluster.start()
+        cluster.wait_peers(1, timeout=30)
+        assert cluster.genesis is not None
+        writer = Writer(
+            cluster,
+            cluster.genesis,
+            rate=args.rate,
+            domains=args.domains,
+            rng=random.Random(rng.random()),
+        )
+        console.print(f"{len(cluster.nodes)} nodes up in {time.monotonic() - t0:.1f} s in {base}; "
+                      f"seed {args.seed}; load {args.rate:g} ops/s on {args.domains} domains")  # fmt: skip
+        writer.start()
+        _wait_for(lambda: len(writer.finalized) >= args.domains, 30)  # every domain registered
+        try:
+            log = chaos_loop(cluster, writer, args, rng)
+        finally:
+            writer.stop()
+        converged, seen = converge(cluster, log.last_restart, args.converge)
+        remaining = writer.drain(timeout=10)  # updates still open: were they finalized?
+        heads = Counter(f"{x[0]}:{x[1][:12]}" if isinstance(x, tuple) else str(x) for x in seen)
+        console.print(
+            f"load stopped: {len(writer.finalized)} updates final, {remaining} still open; converged: "
+            f"{'no' if converged is None else f'{converged:.1f} s'}; heads {dict(heads)}"
+        )
+        writer.close()
+        height = max((x[0] for x in seen if isinstance(x, tuple)), default=0)
+        return _check(cluster, writer, log, converged, remaining, height) | {
+            "seed": args.seed,
+            "duration_s": round(time.monotonic() - t0, 1),
+        }
+
+
+def _check(
+    cluster: Cluster,
+    writer: Writer,
+    log: ChaosLog,
+    converged: float | None,
+    remaining: int,
+    converged_height: int,
+) -> dict[str, Any]:
+    """Compare the chains, look for lost updates; the result document (and the summary)."""
+    diverged, top = compare_chains(cluster)
+    for height in range(converged_height + 1, top + 1):  # blocks made after the heads agreed
+        txs = cluster.nodes[0].rpc.block(height)["txs"]
+        console.print(f"block {height} after convergence: {[(t['domain'], t['seq']) for t in txs]}")
+    lost = find_lost(cluster, writer.finalized)
+    for txid, nodes in list(lost.items())[:20]:
+        f = next(x for x in writer.finalized if x.txid == txid)
+        console.print(
+            f"[red]lost {f.domain} seq {f.seq} ({txid[:16]}, height {f.height}) on nodes {nodes}[/]"
+        )
+    failures = (
+        log.failures + writer.errors + ([] if converged is not None else ["did not converge"])
+    )
+    for line in failures:
+        console.print(f"[red]{escape(line)}[/]")
+    return {
+        "cycles": log.cycles,
+        "lost_updates": len(lost),
+        "diverged_nodes": len(diverged),
+        "convergence_s": None if converged is None else round(converged, 2),
+        "nodes": len(cluster.nodes),
+        "kills": sum(log.kills.values()),
+        "kills_validator": log.kills["validator"],
+        "kills_follower": log.kills["follower"],
+        "updates_finalized": len(writer.finalized),
+        "updates_open": remaining,
+        "height": top,
+        "catchup_max_s": round(max(log.catchup_s, default=0.0), 2),
+        "slow_catchups": log.slow_catchups,
+        "failures": failures,
+        "writer": dict(writer.stats),
+    }
+
+
+def _wait_for(done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # Ctrl-C and SIGTERM both stop every node
+    base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
+    try:
+        result = run(args, base)
+    except KeyboardInterrupt:  # the cluster's context manager has stopped every node by now
+        console.print(f"[yellow]interrupted; cluster directory: {base}[/]")
+        return 130
+    ok = not (result["lost_updates"] or result["diverged_nodes"] or result["failures"])
+    console.print(
+        f"[{'green' if ok else 'red'}]{'survived' if ok else 'FAILED'}[/]: {result['cycles']} cycles "
+        f"({result['kills_validator']} validator, {result['kills_follower']} follower kills), "
+        f"{result['updates_finalized']} updates final, {result['lost_updates']} lost, "
+        f"{result['diverged_nodes']} diverged, converged in {result['convergence_s']} s, "
+        f"height {result['height']}, {result['duration_s']} s"
+    )
+    if ok and not args.keep and not args.dir:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        console.print(f"cluster directory (logs: node-*/stderr.log): {base}")
+    print(json.dumps(result), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
