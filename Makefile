@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test venv lint typecheck bench clean sysdeps
+.PHONY: run test venv lint typecheck bench fuzz clean sysdeps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: $(STAMP) sysdeps lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench_core.py --quick
+
+# Every fuzz target under atheris for a few seconds (long runs: tools/fuzz.py --all --seconds N).
+fuzz: $(STAMP)
+	$(BIN)/python tools/fuzz.py --quick
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .hypothesis

@@ -45,6 +45,7 @@ _OPT_RR = struct.Struct("!BHHBBHH")  # root owner, type, payload, ext rcode, ver
 _OPTION_COOKIE = 10
 # Types that only ever appear as records in other sections, never as a question.
 _META_QTYPES = frozenset({QType.OPT, QType.TSIG})
+_META_QCLASSES = frozenset({254, 255})  # NONE and ANY: never a zone's class
 
 
 class Rcode(IntEnum):
@@ -292,9 +293,12 @@ def parse_query(data: bytes) -> Query | Rejection | None:
     if opcode != OPCODE_QUERY:
         if body is None:
             return Rejection(msg_id, flags, Rcode.NOTIMP)
-        # An UPDATE's first section names the zone and must be SOA (RFC 2136 3.1.1):
-        # anything else echoed back would make the reply unreadable to the client.
-        echo = opcode != OPCODE_UPDATE or body.qtype == QType.SOA
+        # An UPDATE's first section names the zone: type SOA, the zone's own class, not
+        # ANY or NONE (RFC 2136 3.1.1); anything else echoed back would make the reply
+        # unreadable to the client (dnspython refuses it: found by tools/fuzz.py).
+        echo = opcode != OPCODE_UPDATE or (
+            body.qtype == QType.SOA and body.qclass not in _META_QCLASSES
+        )
         question = data[HEADER_SIZE : body.qname_end + 4] if echo else b""
         return Rejection(msg_id, flags, Rcode.NOTIMP, question, body.edns)
     if body is None or body.qtype in _META_QTYPES:

@@ -522,6 +522,8 @@ QUESTION = b"\x05alice\x03p2p\x00\x00\x01\x00\x01"
         (header(ar=2) + QUESTION + (b"\x00\x00\x29\x04\xd0" + bytes(6)) * 2, dns.rcode.FORMERR),
         (header(ar=1) + QUESTION + b"\x01x\x00\x00\x29\x04\xd0" + bytes(6), dns.rcode.FORMERR),
         (header(0x2900) + QUESTION, dns.rcode.NOTIMP),  # opcode UPDATE
+        (header(0x2900) + b"\x03p2p\x00\x00\x06\x00\xff", dns.rcode.NOTIMP),  # zone class ANY
+        (header(0x2900) + b"\x03p2p\x00\x00\x06\x00\xfe", dns.rcode.NOTIMP),  # zone class NONE
         (header(0x1100) + QUESTION, dns.rcode.NOTIMP),  # opcode STATUS
     ],
 )
