@@ -158,6 +158,9 @@ class Updater:
         self._zone = zone or ZoneConfig()
         self._now_s = now_s
         self._keyring = make_keyring(settings.tsig)
+        # Per key: the latest signing time accepted and the MACs accepted at that second
+        # (RFC 8945 5.2.3): an older or repeated request is a replay.
+        self._last_signed: dict[dns.name.Name, tuple[int, set[bytes]]] = {}
         self._signers = {
             dns.name.from_text(name): load_signer(name, path)
             for name, path in settings.update.keys.items()
@@ -208,7 +211,28 @@ class Updater:
             log.debug("dns update malformed peer=%s error=%s", peer, exc)
             return bare_reply(message, dns.rcode.FORMERR)
         assert isinstance(verified, dns.update.UpdateMessage)
+        if self._replayed(query.keyname, verified):
+            log.info("dns update refused peer=%s key=%s reason=replay", peer, query.keyname)
+            return bad_time(query, key, self._now_s())
         return reply(verified, await self._authorized(verified, message, peer))
+
+    def _replayed(self, keyname: dns.name.Name, message: dns.message.Message) -> bool:
+        """Whether `message` was signed before the last request accepted with its key, or is one.
+
+        A captured update replayed within the allowed clock skew would otherwise be
+        carried out again (RFC 8945 5.2.3: a server SHOULD refuse it, with BADTIME).
+        """
+        assert message.tsig is not None
+        signed = message.tsig[0]
+        when, mac = int(signed.time_signed), bytes(signed.mac)
+        last, macs = self._last_signed.get(keyname, (0, set()))
+        if when < last or (when == last and mac in macs):
+            return True
+        if when == last:
+            macs.add(mac)
+        else:
+            self._last_signed[keyname] = (when, {mac})
+        return False
 
     async def _authorized(
         self, message: dns.update.UpdateMessage, wire: bytes, peer: tuple[str, int]

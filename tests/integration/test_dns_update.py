@@ -671,3 +671,30 @@ async def test_through_the_dns_server(node: InstantNode, tmp_path: Path, workers
         if shutil.which("nsupdate") is not None:
             assert await query(address, "n.alice.p2p", "A") == ["192.0.2.60"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_replayed_update_is_refused_with_badtime(env: Env) -> None:
+    update = new_update()
+    update.add("replay", 300, "A", "192.0.2.7")
+    wire = update.to_wire()
+    first = await exchange(env.address, wire)
+    assert dns.message.from_wire(first, keyring=False).rcode() == dns.rcode.NOERROR
+    assert "replay 300 IN A 192.0.2.7" in lines_of(env.node)
+    before = height(env)
+    # The same signed bytes again (a captured packet, within the clock skew window).
+    again = await exchange(env.address, wire)
+    message, tsig = _tsig_of(again)
+    assert message.rcode() == dns.rcode.NOTAUTH and tsig.error == dns.rcode.BADTIME
+    # And an older request signed before the accepted one.
+    older = new_update(key=None)  # signed by hand below, a minute in the past
+    older.add("older", 300, "A", "192.0.2.8")
+    unsigned = older.to_wire()
+    template = dns.rdtypes.ANY.TSIG.TSIG(  # type: ignore[no-untyped-call]
+        dns.rdataclass.ANY, dns.rdatatype.TSIG, TSIG_KEY.algorithm, 0, 300, b"", older.id, 0, b""
+    )
+    signed, _ = dns.tsig.sign(unsigned, TSIG_KEY, template, int(time.time()) - 60, b"")  # type: ignore[no-untyped-call]
+    older.tsig = dns.rrset.from_rdata(TSIG_KEY.name, 0, signed)
+    older.want_tsig_sign = False
+    message, tsig = _tsig_of(await exchange(env.address, older.to_wire()))
+    assert message.rcode() == dns.rcode.NOTAUTH and tsig.error == dns.rcode.BADTIME
+    assert height(env) == before and not any(line.startswith("older ") for line in lines_of(env.node))
