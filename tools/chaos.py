@@ -19,7 +19,8 @@ finalized in every node's domain history, plus the latest ones by txid
 Progress goes to stderr; stdout gets exactly one JSON line: ``cycles``,
 ``lost_updates``, ``diverged_nodes``, ``convergence_s`` plus details. Exit code
 0 when nothing was lost or diverged and every node restarted, else 1.
-``--quick``: 5 cycles, 4 s apart (under 90 s on two cores).
+``--quick``: 5 cycles, 4 s apart (under 90 s on two cores). The load is in
+`tools.chaos_load`, the end checks in `tools.chaos_checks`.
 
     python tools/chaos.py --quick
     python tools/chaos.py --cycles 100 --interval 5 --seconds 600
@@ -34,7 +35,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -50,12 +50,9 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
-from chain.crypto import PrivateKey  # noqa: E402
-from chain.genesis import Genesis  # noqa: E402
 from chain.params import ConsensusParams  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError  # noqa: E402
+from tools.chaos_checks import compare_chains, converge, find_lost, node_height  # noqa: E402
+from tools.chaos_load import Writer  # noqa: E402
 from tools.localnet import Cluster, ClusterError  # noqa: E402
 
 console = Console(stderr=True, highlight=False)
@@ -66,194 +63,6 @@ FAST = ConsensusParams(
     timeout_propose_ms=1000, timeout_prevote_ms=500, timeout_precommit_ms=500,
     timeout_delta_ms=250, heartbeat_ms=0,
 )  # fmt: skip
-RESEND_S = 4.0  # an update nobody reports final after this long is sent again (same bytes)
-RPC_TIMEOUT_S = 3.0
-SETTLE_S = 1.5  # every node on one head this long counts as converged
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finalized:
-    """An update the writer saw finalized."""
-
-    txid: str
-    domain: str
-    seq: int
-    records: tuple[str, ...]
-    height: int
-
-
-@dataclass(slots=True)
-class _Slot:
-    """One domain's chain as the writer knows it (seq -1: not registered yet)."""
-
-    name: str
-    seq: int = -1
-    head: bytes = ZERO_HASH
-    outstanding: Transaction | None = None
-    sent_at: float = 0.0
-
-
-class Writer:
-    """Signed updates at a bounded rate to random live nodes; remembers what it saw finalized.
-
-    Args:
-        cluster: the network (only ``nodes[i].data_dir`` is read from this thread).
-        genesis: for the chain id.
-        rate: RPC operations per second (a submit or a finality check).
-        domains: how many domains are kept moving.
-        rng: the source of node choices.
-    """
-
-    def __init__(self, cluster: Cluster, genesis: Genesis, *, rate: float, domains: int,
-                 rng: random.Random) -> None:  # fmt: skip
-        self.cluster, self.genesis, self.rate, self.rng = cluster, genesis, rate, rng
-        self.owner = PrivateKey.generate(b"ledgerdns chaos owner")
-        self.slots = [_Slot(f"chaos{i}.p2p") for i in range(domains)]
-        self.down: set[int] = set()  # nodes the chaos loop has taken down
-        self.lock = threading.Lock()
-        self.finalized: list[Finalized] = []
-        self.stats: Counter[str] = Counter()
-        self.errors: list[str] = []
-        self.valid_until = int(time.time()) + 7200
-        self._stop = threading.Event()
-        self._clients: dict[int, RpcClient] = {}
-        self._thread = threading.Thread(target=self._run, name="chaos-writer", daemon=True)
-
-    # -- thread --
-
-    def start(self) -> None:
-        """Start writing."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop writing (bounded join)."""
-        self._stop.set()
-        self._thread.join(timeout=15)
-
-    def _run(self) -> None:
-        n = 0
-        try:
-            while not self._stop.is_set():
-                self.step(self.slots[n % len(self.slots)])
-                n += 1
-                self._stop.wait(1.0 / self.rate)
-        except Exception as exc:  # reported in the summary, not lost in the thread
-            self.errors.append(f"writer crashed: {exc!r}")
-
-    # -- one operation --
-
-    def step(self, slot: _Slot) -> None:
-        """Check `slot`'s outstanding update, or send its next one."""
-        if slot.outstanding is None:
-            slot.outstanding = self._next_tx(slot)
-            self._send(slot, "sent")
-        else:
-            self.check(slot)
-
-    def check(self, slot: _Slot) -> bool:
-        """Ask a live node whether the outstanding update is final; True once it is."""
-        tx = slot.outstanding
-        assert tx is not None
-        index, client = self._client()
-        try:
-            doc = client.tx(tx.txid.hex())
-        except RpcError as exc:
-            if exc.status != 404:
-                self.errors.append(f"tx lookup on node {index}: {exc}")
-            doc = {"status": "unknown"}
-        except NodeUnreachable:
-            self._drop(index)
-            return False
-        if doc.get("status") == "finalized":
-            self._finalized(slot, tx, int(doc["height"]))
-            return True
-        if time.monotonic() - slot.sent_at > RESEND_S:
-            self._send(slot, "resent")
-        return False
-
-    def _finalized(self, slot: _Slot, tx: Transaction, height: int) -> None:
-        done = Finalized(
-            txid=tx.txid.hex(), domain=slot.name, seq=tx.body.seq, height=height,
-            records=tuple(r.to_text(origin=slot.name) for r in tx.body.records),
-        )  # fmt: skip
-        with self.lock:
-            self.finalized.append(done)
-        slot.seq, slot.head, slot.outstanding = tx.body.seq, tx.txid, None
-
-    def _next_tx(self, slot: _Slot) -> Transaction:
-        seq = slot.seq + 1
-        k = int(slot.name.removeprefix("chaos").split(".")[0])
-        record = Record.from_text(
-            f"@ 300 A 10.{k % 250}.{seq // 250 % 250}.{seq % 250 + 1}", origin=slot.name
-        )
-        body = TxBody(
-            chain_id=self.genesis.chain_id, domain=slot.name, seq=seq, prev=slot.head,
-            op=Op.REGISTER if seq == 0 else Op.UPDATE, records=(record,),
-            owner=self.owner.public_key, valid_until=self.valid_until,
-        )  # fmt: skip
-        return Transaction.sign(body, self.owner)
-
-    def _send(self, slot: _Slot, what: str) -> None:
-        tx = slot.outstanding
-        assert tx is not None
-        slot.sent_at = time.monotonic()
-        index, client = self._client()
-        self.stats[what] += 1
-        try:
-            client.submit(tx)
-        except NodeUnreachable:
-            self._drop(index)
-            self.stats["unreachable"] += 1
-        except RpcError as exc:  # busy, or already known/final: the next check tells
-            self.stats[f"refused:{exc.code}"] += 1
-
-    # -- clients (this thread's own: httpx clients are not shared between threads) --
-
-    def live(self) -> list[int]:
-        """Indexes of the nodes not taken down by the chaos loop."""
-        with self.lock:
-            return [n.index for n in self.cluster.nodes if n.index not in self.down]
-
-    def _client(self) -> tuple[int, RpcClient]:
-        index = self.rng.choice(self.live() or [0])
-        client = self._clients.get(index)
-        if client is None:
-            try:
-                client = RpcClient.for_node(
-                    self.cluster.nodes[index].data_dir, timeout=RPC_TIMEOUT_S
-                )
-            except NodeUnreachable:  # node.json not there yet: any other live node
-                index = self.live()[0]
-                client = RpcClient.for_node(
-                    self.cluster.nodes[index].data_dir, timeout=RPC_TIMEOUT_S
-                )
-            self._clients[index] = client
-        return index, client
-
-    def _drop(self, index: int) -> None:
-        client = self._clients.pop(index, None)
-        if client is not None:
-            client.close()
-
-    def drain(self, timeout: float) -> int:
-        """After `stop`: check the outstanding updates until final or `timeout`; how many remain."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pending = [s for s in self.slots if s.outstanding is not None]
-            if not pending:
-                return 0
-            for slot in pending:
-                self.check(slot)
-            time.sleep(0.2)
-        return sum(1 for s in self.slots if s.outstanding is not None)
-
-    def close(self) -> None:
-        """Close this writer's clients."""
-        for index in list(self._clients):
-            self._drop(index)
-
-
-# -- the chaos loop --
 
 
 @dataclass(slots=True)
@@ -268,13 +77,6 @@ class ChaosLog:
     failures: list[str] = field(default_factory=list)
 
 
-def _height(cluster: Cluster, i: int) -> int | None:
-    try:
-        return int(cluster.status(i)["height"])
-    except (NodeUnreachable, RpcError):
-        return None
-
-
 def chaos_loop(
     cluster: Cluster, writer: Writer, args: argparse.Namespace, rng: random.Random
 ) -> ChaosLog:
@@ -285,7 +87,7 @@ def chaos_loop(
         started = time.monotonic()
         victim = rng.randrange(len(cluster.nodes))
         node = cluster.nodes[victim]
-        before = _height(cluster, victim)
+        before = node_height(cluster, victim)
         with writer.lock:
             writer.down.add(victim)
         code = cluster.kill(victim, signal.SIGKILL)
@@ -302,13 +104,13 @@ def chaos_loop(
         log.last_restart = time.monotonic()
         with writer.lock:
             writer.down.discard(victim)
-        after = _height(cluster, victim)
+        after = node_height(cluster, victim)
         if before is not None and (after is None or after < before):
             log.failures.append(
                 f"cycle {cycle}: node {victim} restarted at height {after} < {before}"
             )
         others = [h for i in range(len(cluster.nodes)) if i != victim
-                  if (h := _height(cluster, i)) is not None]  # fmt: skip
+                  if (h := node_height(cluster, i)) is not None]  # fmt: skip
         target = max(others, default=0)
         try:
             cluster.wait_height(target, nodes=[victim], timeout=args.catchup)
@@ -331,128 +133,6 @@ def chaos_loop(
 
 
 # -- the checks at the end --
-
-
-def converge(cluster: Cluster, since: float, timeout: float) -> tuple[float | None, list[Any]]:
-    """Seconds from `since` until every node stayed on one head, mempools empty, for `SETTLE_S`.
-
-    Returns:
-        Those seconds (None: not within `timeout`) and each node's last (height, head, idle).
-    """
-    deadline = time.monotonic() + timeout
-    agreed_at: float | None = None
-    seen: list[Any] = []
-    while time.monotonic() < deadline:
-        seen = []
-        for i in range(len(cluster.nodes)):
-            try:
-                s = cluster.status(i)
-                # a non-empty mempool means one more block is coming: not settled yet
-                seen.append((int(s["height"]), str(s["head_hash"]), int(s["mempool_txs"]) == 0))
-            except (NodeUnreachable, RpcError) as exc:
-                seen.append(type(exc).__name__)
-        if len(set(seen)) == 1 and isinstance(seen[0], tuple) and seen[0][2]:
-            agreed_at = agreed_at or time.monotonic()
-            if time.monotonic() - agreed_at >= SETTLE_S:
-                return agreed_at - since, seen
-        else:
-            agreed_at = None
-        time.sleep(0.2)
-    return None, seen
-
-
-def _hashes(client: RpcClient, top: int) -> list[str]:
-    """Block hashes at heights 1..top, oldest first."""
-    out: dict[int, str] = {}
-    before = top + 1
-    while before > 1:
-        page = client.blocks(before=before, limit=100)
-        if not page:
-            break
-        out.update({int(b["height"]): str(b["hash"]) for b in page})
-        before = min(int(b["height"]) for b in page)
-    return [out.get(h, "") for h in range(1, top + 1)]
-
-
-def compare_chains(cluster: Cluster) -> tuple[list[int], int]:
-    """Nodes whose block hashes (every height up to the lowest head) or state root differ."""
-    views: dict[int, tuple[list[str], str] | None] = {}
-    heights = [_height(cluster, i) for i in range(len(cluster.nodes))]
-    top = min((h for h in heights if h is not None), default=0)
-    for node in cluster.nodes:
-        try:
-            views[node.index] = (
-                _hashes(node.rpc, top),
-                str(node.rpc.block(top)["state_root"]) if top else "",
-            )
-        except (NodeUnreachable, RpcError) as exc:
-            console.print(f"[red]node {node.index}: cannot read its chain: {escape(str(exc))}[/]")
-            views[node.index] = None
-    keys = Counter(json.dumps(v) for v in views.values() if v is not None)
-    majority = keys.most_common(1)[0][0] if keys else ""
-    diverged = [i for i, v in views.items() if v is None or json.dumps(v) != majority]
-    for i in diverged:
-        view = views[i]
-        if view is not None:
-            ref = json.loads(majority)[0]
-            first = next(
-                (h + 1 for h, (a, b) in enumerate(zip(view[0], ref, strict=True)) if a != b), None
-            )
-            console.print(
-                f"[red]node {i} diverges: first differing height {first}, state root {view[1][:16]}[/]"
-            )
-    return diverged, top
-
-
-def find_lost(
-    cluster: Cluster, finalized: list[Finalized], latest: int = 20
-) -> dict[str, set[int]]:
-    """Updates seen finalized that some node lacks: txid -> those nodes."""
-    lost: dict[str, set[int]] = {}
-    domains = sorted({f.domain for f in finalized})
-    last = {f.domain: f for f in finalized}  # each domain's newest update seen final
-    for node in cluster.nodes:
-        _check_states(node.index, node.rpc, last, lost)
-        try:
-            chains = {
-                d: {int(e["seq"]): str(e["txid"]) for e in node.rpc.history(d)} for d in domains
-            }
-        except (NodeUnreachable, RpcError) as exc:
-            console.print(f"[red]node {node.index}: cannot read histories: {escape(str(exc))}[/]")
-            chains = {}
-        for f in finalized:
-            if chains.get(f.domain, {}).get(f.seq) != f.txid:
-                lost.setdefault(f.txid, set()).add(node.index)
-        for f in finalized[-latest:]:  # the newest also by txid: final, same height
-            try:
-                doc = node.rpc.tx(f.txid)
-                ok = doc.get("status") == "finalized" and int(doc["height"]) == f.height
-            except (NodeUnreachable, RpcError):
-                ok = False
-            if not ok:
-                lost.setdefault(f.txid, set()).add(node.index)
-    return lost
-
-
-def _check_states(
-    index: int, client: RpcClient, last: dict[str, Finalized], lost: dict[str, set[int]]
-) -> None:
-    """Each domain's finalized state at `index` holds its newest update's records (or a later seq)."""
-    for domain, f in last.items():
-        try:
-            state = client.domain(domain)
-        except (NodeUnreachable, RpcError):
-            state = None
-        seq = None if state is None else state.get("seq")
-        if (
-            seq is None
-            or int(seq) < f.seq
-            or (int(seq) == f.seq and (state is None or list(state["records"]) != list(f.records)))
-        ):
-            lost.setdefault(f.txid, set()).add(index)
-
-
-# -- command line --
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
