@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dns.message
 import dns.name
@@ -98,23 +97,7 @@ def settings(key_file: Path, wait_s: float = TIMEOUT_S) -> DnsSettings:
     return DnsSettings(tsig=tsig, update=UpdateSettings(keys={KEY: key_file}, wait_s=wait_s))
 
 
-# -- the harness: one port, UDP and TCP, UPDATE to the updater, the rest to the server --
-
-
-async def _bind_pair() -> tuple[trio.socket.SocketType, trio.socket.SocketType]:
-    for _ in range(20):
-        udp = trio.socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        await udp.bind((HOST, 0))
-        tcp = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            await tcp.bind((HOST, udp.getsockname()[1]))
-        except OSError:
-            udp.close()
-            tcp.close()
-            continue
-        tcp.listen(16)
-        return udp, tcp
-    raise AssertionError("no port free for both UDP and TCP")
+# -- the server: the real DnsServer with the updater, UDP served in-process --
 
 
 async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | None:
@@ -128,46 +111,17 @@ async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | No
 
 
 @asynccontextmanager
-async def listening(updater: Updater, node: InstantNode) -> AsyncIterator[Address]:
-    queries = DnsServer(node, HOST, 0, config=ZONE)  # only its answer path is used
-
-    async def respond(data: bytes, peer: Any, tcp: bool) -> bytes | None:
-        if len(data) >= 4 and (data[2] >> 3) & 0xF == 5:
-            return await updater.answer(data, peer)
-        return queries.cache.answer(data, tcp=tcp)
-
-    async def udp_reply(sock: trio.socket.SocketType, data: bytes, peer: Any) -> None:
-        answer = await respond(data, peer, False)
-        if answer is not None:
-            await sock.sendto(answer, peer)
-
-    async def udp_loop(sock: trio.socket.SocketType, nursery: trio.Nursery) -> None:
-        while True:
-            data, peer = await sock.recvfrom(65535)
-            nursery.start_soon(udp_reply, sock, data, peer)
-
-    async def tcp_connection(stream: trio.SocketStream) -> None:
-        async with stream:
-            while (head := await _read_exactly(stream, 2)) is not None:
-                data = await _read_exactly(stream, int.from_bytes(head, "big"))
-                answer = None if data is None else await respond(data, ("tcp", 0), True)
-                if answer is None:
-                    return
-                await stream.send_all(len(answer).to_bytes(2, "big") + answer)
-
-    udp, tcp = await _bind_pair()
-    with udp, tcp:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(udp_loop, udp, nursery)
-            nursery.start_soon(trio.serve_listeners, tcp_connection, [trio.SocketListener(tcp)])
-            yield HOST, udp.getsockname()[1]
-            nursery.cancel_scope.cancel()
+async def listening(config: DnsSettings, node: InstantNode) -> AsyncIterator[Address]:
+    updater = Updater(config, node, zone=ZONE)
+    server = DnsServer(node, HOST, 0, config=ZONE, settings=config, updater=updater)
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(server.run)
+        nursery.cancel_scope.cancel()
 
 
 @dataclass
 class Env:
     node: InstantNode
-    updater: Updater
     address: Address
     key_file: Path
 
@@ -196,9 +150,8 @@ async def node(tmp_path: Path) -> AsyncIterator[InstantNode]:
 @pytest.fixture
 async def env(node: InstantNode, tmp_path: Path) -> AsyncIterator[Env]:
     key_file = write_key(tmp_path / "owner.pem")
-    updater = Updater(settings(key_file), node, zone=ZONE)
-    async with listening(updater, node) as address:
-        yield Env(node, updater, address, key_file)
+    async with listening(settings(key_file), node) as address:
+        yield Env(node, address, key_file)
 
 
 # -- clients --
@@ -492,9 +445,8 @@ async def test_an_update_waits_for_pending_transactions_of_its_domain(env: Env) 
 
 
 async def test_no_finality_in_time_is_servfail(node: InstantNode, tmp_path: Path) -> None:
-    updater = Updater(settings(write_key(tmp_path / "k.pem"), wait_s=0.3), node, zone=ZONE)
     node.hold = True
-    async with listening(updater, node) as address:
+    async with listening(settings(write_key(tmp_path / "k.pem"), wait_s=0.3), node) as address:
         update = new_update()
         update.add("slow", 300, "A", "192.0.2.8")
         assert (await send(address, update)).rcode() == dns.rcode.SERVFAIL
