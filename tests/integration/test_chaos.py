@@ -23,11 +23,11 @@ def test_a_short_crash_loop_loses_no_finalized_update_and_no_node_diverges() -> 
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        out, err = proc.communicate(timeout=75)
+        out, err = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)  # chaos.py stops its nodes' process groups on SIGTERM
         out, err = proc.communicate(timeout=20)
-        pytest.fail(f"chaos.py still ran after 75 s\n{err[-4000:]}")
+        pytest.fail(f"chaos.py still ran after 150 s\n{err[-4000:]}")
     elapsed = time.monotonic() - started
     lines = out.strip().splitlines()
     assert len(lines) == 1, f"exit {proc.returncode}, stdout {out!r}\n{err[-4000:]}"
@@ -39,4 +39,4 @@ def test_a_short_crash_loop_loses_no_finalized_update_and_no_node_diverges() -> 
     assert result["updates_finalized"] > result["kills"], result  # the load really ran
     assert result["failures"] == [], result
     assert proc.returncode == 0, err[-4000:]
-    assert elapsed < 60, f"took {elapsed:.0f} s"
+    assert elapsed < 140, f"took {elapsed:.0f} s"  # its own waits are bounded well inside this
