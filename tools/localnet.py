@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -133,6 +133,12 @@ class Cluster:
         log_level: the nodes' ``--log-level``.
         start_timeout: seconds to wait for each node's READY line.
         python: the interpreter that runs ``-m ledgerdns node``.
+        host_of: the address node ``i`` binds its DNS, RPC and p2p listeners to
+            (default 127.0.0.1 for all; a network-namespace harness gives each
+            node its own).
+        wrap: rewrites a node's command line before it is started, e.g. to run it
+            inside a network namespace (``ip netns exec NS ...``) or through a
+            test launcher. Called with the node and the usual command.
     """
 
     def __init__(
@@ -145,6 +151,8 @@ class Cluster:
         log_level: str = "info",
         start_timeout: float = START_TIMEOUT_S,
         python: str = sys.executable,
+        host_of: Callable[[int], str] | None = None,
+        wrap: Callable[[ClusterNode, list[str]], list[str]] | None = None,
     ) -> None:
         if validators < 1 or followers < 0:
             raise ValueError("a cluster needs at least one validator and no negative followers")
@@ -153,6 +161,8 @@ class Cluster:
         self.log_level = log_level
         self.start_timeout = start_timeout
         self.python = python
+        self.host_of = host_of or (lambda _i: LOOPBACK)
+        self.wrap = wrap
         self.genesis_path = self.base_dir / "genesis.json"
         self.nodes = [
             ClusterNode(index=i, data_dir=self.base_dir / f"node-{i}", validator=i < validators)
@@ -348,7 +358,8 @@ class Cluster:
             dns, rpc = str(old["dns"]), str(old["rpc"]).removeprefix("http://")
             p2p = [_strip_peer(a) for a in old["p2p"]]
         else:
-            dns, rpc, p2p = f"{LOOPBACK}:0", f"{LOOPBACK}:0", [f"/ip4/{LOOPBACK}/tcp/0"]
+            host = self.host_of(node.index)
+            dns, rpc, p2p = f"{host}:0", f"{host}:0", [f"/ip4/{host}/tcp/0"]
         cmd = [
             self.python, "-m", "ledgerdns", "node",
             "--data-dir", str(node.data_dir),
@@ -360,7 +371,7 @@ class Cluster:
             cmd += ["--p2p", addr]
         for peer in self._bootstrap_for(node):
             cmd += ["--bootstrap", peer]
-        return cmd
+        return self.wrap(node, cmd) if self.wrap is not None else cmd
 
     def _bootstrap_for(self, node: ClusterNode) -> list[str]:
         """Up to three running, READY peers' first p2p addresses."""
