@@ -81,14 +81,19 @@ def _run(args: argparse.Namespace, out: Console) -> int:
             prepared.genesis.chain_id,
         )
     from ledgerdns.node.node import run_node  # imports libp2p (1 s): only when running
+    from ledgerdns.p2p.errors import P2PError
 
     try:
         trio.run(run_node, config, prepared)
+    except P2PError as exc:  # the node key cannot be used: say so in one line
+        raise ConfigError(str(exc)) from None
     except BaseExceptionGroup as group:
         # A listener that cannot bind, a store in use: say what, not a task-tree traceback.
         for leaf in _leaves(group):
             if isinstance(leaf, ConfigError | LedgerError | OSError):
                 raise leaf from None
+            if isinstance(leaf, P2PError):
+                raise ConfigError(str(leaf)) from None
         raise
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -22,9 +23,16 @@ def load_or_create_identity(path: Path) -> KeyPair:
     is the same on every start.
 
     Raises:
-        P2PError: the file exists but cannot be read or is not a libp2p private key.
+        P2PError: the file exists but cannot be read, is readable by group or
+            others (whoever reads it can pose as this node), or is not a libp2p
+            private key.
     """
     if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise P2PError(
+                f"node key {path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+            )
         try:
             return load_identity(path)
         except (OSError, ValueError) as exc:

@@ -167,3 +167,24 @@ def test_a_busy_dns_port_is_a_clear_error(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert f"DNS (--dns): cannot listen on 127.0.0.1:{port}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("damage", ["exposed", "corrupt"])
+def test_an_unusable_node_key_is_a_clear_error(tmp_path: Path, damage: str) -> None:
+    """A p2p identity others can read (they could pose as this node) or garbage: one line, exit 2."""
+    data = tmp_path / "d"
+    Running(data).stop()
+    key = data / "node.key"
+    if damage == "exposed":
+        key.chmod(0o644)
+    else:
+        key.write_bytes(b"not a key")
+    run = subprocess.run(
+        [sys.executable, "-m", "ledgerdns", "node", "--data-dir", str(data), *PORTS],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    expected = "chmod 600" if damage == "exposed" else "cannot load node key"
+    assert expected in run.stderr and str(key) in run.stderr
