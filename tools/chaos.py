@@ -158,6 +158,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--domains", type=int, default=6, help="domains the writer keeps updating")
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--followers", type=int, default=1)
+    parser.add_argument("--log-level", default="info", help="the nodes' --log-level")
     parser.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     parser.add_argument("--dir", help="cluster directory (default: a fresh /tmp/chaos-*)")
     parser.add_argument(
@@ -181,11 +182,25 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     """Start the network, run load and chaos, check it; the result document."""
     rng = random.Random(args.seed)
     t0 = time.monotonic()
+    phases: dict[str, float] = {}
+    mark = t0
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        phases[name] = round(now - mark, 2)
+        mark = now
+
     with Cluster(
-        base, validators=args.validators, followers=args.followers, consensus=FAST
+        base,
+        validators=args.validators,
+        followers=args.followers,
+        consensus=FAST,
+        log_level=args.log_level,
     ) as cluster:
         cluster.start()
         cluster.wait_peers(1, timeout=30)
+        phase("start")
         assert cluster.genesis is not None
         writer = Writer(
             cluster,
@@ -198,12 +213,17 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
                       f"seed {args.seed}; load {args.rate:g} ops/s on {args.domains} domains")  # fmt: skip
         writer.start()
         _wait_for(lambda: len(writer.finalized) >= args.domains, 30)  # every domain registered
+        phase("register")
         try:
             log = chaos_loop(cluster, writer, args, rng)
         finally:
+            phase("chaos")
             writer.stop()
+            phase("stop_writer")
         converged, seen = converge(cluster, log.last_restart, args.converge)
+        phase("converge")
         remaining = writer.drain(timeout=10)  # updates still open: were they finalized?
+        phase("drain")
         heads = Counter(f"{x[0]}:{x[1][:12]}" if isinstance(x, tuple) else str(x) for x in seen)
         console.print(
             f"load stopped: {len(writer.finalized)} updates final, {remaining} still open; converged: "
@@ -211,9 +231,12 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         )
         writer.close()
         height = max((x[0] for x in seen if isinstance(x, tuple)), default=0)
-        return _check(cluster, writer, log, converged, remaining, height) | {
+        result = _check(cluster, writer, log, converged, remaining, height)
+        phase("checks")
+        return result | {
             "seed": args.seed,
             "duration_s": round(time.monotonic() - t0, 1),
+            "phases_s": phases,
         }
 
 
