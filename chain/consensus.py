@@ -3,9 +3,9 @@
 Inputs are method calls (`on_proposal`, `on_vote`, `on_timeout`,
 `on_txs_available`, `on_synced`, `advance`), each with the caller's clock
 reading `now_ms`; outputs are lists of effects (`PersistGuard`, `Broadcast`,
-`ScheduleTimeout`, `Decide`, `EvidenceFound`) that the driver executes in
-order. Nothing here reads a clock, opens a socket or draws randomness, so the
-simulator in the tests replays any run from its seed.
+`ScheduleTimeout`, `Decide`, `EvidenceFound`, `InvalidProposalFound`) that
+the driver executes in order. Nothing here reads a clock, opens a socket or
+draws randomness, so the simulator in the tests replays any run from its seed.
 
 The line numbers in comments (L22, L36, ...) are those of Algorithm 1.
 
@@ -94,7 +94,18 @@ class EvidenceFound:
     evidence: Evidence
 
 
-Effect = PersistGuard | Broadcast | ScheduleTimeout | Decide | EvidenceFound
+@dataclass(frozen=True, slots=True)
+class InvalidProposalFound:
+    """The round's proposer signed a proposal whose block can never be valid (`BlockJudge`).
+
+    Emitted at most once per height and round: the machine keeps one proposal per round.
+    """
+
+    proposal: Proposal
+    reason: str
+
+
+Effect = PersistGuard | Broadcast | ScheduleTimeout | Decide | EvidenceFound | InvalidProposalFound
 
 
 class ConsensusApp(Protocol):
@@ -105,6 +116,19 @@ class ConsensusApp(Protocol):
 
     def is_valid(self, block: Block) -> bool:
         """Whether `block` is a valid next block (the ledger's `check_block`)."""
+
+
+class BlockJudge(Protocol):
+    """The clock-independent part of the app's validity check, for blaming proposers.
+
+    `ConsensusApp.is_valid` may also refuse a block for reasons that depend on
+    the local clock (a block time too far in the future), which an honest
+    proposer with a fast clock can trigger and another node cannot reproduce.
+    Only what `block_fault` reports is treated as provable misbehaviour.
+    """
+
+    def block_fault(self, block: Block) -> str | None:
+        """Why `block` can never be the valid next block, whatever the clock; None if it may be."""
 
 
 class Tendermint:
@@ -130,6 +154,7 @@ class Tendermint:
         key: PrivateKey | None,
         guard: SignGuard,
         height: int,
+        judge: BlockJudge | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.validators = validators
@@ -137,6 +162,7 @@ class Tendermint:
         self.app = app
         self.key = key
         self.guard = guard
+        self.judge = judge
         self.evidence: list[Evidence] = []
         self._future: list[Proposal | Vote] = []
         self._enter_height(height)
@@ -177,6 +203,7 @@ class Tendermint:
         self._check_proposal(proposal)
         self._wake(now_ms, effects)
         self.proposals[proposal.round] = proposal
+        self._judge(proposal, effects)
         self._evaluate(now_ms, effects)
         return effects
 
@@ -440,6 +467,19 @@ class Tendermint:
             known = block.height == self.height and self.app.is_valid(block)
             self._valid[block.hash] = known
         return known
+
+    def _judge(self, proposal: Proposal, effects: list[Effect]) -> None:
+        """Blame the proposer of a provably invalid block (once: one proposal per round is kept).
+
+        `_check_proposal` has already tied the proposal to its round's proposer
+        and checked its signature and body, so the fault is the proposer's own.
+        """
+        if self.judge is None:
+            return
+        reason = self.judge.block_fault(proposal.block)
+        if reason is not None:
+            self._valid[proposal.block.hash] = False
+            effects.append(InvalidProposalFound(proposal, reason))
 
     def _sign_allowed(
         self, round_: int, step: SignStep, block_hash: bytes, effects: list[Effect], *, lock: bool = False

@@ -1,9 +1,14 @@
-"""What consensus sends and keeps besides votes: proposals, equivocation evidence, the signing guard.
+"""What consensus sends and keeps besides votes: proposals, misbehaviour proofs, the signing guard.
 
 Proposal sign bytes: ``[Kind.PROPOSAL, 1, chain_id, height, round, block_hash,
 pol_round + 1, proposer]`` (``pol_round`` is -1 when the proposer has no
 proof-of-lock round, so the encoded value is 0). On the wire the block bytes
 replace the hash and the signature follows.
+
+Two kinds of misbehaviour are provable from signed messages alone: `Evidence`
+(two conflicting votes of one validator) and `InvalidProposal` (a proposal,
+signed by its round's proposer, whose block breaks the ledger rules: anyone
+with the chain up to the height before can re-run the check).
 
 The `SignGuard` is the validator's memory of the last thing it signed. The
 consensus state machine asks it before every signature, and emits the
@@ -176,6 +181,49 @@ class Evidence:
         if first.block_hash >= second.block_hash:
             raise InvalidUpdate(RejectReason.NON_CANONICAL, "evidence votes out of order")
         return cls(first=first, second=second)
+
+
+MAX_FAULT_REASON = 256  # UTF-8 bytes of an InvalidProposal's reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvalidProposal:
+    """A validly signed proposal whose block fails the ledger's deterministic check.
+
+    Only clock-independent failures qualify (see `chain.consensus.BlockJudge`):
+    every honest node at that height holds the same chain, so each reaches the
+    same verdict, and a third party can check it again from the stored chain.
+    `reason` is the check's error text (the `RejectReason` code first).
+    """
+
+    proposal: Proposal
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason or len(self.reason.encode()) > MAX_FAULT_REASON:
+            raise InvalidUpdate(
+                RejectReason.MALFORMED, "invalid-proposal reason is empty or too long"
+            )
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes."""
+        return frame(Kind.INVALID_PROPOSAL, self.proposal.to_bytes(), self.reason)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> InvalidProposal:
+        """Decode strictly (the proposal's signature is checked by `proposal.is_valid_signature`).
+
+        Raises:
+            InvalidUpdate: malformed input.
+        """
+        r = Reader.open(
+            data, Kind.INVALID_PROPOSAL, "invalid proposal", fields=2,
+            max_size=MAX_BLOCK_BYTES_HARD + 1024 + MAX_FAULT_REASON,
+        )  # fmt: skip
+        proposal = Proposal.from_bytes(r.bytes("proposal", maximum=MAX_BLOCK_BYTES_HARD + 512))
+        reason = r.text("reason", maximum=MAX_FAULT_REASON)
+        r.done()
+        return cls(proposal=proposal, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)

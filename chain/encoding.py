@@ -52,6 +52,7 @@ class Kind(IntEnum):
     BLOCKS_REQUEST = 20
     BLOCKS_PAGE = 21
     RESENT = 22
+    INVALID_PROPOSAL = 23
 
 
 def encode(value: CborValue) -> bytes:

@@ -1,9 +1,14 @@
-"""Equivocation evidence in the store, for operators (RPC and explorer read it from here)."""
+"""Misbehaviour evidence in the store, for operators (RPC and explorer read it from here).
+
+Two kinds, each under its own prefix of `chain.keys`: equivocations (`E`) and
+invalid proposals (`I`), both keyed by height, round and the signer's key, so
+recording the same fault again overwrites it with the same bytes.
+"""
 
 from __future__ import annotations
 
 from chain import keys
-from chain.consensus_messages import Evidence
+from chain.consensus_messages import Evidence, InvalidProposal
 from chain.store import KVStore, WriteBatch
 
 
@@ -18,6 +23,22 @@ def list_evidence(store: KVStore, *, limit: int = 1000) -> list[Evidence]:
     out = []
     for _, value in store.iterate(keys.EVIDENCE, reverse=True):
         out.append(Evidence.from_bytes(value))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def put_invalid_proposal(batch: WriteBatch, record: InvalidProposal) -> None:
+    """Add `record` to `batch` under its height, round and proposer (idempotent)."""
+    p = record.proposal
+    batch.put(keys.make_invalid_proposal_key(p.height, p.round, p.proposer), record.to_bytes())
+
+
+def list_invalid_proposals(store: KVStore, *, limit: int = 100) -> list[InvalidProposal]:
+    """Recorded invalid proposals, newest height (then round) first."""
+    out = []
+    for _, value in store.iterate(keys.INVALID_PROPOSAL, reverse=True):
+        out.append(InvalidProposal.from_bytes(value))
         if len(out) >= limit:
             break
     return out

@@ -11,6 +11,7 @@
 | `Y`    | domain, 0x00, seq u64 BE          | txid (32): the domain's hash chain      |
 | `N`    | depth u16 BE, path bits           | state-tree node (`Kind.TREE_NODE`)      |
 | `E`    | height u64 BE, round u32 BE, key  | equivocation evidence (`Kind.EVIDENCE`) |
+| `I`    | height u64 BE, round u32 BE, key  | invalid proposal (`Kind.INVALID_PROPOSAL`) |
 
 Big-endian integers keep LevelDB's byte order equal to numeric order, so
 "latest block" and "history of a domain" are single range scans.
@@ -30,6 +31,7 @@ DOMAIN = b"D"
 HISTORY = b"Y"
 TREE_NODE = b"N"
 EVIDENCE = b"E"
+INVALID_PROPOSAL = b"I"
 
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
@@ -110,3 +112,8 @@ def make_tree_node_key(depth: int, path: bytes) -> bytes:
 def make_evidence_key(height: int, round_: int, validator: bytes) -> bytes:
     """Key of one validator's equivocation evidence at a height and round."""
     return EVIDENCE + _U64.pack(height) + _U32.pack(round_) + validator
+
+
+def make_invalid_proposal_key(height: int, round_: int, proposer: bytes) -> bytes:
+    """Key of the invalid proposal a proposer signed at a height and round."""
+    return INVALID_PROPOSAL + _U64.pack(height) + _U32.pack(round_) + proposer

@@ -27,6 +27,7 @@ class PeerInfo:
     connected: bool
     validator: str | None  # the validator name from genesis, if this peer is one
     penalty: int  # misbehaviour score; 0 for a well-behaved peer
+    banned: bool = False  # the score reached the ban threshold: disconnected and refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,10 @@ class NodeServices(Protocol):
     def validators(self) -> list[ValidatorInfo]: ...
 
     def evidence(self) -> list[Evidence]:
-        """Equivocation evidence recorded by this node, oldest first."""
+        """Equivocation evidence recorded by this node, oldest first.
+
+        Invalid proposals are read from the store (`chain.evidence_store`) by the RPC.
+        """
 
     def on_block_applied(self, callback: Callable[[int, frozenset[str]], None]) -> None:
         """Call ``callback(height, changed_domains)`` after each block is stored."""

@@ -8,6 +8,10 @@ synced batch before `advance()` moves to the next height.
 
 Followers run the same machine without a key: they decide from the validators'
 messages, so they finalize as fast as validators do.
+
+Misbehaviour the machine proves (equivocation, a provably invalid proposal) is
+stored for operators and reported through the `offence` callback, which the
+node turns into a penalty for the peers that speak for that validator.
 """
 
 from __future__ import annotations
@@ -26,15 +30,22 @@ from chain.consensus import (
     Decide,
     Effect,
     EvidenceFound,
+    InvalidProposalFound,
     PersistGuard,
     ScheduleTimeout,
     Step,
     Tendermint,
 )
-from chain.consensus_messages import Evidence, Proposal, SignGuard
-from chain.crypto import PrivateKey
+from chain.consensus_messages import (
+    MAX_FAULT_REASON,
+    Evidence,
+    InvalidProposal,
+    Proposal,
+    SignGuard,
+)
+from chain.crypto import PrivateKey, PublicKey
 from chain.errors import InvalidUpdate
-from chain.evidence_store import put_evidence
+from chain.evidence_store import put_evidence, put_invalid_proposal
 from chain.genesis import Genesis
 from chain.ledger import BlockUpdate, Ledger
 from chain.mempool import Mempool
@@ -52,6 +63,9 @@ MAX_FUTURE_MS = 15_000  # a proposed block may be at most this far ahead of our 
 # enough that it spreads and is checked quickly (many small blocks beat a few huge ones).
 PROPOSAL_MAX_BYTES = 256 * 1024
 PROPOSAL_MAX_TXS = 600
+# Invalid proposals stored per height: each may be a large block, and a Byzantine proposer
+# (or its sybil relays, until each is banned) could sign one for every round it leads.
+MAX_INVALID_PROPOSALS_STORED = 4
 
 
 def now_ms() -> int:
@@ -60,13 +74,20 @@ def now_ms() -> int:
 
 
 class LedgerApp:
-    """The `ConsensusApp` adapter: proposals from the mempool, validity from the ledger."""
+    """`ConsensusApp` and `BlockJudge` adapter: blocks from the mempool, validity from the ledger.
+
+    Validity has two parts. `block_fault` is the ledger's check against the
+    finalized head: deterministic, so every honest node agrees, and a failure is
+    the proposer's provable fault. `is_valid` adds the local clock (a block time
+    at most `MAX_FUTURE_MS` ahead), which only decides this node's vote.
+    """
 
     def __init__(self, ledger: Ledger, mempool: Mempool, key: PrivateKey | None) -> None:
         self.ledger = ledger
         self.mempool = mempool
         self.key = key
         self.checked: dict[bytes, BlockUpdate] = {}
+        self.faults: dict[bytes, str] = {}  # block hash → why it fails (this height only)
 
     def build_proposal(self, height: int, time_ms: int) -> Block:
         assert self.key is not None, "only validators propose"
@@ -83,17 +104,26 @@ class LedgerApp:
         self.checked[update.block.hash] = update
         return update.block
 
-    def is_valid(self, block: Block) -> bool:
+    def block_fault(self, block: Block) -> str | None:
         if block.hash in self.checked:
-            return True
-        if block.header.time_ms > now_ms() + MAX_FUTURE_MS:
-            log.warning("block %d is %d ms in the future: refused", block.height,
-                        block.header.time_ms - now_ms())
-            return False
+            return None
+        fault = self.faults.get(block.hash)
+        if fault is not None:
+            return fault
         try:
             self.checked[block.hash] = self.ledger.check_block(block)
         except InvalidUpdate as exc:
             log.warning("invalid proposed block: %s", exc)
+            self.faults[block.hash] = fault = str(exc)
+            return fault
+        return None
+
+    def is_valid(self, block: Block) -> bool:
+        if self.block_fault(block) is not None:
+            return False
+        if block.header.time_ms > now_ms() + MAX_FUTURE_MS:
+            log.warning("block %d is %d ms in the future: refused", block.height,
+                        block.header.time_ms - now_ms())
             return False
         return True
 
@@ -107,10 +137,13 @@ class LedgerApp:
         if update is None or block.header.prev_block != self.ledger.head.hash:
             update = self.ledger.check_block(block)
         self.checked.clear()
+        self.faults.clear()
         return update
 
 
 Committed = Callable[[Block, CommitCertificate, bool], Awaitable[None]]
+# (the misbehaving validator's key, the proof, what it did in words)
+Offence = Callable[[PublicKey, Evidence | InvalidProposal, str], None]
 
 
 class ConsensusDriver:
@@ -126,6 +159,7 @@ class ConsensusDriver:
         guard_file: GuardFile | None,
         broadcast: Callable[[Proposal | Vote], Awaitable[None]],
         committed: Committed,
+        offence: Offence | None = None,
     ) -> None:
         self.ledger = ledger
         self.mempool = mempool
@@ -133,6 +167,8 @@ class ConsensusDriver:
         self.guard_file = guard_file
         self._broadcast = broadcast
         self._committed = committed
+        self._offence = offence
+        self._invalid_stored: tuple[int, int] = (0, 0)  # (height, invalid proposals stored at it)
         self.app = LedgerApp(ledger, mempool, key)
         guard = guard_file.load() if guard_file is not None and key is not None else SignGuard()
         self.machine = Tendermint(
@@ -143,6 +179,7 @@ class ConsensusDriver:
             key=key,
             guard=guard,
             height=ledger.height + 1,
+            judge=self.app,
         )
         self.lock = trio.Lock()
         self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
@@ -271,6 +308,8 @@ class ConsensusDriver:
                     )
             elif isinstance(effect, EvidenceFound):
                 self._record_evidence(effect.evidence)
+            elif isinstance(effect, InvalidProposalFound):
+                self._record_invalid_proposal(effect.proposal, effect.reason)
 
     async def _decide(self, block: Block, certificate: CommitCertificate) -> bool:
         if block.height != self.ledger.height + 1:
@@ -293,6 +332,31 @@ class ConsensusDriver:
         batch = WriteBatch()
         put_evidence(batch, evidence)
         self.ledger.store.write(batch, sync=True)
+        if self._offence is not None:
+            vote = evidence.first
+            kind = vote.vtype.name.lower()
+            what = f"equivocation: two {kind}s at height {vote.height} round {vote.round}"
+            self._offence(vote.validator, evidence, what)
+
+    def _record_invalid_proposal(self, proposal: Proposal, reason: str) -> None:
+        log.warning(
+            "validator %s proposed an invalid block at height %d round %d: %s",
+            bytes(proposal.proposer).hex()[:16], proposal.height, proposal.round, reason,
+        )  # fmt: skip
+        text = reason.encode()[:MAX_FAULT_REASON].decode(errors="ignore")
+        record = InvalidProposal(proposal=proposal, reason=text)
+        height, stored = self._invalid_stored
+        if height != proposal.height:
+            height, stored = proposal.height, 0
+        if stored < MAX_INVALID_PROPOSALS_STORED:
+            batch = WriteBatch()
+            put_invalid_proposal(batch, record)
+            self.ledger.store.write(batch, sync=True)
+            stored += 1
+        self._invalid_stored = (height, stored)
+        if self._offence is not None:
+            what = f"invalid proposal at height {proposal.height} round {proposal.round}: {reason}"
+            self._offence(proposal.proposer, record, what)
 
     async def _timer(self, effect: ScheduleTimeout) -> None:
         await trio.sleep(effect.delay_ms / 1000)

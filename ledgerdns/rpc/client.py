@@ -195,6 +195,13 @@ class RpcClient:
         """Equivocation evidence the node recorded, oldest first."""
         return list(self._get("/v1/evidence")["evidence"])
 
+    def invalid_proposals(self) -> list[Json]:
+        """Signed proposals with provably invalid blocks the node recorded, oldest first.
+
+        Empty from a node too old to record them.
+        """
+        return list(self._get("/v1/evidence").get("invalid_proposals", []))
+
     # -- blocks and transactions --
 
     def block(self, height: int) -> Json:

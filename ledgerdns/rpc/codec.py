@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chain.block import Block
-from chain.consensus_messages import Evidence
+from chain.consensus_messages import Evidence, InvalidProposal
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis
 from chain.ledger import genesis_anchor
@@ -292,6 +292,20 @@ def evidence_json(evidence: Evidence, genesis: Genesis) -> Json:
         "first": vote_json(first),
         "second": vote_json(evidence.second),
         "hex": evidence.to_bytes().hex(),
+    }
+
+
+def invalid_proposal_json(record: InvalidProposal, genesis: Genesis) -> Json:
+    """A signed proposal whose block broke the ledger rules, why, and its canonical bytes."""
+    proposal = record.proposal
+    return {
+        "validator": validator_name(genesis, proposal.proposer),
+        "validator_key": bytes(proposal.proposer).hex(),
+        "height": proposal.height,
+        "round": proposal.round,
+        "block_hash": proposal.block.hash.hex(),
+        "reason": record.reason,
+        "hex": record.to_bytes().hex(),
     }
 
 

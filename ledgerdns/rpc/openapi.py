@@ -79,9 +79,18 @@ def _schemas() -> Json:
         {"error": {"type": "string", "description": "a RejectReason value or an RPC code"},
          "message": {"type": "string"}}
     )
+    invalid_proposal = _obj(
+        {
+            "validator": _nullable({"type": "string"}), "validator_key": HEX,
+            "height": INT, "round": INT, "block_hash": HASH,
+            "reason": {"type": "string", "description": "the check's error: code, detail"},
+            "hex": {**HEX, "description": "chain.consensus_messages.InvalidProposal bytes"},
+        }
+    )
     return {
         "Tx": tx, "Domain": domain, "Certificate": certificate,
         "BlockSummary": block_summary, "Block": block, "Error": error,
+        "InvalidProposal": invalid_proposal,
     }
 
 
@@ -208,7 +217,10 @@ def _paths() -> Json:
         ),
         "/v1/peers": _get("Known peers", _obj({"peers": listing})),
         "/v1/validators": _get("Genesis validators", _obj({"validators": listing})),
-        "/v1/evidence": _get("Equivocation evidence", _obj({"evidence": listing})),
+        "/v1/evidence": _get(
+            "Misbehaviour this node proved: equivocations and (the latest 100) invalid proposals",
+            _obj({"evidence": listing, "invalid_proposals": _list_of("InvalidProposal")}),
+        ),
         "/v1/openapi.json": _get("This document", {"type": "object"}),
     }
 

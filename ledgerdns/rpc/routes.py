@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from chain.block import Block
 from chain.errors import InvalidUpdate, NotFound, RejectReason
+from chain.evidence_store import list_invalid_proposals
 from chain.names import normalize_name, validate_domain
 from chain.tx import Transaction
 from ledgerdns.rpc import codec
@@ -171,10 +172,14 @@ class Endpoints:
         return JSONResponse({"validators": codec.plain_json(self.services.validators())})
 
     async def evidence(self, request: Request) -> Response:
-        """``GET /v1/evidence``."""
+        """``GET /v1/evidence``: equivocations and invalid proposals, oldest first."""
         genesis = self.services.genesis
         items = [codec.evidence_json(e, genesis) for e in self.services.evidence()]
-        return JSONResponse({"evidence": items})
+        invalid = reversed(list_invalid_proposals(self.services.ledger.store))
+        return JSONResponse({
+            "evidence": items,
+            "invalid_proposals": [codec.invalid_proposal_json(r, genesis) for r in invalid],
+        })  # fmt: skip
 
     async def openapi(self, request: Request) -> Response:
         """``GET /v1/openapi.json``."""
