@@ -9,15 +9,21 @@ three of four validators always keep quorum), waits ``--down`` seconds,
 restarts it on the same data directory and ports, and lets it catch up
 (bounded) before the next kill.
 
-Afterwards the load stops and the tool waits (bounded) until every node has the
-same head and an empty mempool; ``convergence_s`` runs from the last restart until then. It then
+Afterwards the load stops; each update still open is checked (and sent again
+every second: the node it went to may have died before gossiping it) until it is
+final, then the tool waits (bounded) until every node has the same head and an
+empty mempool; ``convergence_s`` runs from the last restart until then (a slow
+convergence prints each node's height and mempool size as they moved). It then
 compares every node's block hashes at every common height and the state root at
 the lowest head (``diverged_nodes``), and looks up every update the writer saw
 finalized in every node's domain history, plus the latest ones by txid
 (``lost_updates``). A node that cannot restart ends the loop and is reported.
 
-Progress goes to stderr; stdout gets exactly one JSON line: ``cycles``,
-``lost_updates``, ``diverged_nodes``, ``convergence_s`` plus details. Exit code
+Progress goes to stderr (each restart with its time to READY and to catch up);
+stdout gets exactly one JSON line: ``cycles``, ``lost_updates``,
+``diverged_nodes``, ``convergence_s`` plus details, among them ``phases_s`` (the
+seconds spent starting the nodes, registering, in the chaos loop, stopping the
+writer, draining, converging, checking and stopping the nodes). Exit code
 0 when nothing was lost or diverged and every node restarted, else 1.
 ``--quick``: 5 cycles, 4 s apart (under 90 s on two cores). The load is in
 `tools.chaos_load`, the end checks in `tools.chaos_checks`.
@@ -51,6 +57,7 @@ from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 
 from chain.params import ConsensusParams  # noqa: E402
+from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
 from tools.chaos_checks import compare_chains, converge, find_lost, node_height  # noqa: E402
 from tools.chaos_load import Writer  # noqa: E402
 from tools.localnet import Cluster, ClusterError  # noqa: E402
@@ -72,6 +79,7 @@ class ChaosLog:
     cycles: int = 0
     kills: Counter[str] = field(default_factory=Counter)
     last_restart: float = 0.0
+    restart_s: list[float] = field(default_factory=list)  # restart until READY
     catchup_s: list[float] = field(default_factory=list)
     slow_catchups: int = 0  # restarts not at the others' height within --catchup
     failures: list[str] = field(default_factory=list)
@@ -93,6 +101,7 @@ def chaos_loop(
         code = cluster.kill(victim, signal.SIGKILL)
         log.kills["validator" if node.validator else "follower"] += 1
         time.sleep(args.down)
+        restarting = time.monotonic()
         try:
             cluster.restart(victim)
         except ClusterError as exc:
@@ -102,6 +111,7 @@ def chaos_loop(
             )
             break
         log.last_restart = time.monotonic()
+        log.restart_s.append(log.last_restart - restarting)
         with writer.lock:
             writer.down.discard(victim)
         after = node_height(cluster, victim)
@@ -122,7 +132,8 @@ def chaos_loop(
         log.cycles = cycle
         role = "validator" if node.validator else "follower"
         console.print(f"cycle {cycle}/{args.cycles}: killed {role} {victim} (exit {code}, height {before}), "
-                      f"restarted at {after}, {caught}; {len(writer.finalized)} updates final")  # fmt: skip
+                      f"restarted at {after} ({log.restart_s[-1]:.1f} s), {caught}; "
+                      f"{len(writer.finalized)} updates final, cycle {time.monotonic() - started:.1f} s")  # fmt: skip
         if cycle == args.cycles:
             break
         if started + args.interval >= deadline:  # no sleeping into the cap: it would count
@@ -220,24 +231,29 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             phase("chaos")
             writer.stop()
             phase("stop_writer")
+        # Updates still open: finalized, or sent again until they are (one whose node was
+        # killed before gossiping it exists nowhere else). Then no more blocks are coming.
+        remaining = writer.drain(timeout=10)
+        phase("drain")
         converged, seen = converge(cluster, log.last_restart, args.converge)
         phase("converge")
-        remaining = writer.drain(timeout=10)  # updates still open: were they finalized?
-        phase("drain")
         heads = Counter(f"{x[0]}:{x[1][:12]}" if isinstance(x, tuple) else str(x) for x in seen)
+        peers = [_peers(cluster, i) for i in range(len(cluster.nodes))]
         console.print(
             f"load stopped: {len(writer.finalized)} updates final, {remaining} still open; converged: "
-            f"{'no' if converged is None else f'{converged:.1f} s'}; heads {dict(heads)}"
+            f"{'no' if converged is None else f'{converged:.1f} s'}; heads {dict(heads)}; "
+            f"peers {peers}"
         )
         writer.close()
         height = max((x[0] for x in seen if isinstance(x, tuple)), default=0)
         result = _check(cluster, writer, log, converged, remaining, height)
         phase("checks")
-        return result | {
-            "seed": args.seed,
-            "duration_s": round(time.monotonic() - t0, 1),
-            "phases_s": phases,
-        }
+    phase("stop")  # every node SIGTERMed and gone
+    return result | {
+        "seed": args.seed,
+        "duration_s": round(time.monotonic() - t0, 1),
+        "phases_s": phases,
+    }
 
 
 def _check(
@@ -276,11 +292,19 @@ def _check(
         "updates_finalized": len(writer.finalized),
         "updates_open": remaining,
         "height": top,
+        "restart_max_s": round(max(log.restart_s, default=0.0), 2),
         "catchup_max_s": round(max(log.catchup_s, default=0.0), 2),
         "slow_catchups": log.slow_catchups,
         "failures": failures,
         "writer": dict(writer.stats),
     }
+
+
+def _peers(cluster: Cluster, i: int) -> int | None:
+    try:
+        return int(cluster.status(i)["peers"])
+    except (NodeUnreachable, RpcError):
+        return None
 
 
 def _wait_for(done: Callable[[], bool], timeout: float) -> None:

@@ -19,6 +19,9 @@ from tools.localnet import Cluster
 
 console = Console(stderr=True, highlight=False)
 RESEND_S = 4.0  # an update nobody reports final after this long is sent again (same bytes)
+# Once the load stops nothing else is coming: an update still open may have died with the
+# node it was sent to (SIGKILLed before gossiping it), so it is sent again sooner.
+DRAIN_RESEND_S = 1.0
 RPC_TIMEOUT_S = 3.0
 
 
@@ -101,8 +104,11 @@ class Writer:
         else:
             self.check(slot)
 
-    def check(self, slot: _Slot) -> bool:
-        """Ask a live node whether the outstanding update is final; True once it is."""
+    def check(self, slot: _Slot, resend_after: float = RESEND_S) -> bool:
+        """Ask a live node whether the outstanding update is final; True once it is.
+
+        Not final `resend_after` seconds after it was last sent: it is sent again.
+        """
         tx = slot.outstanding
         assert tx is not None
         index, client = self._client()
@@ -118,7 +124,7 @@ class Writer:
         if doc.get("status") == "finalized":
             self._finalized(slot, tx, int(doc["height"]))
             return True
-        if time.monotonic() - slot.sent_at > RESEND_S:
+        if time.monotonic() - slot.sent_at > resend_after:
             self._send(slot, "resent")
         return False
 
@@ -187,14 +193,17 @@ class Writer:
             client.close()
 
     def drain(self, timeout: float) -> int:
-        """After `stop`: check the outstanding updates until final or `timeout`; how many remain."""
+        """After `stop`: check the outstanding updates until final or `timeout`; how many remain.
+
+        Each is sent again every `DRAIN_RESEND_S` until a node reports it final.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             pending = [s for s in self.slots if s.outstanding is not None]
             if not pending:
                 return 0
             for slot in pending:
-                self.check(slot)
+                self.check(slot, resend_after=DRAIN_RESEND_S)
             time.sleep(0.2)
         return sum(1 for s in self.slots if s.outstanding is not None)
 

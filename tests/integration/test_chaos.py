@@ -39,4 +39,5 @@ def test_a_short_crash_loop_loses_no_finalized_update_and_no_node_diverges() -> 
     assert result["updates_finalized"] > result["kills"], result  # the load really ran
     assert result["failures"] == [], result
     assert proc.returncode == 0, err[-4000:]
-    assert elapsed < 140, f"took {elapsed:.0f} s"  # its own waits are bounded well inside this
+    # its own waits are bounded well inside this; where the time went if not
+    assert elapsed < 140, f"took {elapsed:.0f} s: {result.get('phases_s')}\n{err[-4000:]}"
