@@ -38,6 +38,7 @@ log = logging.getLogger("ledgerdns.sync")
 
 PAGE_BYTES = 1024 * 1024
 PAGE_BLOCKS = 500
+STATUS_TIMEOUT_S = 3.0  # a status is a few bytes; a peer that has not answered by then is skipped
 POLL_S = 5.0  # how often a node compares heads with a random peer (gossip pokes it sooner)
 PROGRESS_MIN_BLOCKS = 20  # show a progress bar only for a real catch-up
 BAD_SYNC_PENALTY = 50
@@ -141,17 +142,29 @@ class Syncer:
                 continue
             eager_until = 0.0
             random.shuffle(peers)
-            for peer in peers[: 3 if self._poked else 1]:
-                status = await self._status(peer)
-                if status is None or status.height <= self.ledger.height:
-                    continue
+            # Asked at once: a peer whose stream hangs (a connection being replaced after
+            # both sides dialled) costs STATUS_TIMEOUT_S, not that much per peer in turn.
+            answers: list[tuple[str, Status]] = []
+            async with trio.open_nursery() as nursery:
+                for peer in peers[: 3 if self._poked else 1]:
+                    nursery.start_soon(self._status_into, answers, peer)
+            for peer, status in sorted(answers, key=lambda a: -a[1].height):
+                if status.height <= self.ledger.height:
+                    break
                 self.target = max(self.target, status.height)
                 await self.catch_up(peer, status.height)
             self._poked = False
 
+    async def _status_into(self, answers: list[tuple[str, Status]], peer: str) -> None:
+        status = await self._status(peer)
+        if status is not None:
+            answers.append((peer, status))
+
     async def _status(self, peer: str) -> Status | None:
         try:
-            raw = await self.p2p.request(peer, self.protocol, StatusRequest().to_bytes(), timeout=5)
+            raw = await self.p2p.request(
+                peer, self.protocol, StatusRequest().to_bytes(), timeout=STATUS_TIMEOUT_S
+            )
             status = Status.from_bytes(raw)
         except (P2PError, InvalidUpdate) as exc:
             log.debug("status from %s failed: %s", peer, exc)
