@@ -1,4 +1,9 @@
-"""Gossip topics: validators in front of the library, and a drain behind it.
+"""Gossip topics: a gate and validators in front of the library, and a drain behind it.
+
+`GossipGate` sees every message another peer hands us, before the library's
+seen-cache, signature check and our validators: a message over its topic's size
+cap or over the forwarder's rate on that topic is dropped (not delivered, not
+forwarded) and costs the forwarder penalty points.
 
 The library hands each accepted message to a 32-slot queue per topic and drops
 messages when it is full. One task per topic empties that queue into our own,
@@ -10,7 +15,7 @@ handler in arrival order.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import trio
 from libp2p.abc import ISubscriptionAPI
@@ -18,10 +23,13 @@ from libp2p.custom_types import SyncValidatorFn
 from libp2p.peer.id import ID
 from libp2p.pubsub.pb import rpc_pb2
 
+from ledgerdns.p2p.limits import DEFAULT_LIMIT, GossipLimit, RateLimiter, limit_for
+
 log = logging.getLogger(__name__)
 
 Validator = Callable[[str, bytes], bool]
 Handler = Callable[[str, bytes], Awaitable[None]]
+Penalize = Callable[[str, int, str], None]
 
 QUEUE_SIZE = 4096
 
@@ -49,7 +57,86 @@ def wrap_validator(topic: str, fn: Validator, own_id: ID) -> SyncValidatorFn:
     return validate
 
 
-async def drain(topic: str, sub: ISubscriptionAPI, out: trio.MemorySendChannel[rpc_pb2.Message]) -> None:
+class GossipGate:
+    """Size cap and per-(forwarder, topic) rate limit on gossip from other peers.
+
+    Applied by `GuardedPubsub.push_msg` ahead of the library's own checks rather
+    than as a topic validator: the library caches a validator's verdict per
+    message id (the content hash) for 5 minutes, so a message refused because
+    *this* forwarder was over its rate would then be refused from every other
+    forwarder too. Our own publishes are never limited.
+
+    Only `topics` (the ones we joined) are counted: a message may name any number
+    of topic strings, and a bucket per made-up topic would let a peer grow the
+    table and push its own buckets out (which refills them).
+    """
+
+    def __init__(
+        self,
+        own_id: ID,
+        penalize: Penalize,
+        clock: Callable[[], float],
+        topics: Iterable[str],
+        limits: Mapping[str, GossipLimit],
+        default: GossipLimit = DEFAULT_LIMIT,
+        *,
+        oversize_penalty: int,
+        rate_penalty: int,
+    ) -> None:
+        self._own = own_id
+        self._topics = frozenset(topics)
+        self._penalize = penalize
+        self._clock = clock
+        self._limits = limits
+        self._default = default
+        self._by_topic: dict[str, GossipLimit] = {}
+        self._oversize_penalty = oversize_penalty
+        self._rate_penalty = rate_penalty
+        self.limiter = RateLimiter()
+        self.oversized = 0  # messages dropped for their size
+        self.over_rate = 0  # messages dropped for their forwarder's rate
+
+    def limit(self, topic: str) -> GossipLimit:
+        """The limit that applies to `topic`."""
+        found = self._by_topic.get(topic)
+        if found is None:
+            found = self._by_topic[topic] = limit_for(topic, self._limits, self._default)
+        return found
+
+    def check(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        """True to let the message on to the library; False drops it (and penalizes)."""
+        if forwarder == self._own:
+            return True
+        size = len(msg.data)
+        topics = [topic for topic in msg.topicIDs if topic in self._topics]
+        peer = forwarder.to_base58()
+        for topic in topics:
+            limit = self.limit(topic)
+            if size > limit.max_bytes:
+                self.oversized += 1
+                self._penalize(
+                    peer,
+                    self._oversize_penalty,
+                    f"gossip message of {size} bytes on {topic} (cap {limit.max_bytes})",
+                )
+                return False
+        now = self._clock()
+        for topic in topics:
+            limit = self.limit(topic)
+            if not self.limiter.allow(peer, topic, limit, now):
+                self.over_rate += 1
+                self._penalize(
+                    peer,
+                    self._rate_penalty,
+                    f"gossip over rate on {topic} ({limit.rate:g}/s, burst {limit.burst:g})",
+                )
+                return False
+        return True
+
+
+async def drain(
+    topic: str, sub: ISubscriptionAPI, out: trio.MemorySendChannel[rpc_pb2.Message]
+) -> None:
     """Move every message from the library's subscription queue into `out`, never blocking."""
     dropped = 0
     while True:

@@ -13,7 +13,8 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 import multiaddr
 from google.protobuf.message import DecodeError
@@ -22,11 +23,14 @@ from libp2p.abc import IHost, INetStream
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.io.abc import Reader
+from libp2p.io.exceptions import MessageTooLarge
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.peer.id import ID
 from libp2p.pubsub import gossipsub as gossipsub_module
 from libp2p.pubsub import pubsub as pubsub_module
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pb.rpc_pb2 import RPC
 from libp2p.pubsub.pubsub import ContentAddressedMessageIDGenerator, Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -35,6 +39,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from ledgerdns.p2p.errors import P2PError
+from ledgerdns.p2p.limits import MAX_RPC_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +59,25 @@ def build_host(key_pair: KeyPair, listen: list[str]) -> IHost:
     )
 
 
+Gate = Callable[[ID, rpc_pb2.Message], bool]
+FrameRefused = Callable[[ID, str], None]
+
+
 class GuardedPubsub(Pubsub):
-    """`Pubsub` whose per-peer reader survives a malformed RPC.
+    """`Pubsub` whose per-peer reader survives a malformed RPC, with a gate on inbound messages.
+
+    `gate(forwarder, msg)`, when set, sees every message a peer hands us (and our
+    own publishes) before the library looks at it: before the blacklist, the
+    seen-cache, the signature check and the topic validators. False drops the
+    message: it is neither delivered nor forwarded, and unlike a validator's
+    verdict the refusal is not cached, so the same message from another peer
+    is judged afresh.
+
+    The library reads a pubsub RPC frame only up to `max_inbound_rpc_size` (we
+    pass `MAX_RPC_FRAME_BYTES`, its own default, 1 MiB, which is also the largest
+    it ever sends): a longer length prefix resets the stream before any byte of
+    the body is read. `frame_refused(peer, why)`, when set, is told of each such
+    frame (the library only logs it), so the peer can be penalized.
 
     The library's stream handler lets a protobuf `DecodeError` (bytes that are
     not an RPC, seen once under heavy load in a 100,000-transaction benchmark)
@@ -63,6 +85,26 @@ class GuardedPubsub(Pubsub):
     only costs that peer its pubsub stream: it is reset and the peer dropped
     from pubsub until it reconnects, as for any other read error.
     """
+
+    gate: Gate | None = None
+    frame_refused: FrameRefused | None = None
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        token = _reading.set((self, stream.muxed_conn.peer_id))
+        try:
+            await super().continuously_read_stream(stream)
+        finally:
+            _reading.reset(token)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        gate = self.gate
+        if (
+            gate is not None
+            and not self.is_peer_blacklisted(msg_forwarder)
+            and not gate(msg_forwarder, msg)
+        ):
+            return
+        await super().push_msg(msg_forwarder, msg)
 
     async def stream_handler(self, stream: INetStream) -> None:
         try:
@@ -77,9 +119,38 @@ class GuardedPubsub(Pubsub):
             self._handle_dead_peer(peer_id)
 
 
-def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
+# The pubsub (and its peer) whose stream the current task reads, for `_reporting_frame_cap`.
+_reading: ContextVar[tuple[GuardedPubsub, ID]] = ContextVar("ledgerdns_pubsub_reading")
+
+ReadLimited = Callable[[Reader, int], Awaitable[bytes]]
+
+
+def _reporting_frame_cap(original: ReadLimited) -> ReadLimited:
+    """`read_varint_prefixed_bytes_limited` that tells the reading `GuardedPubsub` of a refused frame."""
+
+    async def read_limited(reader: Reader, max_length: int) -> bytes:
+        try:
+            return await original(reader, max_length)
+        except MessageTooLarge as exc:
+            reading = _reading.get(None)
+            if reading is not None and reading[0].frame_refused is not None:
+                reading[0].frame_refused(reading[1], str(exc))
+            raise
+
+    return read_limited
+
+
+def install_frame_report() -> None:
+    """Route pubsub's frame reads through `_reporting_frame_cap` (idempotent)."""
+    current = getattr(pubsub_module, "read_varint_prefixed_bytes_limited")  # noqa: B009
+    if getattr(current, "__name__", "") != "read_limited":
+        setattr(pubsub_module, "read_varint_prefixed_bytes_limited", _reporting_frame_cap(current))  # noqa: B010
+
+
+def build_pubsub(host: IHost) -> tuple[GuardedPubsub, GossipSub]:
     """Gossipsub with a steady 1 s heartbeat, no message-rate limit and content-addressed ids."""
     install_record_memo()
+    install_frame_report()
     router = GossipSub(
         protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
         degree=MESH_DEGREE,
@@ -94,6 +165,7 @@ def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
         router,
         strict_signing=True,
         msg_id_constructor=ContentAddressedMessageIDGenerator(),
+        max_inbound_rpc_size=MAX_RPC_FRAME_BYTES,
     )
     # The library seeds this with int(time.time()): a node publishing more than one
     # message a second reuses sequence numbers after a restart and peers drop those
@@ -106,7 +178,9 @@ def build_pubsub(host: IHost) -> tuple[Pubsub, GossipSub]:
 _consumed_records: weakref.WeakKeyDictionary[IHost, dict[ID, bytes]] = weakref.WeakKeyDictionary()
 
 
-def _remembering_record_check(original: Callable[[RPC, IHost, ID], bool]) -> Callable[[RPC, IHost, ID], bool]:
+def _remembering_record_check(
+    original: Callable[[RPC, IHost, ID], bool],
+) -> Callable[[RPC, IHost, ID], bool]:
     """`maybe_consume_signed_record`, skipped when a peer resends the record it sent last.
 
     py-libp2p attaches the sender's signed peer record to every pubsub RPC and

@@ -8,7 +8,8 @@ nursery.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from ledgerdns.p2p import gossip, rpc
 from ledgerdns.p2p.errors import P2PError
 from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
 from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
+from ledgerdns.p2p.limits import DEFAULT_LIMIT, DEFAULT_TOPIC_LIMITS, GossipLimit
 from ledgerdns.p2p.logs import tame_libp2p_logging
 from ledgerdns.p2p.mdns import Found, run_mdns
 from ledgerdns.p2p.peers import BAN_SECONDS, BAN_THRESHOLD, KnownPeers, PeerScores
@@ -58,6 +60,11 @@ class P2PConfig:
         target_peers: below this many connections, dial peers the DHT knows.
         ban_threshold: penalty points that get a peer banned.
         ban_seconds: how long a ban lasts.
+        gossip_limits: size cap and rate per forwarding peer, by topic (the full topic
+            string, or its name: `txs` for `/ledgerdns/<chain>/txs/1`).
+        default_gossip_limit: for topics `gossip_limits` does not name.
+        oversize_penalty: points a peer pays per gossip message over its topic's cap.
+        rate_penalty: points a peer pays per gossip message over its rate on a topic.
     """
 
     key_path: Path
@@ -70,6 +77,12 @@ class P2PConfig:
     target_peers: int = 8
     ban_threshold: int = BAN_THRESHOLD
     ban_seconds: float = BAN_SECONDS
+    gossip_limits: Mapping[str, GossipLimit] = field(
+        default_factory=lambda: dict(DEFAULT_TOPIC_LIMITS)
+    )
+    default_gossip_limit: GossipLimit = DEFAULT_LIMIT
+    oversize_penalty: int = 25
+    rate_penalty: int = 1
 
 
 @dataclass(slots=True)
@@ -78,6 +91,7 @@ class _Live:
     pubsub: Pubsub
     dht: KadDHT
     nursery: trio.Nursery
+    gate: gossip.GossipGate
 
 
 class P2PNode:
@@ -102,6 +116,7 @@ class P2PNode:
         for peer, addr in self._bootstrap:
             self._known.pin(peer, [addr])
         self._live: _Live | None = None
+        self._gate: gossip.GossipGate | None = None
         self._stopping: trio.Event | None = None
 
     # -- lifecycle --
@@ -137,6 +152,18 @@ class P2PNode:
         host = build_host(self._key_pair, self._config.listen)
         dht = build_dht(host)  # before any dial, so it registers its protocol first
         pubsub, router = build_pubsub(host)
+        gate = self._gate = gossip.GossipGate(
+            host.get_id(),
+            self.penalize,
+            trio.current_time,
+            self._config.topics,
+            self._config.gossip_limits,
+            self._config.default_gossip_limit,
+            oversize_penalty=self._config.oversize_penalty,
+            rate_penalty=self._config.rate_penalty,
+        )
+        pubsub.gate = gate.check
+        pubsub.frame_refused = self._frame_refused
         for protocol, fn in self._request_handlers.items():
             host.set_stream_handler(TProtocol(protocol), rpc.stream_handler(protocol, fn))
         host.get_network().register_notifee(_Notifee(self))
@@ -147,14 +174,16 @@ class P2PNode:
                     async with background_trio_service(pubsub), background_trio_service(router):
                         await pubsub.wait_until_ready()
                         async with background_trio_service(dht), trio.open_nursery() as nursery:
-                            live = self._live = _Live(host, pubsub, dht, nursery)
+                            live = self._live = _Live(host, pubsub, dht, nursery, gate)
                             nursery.start_soon(_stop_when, stopping, host, stack)
                             await self._join_topics(live)
                             if self._config.mdns:
                                 await self._start_mdns(live)
                             nursery.start_soon(self._maintain, live)
                             self.listen_addrs = [str(a) for a in host.get_addrs()]
-                            log.info("p2p listening peer=%s addrs=%s", self.peer_id, self.listen_addrs)
+                            log.info(
+                                "p2p listening peer=%s addrs=%s", self.peer_id, self.listen_addrs
+                            )
                             task_status.started()
             finally:
                 self._live = None
@@ -199,7 +228,9 @@ class P2PNode:
         self._validators[topic] = fn
         if self._live is not None:
             own = self._live.host.get_id()
-            self._live.pubsub.set_topic_validator(topic, gossip.wrap_validator(topic, fn, own), False)
+            self._live.pubsub.set_topic_validator(
+                topic, gossip.wrap_validator(topic, fn, own), False
+            )
 
     def set_handler(self, topic: str, fn: gossip.Handler) -> None:
         """Receive each accepted message on `topic` from other nodes as `fn(source_peer_id, data)`.
@@ -237,9 +268,13 @@ class P2PNode:
         """
         self._request_handlers[protocol] = fn
         if self._live is not None:
-            self._live.host.set_stream_handler(TProtocol(protocol), rpc.stream_handler(protocol, fn))
+            self._live.host.set_stream_handler(
+                TProtocol(protocol), rpc.stream_handler(protocol, fn)
+            )
 
-    async def request(self, peer_id: str, protocol: str, data: bytes, timeout: float = 10.0) -> bytes:
+    async def request(
+        self, peer_id: str, protocol: str, data: bytes, timeout: float = 10.0
+    ) -> bytes:
         """Send a request (≤ 1 MiB) and return the response (≤ 16 MiB).
 
         Dials the peer if it is not connected but its address is known.
@@ -276,7 +311,9 @@ class P2PNode:
         """Add penalty points; at the threshold the peer is disconnected and refused for a while."""
         total = self._scores.points(peer_id) + points
         banned = self._scores.add(peer_id, points, trio.current_time())
-        log.warning("penalized peer=%s points=%d total=%d reason=%s", peer_id, points, total, reason)
+        log.warning(
+            "penalized peer=%s points=%d total=%d reason=%s", peer_id, points, total, reason
+        )
         if not banned:
             return
         log.warning(
@@ -284,9 +321,15 @@ class P2PNode:
         )
         if self._live is not None:
             pid = rpc.parse_peer_id(peer_id)
+            self._live.gate.limiter.forget(peer_id)
             self._live.pubsub.add_to_blacklist(pid)
             self._live.dht.routing_table.remove_peer(pid)
             self._live.nursery.start_soon(self._disconnect, self._live, pid)
+
+    def _frame_refused(self, peer: ID, why: str) -> None:
+        self.penalize(
+            peer.to_base58(), self._config.oversize_penalty, f"pubsub RPC frame refused: {why}"
+        )
 
     def penalty(self, peer_id: str) -> int:
         """The peer's penalty points (0 if never penalized or after its ban ended)."""
@@ -320,6 +363,7 @@ class P2PNode:
 
     async def _reconnect_pass(self, live: _Live) -> bool:
         now = trio.current_time()
+        live.gate.limiter.sweep(now)
         for peer in self._scores.expire(now):
             live.pubsub.remove_from_blacklist(rpc.parse_peer_id(peer))
             log.info("ban ended peer=%s", peer)
@@ -345,7 +389,9 @@ class P2PNode:
                 nursery.start_soon(self._dial_into, results, live, peer, addrs)
         return any(results)
 
-    async def _dial_into(self, results: list[bool], live: _Live, peer: str, addrs: list[str]) -> None:
+    async def _dial_into(
+        self, results: list[bool], live: _Live, peer: str, addrs: list[str]
+    ) -> None:
         results.append(await self._dial(live, peer, addrs))
 
     async def _dial(self, live: _Live, peer: str, addrs: list[str]) -> bool:
@@ -369,7 +415,9 @@ class P2PNode:
     async def _self_lookup(self, live: _Live) -> None:
         with trio.move_on_after(LOOKUP_TIMEOUT):
             try:
-                await live.dht.peer_routing.find_closest_peers_network(live.host.get_id().to_bytes())
+                await live.dht.peer_routing.find_closest_peers_network(
+                    live.host.get_id().to_bytes()
+                )
             except Exception as exc:  # a lookup is best effort; the next pass tries again
                 log.debug("dht lookup failed: %r", exc)
 

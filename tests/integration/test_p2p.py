@@ -104,6 +104,7 @@ async def test_identity_persists_across_restart(tmp_path: Path) -> None:
 def test_bad_key_file_and_bad_bootstrap_are_clear_errors(tmp_path: Path) -> None:
     key = tmp_path / "node.key"
     key.write_bytes(b"not a key")
+    key.chmod(0o600)
     with pytest.raises(P2PError, match="cannot load node key"):
         P2PNode(config(key))
     with pytest.raises(P2PError, match="/p2p/"):
