@@ -106,6 +106,25 @@ class GuardedPubsub(Pubsub):
             return
         await super().push_msg(msg_forwarder, msg)
 
+    async def _teardown_if_connected(self, peer_id: ID) -> None:
+        """The library's clean-up of a blacklisted peer, without its race.
+
+        It awaits the stream reset and then deletes the peer; when the ban's own
+        disconnect (or the peer leaving) removed the peer in between, the `del`
+        raised KeyError inside the pubsub service and stopped the node. It also
+        left the peer in the router's mesh and its send queue open. Here the
+        library's dead-peer clean-up does all of that (it tolerates a peer
+        already gone, and never re-registers a blacklisted one), then the
+        stream is reset.
+        """
+        stream = self.peers.get(peer_id)
+        self._handle_dead_peer(peer_id)
+        if stream is not None:
+            try:
+                await stream.reset()
+            except Exception:  # the stream may be gone already
+                pass
+
     async def stream_handler(self, stream: INetStream) -> None:
         try:
             await super().stream_handler(stream)

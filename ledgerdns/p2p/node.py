@@ -8,10 +8,11 @@ nursery.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import multiaddr
 import trio
@@ -424,6 +425,8 @@ class P2PNode:
     def _on_connected(self, conn: INetConn) -> None:
         live = self._live
         peer = conn.muxed_conn.peer_id
+        if not _fail_fast(conn):
+            log.debug("no TCP socket under the connection to peer=%s", peer)
         if live is None:
             return
         if self._scores.is_banned(peer.to_base58()):
@@ -468,6 +471,45 @@ class _Notifee(INotifee):
 
     async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
         pass
+
+
+TCP_USER_TIMEOUT_MS = 10_000  # data unacknowledged this long: the path is gone (a partition)
+
+
+def _fail_fast(conn: INetConn) -> bool:
+    """Let the kernel abort a connection whose packets are dropped (a partition).
+
+    Plain TCP keeps such a connection open for about 15 minutes, retransmitting
+    with a doubling back-off, so after the path heals each direction waits for
+    its next retransmission (measured: 14 s of recovery after a 15 s cut). With
+    TCP_USER_TIMEOUT, and keepalive probes for idle connections, it fails after
+    about 10 s and the reconnect loop dials a fresh one, which works as soon as
+    the path is back (3 s median after a 15 s cut).
+    The socket sits at SwarmConn → Yamux → Noise session → packet reader →
+    raw connection → trio stream → socket in py-libp2p 0.8.1.
+    """
+    sock: Any = conn.muxed_conn
+    for attr in (
+        "secured_conn",
+        "conn",
+        "read_writer",
+        "read_write_closer",
+        "stream",
+        "stream",
+        "socket",
+    ):
+        sock = getattr(sock, attr, None)
+    if sock is None or not hasattr(sock, "setsockopt"):
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+    except (OSError, AttributeError):  # not Linux, or not TCP
+        return False
+    return True
 
 
 def _unblock(host: IHost, pid: ID) -> None:
