@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from chain.block import Block
-from chain.consensus_messages import Evidence, InvalidProposal, Proposal
-from chain.crypto import PublicKey
+from chain.consensus_messages import Evidence, Proposal
 from chain.encoding import Kind
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.evidence_store import list_evidence
@@ -47,6 +46,7 @@ from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
 from ledgerdns.node.driver import ConsensusDriver, now_ms
+from ledgerdns.node.offences import Offences
 from ledgerdns.node.sync import Syncer, SyncServer
 from ledgerdns.p2p import P2PConfig, P2PNode
 from ledgerdns.p2p.peers import BAN_THRESHOLD
@@ -67,15 +67,6 @@ TX_BATCH_MAX = MAX_BATCH_TXS
 TX_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # room for framing
 ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
-# Both offences below are signed and provable, and no honest node commits them whatever the
-# network or its clock. Equivocation takes a misused key (a validator run twice, or malice):
-# its peers are banned at once. An invalid proposal may also come from an honest validator
-# running a build whose block rules differ (a bug, an upgrade half done): half the ban, so
-# one refused block does not cut a validator off, a second one does.
-EQUIVOCATION_PENALTY = BAN_THRESHOLD
-INVALID_PROPOSAL_PENALTY = BAN_THRESHOLD // 2
-ORIGINS_PER_VALIDATOR = 4  # peers remembered per validator as publishers of its messages
-PENALIZED_LISTED = 256  # peers penalized lately, listed by peers() even once disconnected
 EXPIRY_SWEEP_S = 10.0
 RESEND_S = 2.0
 DECODED_CACHE = 256
@@ -87,35 +78,6 @@ def _version() -> str:
         return version("ledgerdns")
     except PackageNotFoundError:
         return "dev"
-
-
-class OriginPeers:
-    """Which peers published (not merely forwarded) messages signed by each validator.
-
-    Gossip signs every message with its publisher's peer key (strict signing),
-    so a message's origin cannot be forged by a relay. Honest nodes publish only
-    what their own validator signed; when a validator is caught misbehaving, its
-    recent publishers are the peers to penalize. Bounded: only genesis validators
-    are tracked, each with its `limit` most recent publishers.
-    """
-
-    def __init__(self, limit: int = ORIGINS_PER_VALIDATOR) -> None:
-        self.limit = limit
-        self._peers: dict[bytes, list[str]] = {}
-
-    def note(self, validator: bytes, peer: str) -> None:
-        """`peer` published a message signed by `validator`."""
-        peers = self._peers.setdefault(validator, [])
-        if peers and peers[-1] == peer:
-            return
-        if peer in peers:
-            peers.remove(peer)
-        peers.append(peer)
-        del peers[: -self.limit]
-
-    def of(self, validator: bytes) -> list[str]:
-        """The peers that published `validator`'s messages, most recent last."""
-        return list(self._peers.get(validator, ()))
 
 
 class Node:
@@ -141,6 +103,7 @@ class Node:
                 mdns=config.mdns,
             )
         )
+        self._offences = Offences(self._genesis, self.p2p)
         self.driver = ConsensusDriver(
             genesis=self._genesis,
             ledger=self._ledger,
@@ -149,7 +112,7 @@ class Node:
             guard_file=GuardFile(config.data_dir / "guard") if self.key else None,
             broadcast=self._broadcast,
             committed=self._on_committed,
-            offence=self._on_offence,
+            offence=self._offences.on_offence,
         )
         self.sync_server = SyncServer(self._genesis, self._ledger)
         self.syncer = Syncer(
@@ -165,8 +128,6 @@ class Node:
         self._outbox_sent: list[Transaction] = []  # recent local submissions, for re-sending
         self._outbox_ready = trio.Event()
         self._peer_validator: dict[str, str] = {}
-        self._origins = OriginPeers()
-        self._penalized: dict[str, None] = {}  # insertion-ordered, at most PENALIZED_LISTED
         self._decoded: dict[bytes, Proposal | Vote] = {}
         self.ready: dict[str, Any] = {}
         self._nursery: trio.Nursery | None = None
@@ -272,7 +233,7 @@ class Node:
     def peers(self) -> list[PeerInfo]:
         """Connected peers, then peers penalized lately (a banned one is disconnected)."""
         connected = self.p2p.connected_peers()
-        listed = connected + [p for p in self._penalized if p not in connected]
+        listed = connected + [p for p in self._offences.recent() if p not in connected]
         out = []
         for peer in listed:
             penalty = self.p2p.penalty(peer)
@@ -361,14 +322,14 @@ class Node:
         try:
             batch = TxBatch.from_bytes(data)
         except InvalidUpdate as exc:
-            self._penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
+            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
             return False
         for tx in batch.txs:
             try:
                 self._admit(tx)
             except InvalidUpdate as exc:
                 if exc.reason in (RejectReason.BAD_SIGNATURE, RejectReason.WRONG_CHAIN):
-                    self._penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
+                    self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
                     return False
         return True
 
@@ -444,7 +405,7 @@ class Node:
             if not message.is_valid_signature():
                 raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
         except InvalidUpdate as exc:
-            self._penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
             return False
         # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
         return message.height > self._ledger.height
@@ -459,34 +420,14 @@ class Node:
         index = self._genesis.params.validators.index_of(signer)
         if index is not None:
             self._peer_validator.setdefault(peer, self._genesis.validator_names[index])
-            self._origins.note(bytes(signer), peer)  # before the machine can find it misbehaving
+            # before the machine can find it misbehaving:
+            self._offences.origins.note(bytes(signer), peer)
         if message.height > self._ledger.height + 1:
             self.syncer.poke(message.height - 1)
         try:
             await self.driver.on_message(message)
         except InvalidUpdate as exc:
-            self._penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
-
-    def _penalize(self, peer: str, points: int, reason: str) -> None:
-        """Penalize `peer` (p2p bans it at the threshold) and keep it listed by `peers()`."""
-        self._penalized.pop(peer, None)
-        self._penalized[peer] = None
-        while len(self._penalized) > PENALIZED_LISTED:
-            del self._penalized[next(iter(self._penalized))]
-        self.p2p.penalize(peer, points, reason)
-
-    def _on_offence(
-        self, validator: PublicKey, proof: Evidence | InvalidProposal, what: str
-    ) -> None:
-        """A validator misbehaved provably: penalize the peers that published its messages."""
-        index = self._genesis.params.validators.index_of(validator)
-        names = self._genesis.validator_names
-        name = bytes(validator).hex()[:16] if index is None else names[index]
-        points = EQUIVOCATION_PENALTY if isinstance(proof, Evidence) else INVALID_PROPOSAL_PENALTY
-        for peer in self._origins.of(bytes(validator)):
-            if peer == self.p2p.peer_id or self.p2p.penalty(peer) >= BAN_THRESHOLD:
-                continue  # never ourselves; a banned peer stays banned
-            self._penalize(peer, points, f"validator {name}: {what}")
+            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
 
     def _validate_notice(self, peer: str, data: bytes) -> bool:
         try:
@@ -495,7 +436,7 @@ class Node:
                 self._genesis.params.validators, self._genesis.chain_id, notice.block_hash
             )
         except InvalidUpdate as exc:
-            self._penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
+            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
             return False
         return True
 

@@ -22,7 +22,7 @@ from ledgerdns.node.driver import (
     ConsensusDriver,
     LedgerApp,
 )
-from ledgerdns.node.node import OriginPeers
+from ledgerdns.node.offences import OriginPeers
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 
