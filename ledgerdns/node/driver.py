@@ -280,10 +280,27 @@ class ConsensusDriver:
                     out.append(vote)
         return out
 
-    def progress_mark(self) -> tuple[int, int, int]:
-        """(height, round, step): unchanged between two looks means the height is stuck."""
+    def stuck_messages(self) -> list[Proposal | Vote]:
+        """What to send again while the height is stuck: `own_messages`, and the votes behind a lock.
+
+        A validator that locked on a block in some round re-proposes it later with
+        that round as its proof-of-lock round, and the others accept it only once
+        they hold that round's quorum of prevotes. One who missed a prevote of a
+        validator that is now cut off (a partition) can never get it from its
+        signer; without a relay the remaining quorum re-proposes, refuses and
+        times out round after round (seen: 75 s without a block until the cut
+        healed). So the prevotes of the valid and locked rounds are relayed too,
+        whoever signed them. Any node may relay: the signatures are the votes'.
+        """
+        out = self.own_messages()
         machine = self.machine
-        return machine.height, machine.round, int(machine.step)
+        if machine.step in (Step.WAITING, Step.COMMITTING):
+            return out
+        for round_ in sorted({r for r in (machine.valid_round, machine.locked_round) if r >= 0}):
+            for vote in machine.votes.get((round_, VoteType.PREVOTE), {}).values():
+                if vote not in out:
+                    out.append(vote)
+        return out
 
     # -- effects --
 

@@ -339,23 +339,24 @@ class Node:
             await self.driver.txs_available()
 
     async def _resend_when_stuck(self) -> None:
-        """Re-send this node's consensus messages and local transactions while stuck.
+        """Re-send consensus messages and local transactions while the height is stuck.
 
         Gossip delivers each message once, to whoever is connected then. A
         validator that restarts or heals from a partition mid-height has missed
         them; the height would wait for it forever. Every `RESEND_S` that the
-        height made no progress, each validator publishes its own messages of the
-        current height again (and its unfinalized local submissions), which lets
-        the late one catch up and the quorum form.
+        finalized height did not move (rounds may come and go meanwhile: they
+        are what a stuck height looks like), each node publishes again its own
+        messages of the current height, the prevotes behind its lock
+        (`ConsensusDriver.stuck_messages`) and its unfinalized local
+        submissions, which lets the late one catch up and the quorum form.
         """
-        last = self.driver.progress_mark()
+        last = self._ledger.height
         while True:
             await trio.sleep(RESEND_S)
-            mark = self.driver.progress_mark()
-            if mark != last:
-                last = mark
+            if self._ledger.height != last:
+                last = self._ledger.height
                 continue
-            for message in self.driver.own_messages():
+            for message in self.driver.stuck_messages():
                 resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
                 await self.p2p.publish(self.topics["consensus"], resent.to_bytes())
             pending = [tx for tx in self._outbox_sent if tx.txid in self._mempool]
@@ -418,9 +419,10 @@ class Node:
         log.debug("got %s h=%d r=%d from %s", _describe(message), message.height, message.round, peer[-6:])
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         index = self._genesis.params.validators.index_of(signer)
-        if index is not None:
+        if index is not None and message_kind(data) != Kind.RESENT:
+            # Published first-hand (a node re-sending relays others' votes too), and
+            # noted before the machine can find the signer misbehaving.
             self._peer_validator.setdefault(peer, self._genesis.validator_names[index])
-            # before the machine can find it misbehaving:
             self._offences.origins.note(bytes(signer), peer)
         if message.height > self._ledger.height + 1:
             self.syncer.poke(message.height - 1)
