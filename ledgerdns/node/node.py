@@ -69,6 +69,7 @@ ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
 EXPIRY_SWEEP_S = 10.0
 RESEND_S = 2.0
+PENDING_RESEND_S = 10.0  # a local submission still pending this long is gossiped again
 DECODED_CACHE = 256
 NOTICE_DELAY_S = 0.5
 
@@ -125,7 +126,8 @@ class Node:
         self._callbacks: list[Callable[[int, frozenset[str]], None]] = []
         self._waiters: dict[bytes, trio.Event] = {}
         self._outbox: list[Transaction] = []
-        self._outbox_sent: list[Transaction] = []  # recent local submissions, for re-sending
+        # recent local submissions, for re-sending: txid -> (tx, when last gossiped)
+        self._outbox_sent: dict[bytes, tuple[Transaction, float]] = {}
         self._outbox_ready = trio.Event()
         self._peer_validator: dict[str, str] = {}
         self._decoded: dict[bytes, Proposal | Vote] = {}
@@ -314,12 +316,18 @@ class Node:
             while self._outbox:
                 batch = _take_batch(self._outbox)
                 await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
-                self._outbox_sent = (self._outbox_sent + batch)[-TX_BATCH_MAX:]
+                now = trio.current_time()
+                for tx in batch:
+                    self._outbox_sent[tx.txid] = (tx, now)
+                while len(self._outbox_sent) > TX_BATCH_MAX:
+                    del self._outbox_sent[next(iter(self._outbox_sent))]
             await self.driver.txs_available()
 
     def _validate_txs(self, peer: str, data: bytes) -> bool:
         """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
         try:
+            if message_kind(data) == Kind.RESENT:  # a batch gossiped again (`_resend_pending`)
+                data = Resent.from_bytes(data).payload
             batch = TxBatch.from_bytes(data)
         except InvalidUpdate as exc:
             self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
@@ -339,31 +347,51 @@ class Node:
             await self.driver.txs_available()
 
     async def _resend_when_stuck(self) -> None:
-        """Re-send consensus messages and local transactions while the height is stuck.
+        """Re-send consensus messages and local transactions that gossip may have lost.
 
         Gossip delivers each message once, to whoever is connected then. A
         validator that restarts or heals from a partition mid-height has missed
         them; the height would wait for it forever. Every `RESEND_S` that the
         finalized height did not move (rounds may come and go meanwhile: they
         are what a stuck height looks like), each node publishes again its own
-        messages of the current height, the prevotes behind its lock
-        (`ConsensusDriver.stuck_messages`) and its unfinalized local
-        submissions, which lets the late one catch up and the quorum form.
+        messages of the current height and the prevotes behind its lock
+        (`ConsensusDriver.stuck_messages`), which lets the late one catch up and
+        the quorum form. Local submissions still pending are re-sent too
+        (`_resend_pending`).
         """
         last = self._ledger.height
         while True:
             await trio.sleep(RESEND_S)
-            if self._ledger.height != last:
-                last = self._ledger.height
-                continue
-            for message in self.driver.stuck_messages():
-                resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
-                await self.p2p.publish(self.topics["consensus"], resent.to_bytes())
-            pending = [tx for tx in self._outbox_sent if tx.txid in self._mempool]
-            self._outbox_sent = pending
-            while pending:
-                batch = _take_batch(pending)
-                await self.p2p.publish(self.topics["txs"], TxBatch(tuple(batch)).to_bytes())
+            stuck = self._ledger.height == last
+            last = self._ledger.height
+            if stuck:
+                for message in self.driver.stuck_messages():
+                    resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
+                    await self.p2p.publish(self.topics["consensus"], resent.to_bytes())
+            await self._resend_pending(stuck)
+
+    async def _resend_pending(self, stuck: bool) -> None:
+        """Gossip again the local submissions still in the mempool after a while.
+
+        A write accepted on the losing side of a partition reached only that side;
+        after the heal the others keep finalizing their own traffic, so the height
+        is rarely stuck and this node would never tell them. Each pending one goes
+        out again `RESEND_S` after its last sending while the height is stuck,
+        `PENDING_RESEND_S` otherwise (a busy network's backlog is not stuck). The
+        batch is wrapped in `Resent`: the same bytes again would be dropped as
+        already seen, by this node's own gossip first.
+        """
+        now = trio.current_time()
+        wait = RESEND_S if stuck else PENDING_RESEND_S
+        for txid in [t for t in self._outbox_sent if t not in self._mempool]:
+            del self._outbox_sent[txid]
+        due = [tx for tx, sent in self._outbox_sent.values() if now - sent >= wait - 0.1]
+        for tx in due:
+            self._outbox_sent[tx.txid] = (tx, now)
+        while due:
+            batch = TxBatch(tuple(_take_batch(due))).to_bytes()
+            resent = Resent(nonce=time.time_ns(), payload=batch)
+            await self.p2p.publish(self.topics["txs"], resent.to_bytes())
 
     async def _sweep_expired(self) -> None:
         while True:
