@@ -50,6 +50,8 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal
 
+from tools.localnet import pid_alive
+
 Mode = Literal["drop", "reject"]
 NAME_RE = re.compile(r"^ldn(\d+)([a-z])(b|h\d+|n\d+|s[01])$")
 LOCK_PATH = "/tmp/ledgerdns-netns.lock"
@@ -88,20 +90,6 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
-def _pid_alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, e.g. a killed run nobody reaped yet, counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _netns_names() -> list[str]:
     out = _run("ip", "netns", "list", check=False).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
@@ -122,7 +110,7 @@ def remove_stale() -> list[str]:
     removed = []
     for name in _netns_names():
         m = NAME_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             pids = _run("ip", "netns", "pids", name, check=False).stdout.split()
             for pid in pids:  # nodes of the dead run, still inside its namespace
                 try:
@@ -133,7 +121,7 @@ def remove_stale() -> list[str]:
             removed.append(name)
     for name in _link_names():
         m = NAME_RE.match(name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             _run("ip", "link", "del", name, check=False)
             removed.append(name)
     return removed
