@@ -33,6 +33,7 @@ from chain.wire import (
 )
 from ledgerdns.node.driver import ConsensusDriver
 from ledgerdns.p2p import P2PError, P2PNode
+from ledgerdns.p2p.limits import GossipLimit, RateLimiter
 
 log = logging.getLogger("ledgerdns.sync")
 
@@ -42,6 +43,10 @@ STATUS_TIMEOUT_S = 3.0  # a status is a few bytes; a peer that has not answered 
 POLL_S = 5.0  # how often a node compares heads with a random peer (gossip pokes it sooner)
 PROGRESS_MIN_BLOCKS = 20  # show a progress bar only for a real catch-up
 BAD_SYNC_PENALTY = 50
+# Requests a peer may make of us: a catching-up node asks for one page at a time (one
+# ahead) and for heads every few seconds, a few a second at most; the bucket absorbs a
+# burst, and a peer over it is told to come back rather than served from the disk.
+SYNC_REQUEST_LIMIT = GossipLimit(max_bytes=1 << 20, rate=20.0, burst=60.0)
 
 
 class SyncServer:
@@ -50,6 +55,7 @@ class SyncServer:
     def __init__(self, genesis: Genesis, ledger: Ledger) -> None:
         self.genesis = genesis
         self.ledger = ledger
+        self._limiter = RateLimiter(max_entries=4096)
 
     def status(self) -> Status:
         """This node's finalized head."""
@@ -65,8 +71,14 @@ class SyncServer:
         """One request's answer.
 
         Raises:
-            InvalidUpdate: a malformed request (the p2p layer reports the failure).
+            P2PError: a malformed request, or the peer asks more often than
+                `SYNC_REQUEST_LIMIT` (the requester gets the message).
         """
+        now = trio.current_time()
+        if len(self._limiter) >= 1024:
+            self._limiter.sweep(now)
+        if not self._limiter.allow(peer_id, "sync", SYNC_REQUEST_LIMIT, now):
+            raise P2PError("busy: too many sync requests from this peer; retry in a second")
         try:
             request = decode_sync_request(data)
         except InvalidUpdate as exc:
