@@ -38,9 +38,11 @@ SCREENS = ("dashboard", "block", "tx", "domain", "peers")
 
 
 async def settle(pilot: Pilot[None], done: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until `done()` holds (or `timeout` s pass)."""
+    """Let the app run until `done()` holds; TimeoutError after `timeout` s (no half-loaded shots)."""
     deadline = time.monotonic() + timeout
-    while not done() and time.monotonic() < deadline:
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{type(pilot.app.screen).__name__} not ready within {timeout:g} s")
         await pilot.pause(0.1)
     await pilot.pause(0.2)
 

@@ -50,7 +50,7 @@ def make_data(args: argparse.Namespace) -> NodeData:
         try:
             RpcClient(url, token).close()
         except ValueError as exc:
-            raise ConfigError(f"--rpc: {exc}", key="--rpc") from None
+            raise ConfigError(str(exc), key="--rpc") from None
 
         def connect() -> RpcClient:
             return RpcClient(url, token, timeout=RPC_TIMEOUT_S)

@@ -10,7 +10,6 @@ when the command line was wrong (bad record, unknown key name).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.text import Text
 
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
-from ledgerdns.console import make_console
+from ledgerdns.console import emit_json, make_console
 from ledgerdns.wallet import views, writes
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import (
@@ -244,11 +243,6 @@ def _print(out: Console, items: list[RenderableType]) -> None:
             out.print(item)
 
 
-def _emit_json(out: Console, data: dict[str, Any]) -> None:
-    out.file.write(json.dumps(data, sort_keys=True) + "\n")
-    out.file.flush()
-
-
 def run(args: argparse.Namespace, out: Console) -> int:
     """Run the chosen wallet command: print its result or its error; the exit status."""
     wallet: Wallet | None = None
@@ -258,7 +252,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     except (LedgerError, OSError) as exc:
         status = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
         if args.json:
-            _emit_json(out, {"ok": False, "error": _error_code(exc), "message": str(exc)})
+            emit_json(out, {"ok": False, "error": _error_code(exc), "message": str(exc)})
         else:
             err = make_console(stderr=True)
             err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
@@ -270,7 +264,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         if wallet is not None:
             wallet.close()
     if args.json:
-        _emit_json(out, outcome.data)
+        emit_json(out, outcome.data)
     else:
         _print(out, outcome.show)
     return EXIT_OK
