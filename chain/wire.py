@@ -21,9 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chain.block import MAX_BLOCK_BYTES_HARD, Block
+from chain.consensus_messages import Proposal
 from chain.encoding import Kind, Reader, decode, frame
 from chain.errors import InvalidUpdate, RejectReason
-from chain.quorum import CommitCertificate
+from chain.quorum import CommitCertificate, Vote
 from chain.tx import MAX_CHAIN_ID, MAX_TX_BYTES, Transaction
 
 MAX_BATCH_TXS = 512
@@ -271,3 +272,27 @@ def decode_sync_request(data: bytes) -> SyncRequest:
         return request
     decode(data, max_size=64)  # a precise error for undecodable bytes
     raise InvalidUpdate(RejectReason.MALFORMED, "unknown sync request")
+
+
+def unwrap_resent(data: bytes) -> bytes:
+    """The message a `Resent` carries, or `data` itself when it is not one.
+
+    Raises:
+        InvalidUpdate: a malformed `Resent`.
+    """
+    return Resent.from_bytes(data).payload if message_kind(data) == Kind.RESENT else data
+
+
+def decode_consensus(data: bytes) -> Proposal | Vote:
+    """A consensus-topic message: a proposal or a vote, possibly inside a `Resent`.
+
+    Raises:
+        InvalidUpdate: malformed, or neither a proposal nor a vote.
+    """
+    data = unwrap_resent(data)
+    kind = message_kind(data)
+    if kind == Kind.PROPOSAL:
+        return Proposal.from_bytes(data)
+    if kind == Kind.VOTE:
+        return Vote.from_bytes(data)
+    raise InvalidUpdate(RejectReason.MALFORMED, "not a proposal or vote")

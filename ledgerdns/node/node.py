@@ -38,9 +38,11 @@ from chain.wire import (
     CommitNotice,
     Resent,
     TxBatch,
+    decode_consensus,
     message_kind,
     sync_protocol,
     topic,
+    unwrap_resent,
 )
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
@@ -49,7 +51,6 @@ from ledgerdns.node.driver import ConsensusDriver, now_ms
 from ledgerdns.node.offences import Offences
 from ledgerdns.node.sync import Syncer, SyncServer
 from ledgerdns.p2p import P2PConfig, P2PNode
-from ledgerdns.p2p.peers import BAN_THRESHOLD
 from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.rpc.token import load_or_create_token
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
@@ -67,6 +68,7 @@ TX_BATCH_MAX = MAX_BATCH_TXS
 TX_BATCH_BYTES = MAX_BATCH_BYTES - 64 * 1024  # room for framing
 ONLINE_WINDOW_MS = 30_000
 BAD_MESSAGE_PENALTY = 25
+PENALIZED_LISTED = 256  # peers penalized lately, listed by peers() even once disconnected
 EXPIRY_SWEEP_S = 10.0
 RESEND_S = 2.0
 PENDING_RESEND_S = 10.0  # a local submission still pending this long is gossiped again
@@ -235,7 +237,9 @@ class Node:
     def peers(self) -> list[PeerInfo]:
         """Connected peers, then peers penalized lately (a banned one is disconnected)."""
         connected = self.p2p.connected_peers()
-        listed = connected + [p for p in self._offences.recent() if p not in connected]
+        known = set(connected)
+        recent = self.p2p.penalized_peers()[-PENALIZED_LISTED:]
+        listed = connected + [p for p in recent if p not in known]
         out = []
         for peer in listed:
             penalty = self.p2p.penalty(peer)
@@ -243,10 +247,10 @@ class Node:
                 PeerInfo(
                     peer_id=peer,
                     addrs=tuple(self.p2p.peer_addrs(peer)),
-                    connected=peer in connected,
+                    connected=peer in known,
                     validator=self._peer_validator.get(peer),
                     penalty=penalty,
-                    banned=penalty >= BAN_THRESHOLD,
+                    banned=self.p2p.is_banned(peer),
                 )
             )
         return out
@@ -326,18 +330,16 @@ class Node:
     def _validate_txs(self, peer: str, data: bytes) -> bool:
         """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
         try:
-            if message_kind(data) == Kind.RESENT:  # a batch gossiped again (`_resend_pending`)
-                data = Resent.from_bytes(data).payload
-            batch = TxBatch.from_bytes(data)
+            batch = TxBatch.from_bytes(unwrap_resent(data))  # `_resend_pending` wraps
         except InvalidUpdate as exc:
-            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
             return False
         for tx in batch.txs:
             try:
                 self._admit(tx)
             except InvalidUpdate as exc:
                 if exc.reason in (RejectReason.BAD_SIGNATURE, RejectReason.WRONG_CHAIN):
-                    self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
+                    self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
                     return False
         return True
 
@@ -409,15 +411,7 @@ class Node:
         known = self._decoded.pop(data, None)
         if known is not None:
             return known
-        kind = message_kind(data)
-        if kind == Kind.RESENT:
-            data = Resent.from_bytes(data).payload
-            kind = message_kind(data)
-        if kind == Kind.PROPOSAL:
-            return Proposal.from_bytes(data)
-        if kind == Kind.VOTE:
-            return Vote.from_bytes(data)
-        raise InvalidUpdate(RejectReason.MALFORMED, "not a proposal or vote")
+        return decode_consensus(data)
 
     def _validate_consensus(self, peer: str, data: bytes) -> bool:
         try:
@@ -434,7 +428,7 @@ class Node:
             if not message.is_valid_signature():
                 raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
         except InvalidUpdate as exc:
-            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
             return False
         # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
         return message.height > self._ledger.height
@@ -457,7 +451,7 @@ class Node:
         try:
             await self.driver.on_message(message)
         except InvalidUpdate as exc:
-            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
 
     def _validate_notice(self, peer: str, data: bytes) -> bool:
         try:
@@ -466,7 +460,7 @@ class Node:
                 self._genesis.params.validators, self._genesis.chain_id, notice.block_hash
             )
         except InvalidUpdate as exc:
-            self._offences.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
             return False
         return True
 

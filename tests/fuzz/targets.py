@@ -30,7 +30,7 @@ import dns.update
 from chain.block import Block
 from chain.consensus_messages import Evidence, Proposal
 from chain.encoding import Kind
-from chain.errors import InvalidUpdate, RejectReason
+from chain.errors import InvalidUpdate
 from chain.names import validate_domain
 from chain.quorum import CommitCertificate, Vote
 from chain.tx import Transaction
@@ -42,6 +42,7 @@ from chain.wire import (
     Status,
     StatusRequest,
     TxBatch,
+    decode_consensus,
     decode_sync_request,
     message_kind,
 )
@@ -189,29 +190,17 @@ def dns_update(data: bytes) -> None:
 # -- gossip and sync --
 
 
-def _consensus(data: bytes) -> Proposal | Vote:
-    """The node's consensus-topic dispatch (`ledgerdns.node.node.Node._decode_consensus`)."""
-    kind = message_kind(data)
-    if kind == Kind.RESENT:
-        resent = Resent.from_bytes(data)
-        _canonical(data, resent)
-        data = resent.payload
-        kind = message_kind(data)
-    if kind == Kind.PROPOSAL:
-        return Proposal.from_bytes(data)
-    if kind == Kind.VOTE:
-        return Vote.from_bytes(data)
-    raise InvalidUpdate(RejectReason.MALFORMED, "not a proposal or vote")
-
-
 def consensus(data: bytes) -> None:
-    """A consensus gossip message: a proposal or vote, possibly inside a `Resent`."""
+    """A consensus gossip message, as the node decodes it (`chain.wire.decode_consensus`)."""
     try:
-        kind = message_kind(data)
-        message = _consensus(data)
+        message = decode_consensus(data)
     except InvalidUpdate:
         return
-    if kind != Kind.RESENT:
+    if message_kind(data) == Kind.RESENT:
+        resent = Resent.from_bytes(data)
+        _canonical(data, resent)
+        _canonical(resent.payload, message)
+    else:
         _canonical(data, message)
 
 
