@@ -1,9 +1,8 @@
-"""Who to blame: the peers behind a misbehaving validator, and the peers penalized lately.
+"""Who to blame: the peers behind a misbehaving validator.
 
 A validator's offence (two conflicting votes, a provably invalid proposal) is
 proved by its own signature; the peers to penalize for it are those that
-published its messages. `Offences` remembers both and does the penalizing, so
-the node's gossip handlers only report what they saw.
+published its messages first-hand. `Offences` remembers them and penalizes them.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from ledgerdns.p2p.peers import BAN_THRESHOLD
 EQUIVOCATION_PENALTY = BAN_THRESHOLD
 INVALID_PROPOSAL_PENALTY = BAN_THRESHOLD // 2
 ORIGINS_PER_VALIDATOR = 4  # peers remembered per validator as publishers of its messages
-PENALIZED_LISTED = 256  # peers penalized lately, listed by peers() even once disconnected
 
 
 class OriginPeers:
@@ -55,25 +53,12 @@ class OriginPeers:
 
 
 class Offences:
-    """Penalties on behalf of the node: bad messages, and validators' provable offences."""
+    """Penalties for validators' provable offences, on the peers that published their messages."""
 
     def __init__(self, genesis: Genesis, p2p: P2PNode) -> None:
         self._genesis = genesis
         self._p2p = p2p
         self.origins = OriginPeers()
-        self._penalized: dict[str, None] = {}  # insertion-ordered, at most PENALIZED_LISTED
-
-    def penalize(self, peer: str, points: int, reason: str) -> None:
-        """Penalize `peer` (p2p bans it at the threshold) and keep it in `recent`."""
-        self._penalized.pop(peer, None)
-        self._penalized[peer] = None
-        while len(self._penalized) > PENALIZED_LISTED:
-            del self._penalized[next(iter(self._penalized))]
-        self._p2p.penalize(peer, points, reason)
-
-    def recent(self) -> list[str]:
-        """Peers penalized lately, oldest first (a banned one is no longer connected)."""
-        return list(self._penalized)
 
     def on_offence(
         self, validator: PublicKey, proof: Evidence | InvalidProposal, what: str
@@ -84,6 +69,6 @@ class Offences:
         name = bytes(validator).hex()[:16] if index is None else names[index]
         points = EQUIVOCATION_PENALTY if isinstance(proof, Evidence) else INVALID_PROPOSAL_PENALTY
         for peer in self.origins.of(bytes(validator)):
-            if peer == self._p2p.peer_id or self._p2p.penalty(peer) >= BAN_THRESHOLD:
+            if peer == self._p2p.peer_id or self._p2p.is_banned(peer):
                 continue  # never ourselves; a banned peer stays banned
-            self.penalize(peer, points, f"validator {name}: {what}")
+            self._p2p.penalize(peer, points, f"validator {name}: {what}")

@@ -336,6 +336,14 @@ class P2PNode:
         """The peer's penalty points (0 if never penalized or after its ban ended)."""
         return self._scores.points(peer_id)
 
+    def is_banned(self, peer_id: str) -> bool:
+        """Whether the peer is banned right now."""
+        return self._scores.is_banned(peer_id)
+
+    def penalized_peers(self) -> list[str]:
+        """Every peer with penalty points, whoever penalized it, first penalized first."""
+        return self._scores.penalized()
+
     # -- internals --
 
     def _require_live(self) -> _Live:

@@ -50,6 +50,10 @@ class PeerScores:
         """The peers banned right now."""
         return set(self._banned_until)
 
+    def penalized(self) -> list[str]:
+        """Every peer with points (the banned ones included), first penalized first."""
+        return list(self._points)
+
     def expire(self, now: float) -> list[str]:
         """End the bans that ran out by `now`; returns those peers (their score is reset)."""
         ended = [peer for peer, until in self._banned_until.items() if until <= now]
