@@ -84,12 +84,12 @@ class GossipGate:
         rate_penalty: int,
     ) -> None:
         self._own = own_id
-        self._topics = frozenset(topics)
+        # The topics we joined, with their limits worked out once (only these are counted).
+        self._topic_limits = {topic: limit_for(topic, limits, default) for topic in topics}
         self._penalize = penalize
         self._clock = clock
         self._limits = limits
         self._default = default
-        self._by_topic: dict[str, GossipLimit] = {}
         self._oversize_penalty = oversize_penalty
         self._rate_penalty = rate_penalty
         self.limiter = RateLimiter()
@@ -98,20 +98,18 @@ class GossipGate:
 
     def limit(self, topic: str) -> GossipLimit:
         """The limit that applies to `topic`."""
-        found = self._by_topic.get(topic)
-        if found is None:
-            found = self._by_topic[topic] = limit_for(topic, self._limits, self._default)
-        return found
+        found = self._topic_limits.get(topic)
+        return found if found is not None else limit_for(topic, self._limits, self._default)
 
     def check(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
         """True to let the message on to the library; False drops it (and penalizes)."""
         if forwarder == self._own:
             return True
         size = len(msg.data)
-        topics = [topic for topic in msg.topicIDs if topic in self._topics]
+        limits = self._topic_limits
+        topics = [(topic, limits[topic]) for topic in msg.topicIDs if topic in limits]
         peer = forwarder.to_base58()
-        for topic in topics:
-            limit = self.limit(topic)
+        for topic, limit in topics:
             if size > limit.max_bytes:
                 self.oversized += 1
                 self._penalize(
@@ -121,8 +119,7 @@ class GossipGate:
                 )
                 return False
         now = self._clock()
-        for topic in topics:
-            limit = self.limit(topic)
+        for topic, limit in topics:
             if not self.limiter.allow(peer, topic, limit, now):
                 self.over_rate += 1
                 self._penalize(
