@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import random
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,18 +163,11 @@ def patch_garbage(plan: Plan, rate: float, rng: random.Random) -> None:
 
     async def run(self: Node, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            ready = await nursery.start(_bound(original, self))
+            ready = await nursery.start(original, self)
             nursery.start_soon(_publish_garbage, self, plan, rate, rng)
             task_status.started(ready)
 
     Node.run = run  # type: ignore[method-assign]
-
-
-def _bound(fn: Callable[..., Any], node: Node) -> Callable[..., Any]:
-    async def call(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        await fn(node, task_status=task_status)
-
-    return call
 
 
 async def _publish_garbage(node: Node, plan: Plan, rate: float, rng: random.Random) -> None:

@@ -35,9 +35,7 @@ writer, draining, converging, checking and stopping the nodes). Exit code
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -46,7 +44,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +55,14 @@ from rich.markup import escape  # noqa: E402
 
 from chain.params import ConsensusParams  # noqa: E402
 from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.chaos_checks import compare_chains, converge, find_lost, node_height  # noqa: E402
+from tools.chaos_checks import (  # noqa: E402
+    compare_chains,
+    converge,
+    find_lost,
+    finish,
+    node_height,
+    raise_interrupt,
+)
 from tools.chaos_load import Writer  # noqa: E402
 from tools.localnet import Cluster, ClusterError  # noqa: E402
 
@@ -183,10 +187,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     if args.seed is None:
         args.seed = time.time_ns() % 1_000_000
     return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
@@ -315,7 +315,7 @@ def _wait_for(done: Callable[[], bool], timeout: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # Ctrl-C and SIGTERM both stop every node
+    signal.signal(signal.SIGTERM, raise_interrupt)  # Ctrl-C and SIGTERM both stop every node
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="chaos-", dir="/tmp"))
     try:
         result = run(args, base)
@@ -323,20 +323,14 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]interrupted; cluster directory: {base}[/]")
         return 130
     ok = not (result["lost_updates"] or result["diverged_nodes"] or result["failures"])
-    console.print(
-        f"[{'green' if ok else 'red'}]{'survived' if ok else 'FAILED'}[/]: {result['cycles']} cycles "
+    summary = (
+        f"{result['cycles']} cycles "
         f"({result['kills_validator']} validator, {result['kills_follower']} follower kills), "
         f"{result['updates_finalized']} updates final, {result['lost_updates']} lost, "
         f"{result['diverged_nodes']} diverged, converged in {result['convergence_s']} s, "
         f"height {result['height']}, {result['duration_s']} s"
     )
-    if ok and not args.keep and not args.dir:
-        shutil.rmtree(base, ignore_errors=True)
-    else:
-        console.print(f"cluster directory (logs: node-*/stderr.log): {base}")
-    print(json.dumps(result), flush=True)
-    return 0 if ok else 1
-
+    return finish(result, ok, "survived", summary, base, remove=not args.keep and not args.dir)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -194,3 +197,27 @@ def _check_states(
 
 
 # -- command line --
+
+
+# -- the end of a run (chaos.py, partition.py) --
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as Ctrl-C: the cluster's (and the lab's) context managers stop everything."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def finish(
+    result: dict[str, Any], ok: bool, label: str, summary: str, base: Path, *, remove: bool
+) -> int:
+    """Print `label: summary`, keep the run's directory unless `ok` and `remove`, then the JSON line.
+
+    Returns the exit code: 0 if `ok`, else 1.
+    """
+    console.print(f"[{'green' if ok else 'red'}]{label if ok else 'FAILED'}[/]: {escape(summary)}")
+    if ok and remove:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        console.print(f"cluster directory (logs: node-*/stderr.log): {base}")
+    print(json.dumps(result), flush=True)
+    return 0 if ok else 1

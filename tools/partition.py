@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import signal
 import statistics
 import sys
@@ -68,7 +67,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +85,14 @@ from chain.params import ConsensusParams  # noqa: E402
 from chain.records import Record  # noqa: E402
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
 from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.chaos_checks import compare_chains, converge, find_lost, node_height  # noqa: E402
+from tools.chaos_checks import (  # noqa: E402
+    compare_chains,
+    converge,
+    find_lost,
+    finish,
+    node_height,
+    raise_interrupt,
+)
 from tools.chaos_load import Finalized, Writer  # noqa: E402
 from tools.localnet import Cluster, ClusterError  # noqa: E402
 from tools.netns import Lab, LabError, available  # noqa: E402
@@ -512,10 +517,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     ok, reason = available()
@@ -523,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]network namespaces unavailable: {reason}[/]")
         print(json.dumps({"skipped": reason}), flush=True)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # the lab and the cluster clean up on SIGTERM
+    signal.signal(signal.SIGTERM, raise_interrupt)  # the lab and the cluster clean up on SIGTERM
     base = (
         Path(args.work_dir)
         if args.work_dir
@@ -542,19 +543,13 @@ def main(argv: list[str] | None = None) -> int:
         result["failures"] or result["lost_updates"] or result["diverged_nodes"]
         or result["minority_finalized"] or not result["minority_reads_ok"]
     )  # fmt: skip
-    console.print(
-        f"[{'green' if good else 'red'}]{'ok' if good else 'FAILED'}[/]: {result['rounds']} rounds, "
+    summary = (
+        f"{result['rounds']} rounds, "
         f"majority {result['majority_blocks']} blocks, minority {result['minority_finalized']}, "
         f"convergence max {result['convergence_s']} s median {result['convergence_median_s']} s, "
         f"{result['lost_updates']} lost, {result['diverged_nodes']} diverged, {result['duration_s']} s"
     )
-    if good and not args.keep and not args.work_dir:
-        shutil.rmtree(base, ignore_errors=True)
-    else:
-        console.print(f"cluster directory (logs: node-*/stderr.log): {base}")
-    print(json.dumps(result), flush=True)
-    return 0 if good else 1
-
+    return finish(result, good, "ok", summary, base, remove=not args.keep and not args.work_dir)
 
 if __name__ == "__main__":
     sys.exit(main())
