@@ -22,7 +22,7 @@ from collections.abc import Collection
 
 from ledgerdns.dns.answer import AnswerBuilder, Reply
 from ledgerdns.dns.result import Labels
-from ledgerdns.dns.wire import HEADER_SIZE, Query, Rejection, bare_reply, parse_query, patch_reply
+from ledgerdns.dns.wire import Query, Rejection, bare_reply, parse_query, patch_reply
 
 log = logging.getLogger(__name__)
 
@@ -130,23 +130,20 @@ class AnswerCache:
     # -- internals --
 
     def _unregistered(self, query: Query, tld: Labels) -> Reply:
-        """NXDOMAIN under `tld`: one encoded reply per (TLD, type, EDNS, name length), the name spliced in.
+        """NXDOMAIN under `tld`: one encoded reply per (TLD, type, EDNS, name length).
 
+        `patch_reply` writes the client's question name over the shared copy's.
         Names after the question may be compression pointers to offsets past it,
-        so a reply is only reused for a question name of the same length.
+        so a reply is only reused for a question name of the same length. Made-up
+        types and lengths are many: the table is bounded like the entries.
         """
-        name = query.qname_wire
-        key = (tld, query.qtype, query.edns is not None, len(name))
+        key = (tld, query.qtype, query.edns is not None, len(query.qname_wire))
         base = self._negatives.get(key)
         if base is None:
+            if len(self._negatives) >= self._max:
+                self._negatives.clear()
             base = self._negatives[key] = self._builder.respond(query)
-            return base
-        cut = HEADER_SIZE + len(name)
-        return Reply(
-            base.full[:HEADER_SIZE] + name + base.full[cut:],
-            base.truncated[:HEADER_SIZE] + name + base.truncated[cut:],
-            base.resolution,
-        )
+        return base
 
     def _reply(self, query: Query) -> tuple[Reply, bool]:
         if not query.plain or (query.edns is not None and query.edns.version != 0):

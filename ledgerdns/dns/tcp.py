@@ -61,6 +61,10 @@ class TcpFront:
     async def _connection(self, stream: trio.SocketStream) -> None:
         try:
             async with stream:
+                try:
+                    peer = stream.socket.getpeername()
+                except OSError:
+                    return  # the client has gone already
                 buffer = bytearray()
                 while True:
                     message = None
@@ -68,7 +72,7 @@ class TcpFront:
                         message = await _read_message(stream, buffer)
                     if message is None:
                         return  # idle, closed by the client, or cut mid-message
-                    replies = await self._replies(message, stream)
+                    replies = await self._replies(message, peer)
                     if not replies:
                         return  # a response or a fragment: nothing sensible to say
                     with trio.move_on_after(self._idle) as scope:
@@ -82,11 +86,7 @@ class TcpFront:
         finally:
             self.connections -= 1
 
-    async def _replies(self, message: bytes, stream: trio.SocketStream) -> list[bytes]:
-        try:
-            peer = stream.socket.getpeername()
-        except OSError:
-            return []  # the client has gone already
+    async def _replies(self, message: bytes, peer: Any) -> list[bytes]:
         result = self._dispatch(message, peer)
         if isinstance(result, list):
             return result

@@ -638,3 +638,16 @@ def test_unregistered_names_share_one_encoded_nxdomain_without_changing_a_byte(
         assert shared.answer(query, tcp=False) == fresh_reply
         assert dns.message.from_wire(fresh_reply or b"").rcode() == dns.rcode.NXDOMAIN
     assert len(shared) == 0  # nothing kept per made-up name
+
+
+def test_made_up_types_and_lengths_cannot_grow_the_shared_nxdomains_without_bound(
+    node: InstantNode,
+) -> None:
+    """One shared NXDOMAIN per (TLD, type, EDNS, length): a flood of combinations stays bounded."""
+    cache = AnswerCache(AnswerBuilder(node.ledger, CONFIG), max_entries=50)
+    for i in range(400):
+        name = "x" * (1 + i % 40) + ".zz-nobody.p2p"
+        query = dns.message.make_query(name, 1000 + i, use_edns=i % 2 == 0).to_wire()
+        reply = dns.message.from_wire(cache.answer(query, tcp=False) or b"")
+        assert reply.rcode() == dns.rcode.NXDOMAIN
+        assert len(cache._negatives) <= 50
