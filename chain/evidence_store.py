@@ -1,7 +1,7 @@
 """Misbehaviour evidence in the store, for operators (RPC and explorer read it from here).
 
 Two kinds, each under its own prefix of `chain.keys`: equivocations (`E`) and
-invalid proposals (`I`), both keyed by height, round and the signer's key, so
+invalid proposals (`I`), keyed by height, round (and, for votes, the vote type) and the signer's key, so
 recording the same fault again overwrites it with the same bytes.
 """
 
@@ -13,9 +13,13 @@ from chain.store import KVStore, WriteBatch
 
 
 def put_evidence(batch: WriteBatch, evidence: Evidence) -> None:
-    """Add `evidence` to `batch` under its height, round and validator (idempotent)."""
+    """Add `evidence` to `batch` under its height, round, vote type and validator (idempotent).
+
+    The type is in the key: a validator that equivocates on both prevotes and
+    precommits of one round leaves two pieces of evidence, not one overwriting the other.
+    """
     vote = evidence.first
-    batch.put(keys.make_evidence_key(vote.height, vote.round, vote.validator), evidence.to_bytes())
+    batch.put(keys.make_evidence_key(vote.height, vote.round, int(vote.vtype), vote.validator), evidence.to_bytes())
 
 
 def list_evidence(store: KVStore, *, limit: int = 1000) -> list[Evidence]:

@@ -10,8 +10,9 @@
 | `D`    | domain name (ASCII)               | domain state (`Kind.DOMAIN_STATE`)      |
 | `Y`    | domain, 0x00, seq u64 BE          | txid (32): the domain's hash chain      |
 | `N`    | depth u16 BE, path bits           | state-tree node (`Kind.TREE_NODE`)      |
-| `E`    | height u64 BE, round u32 BE, key  | equivocation evidence (`Kind.EVIDENCE`) |
+| `E`    | height u64 BE, round u32 BE, vote type u8, key | equivocation evidence (`Kind.EVIDENCE`) |
 | `I`    | height u64 BE, round u32 BE, key  | invalid proposal (`Kind.INVALID_PROPOSAL`) |
+| `L`    | (none: one key)                   | the validator's lock (`Kind.LOCK_RECORD`)  |
 
 Big-endian integers keep LevelDB's byte order equal to numeric order, so
 "latest block" and "history of a domain" are single range scans.
@@ -32,6 +33,7 @@ HISTORY = b"Y"
 TREE_NODE = b"N"
 EVIDENCE = b"E"
 INVALID_PROPOSAL = b"I"
+LOCK = b"L"  # one key: the locked proposal and its polka, for a restart mid-height
 
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
@@ -109,9 +111,9 @@ def make_tree_node_key(depth: int, path: bytes) -> bytes:
     return TREE_NODE + depth.to_bytes(2, "big") + path
 
 
-def make_evidence_key(height: int, round_: int, validator: bytes) -> bytes:
-    """Key of one validator's equivocation evidence at a height and round."""
-    return EVIDENCE + _U64.pack(height) + _U32.pack(round_) + validator
+def make_evidence_key(height: int, round_: int, vote_type: int, validator: bytes) -> bytes:
+    """Key of one validator's equivocation evidence at a height, round and vote type."""
+    return EVIDENCE + _U64.pack(height) + _U32.pack(round_) + bytes([vote_type]) + validator
 
 
 def make_invalid_proposal_key(height: int, round_: int, proposer: bytes) -> bytes:

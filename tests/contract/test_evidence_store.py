@@ -79,3 +79,22 @@ def test_newest_first_idempotent_and_apart_from_equivocations(store: KVStore) ->
     assert listed[0] == records[1]
     assert list_invalid_proposals(store, limit=2) == listed[:2]
     assert list_evidence(store) == [Evidence.of(*votes)]
+
+
+def test_evidence_key_holds_the_vote_type(store: KVStore) -> None:
+    """Prevote and precommit equivocations of one round are two records, not one overwritten."""
+    def conflicting(vtype: VoteType) -> Evidence:
+        a, b = (
+            Vote.create(KEY, chain_id="t", vtype=vtype, height=9, round_=2, block_hash=bytes([i]) * 32)
+            for i in (1, 2)
+        )
+        return Evidence.of(a, b)
+
+    batch = WriteBatch()
+    put_evidence(batch, conflicting(VoteType.PREVOTE))
+    put_evidence(batch, conflicting(VoteType.PRECOMMIT))
+    store.write(batch)
+    kinds = sorted(e.first.vtype for e in list_evidence(store))
+    assert kinds == [VoteType.PREVOTE, VoteType.PRECOMMIT]
+    key = keys.make_evidence_key(9, 2, int(VoteType.PRECOMMIT), bytes(KEY.public_key))
+    assert key == b"E" + struct.pack(">QIB", 9, 2, 2) + bytes(KEY.public_key)
