@@ -1,9 +1,11 @@
 """TSIG (RFC 8945) for the DNS face: the keyring from the settings, and signed or error replies.
 
 Verification itself is dnspython's (``dns.message.from_wire(wire, keyring=...)``:
-key, then MAC, then time, in the RFC's order). What it does not do is write
-the error replies a server owes a client: BADKEY and BADSIG unsigned with an
-empty MAC, BADTIME signed (RFC 8945 5.2 and 5.3.2).
+key, then MAC, then time, in the RFC's order), with the time then checked
+again against our own cap (`is_on_time`: the request's fudge, at most
+`MAX_FUDGE_S`). What dnspython does not do is write the error replies a server
+owes a client: BADKEY and BADSIG unsigned with an empty MAC, BADTIME signed
+(RFC 8945 5.2 and 5.3.2).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from ledgerdns.dns.settings import TsigKey
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 TsigRdata = dns.rdtypes.ANY.TSIG.TSIG
 
+# The most clock skew accepted, whatever fudge a request names (RFC 8945 recommends 300 s;
+# a request may say up to 65,535 s, which would stretch the window a captured one works in).
+MAX_FUDGE_S = 300
+
 _HEADER = struct.Struct("!6H")
 _QR = 0x8000
 _OPCODE_MASK = 0x7800
@@ -35,6 +41,15 @@ def make_keyring(keys: Mapping[str, TsigKey]) -> Keyring:
         dns.name.from_text(k.name): dns.tsig.Key(k.name, k.secret, k.algorithm)
         for k in keys.values()
     }
+
+
+def is_on_time(tsig: TsigRdata, now_s: int) -> bool:
+    """Whether a verified request's time is within min(its fudge, `MAX_FUDGE_S`) of `now_s`.
+
+    dnspython checks the time against the request's own fudge only; a request
+    that fails this gets BADTIME like one that fails dnspython's (RFC 8945 5.2.3).
+    """
+    return abs(int(tsig.time_signed) - now_s) <= min(int(tsig.fudge), MAX_FUDGE_S)
 
 
 def bare_reply(message: bytes, rcode: dns.rcode.Rcode) -> bytes | None:

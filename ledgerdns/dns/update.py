@@ -11,8 +11,10 @@ concurrent ones never race for the same sequence number.
 Answers (docs/dns.md lists them all):
 
 - unsigned: NOTAUTH; unknown key, bad MAC, bad time: NOTAUTH with TSIG error
-  BADKEY / BADSIG (unsigned, RFC 8945 5.3.2) or BADTIME (signed); a key not
-  mapped to a signing key: REFUSED.
+  BADKEY / BADSIG (unsigned, RFC 8945 5.3.2) or BADTIME (signed: more than
+  min(fudge, 300 s) off our clock, or a replay: signed before the last request
+  accepted with that key, or that very request again; `ledgerdns.dns.signing_times`
+  keeps this on disk); a key not mapped to a signing key: REFUSED.
 - zone: not exactly one SOA question: FORMERR; not a registered, active
   ledger domain (``label.tld``), or a class other than IN: NOTAUTH; a TLD:
   REFUSED; a domain the mapped signing key does not own: REFUSED.
@@ -29,6 +31,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import dns.exception
 import dns.message
@@ -48,7 +51,16 @@ from chain.state import DomainState
 from chain.tx import Op, Transaction
 from ledgerdns.dns.result import labels_of
 from ledgerdns.dns.settings import DnsSettings
-from ledgerdns.dns.tsig import bad_time, bare_reply, make_keyring, reply, unsigned_error
+from ledgerdns.dns.signing_times import SigningTimes
+from ledgerdns.dns.tsig import (
+    TsigRdata,
+    bad_time,
+    bare_reply,
+    is_on_time,
+    make_keyring,
+    reply,
+    unsigned_error,
+)
 from ledgerdns.dns.update_rules import (
     UpdateRR,
     ZoneView,
@@ -138,7 +150,9 @@ class Updater:
         services: the running node (ledger, mempool, submit, wait for finality).
         zone: what the synthesized SOA and NS say (as the DNS server is configured),
             for prerequisites that name them.
-        now_s: the wall clock in unix seconds (for transaction deadlines).
+        now_s: the wall clock in unix seconds (for transaction deadlines and TSIG times).
+        signing_times: the TSIG replay memory; the node hands one kept in its data
+            directory, so a restart does not forget it (default: in memory only).
 
     Raises:
         ConfigError: a signing key file is missing, unreadable, not a key, or
@@ -152,15 +166,14 @@ class Updater:
         *,
         zone: ZoneConfig | None = None,
         now_s: Callable[[], int] = _wall_clock_s,
+        signing_times: SigningTimes | None = None,
     ) -> None:
         self._services = services
         self._wait_s = settings.update.wait_s
         self._zone = zone or ZoneConfig()
         self._now_s = now_s
         self._keyring = make_keyring(settings.tsig)
-        # Per key: the latest signing time accepted and the MACs accepted at that second
-        # (RFC 8945 5.2.3): an older or repeated request is a replay.
-        self._last_signed: dict[dns.name.Name, tuple[int, set[bytes]]] = {}
+        self._times = signing_times if signing_times is not None else SigningTimes()
         self._signers = {
             dns.name.from_text(name): load_signer(name, path)
             for name, path in settings.update.keys.items()
@@ -211,28 +224,38 @@ class Updater:
             log.debug("dns update malformed peer=%s error=%s", peer, exc)
             return bare_reply(message, dns.rcode.FORMERR)
         assert isinstance(verified, dns.update.UpdateMessage)
-        if self._replayed(query.keyname, verified):
-            log.info("dns update refused peer=%s key=%s reason=replay", peer, query.keyname)
-            return bad_time(query, key, self._now_s())
+        stale = await self._stale(query, verified, key, peer)
+        if stale is not None:
+            return stale
         return reply(verified, await self._authorized(verified, message, peer))
 
-    def _replayed(self, keyname: dns.name.Name, message: dns.message.Message) -> bool:
-        """Whether `message` was signed before the last request accepted with its key, or is one.
+    async def _stale(
+        self,
+        query: dns.message.Message,
+        verified: dns.update.UpdateMessage,
+        key: dns.tsig.Key,
+        peer: tuple[str, int],
+    ) -> bytes | None:
+        """BADTIME (signed) for a request too far from our clock or replayed; None to go on.
 
-        A captured update replayed within the allowed clock skew would otherwise be
-        carried out again (RFC 8945 5.2.3: a server SHOULD refuse it, with BADTIME).
+        dnspython accepts whatever fudge the request names (up to 65,535 s); we
+        accept at most `MAX_FUDGE_S`. A captured update replayed within that window
+        would otherwise be carried out again (RFC 8945 5.2.3: refuse it with
+        BADTIME), so the replay memory admits the request, on disk, before we act.
         """
-        assert message.tsig is not None
-        signed = message.tsig[0]
-        when, mac = int(signed.time_signed), bytes(signed.mac)
-        last, macs = self._last_signed.get(keyname, (0, set()))
-        if when < last or (when == last and mac in macs):
-            return True
-        if when == last:
-            macs.add(mac)
+        assert verified.tsig is not None
+        signed = cast(TsigRdata, verified.tsig[0])
+        now_s = self._now_s()
+        if not is_on_time(signed, now_s):
+            reason = "badtime"
+        elif not await self._times.admit(
+            key.name.to_text(), int(signed.time_signed), bytes(signed.mac)
+        ):
+            reason = "replay"
         else:
-            self._last_signed[keyname] = (when, {mac})
-        return False
+            return None
+        log.info("dns update refused peer=%s key=%s reason=%s", peer, query.keyname, reason)
+        return bad_time(query, key, now_s)
 
     async def _authorized(
         self, message: dns.update.UpdateMessage, wire: bytes, peer: tuple[str, int]

@@ -54,7 +54,7 @@ from chain.tx import Op, Transaction
 from ledgerdns.dns.resolve import Resolver, ZoneSource
 from ledgerdns.dns.result import CLASS_IN, RR, Labels, QType, name_to_wire
 from ledgerdns.dns.settings import DnsSettings, in_networks
-from ledgerdns.dns.tsig import bad_time, make_keyring, unsigned_error
+from ledgerdns.dns.tsig import TsigRdata, bad_time, is_on_time, make_keyring, unsigned_error
 from ledgerdns.dns.wire import Query, parse_query, reply_flags
 from ledgerdns.dns.zone import Zone, ZoneConfig, make_ns, make_soa
 
@@ -143,7 +143,7 @@ class Transfers:
         settings: the ``[dns]`` settings (``transfer`` and the TSIG keys).
         source: the running node (`NodeServices`) or its ledger.
         config: what the synthesized SOA and NS say (the resolver's).
-        now_s: the wall clock, unix seconds (for TSIG BADTIME replies only).
+        now_s: the wall clock, unix seconds (the TSIG time cap and BADTIME replies).
     """
 
     def __init__(
@@ -210,16 +210,24 @@ class Transfers:
         error = dns.rcode.BADKEY
         if key is not None:
             try:
-                return dns.message.from_wire(message, keyring={request.keyname: key})
+                verified = dns.message.from_wire(message, keyring={request.keyname: key})
             except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
                 error = dns.rcode.BADKEY
             except dns.tsig.BadSignature:
                 error = dns.rcode.BADSIG
             except dns.tsig.BadTime:
-                log.info("xfr refused peer=%s key=%s reason=badtime", peer[0], request.keyname)
-                return bad_time(request, key, self._now_s())
+                error = dns.rcode.BADTIME
             except dns.exception.DNSException:  # e.g. a TSIG error set in a request
                 return _bare(query, dns.rcode.FORMERR)
+            else:
+                assert verified.tsig is not None
+                # dnspython allowed the request's own fudge; we allow at most MAX_FUDGE_S.
+                if is_on_time(cast(TsigRdata, verified.tsig[0]), self._now_s()):
+                    return verified
+                error = dns.rcode.BADTIME
+            if error == dns.rcode.BADTIME:
+                log.info("xfr refused peer=%s key=%s reason=badtime", peer[0], request.keyname)
+                return bad_time(request, key, self._now_s())
         log.info(
             "xfr refused peer=%s key=%s reason=%s",
             peer[0],

@@ -6,25 +6,32 @@ from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.notify import Notifier
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
+from ledgerdns.dns.signing_times import SigningTimes
 from ledgerdns.dns.update import Updater
 from ledgerdns.dns.xfr import Transfers
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig
 from ledgerdns.services import NodeServices
 
+TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
+
 
 def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
     """The DNS server for a node, with the faces its settings turn on.
 
     Raises:
-        ConfigError: a bad settings file or a key it names.
+        ConfigError: a bad settings file or a key it names, or an unreadable
+            TSIG replay memory (``DATA_DIR/tsig-times.json``).
     """
     path = config.settings_path
     settings = load_dns_settings(path) if path is not None else DnsSettings()
     zone = ZoneConfig(server_name=config.dns_name) if config.dns_name else ZoneConfig()
     host, port = config.dns
     forwarder = Forwarder(settings.forward) if settings.forward.upstreams else None
-    updater = Updater(settings, services, zone=zone) if settings.update.keys else None
+    updater = None
+    if settings.update.keys:
+        times = SigningTimes(config.data_dir / TSIG_TIMES_FILE)
+        updater = Updater(settings, services, zone=zone, signing_times=times)
     transfer = settings.transfer
     transfers = Transfers(settings, services, zone) if transfer.allow else None
     notifier = Notifier(settings, services, zone) if transfer.notify else None

@@ -40,7 +40,10 @@ from chain.errors import ConfigError
 from chain.records import Record, canonical_record_set
 from ledgerdns.dns import DnsServer, ZoneConfig
 from ledgerdns.dns.settings import DnsSettings, TsigKey, UpdateSettings
+from ledgerdns.dns.signing_times import MAX_MACS_PER_SECOND, SigningTimes
 from ledgerdns.dns.update import Updater, load_signer
+from ledgerdns.node.config import NodeConfig
+from ledgerdns.node.dns import build_dns_server
 from ledgerdns.wallet.keystore import Keystore
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE
 from tests.support.instant_node import InstantNode
@@ -650,3 +653,153 @@ async def test_a_replayed_update_is_refused_with_badtime(env: Env) -> None:
     message, tsig = _tsig_of(await exchange(env.address, older.to_wire()))
     assert message.rcode() == dns.rcode.NOTAUTH and tsig.error == dns.rcode.BADTIME
     assert height(env) == before and not any(line.startswith("older ") for line in lines_of(env.node))
+
+
+# -- clock window and replay memory (issue #13 defect 5) --
+
+
+def sign_at(update: dns.update.UpdateMessage, when: int, fudge: int = 300) -> bytes:
+    """`update` signed with TSIG_KEY as if at unix second `when`, with `fudge`."""
+    template = dns.rdtypes.ANY.TSIG.TSIG(  # type: ignore[no-untyped-call]
+        dns.rdataclass.ANY, dns.rdatatype.TSIG, TSIG_KEY.algorithm, 0, fudge, b"", update.id, 0, b""
+    )
+    signed, _ = dns.tsig.sign(update.to_wire(), TSIG_KEY, template, when, b"")  # type: ignore[no-untyped-call]
+    update.tsig = dns.rrset.from_rdata(TSIG_KEY.name, 0, signed)
+    update.want_tsig_sign = False
+    return update.to_wire()
+
+
+def an_update(name: str, address: str, *, delete: bool = False) -> dns.update.UpdateMessage:
+    update = new_update(key=None)
+    if delete:
+        update.delete(name, "A", address)
+    else:
+        update.add(name, 300, "A", address)
+    return update
+
+
+def node_config(tmp_path: Path, key_file: Path) -> NodeConfig:
+    """A node's config whose settings file maps KEY to `key_file` (the composition root's input)."""
+    toml = tmp_path / "node.toml"
+    toml.write_text(
+        f'[dns]\nworkers = 0\n\n[[dns.tsig]]\nname = "{KEY}"\nalgorithm = "hmac-sha256"\n'
+        f'secret = "{SECRET_B64}"\n\n[dns.update]\nkeys = {{ "{KEY}" = "{key_file}" }}\n'
+        f"wait_s = {TIMEOUT_S}\n"
+    )
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    return NodeConfig(data_dir=data_dir, config_file=toml, dns=(HOST, 0))
+
+
+@asynccontextmanager
+async def node_dns(node: InstantNode, config: NodeConfig) -> AsyncIterator[Address]:
+    """The DNS server as the node builds it (`build_dns_server`), running until the block ends."""
+    server = build_dns_server(node, config)
+    async with trio.open_nursery() as nursery:
+        yield await nursery.start(server.run)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_captured_update_is_refused_after_a_restart(
+    node: InstantNode, tmp_path: Path
+) -> None:
+    config = node_config(tmp_path, write_key(tmp_path / "owner.pem"))
+    now = int(time.time())
+    captured = sign_at(an_update("replay", "192.0.2.7"), now)
+    async with node_dns(node, config) as address:
+        reply = dns.message.from_wire(await exchange(address, captured), keyring=False)
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert "replay 300 IN A 192.0.2.7" in lines_of(node)
+        # The owner takes it back, in the same second (a different MAC: both are accepted).
+        undo = sign_at(an_update("replay", "192.0.2.7", delete=True), now)
+        reply = dns.message.from_wire(await exchange(address, undo), keyring=False)
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert not any(line.startswith("replay ") for line in lines_of(node))
+    before = node.ledger.height
+    # The node restarts; the captured packet comes back within the clock window, over TCP.
+    async with node_dns(node, config) as address:
+        message, tsig = _tsig_of(await exchange(address, captured, tcp=True))
+        assert message.rcode() == dns.rcode.NOTAUTH and tsig.error == dns.rcode.BADTIME
+        assert node.ledger.height == before
+        assert not any(line.startswith("replay ") for line in lines_of(node))
+        # A new request of that same second still goes through.
+        fresh = sign_at(an_update("fresh", "192.0.2.9"), now)
+        reply = dns.message.from_wire(await exchange(address, fresh), keyring=False)
+        assert reply.rcode() == dns.rcode.NOERROR
+        assert "fresh 300 IN A 192.0.2.9" in lines_of(node)
+
+
+@pytest.mark.parametrize(
+    ("skew_s", "fudge", "rcode"),
+    [
+        (-1000, 65535, dns.rcode.NOTAUTH),
+        (1000, 65535, dns.rcode.NOTAUTH),
+        (-301, 65535, dns.rcode.NOTAUTH),
+        (-100, 65535, dns.rcode.NOERROR),
+        (-100, 60, dns.rcode.NOTAUTH),
+    ],
+    ids=["1000s-ago", "1000s-ahead", "301s-ago", "100s-ago", "100s-ago-fudge-60"],
+)
+async def test_the_clock_window_is_the_fudge_at_most_300_s(
+    env: Env, skew_s: int, fudge: int, rcode: dns.rcode.Rcode
+) -> None:
+    when = int(time.time()) + skew_s
+    wire = sign_at(an_update("skewed", "192.0.2.12"), when, fudge)
+    message, tsig = _tsig_of(await exchange(env.address, wire))
+    assert message.rcode() == rcode
+    added = any(line.startswith("skewed ") for line in lines_of(env.node))
+    assert added == (rcode == dns.rcode.NOERROR)
+    if rcode == dns.rcode.NOTAUTH:
+        assert tsig.error == dns.rcode.BADTIME and tsig.time_signed == when
+        assert abs(int.from_bytes(tsig.other, "big") - time.time()) < 60
+
+
+async def test_two_updates_signed_in_the_same_second_both_work(env: Env) -> None:
+    """nsupdate signs with whole seconds and may send several updates within one."""
+    now = int(time.time())
+    first = sign_at(an_update("one", "192.0.2.21"), now)
+    second = sign_at(an_update("two", "192.0.2.22"), now)
+    for wire, tcp in ((first, False), (second, True)):
+        reply = dns.message.from_wire(await exchange(env.address, wire, tcp=tcp), keyring=False)
+        assert reply.rcode() == dns.rcode.NOERROR
+    assert {"one 300 IN A 192.0.2.21", "two 300 IN A 192.0.2.22"} <= lines_of(env.node)
+    message, tsig = _tsig_of(await exchange(env.address, first))  # but not the same one twice
+    assert message.rcode() == dns.rcode.NOTAUTH and tsig.error == dns.rcode.BADTIME
+
+
+async def test_an_update_is_not_carried_out_unless_its_signing_time_is_on_disk(
+    node: InstantNode, tmp_path: Path
+) -> None:
+    times = SigningTimes(tmp_path / "no-such-dir" / "tsig-times.json")
+    updater = Updater(settings(write_key(tmp_path / "owner.pem")), node, signing_times=times)
+    wire = sign_at(an_update("lost", "192.0.2.30"), int(time.time()))
+    reply = await updater.answer(wire, (HOST, 5353))
+    assert reply is not None
+    assert dns.message.from_wire(reply, keyring=False).rcode() == dns.rcode.SERVFAIL
+    assert not any(line.startswith("lost ") for line in lines_of(node))
+
+
+async def test_the_replay_memory_is_bounded_and_kept_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "tsig-times.json"
+    times = SigningTimes(path)
+    macs = [i.to_bytes(32, "big") for i in range(MAX_MACS_PER_SECOND + 1)]
+    assert all([await times.admit(KEY, 1000, mac) for mac in macs[:-1]])
+    assert not await times.admit(KEY, 1000, macs[-1])  # too many at one second
+    assert not await times.admit(KEY, 999, b"older")
+    assert await times.admit(KEY, 1001, macs[-1]) and await times.admit("other.", 5, b"x")
+    assert path.stat().st_mode & 0o777 == 0o600 and not path.with_name(path.name + ".tmp").exists()
+    reopened = SigningTimes(path)
+    assert not await reopened.admit(KEY, 1001, macs[-1])
+    assert not await reopened.admit(KEY, 1000, b"y")
+    assert not await reopened.admit("other.", 5, b"x") and await reopened.admit("other.", 5, b"z")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"{", b'{"version": 2, "keys": {}}', b'{"version": 1, "keys": {"update.": {"time": -1}}}'],
+    ids=["not-json", "other-version", "bad-entry"],
+)
+async def test_a_corrupt_replay_memory_stops_the_node(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "tsig-times.json").write_bytes(content)
+    with pytest.raises(ConfigError, match="TSIG replay memory .* is corrupt"):
+        SigningTimes(tmp_path / "tsig-times.json")

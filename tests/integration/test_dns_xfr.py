@@ -299,6 +299,26 @@ def test_tsig_is_required_when_configured(node: InstantNode) -> None:
     assert optional[0].rcode() == dns.rcode.NOERROR and optional[-1].had_tsig
 
 
+def test_a_wide_fudge_does_not_widen_the_clock_window(node: InstantNode) -> None:
+    """A request may name a fudge of up to 65,535 s; we accept at most 300 s of skew."""
+    query = request("alice.p2p")
+    query.use_tsig(keyring(KEY), dns.name.from_text(KEY.name), fudge=65535)
+    wire = query.to_wire()  # signed now
+    signed = dns.message.from_wire(wire, keyring=False).tsig
+    assert signed is not None
+    signed_at = int(signed[0].time_signed)
+    late = Transfers(settings(tsig=(KEY.name,)), node, CONFIG, now_s=lambda: signed_at + 1000)
+    wires = late.answer(wire, PEER, tcp=True)
+    assert wires is not None and len(wires) == 1
+    reply = dns.message.from_wire(wires[0], keyring=False)
+    assert reply.rcode() == dns.rcode.NOTAUTH and reply.tsig is not None
+    assert reply.tsig[0].error == dns.rcode.BADTIME and not reply.answer
+    soon_after = Transfers(settings(tsig=(KEY.name,)), node, CONFIG, now_s=lambda: signed_at + 100)
+    wires = soon_after.answer(wire, PEER, tcp=True)
+    assert wires is not None
+    assert dns.message.from_wire(wires[0], keyring=False).rcode() == dns.rcode.NOERROR
+
+
 def test_transport_and_names(node: InstantNode) -> None:
     transfers = Transfers(settings(), node, CONFIG)
     assert rcode(transfer(transfers, request("alice.p2p"), tcp=False)) == dns.rcode.FORMERR
