@@ -16,6 +16,20 @@ Differences from the paper, all for operation rather than safety:
 - After a decision the machine waits for `advance()`, called by the driver
   once the block is stored, before it starts the next height.
 - Messages for the next height are buffered (bounded) and replayed on entry.
+- A validator restarted mid-height resumes after the last round it signed in
+  (its `SignGuard`), not at round 0, and gets back the block it locked on
+  (`LockRecord`, written before the precommit that locks): otherwise a
+  quorum restarted past round 0 refuses every round-0 signature and the
+  chain halts for good.
+- Memory is bounded whatever a Byzantine validator sends: proposals and votes
+  are kept only up to `ROUND_WINDOW` rounds ahead of the current one (further
+  ones only move a per-validator "highest round seen", which the round-skip
+  rule reads), one piece of evidence per (validator, round, vote type) per
+  height, and the next-height buffer holds one message per slot, in bytes too.
+- A fresh proposal (no proof-of-lock round) is prevoted only if its block time
+  is at most `MAX_BLOCK_AGE_MS` older than when it arrived (as CometBFT's
+  proposer-based timestamps): a proposer cannot date a block in the past to
+  include long-expired transactions or hold back name expiry.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from chain.block import Block
+from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Evidence, Proposal, SignGuard, SignStep, vote_step
 from chain.crypto import PrivateKey
 from chain.errors import InvalidUpdate, RejectReason
@@ -33,7 +48,17 @@ from chain.params import ConsensusParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, max_faulty
 
 NIL = b""
-FUTURE_BUFFER = 4096
+FUTURE_BUFFER = 4096  # next-height messages (one per slot) and equivocators' extra votes
+FUTURE_BUFFER_BYTES = 16 * 1024 * 1024  # the next-height buffer's size in encoded bytes
+# Proposals and votes are kept for rounds up to the current one plus this; a message
+# further ahead only tells the round-skip rule that its signer is there.
+ROUND_WINDOW = 2
+# A fresh proposal's block may be at most this much older than its arrival (defect 4 of
+# issue 13): blocks are built when their round starts and gossiped in milliseconds, so
+# half a minute leaves room for slow links and clocks that are seconds apart.
+MAX_BLOCK_AGE_MS = 30_000
+# At most this many distinct block hashes are counted per equivocating validator and slot.
+MAX_CONFLICTING_PER_SLOT = 4
 
 
 class Step(IntEnum):
@@ -60,6 +85,13 @@ class PersistGuard:
     """Write these guard bytes durably before executing any later effect."""
 
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PersistLock:
+    """Write this `LockRecord` durably (with the guard effect that follows it) before sending."""
+
+    record: LockRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +137,10 @@ class InvalidProposalFound:
     reason: str
 
 
-Effect = PersistGuard | Broadcast | ScheduleTimeout | Decide | EvidenceFound | InvalidProposalFound
+Effect = (
+    PersistGuard | PersistLock | Broadcast | ScheduleTimeout | Decide | EvidenceFound
+    | InvalidProposalFound
+)
 
 
 class ConsensusApp(Protocol):
@@ -148,6 +183,7 @@ class Tendermint:
         self,
         *,
         chain_id: str,
+        genesis_hash: bytes,
         validators: ValidatorSet,
         params: ConsensusParams,
         app: ConsensusApp,
@@ -155,16 +191,22 @@ class Tendermint:
         guard: SignGuard,
         height: int,
         judge: BlockJudge | None = None,
+        lock: LockRecord | None = None,
     ) -> None:
         self.chain_id = chain_id
+        self.genesis_hash = genesis_hash  # signed into every proposal and vote, never sent
         self.validators = validators
         self.params = params
         self.app = app
         self.key = key
         self.guard = guard
         self.judge = judge
-        self.evidence: list[Evidence] = []
-        self._future: list[Proposal | Vote] = []
+        # (validator index, round, vote type) -> the first evidence found there, this height
+        self.evidence: dict[tuple[int, int, VoteType], Evidence] = {}
+        # next-height messages, one per slot (see `_slot`), and their encoded bytes
+        self._future: dict[tuple[int, int, int, bytes], Proposal | Vote] = {}
+        self._future_bytes = 0
+        self._restored = lock
         self._enter_height(height)
 
     # -- public inputs --
@@ -182,7 +224,7 @@ class Tendermint:
         """The mempool holds transactions: start the height if it is waiting."""
         effects: list[Effect] = []
         if self.step == Step.WAITING:
-            self._start_round(0, now_ms, effects)
+            self._start_round(self.round, now_ms, effects)
             self._evaluate(now_ms, effects)
         return effects
 
@@ -194,15 +236,26 @@ class Tendermint:
         """
         effects: list[Effect] = []
         if proposal.height == self.height + 1:
-            self._buffer(proposal)
+            # Only the round's own proposer, and only early rounds: one slot per round.
+            if proposal.round <= ROUND_WINDOW and proposal.proposer == self.validators.proposer(
+                proposal.height, proposal.round
+            ):
+                self._buffer(proposal)
             return effects
         if proposal.height != self.height or self.step == Step.COMMITTING:
             return effects
         if proposal.round in self.proposals:
             return effects
         self._check_proposal(proposal)
+        self._check_header_proposer(proposal)
+        if proposal.round > self.round + ROUND_WINDOW:
+            self._note_ahead(self.validators.index_of(proposal.proposer), proposal.round)
+            self._wake(now_ms, effects)
+            self._evaluate(now_ms, effects)
+            return effects
         self._wake(now_ms, effects)
         self.proposals[proposal.round] = proposal
+        self._received_ms[proposal.round] = now_ms
         self._judge(proposal, effects)
         self._evaluate(now_ms, effects)
         return effects
@@ -215,25 +268,36 @@ class Tendermint:
         """
         effects: list[Effect] = []
         if vote.height == self.height + 1:
-            self._buffer(vote)
+            if vote.round <= ROUND_WINDOW:
+                self._buffer(vote)
             return effects
         if vote.height != self.height or self.step == Step.COMMITTING:
             return effects
         index = self._check_vote(vote)
+        if vote.round > self.round + ROUND_WINDOW:
+            self._note_ahead(index, vote.round)
+            self._wake(now_ms, effects)
+            self._evaluate(now_ms, effects)
+            return effects
         slot = self.votes.setdefault((vote.round, vote.vtype), {})
         known = slot.get(index)
         if known is not None:
             if known.block_hash == vote.block_hash:
                 return effects
-            if not self._has_evidence(known, vote):
+            where = (index, vote.round, vote.vtype)
+            if where not in self.evidence:  # one piece of evidence per slot is proof enough
                 evidence = Evidence.of(known, vote)
-                self.evidence.append(evidence)
+                self.evidence[where] = evidence
                 effects.append(EvidenceFound(evidence))
             # Algorithm 1 counts messages: the equivocator's other vote still counts for
             # its block. Keeping only the first one lets an equivocator hide, from this
             # validator, a polka that others locked on, and the height never ends.
             extra = self._conflicting.setdefault((vote.round, vote.vtype), {}).setdefault(index, {})
-            if vote.block_hash in extra or self._conflicting_count >= FUTURE_BUFFER:
+            if (
+                vote.block_hash in extra
+                or len(extra) >= MAX_CONFLICTING_PER_SLOT
+                or self._conflicting_count >= FUTURE_BUFFER
+            ):
                 return effects
             extra[vote.block_hash] = vote
             self._conflicting_count += 1
@@ -252,7 +316,7 @@ class Tendermint:
             return effects
         if kind == TimeoutKind.HEARTBEAT:
             if self.step == Step.WAITING:
-                self._start_round(0, now_ms, effects)
+                self._start_round(self.round, now_ms, effects)
         elif round_ != self.round:
             return effects
         elif kind == TimeoutKind.PROPOSE and self.step == Step.PROPOSE:  # OnTimeoutPropose
@@ -281,8 +345,9 @@ class Tendermint:
         self._enter_height(self.height + 1)
         effects = self.start(now_ms)
         if txs_available:
-            self._start_round(0, now_ms, effects)
-        buffered, self._future = self._future, []
+            self._start_round(self.round, now_ms, effects)
+        buffered = list(self._future.values())
+        self._future, self._future_bytes = {}, 0
         for message in buffered:
             try:
                 if isinstance(message, Proposal):
@@ -298,26 +363,63 @@ class Tendermint:
 
     def _enter_height(self, height: int) -> None:
         self.height = height
-        self.round = 0
+        self.round = 0  # the round the height starts in (see below); WAITING until then
         self.step = Step.WAITING
         self.locked_hash = None
         self.locked_round = -1
-        if self.guard.height == height and self.guard.lock_round >= 0:
-            # Restarted mid-height: the lock survives (see SignGuard).
-            self.locked_hash, self.locked_round = self.guard.lock_hash, self.guard.lock_round
         self.valid_value = None
         self.valid_round = -1
         self.proposals = {}
         self.votes = {}
+        self.evidence = {}
+        self._received_ms: dict[int, int] = {}  # round -> when its proposal arrived
+        self._ahead: dict[int, int] = {}  # validator index -> highest round seen past the window
+        if self.guard.height == height and self.guard.round >= 0:
+            self._resume(height)
         # an equivocator's votes after its first, per (round, type), validator and block hash
         self._conflicting: dict[tuple[int, VoteType], dict[int, dict[bytes, Vote]]] = {}
         self._conflicting_count = 0
         self._valid: dict[bytes, bool] = {}
         self._done: set[tuple[str, int]] = set()  # "upon ... for the first time" rules fired
 
+    def _resume(self, height: int) -> None:
+        """Restarted mid-height: go on after the last round signed in, with the lock.
+
+        The guard refuses every signature at or before its round and step, so a
+        validator that started again at round 0 would sign nothing until the
+        others moved past its round, and a quorum restarted together never would.
+        The next round is clean: nothing was signed in it.
+        """
+        self.round = self.guard.round + 1
+        if self.guard.lock_round < 0:
+            return
+        # The lock survives (see SignGuard); the locked block and its proof-of-lock
+        # prevotes too, if they were written (`PersistLock`) before the precommit.
+        self.locked_hash, self.locked_round = self.guard.lock_hash, self.guard.lock_round
+        record, self._restored = self._restored, None
+        if (
+            record is None
+            or record.height != height
+            or record.round != self.locked_round
+            or record.proposal.block.hash != self.locked_hash
+        ):
+            return
+        self.valid_value, self.valid_round = record.proposal.block, record.round
+        self.proposals[record.round] = record.proposal
+        slot = self.votes.setdefault((record.round, VoteType.PREVOTE), {})
+        for vote in record.prevotes:
+            index = self.validators.index_of(vote.validator)
+            if index is not None:
+                slot[index] = vote
+
     def _wake(self, now_ms: int, effects: list[Effect]) -> None:
         if self.step == Step.WAITING:
-            self._start_round(0, now_ms, effects)
+            self._start_round(self.round, now_ms, effects)
+
+    def _note_ahead(self, index: int | None, round_: int) -> None:
+        """A validator signed something for a round past the window: remember only the highest."""
+        if index is not None and round_ > self._ahead.get(index, -1):
+            self._ahead[index] = round_
 
     def _start_round(self, round_: int, now_ms: int, effects: list[Effect]) -> None:
         """StartRound (L11)."""
@@ -328,10 +430,12 @@ class Tendermint:
                 block, pol_round = self.valid_value, self.valid_round
             else:
                 block, pol_round = self.app.build_proposal(self.height, now_ms), -1
-            self._propose(block, pol_round, effects)
-        else:
-            delay = self.params.timeout_propose_ms + round_ * self.params.timeout_delta_ms
-            effects.append(ScheduleTimeout(TimeoutKind.PROPOSE, self.height, round_, delay))
+            if self._propose(block, pol_round, now_ms, effects):
+                return
+        # Not the proposer, or the guard refused the proposal: either way the round must
+        # be able to end without one, or this validator would wait in it forever.
+        delay = self.params.timeout_propose_ms + round_ * self.params.timeout_delta_ms
+        effects.append(ScheduleTimeout(TimeoutKind.PROPOSE, self.height, round_, delay))
 
     # -- the upon rules --
 
@@ -362,19 +466,26 @@ class Tendermint:
 
     def _skip_round_rule(self, now_ms: int, effects: list[Effect]) -> bool:
         """L55: f+1 validators are at a higher round: join it."""
-        senders: dict[int, set[int]] = {}
+        # Each validator's highest round above ours, from the kept messages (within the
+        # window) and from the rounds noted past it. If f+1 validators are at rounds >= r,
+        # at least one honest validator is: skip to the highest such r. (Algorithm 1 asks
+        # for f+1 messages of one round; counting "at or above" keeps the memory at one
+        # number per validator and only ever skips to a round an honest validator reached.)
+        highest = {i: r for i, r in self._ahead.items() if r > self.round}
         for (round_, _), slot in self.votes.items():
             if round_ > self.round:
-                senders.setdefault(round_, set()).update(slot)
+                for index in slot:
+                    highest[index] = max(highest.get(index, -1), round_)
         for round_, proposal in self.proposals.items():
             if round_ > self.round:
                 index = self.validators.index_of(proposal.proposer)
                 if index is not None:
-                    senders.setdefault(round_, set()).add(index)
-        enough = [r for r, who in senders.items() if len(who) > max_faulty(self.validators.n)]
-        if not enough:
+                    highest[index] = max(highest.get(index, -1), round_)
+        f = max_faulty(self.validators.n)
+        if len(highest) <= f:
             return False
-        self._start_round(max(enough), now_ms, effects)
+        target = sorted(highest.values(), reverse=True)[f]
+        self._start_round(target, now_ms, effects)
         return True
 
     def _proposal_rules(self, effects: list[Effect]) -> bool:
@@ -383,9 +494,11 @@ class Tendermint:
         if self.step != Step.PROPOSE or proposal is None:
             return False
         block, vr = proposal.block, proposal.pol_round
-        if vr == -1:  # L22
-            good = self._is_valid(block) and (
-                self.locked_round == -1 or self.locked_hash == block.hash
+        if vr == -1:  # L22, with the block time's lower bound (a fresh block must be recent)
+            good = (
+                self._is_timely(block, self.round)
+                and self._is_valid(block)
+                and (self.locked_round == -1 or self.locked_hash == block.hash)
             )
         elif self._count(vr, VoteType.PREVOTE, block.hash) >= self.validators.quorum:  # L28
             good = self._is_valid(block) and (
@@ -412,6 +525,9 @@ class Tendermint:
             self._done.add(("L36", r))
             if self.step == Step.PREVOTE:
                 self.locked_hash, self.locked_round = proposal.block.hash, r
+                if self._may_sign(r, SignStep.PRECOMMIT, proposal.block.hash):
+                    polka = self._votes_for(r, VoteType.PREVOTE, proposal.block.hash)
+                    effects.append(PersistLock(LockRecord(proposal=proposal, prevotes=tuple(polka))))
                 self._vote(VoteType.PRECOMMIT, proposal.block.hash, effects, lock=True)
                 self.step = Step.PRECOMMIT
             self.valid_value, self.valid_round = proposal.block, r
@@ -468,6 +584,11 @@ class Tendermint:
             self._valid[block.hash] = known
         return known
 
+    def _is_timely(self, block: Block, round_: int) -> bool:
+        """Whether a fresh proposal's block time is at most `MAX_BLOCK_AGE_MS` before its arrival."""
+        received = self._received_ms.get(round_)
+        return received is None or block.header.time_ms >= received - MAX_BLOCK_AGE_MS
+
     def _judge(self, proposal: Proposal, effects: list[Effect]) -> None:
         """Blame the proposer of a provably invalid block (once: one proposal per round is kept).
 
@@ -481,12 +602,16 @@ class Tendermint:
             self._valid[proposal.block.hash] = False
             effects.append(InvalidProposalFound(proposal, reason))
 
+    def _may_sign(self, round_: int, step: SignStep, block_hash: bytes) -> bool:
+        """Whether this validator has a key in the set and its guard allows this signature."""
+        if self.key is None or self.validators.index_of(self.key.public_key) is None:
+            return False
+        return self.guard.allows(self.height, round_, step, block_hash)
+
     def _sign_allowed(
         self, round_: int, step: SignStep, block_hash: bytes, effects: list[Effect], *, lock: bool = False
     ) -> bool:
-        if self.key is None or self.validators.index_of(self.key.public_key) is None:
-            return False
-        if not self.guard.allows(self.height, round_, step, block_hash):
+        if not self._may_sign(round_, step, block_hash):
             return False
         self.guard = self.guard.after(self.height, round_, step, block_hash)
         if lock:
@@ -494,15 +619,19 @@ class Tendermint:
         effects.append(PersistGuard(self.guard.to_bytes()))
         return True
 
-    def _propose(self, block: Block, pol_round: int, effects: list[Effect]) -> None:
+    def _propose(self, block: Block, pol_round: int, now_ms: int, effects: list[Effect]) -> bool:
+        """Sign and send a proposal; False if the guard refused it."""
         if not self._sign_allowed(self.round, SignStep.PROPOSAL, block.hash, effects):
-            return
+            return False
         assert self.key is not None
         proposal = Proposal.create(
-            self.key, chain_id=self.chain_id, round_=self.round, block=block, pol_round=pol_round
-        )
+            self.key, chain_id=self.chain_id, genesis_hash=self.genesis_hash, round_=self.round,
+            block=block, pol_round=pol_round,
+        )  # fmt: skip
         effects.append(Broadcast(proposal))
         self.proposals[self.round] = proposal
+        self._received_ms[self.round] = now_ms
+        return True
 
     def _vote(
         self, vtype: VoteType, block_hash: bytes, effects: list[Effect], *, lock: bool = False
@@ -511,8 +640,8 @@ class Tendermint:
             return
         assert self.key is not None
         vote = Vote.create(
-            self.key, chain_id=self.chain_id, vtype=vtype, height=self.height,
-            round_=self.round, block_hash=block_hash,
+            self.key, chain_id=self.chain_id, genesis_hash=self.genesis_hash, vtype=vtype,
+            height=self.height, round_=self.round, block_hash=block_hash,
         )  # fmt: skip
         effects.append(Broadcast(vote))
         index = self.validators.index_of(self.key.public_key)
@@ -524,7 +653,7 @@ class Tendermint:
             raise InvalidUpdate(RejectReason.WRONG_CHAIN, "proposal for another network")
         if proposal.proposer != self.validators.proposer(proposal.height, proposal.round):
             raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
-        if not proposal.is_valid_signature():
+        if not proposal.is_valid_signature(self.genesis_hash):
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
         if not proposal.block.body_matches_header():
             # Refused before it is stored, so a copy altered in transit cannot take the
@@ -537,17 +666,36 @@ class Tendermint:
         index = self.validators.index_of(vote.validator)
         if index is None:
             raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "vote by a non-validator")
-        if not vote.is_valid_signature():
+        if not vote.is_valid_signature(self.genesis_hash):
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "vote signature is bad")
         return index
 
-    def _has_evidence(self, a: Vote, b: Vote) -> bool:
-        ev = Evidence.of(a, b)
-        return ev in self.evidence
+    def _check_header_proposer(self, proposal: Proposal) -> None:
+        """A fresh block names its own proposer; a re-proposed one names a validator.
+
+        The header's `proposer` is otherwise unauthenticated: the ledger only checks
+        it is a validator, because a block locked in one round may be re-proposed
+        (with its proof-of-lock round) by a later round's proposer.
+        """
+        if proposal.pol_round == -1 and proposal.block.header.proposer != proposal.proposer:
+            raise InvalidUpdate(
+                RejectReason.BAD_PROPOSER, "a fresh proposal's block names another proposer"
+            )
 
     def _buffer(self, message: Proposal | Vote) -> None:
-        if len(self._future) < FUTURE_BUFFER:
-            self._future.append(message)
+        """Keep a next-height message: one per slot, within a count and a byte budget."""
+        if isinstance(message, Proposal):
+            key = (message.height, message.round, 0, bytes(message.proposer))
+            size = sum(tx.size for tx in message.block.txs) + 1024
+        else:
+            key = (message.height, message.round, int(message.vtype), bytes(message.validator))
+            size = 256
+        if key in self._future:
+            return  # the first one holds the slot; an equivocation shows once the height starts
+        if len(self._future) >= FUTURE_BUFFER or self._future_bytes + size > FUTURE_BUFFER_BYTES:
+            return
+        self._future[key] = message
+        self._future_bytes += size
 
 
 def replay(machine: Tendermint, messages: Iterable[Proposal | Vote], now_ms: int) -> list[Effect]:

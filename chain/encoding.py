@@ -22,7 +22,7 @@ from chain.errors import InvalidUpdate, RejectReason
 
 CborValue: TypeAlias = int | bytes | str | list["CborValue"]
 
-VERSION = 1
+VERSION = 1  # of every kind not in _VERSIONS
 MAX_DEPTH = 8
 UINT64_MAX = 2**64 - 1
 
@@ -53,6 +53,19 @@ class Kind(IntEnum):
     BLOCKS_PAGE = 21
     RESENT = 22
     INVALID_PROPOSAL = 23
+    LOCK_RECORD = 24
+    TX_SIGNING = 25
+
+
+# Version 2 (issue 13): the signatures these objects carry cover the genesis
+# hash, so bytes signed under version 1 are refused by their version instead of
+# failing later as bad signatures.
+_VERSIONS: dict[Kind, int] = {Kind.TX: 2, Kind.VOTE: 2, Kind.CERTIFICATE: 2, Kind.PROPOSAL: 2}
+
+
+def version_of(kind: Kind) -> int:
+    """The version every object of `kind` is framed with (and the only one decoded)."""
+    return _VERSIONS.get(kind, VERSION)
 
 
 def encode(value: CborValue) -> bytes:
@@ -61,8 +74,8 @@ def encode(value: CborValue) -> bytes:
 
 
 def frame(kind: Kind, *fields: CborValue) -> bytes:
-    """Encode ``[kind, VERSION, *fields]``."""
-    return cbor2.dumps([int(kind), VERSION, *fields], canonical=True)
+    """Encode ``[kind, version_of(kind), *fields]``."""
+    return cbor2.dumps([int(kind), version_of(kind), *fields], canonical=True)
 
 
 def _check_shape(value: object, depth: int) -> None:
@@ -130,7 +143,7 @@ class Reader:
         assert isinstance(value, list)
         if value[0] != int(kind) or type(value[0]) is not int:
             raise InvalidUpdate(RejectReason.MALFORMED, f"{what}: wrong object kind {value[0]!r}")
-        if value[1] != VERSION or type(value[1]) is not int:
+        if value[1] != version_of(kind) or type(value[1]) is not int:
             raise InvalidUpdate(
                 RejectReason.UNKNOWN_VERSION, f"{what}: unknown version {value[1]!r}"
             )

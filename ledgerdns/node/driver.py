@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from chain import keys
 from chain.block import Block
 from chain.consensus import (
     Broadcast,
@@ -32,10 +33,12 @@ from chain.consensus import (
     EvidenceFound,
     InvalidProposalFound,
     PersistGuard,
+    PersistLock,
     ScheduleTimeout,
     Step,
     Tendermint,
 )
+from chain.consensus_lock import LockRecord
 from chain.consensus_messages import (
     MAX_FAULT_REASON,
     Evidence,
@@ -171,8 +174,10 @@ class ConsensusDriver:
         self._invalid_stored: tuple[int, int] = (0, 0)  # (height, invalid proposals stored at it)
         self.app = LedgerApp(ledger, mempool, key)
         guard = guard_file.load() if guard_file is not None and key is not None else SignGuard()
+        lock = _load_lock(ledger, guard) if key is not None else None
         self.machine = Tendermint(
             chain_id=genesis.chain_id,
+            genesis_hash=genesis.hash(),
             validators=genesis.params.validators,
             params=genesis.params.consensus,
             app=self.app,
@@ -180,6 +185,7 @@ class ConsensusDriver:
             guard=guard,
             height=ledger.height + 1,
             judge=self.app,
+            lock=lock,
         )
         self.lock = trio.Lock()
         self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
@@ -248,7 +254,10 @@ class ConsensusDriver:
         async with self.lock:
             if block.height != self.ledger.height + 1:
                 return False
-            certificate.verify(self.ledger.params.validators, self.ledger.params.chain_id, block.hash)
+            params = self.ledger.params
+            certificate.verify(
+                params.validators, params.chain_id, block.hash, genesis_hash=params.genesis_hash
+            )
             update = self.app.take(block)
             self.ledger.commit(update, certificate, sync=durable)
             self.machine.on_synced(block, certificate, now_ms())
@@ -313,6 +322,12 @@ class ConsensusDriver:
                 # In a thread: gossip, DNS and RPC go on during the sync; the machine
                 # waits (we hold the lock), and nothing later is sent if it raises.
                 await trio.to_thread.run_sync(self.guard_file.store, effect.data)
+            elif isinstance(effect, PersistLock):
+                # Before the guard write that records the lock, and so before the
+                # precommit: a restart then finds the block it is locked on.
+                batch = WriteBatch()
+                batch.put(keys.LOCK, effect.record.to_bytes())
+                await trio.to_thread.run_sync(self._write_synced, batch)
             elif isinstance(effect, Broadcast):
                 await self._broadcast(effect.message)
             elif isinstance(effect, ScheduleTimeout):
@@ -348,7 +363,12 @@ class ConsensusDriver:
         )
         batch = WriteBatch()
         put_evidence(batch, evidence)
-        self.ledger.store.write(batch, sync=True)
+        # Off the event loop and off the consensus lock: evidence is for operators, and
+        # the machine emits at most one per validator, round and vote type per height.
+        if self._nursery is not None:
+            self._nursery.start_soon(trio.to_thread.run_sync, self._write_synced, batch)
+        else:
+            self._write_synced(batch)
         if self._offence is not None:
             vote = evidence.first
             kind = vote.vtype.name.lower()
@@ -368,12 +388,18 @@ class ConsensusDriver:
         if stored < MAX_INVALID_PROPOSALS_STORED:
             batch = WriteBatch()
             put_invalid_proposal(batch, record)
-            self.ledger.store.write(batch, sync=True)
+            if self._nursery is not None:
+                self._nursery.start_soon(trio.to_thread.run_sync, self._write_synced, batch)
+            else:
+                self._write_synced(batch)
             stored += 1
         self._invalid_stored = (height, stored)
         if self._offence is not None:
             what = f"invalid proposal at height {proposal.height} round {proposal.round}: {reason}"
             self._offence(proposal.proposer, record, what)
+
+    def _write_synced(self, batch: WriteBatch) -> None:
+        self.ledger.store.write(batch, sync=True)
 
     async def _timer(self, effect: ScheduleTimeout) -> None:
         await trio.sleep(effect.delay_ms / 1000)
@@ -382,3 +408,20 @@ class ConsensusDriver:
             await self._execute(
                 self.machine.on_timeout(effect.kind, effect.height, effect.round, now_ms())
             )
+
+
+def _load_lock(ledger: Ledger, guard: SignGuard) -> LockRecord | None:
+    """The stored lock record if it is the guard's lock at the next height, else None."""
+    raw = ledger.store.get(keys.LOCK)
+    if raw is None or guard.lock_round < 0 or guard.height != ledger.height + 1:
+        return None
+    try:
+        record = LockRecord.from_bytes(raw)
+    except InvalidUpdate as exc:
+        log.warning("ignoring an unreadable lock record: %s", exc)
+        return None
+    if (record.height, record.round, record.proposal.block.hash) != (
+        guard.height, guard.lock_round, guard.lock_hash,
+    ):  # fmt: skip
+        return None
+    return record

@@ -24,7 +24,8 @@ Modelled around the machine (the node's gossip and sync layers, simplified):
   message two or more heights ahead arrives.
 - A crash loses everything but the disk: the ledger store and the guard bytes
   of the last `PersistGuard`. The restarted validator builds a new machine
-  with `SignGuard.from_bytes` at ``ledger.height + 1``. A crash may also hit
+  with `SignGuard.from_bytes` at ``ledger.height + 1``, and the `LockRecord`
+  of the last `PersistLock`. A crash may also hit
   right after a `PersistGuard`, dropping the effects that follow it.
 - Byzantine validators (see `ByzantineNode`) equivocate, propose invalid
   blocks and vote for them, or stay silent.
@@ -96,12 +97,14 @@ def make_machine(
     """A state machine of class `cls` (the real one, or a deliberately broken variant)."""
     return cls(
         chain_id=node.sim.genesis.chain_id,
+        genesis_hash=node.sim.genesis.hash(),
         validators=node.sim.validators,
         params=node.sim.params.consensus,
         app=node.app,
         key=node.key,
         guard=guard,
         height=height,
+        lock=node.stored_lock(),
     )
 
 
@@ -481,7 +484,7 @@ class Simulation:
             return
         index = self.validators.index_of(evidence.first.validator)
         try:
-            evidence.verify()
+            evidence.verify(self.genesis.hash())
         except InvalidUpdate as exc:
             self.violation(f"evidence: validator {node.index} recorded bad evidence: {exc}")
             return
@@ -491,7 +494,9 @@ class Simulation:
             self.evidence.add(index)
 
     def expect_evidence(self, node: SimNode, known: Vote, vote: Vote) -> None:
-        if Evidence.of(known, vote) not in node.machine.evidence:
+        index = self.validators.index_of(vote.validator)
+        held = node.machine.evidence.get((index, vote.round, vote.vtype)) if index is not None else None
+        if held is None or held.first.validator != vote.validator:
             self.violation(
                 f"evidence: validator {node.index} accepted conflicting votes of "
                 f"{self.validators.index_of(vote.validator)} without recording evidence"

@@ -21,9 +21,11 @@ from chain.consensus import (
     Effect,
     EvidenceFound,
     PersistGuard,
+    PersistLock,
     ScheduleTimeout,
     Step,
 )
+from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Proposal, SignGuard
 from chain.crypto import sha256
 from chain.errors import InvalidUpdate
@@ -126,6 +128,11 @@ class SimNode:
         if self.sim.gossip_ms:
             self.sim.schedule(now + self.sim.rng.randint(1, self.sim.gossip_ms), Event.TICK, self, None)
 
+    def stored_lock(self) -> LockRecord | None:
+        """The lock record on disk (the machine checks it against the guard)."""
+        raw = self.disk.get("lock")
+        return LockRecord.from_bytes(raw) if raw is not None else None
+
     def crash(self) -> None:
         """Lose everything but `store` and `disk`."""
         self.up = False
@@ -141,7 +148,9 @@ class SimNode:
         for effect in effects:
             if not self.up:
                 return
-            if isinstance(effect, PersistGuard):
+            if isinstance(effect, PersistLock):
+                self.disk["lock"] = effect.record.to_bytes()
+            elif isinstance(effect, PersistGuard):
                 self.disk["guard"] = effect.data
                 self.sim.on_guard(self, effect.data)
                 if self.armed:
@@ -178,7 +187,8 @@ class SimNode:
             update = self.app.checked.get(block.hash)
             if update is None or block.header.prev_block != self.ledger.head.hash:
                 update = self.ledger.check_block(block)
-            cert.verify(self.sim.validators, self.sim.genesis.chain_id, block.hash)
+            genesis = self.sim.genesis
+            cert.verify(self.sim.validators, genesis.chain_id, block.hash, genesis_hash=genesis.hash())
             self.ledger.commit(update, cert)
         except InvalidUpdate as exc:
             self.sim.on_bad_commit(self, block, exc)
@@ -330,8 +340,8 @@ class ByzantineNode(SimNode):
             if isinstance(message, Proposal):
                 alt = self._alternative(message.block)
                 other: Message = Proposal.create(
-                    self.key, chain_id=sim.genesis.chain_id, round_=message.round, block=alt,
-                    pol_round=-1,
+                    self.key, chain_id=sim.genesis.chain_id, genesis_hash=sim.genesis.hash(),
+                    round_=message.round, block=alt, pol_round=-1,
                 )  # fmt: skip
                 sim.split_proposals[slot] = (message.block.hash, alt.hash)
             else:
@@ -354,8 +364,8 @@ class ByzantineNode(SimNode):
                 bad = self._corrupt(message.block)
                 sim.invalid_blocks[slot] = bad.hash
                 message = Proposal.create(
-                    self.key, chain_id=sim.genesis.chain_id, round_=message.round, block=bad,
-                    pol_round=-1,
+                    self.key, chain_id=sim.genesis.chain_id, genesis_hash=sim.genesis.hash(),
+                    round_=message.round, block=bad, pol_round=-1,
                 )  # fmt: skip
                 sim.faults["invalid proposal"] += 1
             elif slot in sim.invalid_blocks:
@@ -379,8 +389,8 @@ class ByzantineNode(SimNode):
         if vote.block_hash == block_hash:
             return vote
         return Vote.create(
-            self.key, chain_id=vote.chain_id, vtype=vote.vtype, height=vote.height,
-            round_=vote.round, block_hash=block_hash,
+            self.key, chain_id=vote.chain_id, genesis_hash=self.sim.genesis.hash(),
+            vtype=vote.vtype, height=vote.height, round_=vote.round, block_hash=block_hash,
         )  # fmt: skip
 
     def _other_hash(self, vote: Vote) -> bytes:

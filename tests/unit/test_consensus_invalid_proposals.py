@@ -56,7 +56,7 @@ def machine(index: int = 2, *, judge: bool = True) -> tuple[Tendermint, Ledger, 
     ledger.initialize()
     app = App(ledger)
     m = Tendermint(
-        chain_id=GENESIS.chain_id, validators=GENESIS.params.validators,
+        chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), validators=GENESIS.params.validators,
         params=GENESIS.params.consensus, app=app, key=KEYS[index], guard=SignGuard(), height=1,
         judge=app if judge else None,
     )  # fmt: skip
@@ -76,8 +76,9 @@ def spoil(block: Block, **header: bytes | int) -> Block:
 def propose(block: Block, round_: int = 0, proposer: int | None = None) -> Proposal:
     index = (block.height + round_) % 4 if proposer is None else proposer
     return Proposal.create(
-        KEYS[index], chain_id=GENESIS.chain_id, round_=round_, block=block, pol_round=-1
-    )
+        KEYS[index], chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), round_=round_,
+        block=block, pol_round=-1,
+    )  # fmt: skip
 
 
 def found(effects: list[Effect]) -> list[InvalidProposalFound]:
@@ -108,7 +109,7 @@ def test_a_provably_invalid_block_is_reported_once_and_prevoted_nil(
 ) -> None:
     m, ledger, _ = machine()
     proposal = propose(spoil(good_block(ledger), **{field: value}))
-    assert proposal.is_valid_signature() and proposal.block.body_matches_header()
+    assert proposal.is_valid_signature(GENESIS.hash()) and proposal.block.body_matches_header()
     effects = m.on_proposal(proposal, NOW)
     (report,) = found(effects)
     assert report.proposal == proposal and report.reason.startswith(f"{reason.value}: ")
@@ -135,7 +136,9 @@ def test_once_per_height_and_round() -> None:
     other = spoil(good_block(ledger), state_root=sha256(b"other"))
     assert found(m.on_proposal(propose(other, round_=0), NOW)) == []
     # the proposer of a later round is blamed for its own invalid proposal
-    later = found(m.on_proposal(propose(bad, round_=1), NOW))
+    # (its block names it in the header: a fresh block naming another proposer is refused)
+    own_bad = spoil(good_block(ledger, proposer=2), state_root=sha256(b"wrong"))
+    later = found(m.on_proposal(propose(own_bad, round_=1), NOW))
     assert [(r.proposal.round, r.proposal.proposer) for r in later] == [(1, KEYS[2].public_key)]
 
 
