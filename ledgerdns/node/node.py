@@ -446,6 +446,9 @@ class Node:
             # noted before the machine can find the signer misbehaving.
             self._peer_validator.setdefault(peer, self._genesis.validator_names[index])
             self._offences.origins.note(bytes(signer), peer)
+        if isinstance(message, Vote):
+            # In any wrapping: no honest node publishes two votes of one validator for one step.
+            self._offences.on_vote(peer, message, self._ledger.height + 1)
         if message.height > self._ledger.height + 1:
             self.syncer.poke(message.height - 1)
         try:

@@ -310,8 +310,9 @@ class P2PNode:
 
     def penalize(self, peer_id: str, points: int, reason: str) -> None:
         """Add penalty points; at the threshold the peer is disconnected and refused for a while."""
-        total = self._scores.points(peer_id) + points
-        banned = self._scores.add(peer_id, points, trio.current_time())
+        now = trio.current_time()
+        banned = self._scores.add(peer_id, points, now)
+        total = self._scores.points(peer_id, now)
         log.warning(
             "penalized peer=%s points=%d total=%d reason=%s", peer_id, points, total, reason
         )
@@ -333,15 +334,18 @@ class P2PNode:
         )
 
     def penalty(self, peer_id: str) -> int:
-        """The peer's penalty points (0 if never penalized or after its ban ended)."""
-        return self._scores.points(peer_id)
+        """The peer's penalty points now, decayed and rounded down.
+
+        0 for a peer never penalized, forgiven, or whose ban ended; frozen while banned.
+        """
+        return int(self._scores.points(peer_id, trio.current_time()))
 
     def is_banned(self, peer_id: str) -> bool:
         """Whether the peer is banned right now."""
         return self._scores.is_banned(peer_id)
 
     def penalized_peers(self) -> list[str]:
-        """Every peer with penalty points, whoever penalized it, first penalized first."""
+        """Every peer with penalty points, whoever penalized it, the most recently penalized last."""
         return self._scores.penalized()
 
     # -- internals --

@@ -10,37 +10,62 @@ from dataclasses import dataclass, field
 
 BAN_THRESHOLD = 100
 BAN_SECONDS = 600.0
+# Decay (docs/security.md, "Penalty points decay"): a peer's points stay whole for a minute
+# after its latest penalty, so a burst adds up exactly (two 50-point offences seconds
+# apart ban, as four 25-point ones do), then halve every ten minutes. A peer that keeps
+# misbehaving outgrows the decay and is banned; one bad message now and then is forgiven.
+DECAY_HOLD_SECONDS = 60.0
+DECAY_HALF_LIFE = 600.0
+FORGET_BELOW = 1.0  # a score decayed under this is dropped (it shows as 0 anyway)
+
+
+@dataclass(slots=True)
+class _Score:
+    points: float
+    at: float  # when the latest penalty came
 
 
 @dataclass(slots=True)
 class PeerScores:
     """Penalty points per peer; reaching `threshold` bans the peer for `ban_seconds`.
 
-    Points never decay while the peer is not banned: a misbehaving peer accumulates
-    towards a ban however slowly it misbehaves. A ban ends with a clean slate.
+    Points decay, computed when asked for at the caller's `now`: they stay whole for
+    `hold_seconds` after the peer's latest penalty, then halve every `half_life`
+    seconds. While a peer is banned its points are frozen (the ban is its own timer);
+    a ban ends with a clean slate.
     """
 
     threshold: int = BAN_THRESHOLD
     ban_seconds: float = BAN_SECONDS
-    _points: dict[str, int] = field(default_factory=dict)
+    hold_seconds: float = DECAY_HOLD_SECONDS
+    half_life: float = DECAY_HALF_LIFE
+    _scores: dict[str, _Score] = field(default_factory=dict)
     _banned_until: dict[str, float] = field(default_factory=dict)
 
     def add(self, peer_id: str, points: int, now: float) -> bool:
-        """Add `points` to the peer's score; True if this crossed the threshold (a new ban)."""
+        """Add `points` to the peer's decayed score; True if this crossed the threshold (a new ban)."""
         if points < 0:
             raise ValueError(f"penalty points must not be negative, got {points}")
         if peer_id in self._banned_until:
             return False
-        total = self._points.get(peer_id, 0) + points
-        self._points[peer_id] = total
+        total = self.points(peer_id, now) + points
+        self._scores.pop(peer_id, None)  # re-inserted last: the most recently penalized last
+        self._scores[peer_id] = _Score(points=total, at=now)
         if total < self.threshold:
             return False
         self._banned_until[peer_id] = now + self.ban_seconds
         return True
 
-    def points(self, peer_id: str) -> int:
-        """The peer's current score (0 for a peer never penalized)."""
-        return self._points.get(peer_id, 0)
+    def points(self, peer_id: str, now: float) -> float:
+        """The peer's score at `now`, decayed (0 for a peer never penalized or forgiven)."""
+        score = self._scores.get(peer_id)
+        if score is None:
+            return 0.0
+        quiet = now - score.at - self.hold_seconds
+        if quiet <= 0 or peer_id in self._banned_until:
+            return score.points
+        decay: float = 0.5 ** (quiet / self.half_life)
+        return score.points * decay
 
     def is_banned(self, peer_id: str) -> bool:
         """True while the peer's ban lasts (call `expire` to end old bans)."""
@@ -51,15 +76,21 @@ class PeerScores:
         return set(self._banned_until)
 
     def penalized(self) -> list[str]:
-        """Every peer with points (the banned ones included), first penalized first."""
-        return list(self._points)
+        """Every peer with points (the banned ones included), the most recently penalized last."""
+        return list(self._scores)
 
     def expire(self, now: float) -> list[str]:
-        """End the bans that ran out by `now`; returns those peers (their score is reset)."""
+        """End the bans that ran out by `now` (their score is reset) and forget decayed scores.
+
+        Returns:
+            The peers whose ban ended.
+        """
         ended = [peer for peer, until in self._banned_until.items() if until <= now]
         for peer in ended:
             del self._banned_until[peer]
-            self._points.pop(peer, None)
+            self._scores.pop(peer, None)
+        for peer in [p for p in self._scores if self.points(p, now) < FORGET_BELOW]:
+            del self._scores[peer]
         return ended
 
 
