@@ -15,6 +15,7 @@ from typing import NewType
 from chain.crypto import PUBLIC_KEY_SIZE, PublicKey, sha256
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
+from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID, MAX_TX_BYTES, Transaction
 
 BlockHash = NewType("BlockHash", bytes)
@@ -130,20 +131,61 @@ class Block:
         return frame(Kind.BLOCK, self.header.to_bytes(), [tx.to_bytes() for tx in self.txs])
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, max_size: int = MAX_BLOCK_BYTES_HARD) -> Block:
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        max_size: int = MAX_BLOCK_BYTES_HARD,
+        limits: RecordLimits | None = None,
+    ) -> Block:
         """Decode strictly; does not check the block against the chain.
 
+        Args:
+            data: the framed block.
+            max_size: the most bytes accepted.
+            limits: the genesis record limits, when known (see `Transaction.from_bytes`).
+
         Raises:
-            InvalidUpdate: malformed or non-canonical input.
+            InvalidUpdate: malformed or non-canonical input, or a record set over `limits`.
         """
-        r = Reader.open(data, Kind.BLOCK, "block", fields=2, max_size=max_size)
-        header = BlockHeader.from_bytes(r.bytes("header", maximum=HEADER_MAX_BYTES))
-        items = r.array("txs", maximum=MAX_BLOCK_TXS_HARD)
-        r.done()
-        txs = []
-        for i, item in enumerate(items):
-            if type(item) is not bytes or len(item) > MAX_TX_BYTES + 128:
-                raise InvalidUpdate(RejectReason.MALFORMED, f"block.txs[{i}]: expected tx bytes")
-            assert isinstance(item, bytes)
-            txs.append(Transaction.from_bytes(item))
-        return cls(header=header, txs=tuple(txs))
+        header, items = read_block_frame(data, max_size=max_size)
+        return cls.from_parts(header, items, limits=limits)
+
+    @classmethod
+    def from_parts(
+        cls, header: BlockHeader, tx_items: Sequence[bytes], *, limits: RecordLimits | None = None
+    ) -> Block:
+        """The block of an already decoded header, decoding its transactions.
+
+        Raises:
+            InvalidUpdate: a malformed transaction, or a record set over `limits`.
+        """
+        return cls(
+            header=header,
+            txs=tuple(Transaction.from_bytes(item, limits=limits) for item in tx_items),
+        )
+
+
+def read_block_frame(
+    data: bytes, *, max_size: int = MAX_BLOCK_BYTES_HARD
+) -> tuple[BlockHeader, tuple[bytes, ...]]:
+    """A block's decoded header and its transactions still as bytes.
+
+    What costs in a block is decoding its transactions; the header alone says
+    who may have signed it (a proposal's signature covers the header's hash),
+    so a receiver can check that first (`chain.wire.decode_consensus`).
+
+    Raises:
+        InvalidUpdate: malformed or non-canonical input.
+    """
+    r = Reader.open(data, Kind.BLOCK, "block", fields=2, max_size=max_size)
+    header = BlockHeader.from_bytes(r.bytes("header", maximum=HEADER_MAX_BYTES))
+    items = r.array("txs", maximum=MAX_BLOCK_TXS_HARD)
+    r.done()
+    txs: list[bytes] = []
+    for i, item in enumerate(items):
+        if type(item) is not bytes or len(item) > MAX_TX_BYTES + 128:
+            raise InvalidUpdate(RejectReason.MALFORMED, f"block.txs[{i}]: expected tx bytes")
+        assert isinstance(item, bytes)
+        txs.append(item)
+    return header, tuple(txs)

@@ -1,8 +1,9 @@
 """What consensus sends and keeps besides votes: proposals, misbehaviour proofs, the signing guard.
 
-Proposal sign bytes: ``[Kind.PROPOSAL, 1, chain_id, height, round, block_hash,
-pol_round + 1, proposer]`` (``pol_round`` is -1 when the proposer has no
-proof-of-lock round, so the encoded value is 0). On the wire the block bytes
+Proposal sign bytes: ``[Kind.PROPOSAL, 2, chain_id, genesis_hash, height,
+round, block_hash, pol_round + 1, proposer]`` (``pol_round`` is -1 when the
+proposer has no proof-of-lock round, so the encoded value is 0). On the wire
+the genesis hash is left out (the verifier supplies its own), the block bytes
 replace the hash and the signature follows.
 
 Two kinds of misbehaviour are provable from signed messages alone: `Evidence`
@@ -19,14 +20,16 @@ sign two different things for one height, round and step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from chain.block import MAX_BLOCK_BYTES_HARD, Block
+from chain.block import MAX_BLOCK_BYTES_HARD, Block, read_block_frame
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
+from chain.params import ChainParams
 from chain.quorum import Vote, VoteType
+from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID
 
 
@@ -39,10 +42,26 @@ class SignStep(IntEnum):
 
 
 def proposal_sign_bytes(
-    chain_id: str, height: int, round_: int, block_hash: bytes, pol_round: int, proposer: bytes
+    chain_id: str,
+    genesis_hash: bytes,
+    height: int,
+    round_: int,
+    block_hash: bytes,
+    pol_round: int,
+    proposer: bytes,
 ) -> bytes:
     """The bytes whose SHA-256 a proposal signs."""
-    return frame(Kind.PROPOSAL, chain_id, height, round_, block_hash, pol_round + 1, bytes(proposer))
+    assert len(genesis_hash) == 32, "a genesis hash is 32 bytes"  # local, never from a peer
+    return frame(
+        Kind.PROPOSAL,
+        chain_id,
+        genesis_hash,
+        height,
+        round_,
+        block_hash,
+        pol_round + 1,
+        bytes(proposer),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,25 +84,40 @@ class Proposal:
         if self.block.height != self.height:
             raise InvalidUpdate(RejectReason.BAD_HEIGHT, "proposal and block heights differ")
 
-    def digest(self) -> bytes:
-        """What the signature covers."""
+    def digest(self, genesis_hash: bytes) -> bytes:
+        """What the signature covers on the network of `genesis_hash`."""
         return sha256(
             proposal_sign_bytes(
-                self.chain_id, self.height, self.round, self.block.hash, self.pol_round, self.proposer
+                self.chain_id,
+                genesis_hash,
+                self.height,
+                self.round,
+                self.block.hash,
+                self.pol_round,
+                self.proposer,
             )
         )
 
-    def is_valid_signature(self) -> bool:
-        """Whether the proposer's signature verifies."""
-        return verify(self.proposer, self.signature, self.digest())
+    def is_valid_signature(self, genesis_hash: bytes) -> bool:
+        """Whether the proposer's signature verifies on the network of `genesis_hash`."""
+        return verify(self.proposer, self.signature, self.digest(genesis_hash))
 
     @classmethod
     def create(
-        cls, key: PrivateKey, *, chain_id: str, round_: int, block: Block, pol_round: int
+        cls,
+        key: PrivateKey,
+        *,
+        chain_id: str,
+        genesis_hash: bytes,
+        round_: int,
+        block: Block,
+        pol_round: int,
     ) -> Proposal:
-        """Sign a proposal (call only after the guard allowed it)."""
+        """Sign a proposal (call only after the guard allowed it; `genesis_hash` is signed, not sent)."""
         digest = sha256(
-            proposal_sign_bytes(chain_id, block.height, round_, block.hash, pol_round, key.public_key)
+            proposal_sign_bytes(
+                chain_id, genesis_hash, block.height, round_, block.hash, pol_round, key.public_key
+            )
         )
         return cls(
             chain_id=chain_id,
@@ -115,18 +149,73 @@ class Proposal:
         Raises:
             InvalidUpdate: malformed or non-canonical input.
         """
-        r = Reader.open(data, Kind.PROPOSAL, "proposal", fields=7, max_size=MAX_BLOCK_BYTES_HARD + 512)
-        proposal = cls(
-            chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
-            height=r.uint("height", maximum=2**63 - 1),
-            round=r.uint("round", maximum=2**31 - 1),
-            block=Block.from_bytes(r.bytes("block", maximum=MAX_BLOCK_BYTES_HARD)),
+        return ProposalFrame.from_bytes(data).open()
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalFrame:
+    """A proposal decoded up to its block's header; the transactions are still bytes.
+
+    The proposer signs the block hash, which is the header's hash, so `head`
+    (the proposal with its block's header and no transactions) is enough to
+    check who signed it (`validate_proposal_signer`) before paying for the
+    body. `head` is for that check only: `open` gives the real proposal.
+    """
+
+    head: Proposal
+    tx_items: tuple[bytes, ...]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ProposalFrame:
+        """Decode a proposal's frame and its block's header, not its transactions.
+
+        Raises:
+            InvalidUpdate: malformed or non-canonical input.
+        """
+        r = Reader.open(
+            data, Kind.PROPOSAL, "proposal", fields=7, max_size=MAX_BLOCK_BYTES_HARD + 512
+        )
+        chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
+        height = r.uint("height", maximum=2**63 - 1)
+        round_ = r.uint("round", maximum=2**31 - 1)
+        header, tx_items = read_block_frame(r.bytes("block", maximum=MAX_BLOCK_BYTES_HARD))
+        head = Proposal(
+            chain_id=chain_id,
+            height=height,
+            round=round_,
+            block=Block(header=header, txs=()),
             pol_round=r.uint("pol_round", maximum=2**31) - 1,
             proposer=PublicKey(r.bytes("proposer", size=PUBLIC_KEY_SIZE)),
             signature=r.bytes("signature", size=SIGNATURE_SIZE),
         )
         r.done()
-        return proposal
+        return cls(head, tx_items)
+
+    def open(self, *, limits: RecordLimits | None = None) -> Proposal:
+        """The proposal with its transactions decoded.
+
+        Raises:
+            InvalidUpdate: a malformed transaction, or a record set over `limits`.
+        """
+        block = Block.from_parts(self.head.block.header, self.tx_items, limits=limits)
+        return replace(self.head, block=block)
+
+
+def validate_proposal_signer(proposal: Proposal, params: ChainParams) -> None:
+    """That a proposal is for this network, from its round's proposer and signed by it.
+
+    Needs only the block's header (see `ProposalFrame`). A proposal by anyone
+    else can never count, so no honest node forwards one.
+
+    Raises:
+        InvalidUpdate: WRONG_CHAIN, BAD_PROPOSER or BAD_SIGNATURE.
+    """
+    if proposal.chain_id != params.chain_id:
+        raise InvalidUpdate(RejectReason.WRONG_CHAIN, "proposal for another network")
+    if proposal.proposer != params.validators.proposer(proposal.height, proposal.round):
+        raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
+    if not proposal.is_valid_signature(params.genesis_hash):
+        raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,13 +243,14 @@ class Evidence:
         first, second = (a, b) if a.block_hash < b.block_hash else (b, a)
         return cls(first=first, second=second)
 
-    def verify(self) -> None:
-        """Check both signatures.
+    def verify(self, genesis_hash: bytes) -> None:
+        """Check both signatures on the network of `genesis_hash`.
 
         Raises:
             InvalidUpdate: BAD_SIGNATURE.
         """
-        if not (self.first.is_valid_signature() and self.second.is_valid_signature()):
+        first, second = self.first, self.second
+        if not (first.is_valid_signature(genesis_hash) and second.is_valid_signature(genesis_hash)):
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "evidence vote signature is bad")
 
     def to_bytes(self) -> bytes:

@@ -58,17 +58,20 @@ class RejectReason(StrEnum):
 
 # Penalties are a hint for peer scoring: 0 means "honest peers can send this"
 # (races, full queues), higher means "only a broken or hostile peer sends this".
+# A transaction's rejection is 0 exactly when it depends on state or the clock,
+# where an honest peer ahead of or behind us may differ (`apply_tx`, the mempool);
+# what `check_tx_static` refuses carries the default (issue 13).
 _PENALTY: dict[RejectReason, int] = {
     RejectReason.TX_EXPIRED: 0,
+    RejectReason.TX_TOO_FAR: 0,
     RejectReason.BAD_SEQUENCE: 0,
     RejectReason.BAD_PREV: 0,
     RejectReason.NAME_TAKEN: 0,
     RejectReason.NAME_NOT_ACTIVE: 0,
+    RejectReason.NOT_OWNER: 0,
     RejectReason.DUPLICATE: 0,
     RejectReason.MEMPOOL_FULL: 0,
     RejectReason.DOMAIN_QUEUE_FULL: 0,
-    RejectReason.NOT_OWNER: 10,
-    RejectReason.TX_TOO_FAR: 10,
 }
 DEFAULT_PENALTY = 50
 

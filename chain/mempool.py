@@ -114,10 +114,9 @@ class Mempool:
         """
         if tx.txid in self._txs:
             raise InvalidUpdate(RejectReason.DUPLICATE, f"{tx.txid.hex()[:16]} already pending")
-        check_tx_static(tx, self.params)
         domain = tx.body.domain
         chain = self._chains.get(domain, [])
-        # The caps come before `apply_tx`: no signature check for a tx we cannot hold.
+        # The caps come before the rules: no signature check for a tx we cannot hold.
         if len(chain) >= self.max_per_domain:
             raise InvalidUpdate(
                 RejectReason.DOMAIN_QUEUE_FULL,
@@ -125,6 +124,7 @@ class Mempool:
             )
         if len(self._txs) >= self.max_txs or self._bytes + tx.size > self.max_bytes:
             raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
+        check_tx_static(tx, self.params)
         current = chain[-1].after if chain else finalized(domain)
         after = apply_tx(current, tx, self.params, now_s)
         self._chains.setdefault(domain, chain).append(_Pending(tx=tx, after=after))

@@ -43,6 +43,7 @@ __all__ = [
     "Record",
     "RecordLimits",
     "canonical_record_set",
+    "check_record_limits",
     "records_from_cbor",
     "records_to_cbor",
     "validate_record_set",
@@ -319,11 +320,34 @@ def records_to_cbor(records: Iterable[Record]) -> list[CborValue]:
     return [record.to_cbor() for record in records]
 
 
-def records_from_cbor(value: CborValue, *, max_records: int) -> tuple[Record, ...]:
-    """Read a record set's CBOR array (each record checked; the set rules are not).
+def check_record_limits(records: Sequence[Record], limits: RecordLimits) -> None:
+    """Only the count and size rules of `validate_record_set`, for a decoder's cache.
 
     Raises:
-        InvalidUpdate: not an array, more than `max_records` items, or a bad record.
+        InvalidUpdate: `TOO_MANY_RECORDS` or `RECORDS_TOO_LARGE`.
+    """
+    if len(records) > limits.max_records:
+        raise InvalidUpdate(
+            RejectReason.TOO_MANY_RECORDS,
+            f"{len(records)} records, the limit is {limits.max_records}",
+        )
+    if _size_bound(records) > limits.max_bytes:
+        _check_size(records, limits)
+
+
+def records_from_cbor(
+    value: CborValue, *, max_records: int, max_bytes: int | None = None
+) -> tuple[Record, ...]:
+    """Read a record set's CBOR array (each record checked; the set rules are not).
+
+    The count and, when `max_bytes` is given, the size (measured as
+    `validate_record_set` does) are checked on the CBOR items before any
+    `Record` is built: building and validating records is what decoding costs,
+    and a set over the genesis limits can never be valid (issue 13).
+
+    Raises:
+        InvalidUpdate: not an array, more than `max_records` items, over
+            `max_bytes`, or a bad record.
     """
     if type(value) is not list:
         raise InvalidUpdate(RejectReason.MALFORMED, "records: expected an array")
@@ -332,4 +356,11 @@ def records_from_cbor(value: CborValue, *, max_records: int) -> tuple[Record, ..
         raise InvalidUpdate(
             RejectReason.TOO_MANY_RECORDS, f"{len(value)} records, the limit is {max_records}"
         )
+    if max_bytes is not None:
+        size = sum(len(encode(item)) for item in value)  # = the encoded records, once built
+        if size > max_bytes:
+            raise InvalidUpdate(
+                RejectReason.RECORDS_TOO_LARGE,
+                f"records take {size} bytes, the limit is {max_bytes}",
+            )
     return tuple(Record.from_cbor(item) for item in value)

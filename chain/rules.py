@@ -6,7 +6,7 @@ All pure: state, parameters and block time come in as arguments.
 from __future__ import annotations
 
 from chain.crypto import validate_public_key
-from chain.errors import InvalidUpdate, RejectReason
+from chain.errors import DEFAULT_PENALTY, InvalidUpdate, RejectReason
 from chain.names import validate_domain
 from chain.params import ChainParams
 from chain.records import validate_record_set
@@ -30,7 +30,14 @@ def _validate_owner_key(key: bytes) -> None:
 
 
 def check_tx_static(tx: Transaction, params: ChainParams) -> None:
-    """Checks that need no state: network, name, owner key, record set, op shape.
+    """Checks that need no state: network, name, owner key, record set, op shape, signature.
+
+    A transaction that fails one can never be valid, whatever the chain holds
+    or the clock says, so every rejection here carries a penalty (the gossip
+    filter drops and blames a batch holding one). The signature is checkable
+    here for every op but a transfer: all others keep the owner, so the key
+    that must have signed is `body.owner` (a transfer is signed by the
+    previous owner, known only from the state). Cheap checks come first.
 
     Raises:
         InvalidUpdate: the first rule broken.
@@ -46,6 +53,17 @@ def check_tx_static(tx: Transaction, params: ChainParams) -> None:
     validate_record_set(body.records, params.record_limits)
     if body.op == Op.RELEASE and body.records:
         raise InvalidUpdate(RejectReason.BAD_OP, f"{body.domain}: a release carries no records")
+    if body.op != Op.TRANSFER and not tx.is_signed_by(body.owner, params.genesis_hash):
+        if body.op == Op.REGISTER:
+            raise InvalidUpdate(
+                RejectReason.BAD_SIGNATURE,
+                f"{body.domain}: registration not signed by its owner key for this network",
+            )
+        raise InvalidUpdate(
+            RejectReason.NOT_OWNER,
+            f"{body.domain}: not signed by the owner's key for this network",
+            penalty=DEFAULT_PENALTY,  # unlike `apply_tx`'s NOT_OWNER, no state can make it valid
+        )
 
 
 def check_tx_window(tx: Transaction, params: ChainParams, now_s: int) -> None:
@@ -101,9 +119,10 @@ def apply_tx(
     if body.op == Op.REGISTER:
         if active:
             raise InvalidUpdate(RejectReason.NAME_TAKEN, f"{name} is already registered")
-        if not tx.is_signed_by(body.owner):
+        if not tx.is_signed_by(body.owner, params.genesis_hash):
             raise InvalidUpdate(
-                RejectReason.BAD_SIGNATURE, f"{name}: registration not signed by its owner key"
+                RejectReason.BAD_SIGNATURE,
+                f"{name}: registration not signed by its owner key for this network",
             )
         expires_at = _expiry(params, now_s)
     else:
@@ -112,16 +131,20 @@ def apply_tx(
                 RejectReason.NAME_NOT_ACTIVE,
                 f"{name} is not registered (free, expired or released); register it first",
             )
+        # Both depend on the current owner, so a peer ahead of us may send them honestly.
         if body.op == Op.TRANSFER:
             if body.owner == current.owner:
-                raise InvalidUpdate(RejectReason.BAD_OP, f"{name}: transfer to the same owner")
+                raise InvalidUpdate(
+                    RejectReason.BAD_OP, f"{name}: transfer to the same owner", penalty=0
+                )
         elif body.owner != current.owner:
             raise InvalidUpdate(
-                RejectReason.BAD_OP, f"{name}: only a transfer may change the owner"
+                RejectReason.BAD_OP, f"{name}: only a transfer may change the owner", penalty=0
             )
-        if not tx.is_signed_by(current.owner):
+        if not tx.is_signed_by(current.owner, params.genesis_hash):
             raise InvalidUpdate(
-                RejectReason.NOT_OWNER, f"{name}: not signed by the current owner's key"
+                RejectReason.NOT_OWNER,
+                f"{name}: not signed by the current owner's key for this network",
             )
         expires_at = current.expires_at
         if body.op == Op.RENEW and current.expires_at:

@@ -1,8 +1,11 @@
 """Transactions: one signed step of one domain's own hash chain.
 
-Wire form: ``[Kind.TX, 1, body, signature]`` where `body` is the framed
-`Kind.TX_BODY` bytes. ``txid = sha256(body)`` and the signature is over that
-same digest, so hashing never needs a re-encode.
+Wire form: ``[Kind.TX, 2, body, signature]`` where `body` is the framed
+`Kind.TX_BODY` bytes. ``txid = sha256(body)``, so hashing never needs a
+re-encode. The signature is over ``sha256([Kind.TX_SIGNING, 1, genesis_hash,
+txid])``: the genesis hash is not sent, the verifier supplies its own, so a
+transaction signed for another network with the same `chain_id` does not
+verify here.
 """
 
 from __future__ import annotations
@@ -14,7 +17,13 @@ from typing import NewType
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
-from chain.records import Record, records_from_cbor, records_to_cbor
+from chain.records import (
+    Record,
+    RecordLimits,
+    check_record_limits,
+    records_from_cbor,
+    records_to_cbor,
+)
 
 TxHash = NewType("TxHash", bytes)
 
@@ -23,6 +32,10 @@ MAX_TX_BYTES = 64 * 1024
 MAX_CHAIN_ID = 64
 MAX_DOMAIN = 253
 MAX_TX_RECORDS = 1024  # a hard decode cap; the genesis limit is checked by the rules
+# The most bytes a body holds besides its record items: array head 1, kind 1,
+# version 1, chain_id 2+64, domain 2+253, seq 9, prev 2+32, op 1, records array
+# head 9, owner 2+33, valid_until 9. A longer body's records are longer than this.
+MAX_BODY_OVERHEAD = 421
 
 
 class Op(IntEnum):
@@ -84,19 +97,34 @@ class TxBody:
         )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> TxBody:
+    def from_bytes(cls, data: bytes, *, limits: RecordLimits | None = None) -> TxBody:
         """Decode strictly.
 
+        Args:
+            data: the framed body.
+            limits: the genesis record limits, when known: a record set over
+                them is refused before its records are built (by the byte
+                length first, then by the CBOR items), as it could never be valid.
+
         Raises:
-            InvalidUpdate: malformed, non-canonical or out-of-range input.
+            InvalidUpdate: malformed, non-canonical or out-of-range input;
+                `TOO_MANY_RECORDS` or `RECORDS_TOO_LARGE` over `limits`.
         """
+        max_records, max_bytes = MAX_TX_RECORDS, None
+        if limits is not None:
+            max_records, max_bytes = min(max_records, limits.max_records), limits.max_bytes
+            if len(data) > max_bytes + MAX_BODY_OVERHEAD:
+                raise InvalidUpdate(
+                    RejectReason.RECORDS_TOO_LARGE,
+                    f"a {len(data)}-byte body, records are limited to {max_bytes} bytes",
+                )
         r = Reader.open(data, Kind.TX_BODY, "tx", fields=8, max_size=MAX_TX_BYTES)
         chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
         domain = r.text("domain", maximum=MAX_DOMAIN)
         seq = r.uint("seq", maximum=2**63 - 1)
         prev = r.bytes("prev", size=32)
         op_value = r.uint("op", maximum=max(Op))
-        records = records_from_cbor(r.raw("records"), max_records=MAX_TX_RECORDS)
+        records = records_from_cbor(r.raw("records"), max_records=max_records, max_bytes=max_bytes)
         owner = r.bytes("owner", size=PUBLIC_KEY_SIZE)
         valid_until = r.uint("valid_until", maximum=2**63 - 1)
         r.done()
@@ -110,6 +138,12 @@ class TxBody:
             owner=PublicKey(owner),
             valid_until=valid_until,
         )
+
+
+def tx_signing_digest(genesis_hash: bytes, txid: TxHash) -> bytes:
+    """What a transaction's signature covers: its txid on one network."""
+    assert len(genesis_hash) == 32, "a genesis hash is 32 bytes"  # local, never from a peer
+    return sha256(frame(Kind.TX_SIGNING, genesis_hash, txid))
 
 
 DECODED_CACHE_SIZE = 16_384
@@ -138,42 +172,57 @@ class Transaction:
         object.__setattr__(self, "wire_hash", sha256(wire))
 
     @classmethod
-    def sign(cls, body: TxBody, key: PrivateKey) -> Transaction:
-        """Sign `body` with `key` (the current owner, or the new owner for a registration)."""
+    def sign(cls, body: TxBody, key: PrivateKey, genesis_hash: bytes) -> Transaction:
+        """Sign `body` with `key` (the current owner, or the new owner for a registration).
+
+        Args:
+            body: what to sign.
+            key: the signer.
+            genesis_hash: the hash of the genesis of the network it is for.
+        """
         body_bytes = body.to_bytes()
-        return cls(body=body, body_bytes=body_bytes, signature=key.sign_digest(sha256(body_bytes)))
+        digest = tx_signing_digest(genesis_hash, TxHash(sha256(body_bytes)))
+        return cls(body=body, body_bytes=body_bytes, signature=key.sign_digest(digest))
 
     def to_bytes(self) -> bytes:
         """Canonical wire bytes."""
         return self._wire
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Transaction:
+    def from_bytes(cls, data: bytes, *, limits: RecordLimits | None = None) -> Transaction:
         """Decode strictly (the signature is not checked here: that needs the state).
 
         Recently decoded transactions are remembered by their exact bytes (a
         bounded set): a node decodes each transaction when it is gossiped and
         again inside the proposal that carries it.
 
+        Args:
+            data: the wire bytes.
+            limits: the genesis record limits, when known (see `TxBody.from_bytes`).
+
         Raises:
-            InvalidUpdate: malformed, non-canonical or out-of-range input.
+            InvalidUpdate: malformed, non-canonical or out-of-range input;
+                `TOO_MANY_RECORDS` or `RECORDS_TOO_LARGE` over `limits`.
         """
         known = _decoded.get(data)
         if known is not None:
+            if limits is not None:
+                check_record_limits(known.body.records, limits)
             return known
         r = Reader.open(data, Kind.TX, "tx", fields=2, max_size=MAX_TX_BYTES + 128)
         body_bytes = r.bytes("body", maximum=MAX_TX_BYTES)
         signature = r.bytes("signature", size=SIGNATURE_SIZE)
         r.done()
-        tx = cls(body=TxBody.from_bytes(body_bytes), body_bytes=body_bytes, signature=signature)
+        body = TxBody.from_bytes(body_bytes, limits=limits)
+        tx = cls(body=body, body_bytes=body_bytes, signature=signature)
         if len(_decoded) >= DECODED_CACHE_SIZE:
             del _decoded[next(iter(_decoded))]
         _decoded[bytes(data)] = tx
         return tx
 
-    def is_signed_by(self, key: bytes) -> bool:
-        """Whether the signature verifies under `key`."""
-        return verify(key, self.signature, self.txid)
+    def is_signed_by(self, key: bytes, genesis_hash: bytes) -> bool:
+        """Whether the signature verifies under `key` on the network of `genesis_hash`."""
+        return verify(key, self.signature, tx_signing_digest(genesis_hash, self.txid))
 
     @property
     def size(self) -> int:

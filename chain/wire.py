@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chain.block import MAX_BLOCK_BYTES_HARD, Block
-from chain.consensus_messages import Proposal
+from chain.consensus_messages import Proposal, ProposalFrame, validate_proposal_signer
 from chain.encoding import Kind, Reader, decode, frame
 from chain.errors import InvalidUpdate, RejectReason
+from chain.params import ChainParams
 from chain.quorum import CommitCertificate, Vote
+from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID, MAX_TX_BYTES, Transaction
 
 MAX_BATCH_TXS = 512
@@ -66,11 +68,16 @@ class TxBatch:
         return frame(Kind.TX_BATCH, [tx.to_bytes() for tx in self.txs])
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> TxBatch:
+    def from_bytes(cls, data: bytes, *, limits: RecordLimits | None = None) -> TxBatch:
         """Decode strictly.
 
+        Args:
+            data: the framed batch.
+            limits: the genesis record limits, when known: a transaction over
+                them is refused before its records are built (the gossip filter).
+
         Raises:
-            InvalidUpdate: malformed, oversize or empty.
+            InvalidUpdate: malformed, oversize or empty, or a record set over `limits`.
         """
         r = Reader.open(data, Kind.TX_BATCH, "tx_batch", fields=1, max_size=MAX_BATCH_BYTES)
         items = r.array("txs", maximum=MAX_BATCH_TXS)
@@ -82,7 +89,7 @@ class TxBatch:
             if type(item) is not bytes or len(item) > MAX_TX_BYTES + 128:
                 raise InvalidUpdate(RejectReason.MALFORMED, f"tx_batch.txs[{i}]: expected tx bytes")
             assert isinstance(item, bytes)
-            txs.append(Transaction.from_bytes(item))
+            txs.append(Transaction.from_bytes(item, limits=limits))
         return cls(tuple(txs))
 
 
@@ -283,16 +290,29 @@ def unwrap_resent(data: bytes) -> bytes:
     return Resent.from_bytes(data).payload if message_kind(data) == Kind.RESENT else data
 
 
-def decode_consensus(data: bytes) -> Proposal | Vote:
+def decode_consensus(data: bytes, params: ChainParams | None = None) -> Proposal | Vote:
     """A consensus-topic message: a proposal or a vote, possibly inside a `Resent`.
 
+    With the network's `params` (the gossip filter), a proposal is
+    authenticated from its header before its transactions are decoded: it must
+    be for this network, from its round's proposer and signed by it
+    (`validate_proposal_signer`). Only then is the body decoded, under the
+    genesis record limits. So a peer cannot make every node decode a block
+    nobody entitled to propose it signed (issue 13).
+
     Raises:
-        InvalidUpdate: malformed, or neither a proposal nor a vote.
+        InvalidUpdate: malformed, neither a proposal nor a vote; with `params`,
+            also a proposal refused by `validate_proposal_signer` or a record
+            set over the genesis limits.
     """
     data = unwrap_resent(data)
     kind = message_kind(data)
     if kind == Kind.PROPOSAL:
-        return Proposal.from_bytes(data)
+        if params is None:
+            return Proposal.from_bytes(data)
+        unopened = ProposalFrame.from_bytes(data)
+        validate_proposal_signer(unopened.head, params)
+        return unopened.open(limits=params.record_limits)
     if kind == Kind.VOTE:
         return Vote.from_bytes(data)
     raise InvalidUpdate(RejectReason.MALFORMED, "not a proposal or vote")

@@ -31,6 +31,7 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote
+from chain.rules import check_tx_static
 from chain.tx import Transaction
 from chain.wire import (
     MAX_BATCH_BYTES,
@@ -328,18 +329,33 @@ class Node:
             await self.driver.txs_available()
 
     def _validate_txs(self, peer: str, data: bytes) -> bool:
-        """Admit a gossiped batch; reject (and penalize) malformed or wrongly signed ones."""
+        """Admit a gossiped batch; drop and penalize one no honest peer sends.
+
+        The batch is decoded under the genesis record limits (a record set over
+        them is refused before its records are built) and every transaction
+        must pass `check_tx_static` before any is admitted. One that fails can
+        never be valid, whatever the state or the clock: the whole batch is
+        dropped, not forwarded, and its sender pays the rejection's penalty
+        (at least `BAD_MESSAGE_PENALTY`). What admission refuses after that
+        (stale, duplicate, expired, a full mempool) depends on this node's
+        state or clock, which an honest peer may see otherwise: penalty 0, and
+        the batch goes on (issue 13).
+        """
+        params = self._genesis.params
         try:
-            batch = TxBatch.from_bytes(unwrap_resent(data))  # `_resend_pending` wraps
+            # `_resend_pending` wraps batches in `Resent`.
+            batch = TxBatch.from_bytes(unwrap_resent(data), limits=params.record_limits)
+            for tx in batch.txs:
+                check_tx_static(tx, params)
         except InvalidUpdate as exc:
-            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"malformed tx batch: {exc}")
+            self.p2p.penalize(peer, max(exc.penalty, BAD_MESSAGE_PENALTY), f"tx batch: {exc}")
             return False
         for tx in batch.txs:
             try:
                 self._admit(tx)
             except InvalidUpdate as exc:
-                if exc.reason in (RejectReason.BAD_SIGNATURE, RejectReason.WRONG_CHAIN):
-                    self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"gossiped tx: {exc}")
+                if exc.penalty:  # none once `check_tx_static` passed; kept honest if one is added
+                    self.p2p.penalize(peer, exc.penalty, f"gossiped tx: {exc}")
                     return False
         return True
 
@@ -411,7 +427,8 @@ class Node:
         known = self._decoded.pop(data, None)
         if known is not None:
             return known
-        return decode_consensus(data)
+        # A proposal is authenticated from its header before its body is decoded.
+        return decode_consensus(data, self._genesis.params)
 
     def _validate_consensus(self, peer: str, data: bytes) -> bool:
         try:
@@ -425,7 +442,7 @@ class Node:
             signer = message.proposer if isinstance(message, Proposal) else message.validator
             if validators.index_of(signer) is None:
                 raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "signed by a non-validator")
-            if not message.is_valid_signature():
+            if not message.is_valid_signature(self._genesis.hash()):
                 raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
         except InvalidUpdate as exc:
             self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
@@ -459,9 +476,11 @@ class Node:
     def _validate_notice(self, peer: str, data: bytes) -> bool:
         try:
             notice = CommitNotice.from_bytes(data)
+            params = self._genesis.params
             notice.certificate.verify(
-                self._genesis.params.validators, self._genesis.chain_id, notice.block_hash
-            )
+                params.validators, params.chain_id, notice.block_hash,
+                genesis_hash=params.genesis_hash,
+            )  # fmt: skip
         except InvalidUpdate as exc:
             self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
             return False

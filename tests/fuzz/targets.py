@@ -191,11 +191,23 @@ def dns_update(data: bytes) -> None:
 
 
 def consensus(data: bytes) -> None:
-    """A consensus gossip message, as the node decodes it (`chain.wire.decode_consensus`)."""
+    """A consensus gossip message, as the node decodes it (`chain.wire.decode_consensus`).
+
+    With the network's parameters (the gossip filter: a proposal's header is
+    checked before its body is decoded) it must accept a subset of what the
+    plain decoder accepts, and decode it to the same message.
+    """
+    checked: Proposal | Vote | None
+    try:
+        checked = decode_consensus(data, world().genesis.params)
+    except InvalidUpdate:
+        checked = None
     try:
         message = decode_consensus(data)
     except InvalidUpdate:
+        _require(checked is None, "accepted with the genesis, refused without it")
         return
+    _require(checked in (None, message), "decoded differently with the genesis")
     if message_kind(data) == Kind.RESENT:
         resent = Resent.from_bytes(data)
         _canonical(data, resent)

@@ -171,6 +171,8 @@ def broken_rules(entry: Entry | None, c: Candidate, now: int) -> set[R]:
         out.add(R.RECORDS_TOO_LARGE)
     if body.op == Op.RELEASE and body.records:
         out.add(R.BAD_OP)
+    if body.op not in (Op.REGISTER, Op.TRANSFER) and c.signer != owner:
+        out.add(R.NOT_OWNER)  # checked without state: only a transfer changes the owner
     if now > body.valid_until:
         out.add(R.TX_EXPIRED)
     if body.valid_until > now + MAX_TX_LIFETIME_S:
@@ -344,7 +346,7 @@ class LedgerMachine(RuleBasedStateMachine):
             signature = data.draw(st.binary(min_size=64, max_size=64), label="signature")
             tx = Transaction(body=body, body_bytes=body.to_bytes(), signature=signature)
         else:
-            tx = Transaction.sign(body, KEYS[signer])
+            tx = Transaction.sign(body, KEYS[signer], GENESIS.hash())
         return Candidate(tx, signer, fault)
 
     def _run_block(self, candidates: list[Candidate]) -> Block:
@@ -471,6 +473,7 @@ class LedgerMachine(RuleBasedStateMachine):
                         valid_until=now + 60,
                     ),
                     KEYS[entry.owner],
+                    GENESIS.hash(),
                 ),
                 entry.owner,
             )
