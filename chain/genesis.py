@@ -9,7 +9,7 @@ of the parsed content, so formatting does not matter but every value does.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from chain.crypto import PublicKey, sha256, validate_public_key
@@ -51,6 +51,13 @@ class Genesis:
     validator_names: tuple[str, ...]
     domains: tuple[InitialDomain, ...]
 
+    def __post_init__(self) -> None:
+        # Computed once and carried in the params, where every signer and verifier
+        # already looks for `chain_id`. Always recomputed: `dataclasses.replace`
+        # copies params holding the hash of the genesis they came from.
+        params = replace(self.params, genesis_hash=self._compute_hash())
+        object.__setattr__(self, "params", params)
+
     @property
     def chain_id(self) -> str:
         """The network's name."""
@@ -58,7 +65,10 @@ class Genesis:
 
     def hash(self) -> bytes:
         """SHA-256 of the canonical encoding: the identity of the network."""
-        p = self.params
+        return self.params.genesis_hash
+
+    def _compute_hash(self) -> bytes:
+        p = self.params  # every field but genesis_hash, which is this hash
         consensus: list[CborValue] = [getattr(p.consensus, f.name) for f in fields(p.consensus)]
         domains: list[CborValue] = [
             [d.domain, bytes(d.owner), records_to_cbor(d.records)] for d in self.domains

@@ -29,7 +29,9 @@ from chain.state import DomainState, DomainStatus, StateCache, domain_key
 from chain.store import KVStore, WriteBatch
 from chain.tx import Transaction
 
-STORAGE_FORMAT = 1
+# 2: transactions, votes, proposals and certificates at version 2 (their
+# signatures cover the genesis hash, issue 13).
+STORAGE_FORMAT = 2
 # The state tree keeps its top 16 levels in memory: at most 2**16 - 1 nodes,
 # about 12 MiB once the tree is that wide (some 100,000 domains).
 TREE_CACHE_LEVELS = 18
@@ -337,7 +339,12 @@ class Ledger:
             raise InvalidUpdate(RejectReason.BAD_PREV_BLOCK, "the head moved since the check")
         if certificate.height != block.height:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
-        certificate.verify(self.params.validators, self.params.chain_id, block.hash)
+        certificate.verify(
+            self.params.validators,
+            self.params.chain_id,
+            block.hash,
+            genesis_hash=self.params.genesis_hash,
+        )
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
         self._write(update.batch, update.states, sync=sync)
         self._head = block.header

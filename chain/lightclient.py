@@ -1,7 +1,8 @@
 """Checking one domain's state with nothing but a certified header and a proof.
 
 A light client (a wallet, a resolver that does not keep the chain) holds the
-genesis validator set. Given a header, the commit certificate of that header,
+genesis parameters: the validator set, `chain_id` and the genesis hash that
+every precommit signature covers. Given a header, the commit certificate of that header,
 a domain's claimed state (or a claim that it is absent) and a state-tree proof,
 `verify_domain_state` decides whether the claim is what the finalized chain
 says at that height. `DomainProof` bundles the four pieces for transport.
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from chain.block import BlockHeader
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
-from chain.quorum import CommitCertificate, ValidatorSet
+from chain.params import ChainParams
+from chain.quorum import CommitCertificate
 from chain.smt_proof import MAX_PROOF_SIZE, Proof, verify_proof
 from chain.state import DomainState, domain_key
 from chain.tx import MAX_TX_BYTES
@@ -65,11 +67,10 @@ class DomainProof:
         state = DomainState.from_bytes(state_bytes) if state_bytes else None
         return cls(domain=domain, header=header, certificate=certificate, state=state, proof=proof)
 
-    def verify(self, validators: ValidatorSet, chain_id: str) -> DomainState | None:
-        """`verify_domain_state` on the bundle; returns the proven state."""
+    def verify(self, params: ChainParams) -> DomainState | None:
+        """`verify_domain_state` on the bundle against the genesis `params`; returns the proven state."""
         verify_domain_state(
-            validators=validators,
-            chain_id=chain_id,
+            params=params,
             header=self.header,
             certificate=self.certificate,
             domain=self.domain,
@@ -81,8 +82,7 @@ class DomainProof:
 
 def verify_domain_state(
     *,
-    validators: ValidatorSet,
-    chain_id: str,
+    params: ChainParams,
     header: BlockHeader,
     certificate: CommitCertificate,
     domain: str,
@@ -91,17 +91,21 @@ def verify_domain_state(
 ) -> None:
     """Check that `domain` has exactly `state` (None: was never registered) at `header`.
 
+    `params` are the trusted genesis's: its validators must have certified
+    `header` on its network (same `chain_id` and genesis hash).
+
     Raises:
         InvalidUpdate: WRONG_CHAIN, BAD_VALIDATORS, NO_QUORUM, BAD_SIGNATURE,
             BAD_VOTE or BAD_PROOF, saying which check failed.
     """
+    validators, chain_id = params.validators, params.chain_id
     if header.chain_id != chain_id:
         raise InvalidUpdate(RejectReason.WRONG_CHAIN, f"header is for network {header.chain_id!r}")
     if header.validators_hash != validators.hash():
         raise InvalidUpdate(RejectReason.BAD_VALIDATORS, "header names another validator set")
     if certificate.height != header.height:
         raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
-    certificate.verify(validators, chain_id, header.hash)
+    certificate.verify(validators, chain_id, header.hash, genesis_hash=params.genesis_hash)
     if state is not None and state.domain != domain:
         raise InvalidUpdate(RejectReason.BAD_PROOF, f"state is for {state.domain}, not {domain}")
     value_hash = None if state is None else state.value_hash()

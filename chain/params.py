@@ -38,6 +38,10 @@ class ChainParams:
         max_tx_lifetime_s: how far past block time a transaction's valid_until may lie.
         record_limits: per-domain record count and size limits.
         consensus: timeouts and block limits.
+        genesis_hash: `Genesis.hash()` of the genesis these came from, set by
+            `Genesis` itself (empty only in params no genesis holds). Every
+            signature covers it, so another network with the same `chain_id`
+            (a second devnet) cannot replay its transactions or votes here.
     """
 
     chain_id: str
@@ -47,3 +51,4 @@ class ChainParams:
     max_tx_lifetime_s: int
     record_limits: RecordLimits
     consensus: ConsensusParams
+    genesis_hash: bytes = b""

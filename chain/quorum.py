@@ -4,11 +4,13 @@
 quorum is ``2n // 3 + 1`` distinct validators. A block is final when it
 carries a certificate: precommit signatures of a quorum on its hash.
 
-Vote sign bytes: ``[Kind.VOTE, 1, chain_id, type, height, round, block_hash,
-validator]`` (block_hash empty for nil); the signature is over its SHA-256.
-A certificate stores only ``(validator index, signature)`` pairs: each
-signature is checked against the precommit sign bytes rebuilt from the
-certificate's height, round and block hash.
+Vote sign bytes: ``[Kind.VOTE, 2, chain_id, genesis_hash, type, height,
+round, block_hash, validator]`` (block_hash empty for nil); the signature is
+over its SHA-256. The genesis hash is not sent with a vote: the verifier
+supplies its own, so a vote from another network that shares the `chain_id`
+does not verify. A certificate stores only ``(validator index, signature)``
+pairs: each signature is checked against the precommit sign bytes rebuilt
+from the certificate's height, round and block hash.
 """
 
 from __future__ import annotations
@@ -92,10 +94,19 @@ class VoteType(IntEnum):
 
 
 def vote_sign_bytes(
-    chain_id: str, vtype: VoteType, height: int, round_: int, block_hash: bytes, validator: bytes
+    chain_id: str,
+    genesis_hash: bytes,
+    vtype: VoteType,
+    height: int,
+    round_: int,
+    block_hash: bytes,
+    validator: bytes,
 ) -> bytes:
     """The bytes whose SHA-256 a vote signs."""
-    return frame(Kind.VOTE, chain_id, int(vtype), height, round_, block_hash, bytes(validator))
+    assert len(genesis_hash) == 32, "a genesis hash is 32 bytes"  # local, never from a peer
+    return frame(
+        Kind.VOTE, chain_id, genesis_hash, int(vtype), height, round_, block_hash, bytes(validator)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,11 +127,17 @@ class Vote:
         if len(self.validator) != PUBLIC_KEY_SIZE or len(self.signature) != SIGNATURE_SIZE:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "vote key or signature has a wrong size")
 
-    def digest(self) -> bytes:
-        """What the signature covers."""
+    def digest(self, genesis_hash: bytes) -> bytes:
+        """What the signature covers on the network of `genesis_hash`."""
         return sha256(
             vote_sign_bytes(
-                self.chain_id, self.vtype, self.height, self.round, self.block_hash, self.validator
+                self.chain_id,
+                genesis_hash,
+                self.vtype,
+                self.height,
+                self.round,
+                self.block_hash,
+                self.validator,
             )
         )
 
@@ -130,13 +147,16 @@ class Vote:
         key: PrivateKey,
         *,
         chain_id: str,
+        genesis_hash: bytes,
         vtype: VoteType,
         height: int,
         round_: int,
         block_hash: bytes,
     ) -> Vote:
-        """Sign a vote with a validator key."""
-        sign_bytes = vote_sign_bytes(chain_id, vtype, height, round_, block_hash, key.public_key)
+        """Sign a vote with a validator key (`genesis_hash` is signed, not sent)."""
+        sign_bytes = vote_sign_bytes(
+            chain_id, genesis_hash, vtype, height, round_, block_hash, key.public_key
+        )
         return cls(
             chain_id=chain_id,
             vtype=vtype,
@@ -147,9 +167,9 @@ class Vote:
             signature=key.sign_digest_native(sha256(sign_bytes)),
         )
 
-    def is_valid_signature(self) -> bool:
-        """Whether the signature verifies under the vote's validator key."""
-        return verify(self.validator, self.signature, self.digest())
+    def is_valid_signature(self, genesis_hash: bytes) -> bool:
+        """Whether the signature verifies under the vote's validator key on this network."""
+        return verify(self.validator, self.signature, self.digest(genesis_hash))
 
     def to_bytes(self) -> bytes:
         """Canonical wire bytes."""
@@ -221,8 +241,10 @@ class CommitCertificate:
             signatures=tuple(sorted(pairs.items())),
         )
 
-    def verify(self, validators: ValidatorSet, chain_id: str, block_hash: bytes) -> None:
-        """Check the certificate finalizes `block_hash`.
+    def verify(
+        self, validators: ValidatorSet, chain_id: str, block_hash: bytes, *, genesis_hash: bytes
+    ) -> None:
+        """Check the certificate finalizes `block_hash` on the network of `genesis_hash`.
 
         Raises:
             InvalidUpdate: NO_QUORUM, UNKNOWN_VALIDATOR, BAD_SIGNATURE or BAD_VOTE.
@@ -245,7 +267,13 @@ class CommitCertificate:
             key = validators.keys[index]
             digest = sha256(
                 vote_sign_bytes(
-                    chain_id, VoteType.PRECOMMIT, self.height, self.round, block_hash, key
+                    chain_id,
+                    genesis_hash,
+                    VoteType.PRECOMMIT,
+                    self.height,
+                    self.round,
+                    block_hash,
+                    key,
                 )
             )
             if not verify(key, signature, digest):

@@ -125,8 +125,9 @@ def patch_equivocation(plan: Plan) -> None:
             if isinstance(effect, Broadcast) and isinstance(effect.message, Vote):
                 first = effect.message
                 twin = Vote.create(
-                    self.key, chain_id=first.chain_id, vtype=first.vtype, height=first.height,
-                    round_=first.round, block_hash=_conflicting_hash(first),
+                    self.key, chain_id=first.chain_id, genesis_hash=self.genesis_hash,
+                    vtype=first.vtype, height=first.height, round_=first.round,
+                    block_hash=_conflicting_hash(first),
                 )  # fmt: skip
                 effects.append(Broadcast(twin))
                 plan.equivocations += 1

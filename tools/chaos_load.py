@@ -148,7 +148,7 @@ class Writer:
             op=Op.REGISTER if seq == 0 else Op.UPDATE, records=(record,),
             owner=self.owner.public_key, valid_until=self.valid_until,
         )  # fmt: skip
-        return Transaction.sign(body, self.owner)
+        return Transaction.sign(body, self.owner, self.genesis.hash())
 
     def _send(self, slot: _Slot, what: str) -> None:
         tx = slot.outstanding

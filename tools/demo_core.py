@@ -67,7 +67,7 @@ def main() -> None:
             out.print(table)
             out.print(f"history: {[seq for seq, _ in ledger.history(name)]}")
             proof = ledger.prove_domain(name)
-            proven = proof.verify(genesis.params.validators, genesis.chain_id)
+            proven = proof.verify(genesis.params)
             out.print(f"light-client proof: {len(proof.to_bytes())} bytes, verified: {proven == state}")
 
 

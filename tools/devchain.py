@@ -33,6 +33,7 @@ def certify(ledger: Ledger, block_hash: bytes, height: int, signers: Iterable[Pr
         Vote.create(
             key,
             chain_id=ledger.params.chain_id,
+            genesis_hash=ledger.params.genesis_hash,
             vtype=VoteType.PRECOMMIT,
             height=height,
             round_=0,
@@ -52,7 +53,7 @@ def register_tx(
         chain_id=genesis.chain_id, domain=domain, seq=0, prev=ZERO_HASH, op=Op.REGISTER,
         records=records, owner=owner.public_key, valid_until=valid_until,
     )
-    return Transaction.sign(body, owner)
+    return Transaction.sign(body, owner, genesis.hash())
 
 
 def next_tx(
@@ -66,4 +67,4 @@ def next_tx(
         chain_id=genesis.chain_id, domain=domain, seq=state.seq + 1, prev=state.head, op=op,
         records=records, owner=new_owner or owner.public_key, valid_until=valid_until,
     )
-    return Transaction.sign(body, owner)
+    return Transaction.sign(body, owner, genesis.hash())

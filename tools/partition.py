@@ -226,7 +226,7 @@ def registration(writer: Writer, name: str, address: str) -> Transaction:
         records=(Record.from_text(f"@ 300 A {address}", origin=name),),
         owner=writer.owner.public_key, valid_until=int(time.time()) + 7200,
     )  # fmt: skip
-    return Transaction.sign(body, writer.owner)
+    return Transaction.sign(body, writer.owner, writer.genesis.hash())
 
 
 def _wait_for(done: Callable[[], Any], timeout: float) -> Any:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chain.block import BlockHeader, tx_root
+from chain.block import Block, BlockHeader, tx_root
+from chain.consensus_messages import Proposal, proposal_sign_bytes
 from chain.crypto import PrivateKey, sha256
-from chain.encoding import encode
+from chain.encoding import Kind, encode, frame
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
 from chain.records import Record
 from chain.smt import Proof, leaf_hash, root_of
@@ -25,6 +26,7 @@ from chain.wire import BlocksRequest, CommitNotice, Resent, Status, StatusReques
 
 SECRET = bytes.fromhex("01" * 32)
 CHAIN = "vectors"
+GENESIS_HASH = b"\x22" * 32  # signed into transactions, votes and proposals, never sent
 
 
 def compute() -> dict[str, str]:
@@ -41,9 +43,11 @@ def compute() -> dict[str, str]:
         chain_id=CHAIN, domain="alice.p2p", seq=0, prev=ZERO_HASH, op=Op.REGISTER,
         records=(record,), owner=key.public_key, valid_until=1_800_000_000,
     )
-    tx = Transaction.sign(body, key)
+    tx = Transaction.sign(body, key, GENESIS_HASH)
     out["tx_body"] = tx.body_bytes.hex()
     out["txid"] = tx.txid.hex()
+    out["genesis_hash"] = GENESIS_HASH.hex()
+    out["tx_signing_bytes"] = frame(Kind.TX_SIGNING, GENESIS_HASH, tx.txid).hex()
     out["tx"] = tx.to_bytes().hex()
     state = DomainState(
         domain="alice.p2p", owner=key.public_key, seq=0, head=tx.txid, records=(record,),
@@ -64,11 +68,24 @@ def compute() -> dict[str, str]:
     )
     out["header"] = header.to_bytes().hex()
     out["block_hash"] = header.hash.hex()
-    sign_bytes = vote_sign_bytes(CHAIN, VoteType.PRECOMMIT, 1, 0, header.hash, key.public_key)
+    sign_bytes = vote_sign_bytes(
+        CHAIN, GENESIS_HASH, VoteType.PRECOMMIT, 1, 0, header.hash, key.public_key
+    )
     out["precommit_sign_bytes"] = sign_bytes.hex()
-    vote = Vote.create(key, chain_id=CHAIN, vtype=VoteType.PRECOMMIT, height=1, round_=0, block_hash=header.hash)
+    vote = Vote.create(
+        key, chain_id=CHAIN, genesis_hash=GENESIS_HASH, vtype=VoteType.PRECOMMIT, height=1,
+        round_=0, block_hash=header.hash,
+    )  # fmt: skip
     out["precommit"] = vote.to_bytes().hex()
     out["certificate"] = CommitCertificate.from_votes([vote], validators).to_bytes().hex()
+    block = Block(header=header, txs=(tx,))
+    out["proposal_sign_bytes"] = proposal_sign_bytes(
+        CHAIN, GENESIS_HASH, 1, 0, header.hash, -1, key.public_key
+    ).hex()
+    proposal = Proposal.create(
+        key, chain_id=CHAIN, genesis_hash=GENESIS_HASH, round_=0, block=block, pol_round=-1
+    )
+    out["proposal"] = proposal.to_bytes().hex()
     proof = Proof(
         siblings=(_sibling(items),), found_key=domain_key("alice.p2p"),
         found_value_hash=state.value_hash(),
@@ -79,7 +96,7 @@ def compute() -> dict[str, str]:
     cert = CommitCertificate.from_votes([vote], validators)
     out["gossip_commit_notice"] = CommitNotice(height=1, block_hash=header.hash, certificate=cert).to_bytes().hex()
     out["sync_status_request"] = StatusRequest().to_bytes().hex()
-    out["sync_status"] = Status(chain_id=CHAIN, genesis_hash=b"\x22" * 32, height=1, head_hash=header.hash).to_bytes().hex()
+    out["sync_status"] = Status(chain_id=CHAIN, genesis_hash=GENESIS_HASH, height=1, head_hash=header.hash).to_bytes().hex()
     out["sync_blocks_request_from_1_count_500"] = BlocksRequest(start=1, count=500).to_bytes().hex()
     out["gossip_resent_precommit_nonce_7"] = Resent(nonce=7, payload=vote.to_bytes()).to_bytes().hex()
     return out

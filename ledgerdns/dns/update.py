@@ -382,10 +382,10 @@ class Updater:
         deadline = valid_until(
             self._services.ledger.head.time_ms, self._now_s(), params.max_tx_lifetime_s
         )
-        chain_id = self._services.genesis.chain_id
         return build_tx(
-            view, op=Op.UPDATE, key=signer, chain_id=chain_id, deadline=deadline, records=records
-        )
+            view, op=Op.UPDATE, key=signer, chain_id=params.chain_id,
+            genesis_hash=params.genesis_hash, deadline=deadline, records=records,
+        )  # fmt: skip
 
     async def _submit(self, tx: Transaction) -> dns.rcode.Rcode | None:
         """Submit and wait for finality: the RCODE, or None to read the state again (stale)."""

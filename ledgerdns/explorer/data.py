@@ -127,7 +127,7 @@ def check_proof(doc: Json, genesis: Genesis | None, name: str) -> ProofCheck:
         proof = domain_proof_from_json(doc)
         if proof.domain != normalize_name(name):
             return ProofCheck(verified=False, height=height, detail=f"proof is for {proof.domain}")
-        state = proof.verify(genesis.params.validators, genesis.chain_id)
+        state = proof.verify(genesis.params)
     except (InvalidUpdate, ValueError, KeyError) as exc:
         return ProofCheck(verified=False, height=height, detail=str(exc))
     what = "absent" if state is None else f"seq {state.seq}, head {state.head.hex()[:16]}"

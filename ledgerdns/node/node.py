@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from chain.block import Block
+from chain.consensus import ROUND_WINDOW
 from chain.consensus_messages import Evidence, Proposal
 from chain.encoding import Kind
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
@@ -448,7 +449,34 @@ class Node:
             self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
             return False
         # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
-        return message.height > self._ledger.height
+        return message.height > self._ledger.height and self._worth_forwarding(peer, message)
+
+    def _worth_forwarding(self, peer: str, message: Proposal | Vote) -> bool:
+        """Whether a valid consensus message is close enough to where we are to pass on.
+
+        The machine keeps nothing past `ROUND_WINDOW` rounds ahead (a vote further on only
+        tells the round-skip rule where its signer is) and nothing two heights ahead. A
+        Byzantine validator signing votes for every round up to 2**31 would otherwise have
+        every honest node forward each one to all its peers. Such a message is still shown
+        to the machine (for the skip rule) and to sync, just not passed on.
+        """
+        machine = self.driver.machine
+        if message.height == machine.height and message.round <= machine.round + ROUND_WINDOW:
+            return True
+        if message.height == machine.height + 1 and message.round <= ROUND_WINDOW:
+            return True
+        if self._nursery is not None:
+            if message.height == machine.height:
+                self._nursery.start_soon(self._hand_to_machine, peer, message)
+            elif message.height > self._ledger.height + 1:
+                self.syncer.poke(message.height - 1)
+        return False
+
+    async def _hand_to_machine(self, peer: str, message: Proposal | Vote) -> None:
+        try:
+            await self.driver.on_message(message)
+        except InvalidUpdate as exc:
+            self.p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
 
     async def _on_consensus(self, peer: str, data: bytes) -> None:
         try:

@@ -235,7 +235,7 @@ class Syncer:
                 # Signatures checked in a worker thread (libsecp256k1 releases the GIL)
                 # while this page waits for the previous one to be applied: the check
                 # during apply then finds them remembered.
-                await trio.to_thread.run_sync(_prewarm_signatures, decoded)
+                await trio.to_thread.run_sync(_prewarm_signatures, decoded, self.genesis.hash())
                 await send.send(decoded)
             await send.send(None)
 
@@ -293,7 +293,7 @@ def _decode_page(page: BlocksPage) -> Page:
     return out
 
 
-def _prewarm_signatures(page: Page) -> None:
+def _prewarm_signatures(page: Page, genesis_hash: bytes) -> None:
     """Check transaction signatures ahead (remembered by `chain.crypto.verify`).
 
     The signer is the owner before the step, which only the state knows; for
@@ -304,4 +304,4 @@ def _prewarm_signatures(page: Page) -> None:
         if isinstance(item, InvalidUpdate):
             return
         for tx in item[0].txs:
-            tx.is_signed_by(tx.body.owner)
+            tx.is_signed_by(tx.body.owner, genesis_hash)

@@ -306,4 +306,4 @@ class RpcClient:
             raise InvalidUpdate(
                 RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {name}"
             )
-        return proof.verify(genesis.params.validators, genesis.chain_id)
+        return proof.verify(genesis.params)

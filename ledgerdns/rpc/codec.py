@@ -253,7 +253,7 @@ def domain_proof_json(proof: DomainProof, now_s: int) -> Json:
 def domain_proof_from_json(doc: Mapping[str, Any]) -> DomainProof:
     """The `DomainProof` inside a `domain_proof_json` view (not yet verified).
 
-    Call ``.verify(genesis.params.validators, genesis.chain_id)`` on the result.
+    Call ``.verify(genesis.params)`` on the result.
 
     Raises:
         InvalidUpdate: BAD_PROOF if the document is not a proof or its

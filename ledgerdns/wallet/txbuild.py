@@ -110,6 +110,7 @@ def build_tx(
     op: Op,
     key: PrivateKey,
     chain_id: str,
+    genesis_hash: bytes,
     deadline: int,
     records: tuple[Record, ...] | None = None,
     new_owner: PublicKey | None = None,
@@ -121,6 +122,7 @@ def build_tx(
         op: what to do.
         key: the signer: the owner, or the registrant for `Op.REGISTER`.
         chain_id: the network.
+        genesis_hash: the network's genesis hash (the signature covers it).
         deadline: the transaction's ``valid_until``.
         records: the new record set (default: unchanged; a release carries none).
         new_owner: the receiver of a transfer.
@@ -147,4 +149,4 @@ def build_tx(
         owner=owner,
         valid_until=deadline,
     )
-    return Transaction.sign(body, key)
+    return Transaction.sign(body, key, genesis_hash)

@@ -122,8 +122,8 @@ def send(
         int(status.get("head_time_ms") or 0), wallet.now_s(), _int_or_none(status, "max_tx_lifetime_s")
     )
     tx = build_tx(
-        view, op=op, key=key, chain_id=str(status["chain_id"]), deadline=deadline,
-        records=records, new_owner=new_owner,
+        view, op=op, key=key, chain_id=str(status["chain_id"]),
+        genesis_hash=_genesis_hash(status), deadline=deadline, records=records, new_owner=new_owner,
     )
     result = target.node.submit(tx, wait)
     try:
@@ -149,6 +149,22 @@ def send(
         "state": None if after is None else view_summary(after),
     }
     return Outcome(data=data, show=[_message(data, op, wait)])
+
+
+def _genesis_hash(status: dict[str, Any]) -> bytes:
+    """The node's genesis hash: what the signature binds the transaction to.
+
+    Raises:
+        NodeError: the node's status does not carry one.
+    """
+    text = status.get("genesis_hash")
+    try:
+        value = bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise NodeError("the node's status has no valid genesis_hash", code="bad-reply")
+    return value
 
 
 def _int_or_none(doc: dict[str, Any], key: str) -> int | None:

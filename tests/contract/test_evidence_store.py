@@ -23,6 +23,7 @@ from ledgerdns.storage import LevelDBStore
 from tools.devchain import dev_key
 
 KEY = dev_key("validator", 0)
+GH = b"\x47" * 32  # the genesis hash the signatures cover
 
 
 @pytest.fixture(params=["memory", "leveldb"])
@@ -41,7 +42,9 @@ def record(height: int, round_: int) -> InvalidProposal:
         tx_root=tx_root([]), state_root=b"\x09" * 32, validators_hash=b"\x01" * 32,
     )  # fmt: skip
     block = Block(header=header, txs=())
-    proposal = Proposal.create(KEY, chain_id="t", round_=round_, block=block, pol_round=-1)
+    proposal = Proposal.create(
+        KEY, chain_id="t", genesis_hash=GH, round_=round_, block=block, pol_round=-1
+    )
     return InvalidProposal(proposal=proposal, reason="bad-state-root: block: state_root")
 
 
@@ -64,7 +67,10 @@ def test_newest_first_idempotent_and_apart_from_equivocations(store: KVStore) ->
     for r in records + records[:2]:  # recording one fault twice stores it once
         put_invalid_proposal(batch, r)
     votes = [
-        Vote.create(KEY, chain_id="t", vtype=VoteType.PREVOTE, height=3, round_=1, block_hash=h)
+        Vote.create(
+            KEY, chain_id="t", genesis_hash=GH, vtype=VoteType.PREVOTE, height=3, round_=1,
+            block_hash=h,
+        )  # fmt: skip
         for h in (b"", b"\x02" * 32)
     ]
     put_evidence(batch, Evidence.of(*votes))
@@ -85,7 +91,10 @@ def test_evidence_key_holds_the_vote_type(store: KVStore) -> None:
     """Prevote and precommit equivocations of one round are two records, not one overwritten."""
     def conflicting(vtype: VoteType) -> Evidence:
         a, b = (
-            Vote.create(KEY, chain_id="t", vtype=vtype, height=9, round_=2, block_hash=bytes([i]) * 32)
+            Vote.create(
+                KEY, chain_id="t", genesis_hash=GH, vtype=vtype, height=9, round_=2,
+                block_hash=bytes([i]) * 32,
+            )  # fmt: skip
             for i in (1, 2)
         )
         return Evidence.of(a, b)

@@ -114,6 +114,7 @@ def world() -> World:
         Vote.create(
             VALIDATOR,
             chain_id=genesis.chain_id,
+            genesis_hash=genesis.hash(),
             vtype=VoteType.PREVOTE,
             height=3,
             round_=1,
@@ -122,7 +123,8 @@ def world() -> World:
         for block_hash in (block1.hash, block2.hash)
     )
     proposal = Proposal.create(
-        VALIDATOR, chain_id=genesis.chain_id, round_=1, block=block2, pol_round=0
+        VALIDATOR, chain_id=genesis.chain_id, genesis_hash=genesis.hash(), round_=1, block=block2,
+        pol_round=0,
     )
     builder = AnswerBuilder(ledger, ZoneConfig(server_name="ns1.example.net"))
     return World(

@@ -103,4 +103,5 @@ def update_tx(
         records=(Record.from_text(record, origin=domain),), owner=owner.public_key,
         valid_until=chain_time(client) + 3600,
     )  # fmt: skip
-    return Transaction.sign(body, owner)
+    genesis_hash = bytes.fromhex(client.status()["genesis_hash"])  # as the wallet learns it
+    return Transaction.sign(body, owner, genesis_hash)

@@ -37,8 +37,9 @@ def _check_store(path: Path) -> int:
             block = ledger.get_block(height)
             assert block.header.prev_block == prev.hash
             ledger.get_certificate(height).verify(
-                ledger.params.validators, ledger.params.chain_id, block.hash
-            )
+                ledger.params.validators, ledger.params.chain_id, block.hash,
+                genesis_hash=ledger.params.genesis_hash,
+            )  # fmt: skip
             for i, tx in enumerate(block.txs):
                 assert ledger.get_tx(tx.txid)[1:] == (height, i)
             prev = block.header

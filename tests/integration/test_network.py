@@ -132,7 +132,7 @@ def test_unsigned_wrongly_signed_and_malformed_updates_are_refused(network: Clus
 
     unsigned_body = body("unsigned.p2p")
     unsigned = Transaction(body=unsigned_body, body_bytes=unsigned_body.to_bytes(), signature=bytes(64))
-    forged = Transaction.sign(body("forged.p2p"), other)
+    forged = Transaction.sign(body("forged.p2p"), other, genesis.hash())
     for tx in (unsigned, forged):
         with pytest.raises(RpcError) as refused:
             client.submit(tx, wait=2)
@@ -176,6 +176,7 @@ def test_a_node_started_after_200_updates_catches_up_and_answers_them(network: C
                    records=(Record.from_text(f"@ 300 A 10.2.0.{i}", origin=name),),
                    owner=owner.public_key, valid_until=until),  # fmt: skip
             owner,
+            genesis.hash(),
         )
         for i, (name, reg) in enumerate(zip(names, registrations, strict=True))
     ]

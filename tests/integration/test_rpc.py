@@ -254,7 +254,9 @@ async def test_refused_transactions_say_why(rpc: Rpc) -> None:
 
     wrong_chain = dataclasses.replace(tx.body, chain_id="other", domain="carol.p2p")
     with pytest.raises(RpcError) as err:
-        await rpc.call(rpc.client.submit, Transaction.sign(wrong_chain, ALICE))
+        await rpc.call(
+            rpc.client.submit, Transaction.sign(wrong_chain, ALICE, rpc.node.genesis.hash())
+        )
     assert (err.value.status, err.value.code) == (400, "wrong-chain")
 
     cases = [
@@ -430,8 +432,8 @@ async def test_proofs_verify_with_the_light_client(rpc: Rpc) -> None:
 async def test_evidence_listing(rpc: Rpc) -> None:
     assert await rpc.call(rpc.client.evidence) == []
     votes = [
-        Vote.create(VALIDATOR_KEY, chain_id="instant-test", vtype=VoteType.PREVOTE, height=3,
-                    round_=1, block_hash=bytes([i]) * 32)
+        Vote.create(VALIDATOR_KEY, chain_id="instant-test", genesis_hash=rpc.node.genesis.hash(),
+                    vtype=VoteType.PREVOTE, height=3, round_=1, block_hash=bytes([i]) * 32)
         for i in (1, 2)
     ]
     evidence = Evidence.of(*votes)

@@ -32,7 +32,7 @@ def _tx(domain: str, seq: int, prev: bytes, key: PrivateKey, valid_until: int) -
         owner=key.public_key,
         valid_until=valid_until,
     )
-    return Transaction.sign(body, key)
+    return Transaction.sign(body, key, PARAMS.genesis_hash)
 
 
 def _universe() -> list[Transaction]:

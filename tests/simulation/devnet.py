@@ -66,14 +66,17 @@ def genesis_for(n: int, tight: bool = False) -> Genesis:
     return genesis
 
 
-def client_tx(n: int, sub: Submission) -> Transaction:
-    """The transaction a submission sends (see `Submission`)."""
-    return _client_tx(n, sub.name, sub.owner, sub.seq, sub.variant)
+def client_tx(n: int, sub: Submission, *, tight: bool = False) -> Transaction:
+    """The transaction a submission sends (see `Submission`) on the network `genesis_for(n, tight)`.
+
+    The timeouts are part of the genesis, so of the genesis hash every signature covers.
+    """
+    return _client_tx(n, tight, sub.name, sub.owner, sub.seq, sub.variant)
 
 
 @cache
-def _client_tx(n: int, name: int, owner: int, seq: int, variant: int) -> Transaction:
-    genesis = genesis_for(n)
+def _client_tx(n: int, tight: bool, name: int, owner: int, seq: int, variant: int) -> Transaction:
+    genesis = genesis_for(n, tight)
     valid_until = (genesis.genesis_time_ms + START_MS) // 1000 + 7200
     if seq == 0:
         key = fast_key("owner", name + 1 if owner < 0 else owner)
@@ -81,11 +84,11 @@ def _client_tx(n: int, name: int, owner: int, seq: int, variant: int) -> Transac
     if seq == 1:
         prev = genesis_anchor(genesis.chain_id, GENESIS_DOMAIN)
     else:
-        prev = _client_tx(n, 0, -1, seq - 1, 0).txid
+        prev = _client_tx(n, tight, 0, -1, seq - 1, 0).txid
     text = f'@ 300 TXT "update {seq} variant {variant}"'
     body = TxBody(
         chain_id=genesis.chain_id, domain=GENESIS_DOMAIN, seq=seq, prev=prev, op=Op.UPDATE,
         records=canonical_record_set([Record.from_text(text, origin=GENESIS_DOMAIN)]),
         owner=fast_key("owner", 0).public_key, valid_until=valid_until,
     )  # fmt: skip
-    return Transaction.sign(body, fast_key("owner", 0))
+    return Transaction.sign(body, fast_key("owner", 0), genesis.hash())

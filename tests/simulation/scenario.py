@@ -21,14 +21,30 @@ The mixes:
 - ``adversary``: proposals and precommits lost at random for the whole run,
   gossip and sync off, maybe one Byzantine validator. Without a heal there is
   no liveness to expect: only safety is checked.
+- ``restart``, ``restart-all``: n - f, or all n, validators crash together
+  when the first honest validator reaches round r (0..3, mostly >= 1) of a
+  height, and restart together after a short down time (`QuorumRestart`).
+  Until then proposals of rounds < r are lost, so rounds fail, and in half of
+  the seeds precommits for blocks too, so the validators are locked on a block
+  nobody stored when they crash. The network heals when they are back up;
+  clients resend what is not final then (the mempools of the crashed
+  validators are gone).
+- ``flood``: 1..f Byzantine validators that run the honest machine and, every
+  gossip tick, flood votes for rounds far ahead (up to 2**31 - 1, and just past
+  `ROUND_WINDOW`), proposals for rounds they do not lead (this height and the
+  next) and for rounds far ahead, and votes for many random block hashes per
+  round (fresh-hash equivocation), for the whole run.
 
 Every fault that breaks synchrony (loss, partition, heavy delays, crashes)
 happens before `heal_ms`, the global stabilisation time: from then on no
 message is lost and every delay is at most `DelayModel.max_after_heal`.
 Byzantine validators stay Byzantine for the whole run. Faulty validators
-(crashed plus Byzantine) never number more than f = floor((n - 1) / 3).
-Clients send 1-4 registrations, and maybe a chain of updates, to validators
-that are honest and never crash, until 2 s after the heal. Tight timeouts
+(crashed plus Byzantine) never number more than f = floor((n - 1) / 3), but
+for the quorum restarts (crash-recovery with the guard and the lock record on
+disk, no Byzantine validator). Clients send 1-4 registrations, and maybe a
+chain of updates, to validators that are honest and never crash (any
+validator in the restart mixes: a client retries while its validator is
+down), until 2 s after the heal. Tight timeouts
 (`Scenario.tight`) are drawn for 40 % of the seeds of the faulty mixes, 80 %
 of ``jitter`` and every ``adversary`` seed.
 """
@@ -40,10 +56,12 @@ from dataclasses import dataclass
 
 MIXES = (
     "clean", "jitter", "lossy", "partition", "crash", "equivocate", "invalid", "silent", "chaos",
-    "adversary",
+    "adversary", "restart", "restart-all", "flood",
 )  # fmt: skip
 NETWORK_MIXES = ("clean", "jitter", "lossy", "partition")  # every validator honest and up
-BYZANTINE_MODES = ("equivocate", "invalid", "silent")
+BYZANTINE_MODES = ("equivocate", "invalid", "silent", "flood")
+RESTART_MIXES = ("restart", "restart-all")
+RESTART_FALLBACK_MS = 40_000  # crash anyway (and heal after) if the round is never reached
 POST_HEAL_CAP_MS = 300  # every delay after the heal is at most this (the Δ of partial synchrony)
 NEVER = 10**12  # heal time of a network that never heals
 NAME_POOL = 8  # client transactions register name{i}.p2p, i < NAME_POOL (cached across seeds)
@@ -88,6 +106,25 @@ class Crash:
 
 
 @dataclass(frozen=True, slots=True)
+class QuorumRestart:
+    """Validators `nodes` crash together and restart `down_ms` later (then the network heals).
+
+    They crash when the first honest validator reaches round `round` of a height (the
+    round its machine reports), or with `locked`, when the first one locks on a block in
+    a round >= `round` (plus `delay_ms`, so others lock too). Until the crash, proposals
+    of rounds < `round` are lost (so those rounds fail), and with `locked` every
+    precommit for a block too (so nobody decides the block they lock on). If that never
+    happens, they crash at the scenario's `heal_ms` whatever the round.
+    """
+
+    nodes: tuple[int, ...]
+    round: int
+    down_ms: int
+    locked: bool = False
+    delay_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A client sends one transaction to validator `node` at `at_ms`.
 
@@ -127,6 +164,8 @@ class Scenario:
     # Drop probabilities for proposals, prevotes and precommits for the whole run, with
     # gossip and sync off: an adversarial network that never heals. Safety only.
     adversary: tuple[float, float, float] | tuple[()] = ()
+    restart: QuorumRestart | None = None  # a quorum (or all) crashing together mid-height
+    flood_bursts: int = 1  # bursts a ``flood`` validator sends per gossip tick
 
     @property
     def f(self) -> int:
@@ -149,6 +188,10 @@ class Scenario:
             ))
         if self.byzantine:
             parts.append("byz=" + ",".join(f"{i}:{m}" for i, m in self.byzantine))
+        if self.restart:
+            q = self.restart
+            lock = f" locked+{q.delay_ms}" if q.locked else ""
+            parts.append(f"restart={','.join(map(str, q.nodes))}@round{q.round}{lock}+{q.down_ms}")
         parts.append(f"heal={self.heal_ms} txs={len(self.submissions)}")
         if self.tight:
             parts.append("tight")
@@ -207,6 +250,8 @@ def generate(seed: int, mix: str | None = None, *, quick: bool = False) -> Scena
             duplicate = rng.choice((0.0, 0.1))
     if mix == "adversary":
         return _adversary(seed, rng, n)
+    if mix in RESTART_MIXES:
+        return _restart(seed, mix, rng, n, quick)
     faulty = rng.sample(range(n), rng.randint(1, f)) if f and mix not in NETWORK_MIXES else []
     stable = [i for i in range(n) if i not in faulty]
     submissions = _submissions(rng, heal, stable, quick)
@@ -273,4 +318,35 @@ def _adversary(seed: int, rng: random.Random, n: int) -> Scenario:
         submissions=tuple(sorted(subs, key=lambda sub: sub.at_ms)),
         tight=True,
         adversary=drops,
+    )
+
+
+def _restart(seed: int, mix: str, rng: random.Random, n: int, quick: bool) -> Scenario:
+    """n - f (``restart``) or all n (``restart-all``) validators crash together mid-height."""
+    count = n if mix == "restart-all" else n - (n - 1) // 3
+    nodes = tuple(sorted(rng.sample(range(n), count)))
+    locked = rng.random() < 0.5
+    restart = QuorumRestart(
+        nodes=nodes,
+        round=rng.choice((0, 1, 1, 2, 3)),
+        down_ms=rng.randint(50, 3000),
+        locked=locked,
+        delay_ms=rng.randint(0, 300) if locked else 0,
+    )
+    # one registration early, so a height is under way, then the rest at any time
+    first = Submission(rng.randint(0, 500), rng.randrange(n), rng.randrange(NAME_POOL))
+    others = [name for name in rng.sample(range(NAME_POOL), 4) if name != first.name]
+    subs = [first] + [
+        Submission(rng.randint(0, 8000), rng.randrange(n), name)
+        for name in others[: rng.randint(0, 1 if quick else 2)]
+    ]
+    return Scenario(
+        seed=seed,
+        mix=mix,
+        n=n,
+        delay=_delay(rng, ("fixed", "uniform", "heavy", "slow")),
+        heal_ms=RESTART_FALLBACK_MS,
+        submissions=tuple(sorted(subs, key=lambda sub: sub.at_ms)),
+        tight=rng.random() < 0.5,
+        restart=restart,
     )

@@ -27,10 +27,20 @@ Modelled around the machine (the node's gossip and sync layers, simplified):
   with `SignGuard.from_bytes` at ``ledger.height + 1``, and the `LockRecord`
   of the last `PersistLock`. A crash may also hit
   right after a `PersistGuard`, dropping the effects that follow it.
+- A quorum restart (the ``restart`` mixes, `QuorumRestart`): n - f or all
+  validators crash together once the first honest one reaches a chosen round
+  of a height (or locks on a block), and restart together; the network heals
+  when they are back, and clients resend what is not final (their
+  validators' mempools are gone). A client whose validator is down retries.
 - Byzantine validators (see `ByzantineNode`) equivocate, propose invalid
-  blocks and vote for them, or stay silent.
+  blocks and vote for them, stay silent, or flood.
 - Validators sign with `devnet.FastKey`: the same signatures as
   `PrivateKey`, made by libsecp256k1.
+
+Measured after every step: the largest state an honest machine holds
+(`StateSizes`: proposals, vote entries, an equivocator's extra votes, the
+next-height buffer in messages and bytes, evidence), which the floods would
+grow without the machine's bounds, and the process's peak RSS.
 
 Checked after every step (a violation is a string in `Report.violations`):
 
@@ -64,12 +74,13 @@ from __future__ import annotations
 
 import heapq
 import random
+import resource
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chain.block import Block
-from chain.consensus import Tendermint
+from chain.consensus import NIL, Step, Tendermint
 from chain.consensus_messages import Evidence, Proposal, SignGuard, SignStep, vote_step
 from chain.errors import InvalidUpdate
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType
@@ -117,6 +128,28 @@ def default_factory(node: SimNode, guard: SignGuard, height: int) -> Tendermint:
 
 
 @dataclass
+class StateSizes:
+    """The largest machine state any honest validator held during a run."""
+
+    proposals: int = 0  # proposals kept at the current height
+    votes: int = 0  # entries in the vote slots
+    conflicting: int = 0  # an equivocator's extra votes, kept to count its polkas
+    buffered: int = 0  # next-height buffer: messages
+    buffered_bytes: int = 0  # next-height buffer: bytes as the machine accounts them
+    evidence: int = 0  # evidence entries at the current height
+
+    def note(self, m: Tendermint) -> None:
+        """Raise each maximum to what `m` holds now."""
+        self.proposals = max(self.proposals, len(m.proposals))
+        self.votes = max(self.votes, sum(len(slot) for slot in m.votes.values()))
+        self.evidence = max(self.evidence, len(m.evidence))
+        # Private to the machine; the simulator reads them to show they stay bounded.
+        self.conflicting = max(self.conflicting, m._conflicting_count)
+        self.buffered = max(self.buffered, len(m._future))
+        self.buffered_bytes = max(self.buffered_bytes, m._future_bytes)
+
+
+@dataclass
 class Report:
     """What one run did and found."""
 
@@ -132,6 +165,10 @@ class Report:
     decisions: list[tuple[int, int, int, int]]  # (node, height, round, time)
     proposals_sent: dict[tuple[int, int], int]  # (height, round) -> time of first broadcast
     max_latency_ratio: float  # slowest finalization / its liveness bound
+    state: StateSizes  # the largest machine state an honest validator held
+    restarts: list[tuple[int, int, int]]  # quorum restart: (node, height, round) when it crashed
+    max_rss_mib: float  # this process's peak resident set so far
+
 
     @property
     def faults_injected(self) -> int:
@@ -144,6 +181,7 @@ class _Pending:
     tx: Transaction
     submitted: int
     missing: set[int]
+    via: int  # the validator the client sent it to
     deadline: int | None = None
     bound: int = 0
 
@@ -216,6 +254,11 @@ class Simulation:
         self.max_round = 0
         self.max_latency_ratio = 0.0
         self.submissions_left = len(scenario.submissions)
+        self.sizes = StateSizes()
+        # quorum restart: 1 waiting for its round, 2 crash scheduled, 0 done (or none)
+        self.restart_phase = 1 if scenario.restart else 0
+        self.restarts: list[tuple[int, int, int]] = []
+        self.heal_at = 0  # not before this (the quorum restart's validators are back)
 
     # -- running --
 
@@ -264,6 +307,9 @@ class Simulation:
         if kind == Event.HEAL:
             self.heal()
             return
+        if kind == Event.QUORUM_CRASH:
+            self.quorum_restart()
+            return
         if kind in (Event.SUBMIT, Event.RESTART):
             if kind == Event.RESTART:
                 node.boot(self.now)
@@ -295,14 +341,49 @@ class Simulation:
             restart = min(restart, self.sc.heal_ms)
         self.schedule(max(restart, self.now + 1), Event.RESTART, node, None)
 
+    def quorum_restart(self) -> None:
+        """Crash the scenario's `QuorumRestart` validators together; restart and heal later."""
+        q = self.sc.restart
+        if not self.restart_phase or q is None:
+            return
+        self.restart_phase = 0
+        back = self.heal_at = self.now + q.down_ms
+        for index in q.nodes:
+            node = self.nodes[index]
+            if node.up:
+                self.restarts.append((index, node.machine.height, node.machine.round))
+                node.crash()
+                self.schedule(back, Event.RESTART, node, None)
+        every = len(q.nodes) == self.sc.n
+        self.faults["restart of all validators" if every else "restart of n-f validators"] += 1
+        self.schedule(back, Event.HEAL, self.nodes[0], None)  # after the restarts (queue order)
+
+    def stalled(self, payload: object) -> bool:
+        """Before a quorum restart: the messages lost so that rounds fail (see `QuorumRestart`)."""
+        q = self.sc.restart
+        if not self.restart_phase or q is None:
+            return False
+        if isinstance(payload, Proposal):
+            return payload.round < q.round
+        return q.locked and isinstance(payload, Vote) and payload.vtype == VoteType.PRECOMMIT \
+            and payload.block_hash != NIL
+
     def heal(self) -> None:
         """From now on: no loss, no partition, bounded delays; no crash is pending."""
+        if self.restart_phase:  # the quorum restart's round never came: crash now, heal later
+            self.quorum_restart()
+            return
+        if self.now < self.heal_at or (self.healed and self.sc.restart):
+            return  # a quorum restart heals once, when its validators are back
         self.healed = True
         for node in self.nodes:
             node.armed = False
         self.set_deadline(None)
         for p in self.pending.values():
             self.set_deadline(p)
+        if self.sc.restart:  # clients resend what is not final: crashed mempools are gone
+            for p in list(self.pending.values()):
+                self.hand_over(self.nodes[p.via], p.tx)
 
     def done(self) -> bool:
         """Healed, every transaction sent and finalized, every honest mempool empty."""
@@ -323,6 +404,9 @@ class Simulation:
         sc, rng = self.sc, self.rng
         if not self.reachable(src, dst):
             self.faults["partitioned message"] += 1
+            return
+        if self.stalled(payload):
+            self.faults["stalled message"] += 1
             return
         if not self.healed and sc.loss and rng.random() < sc.loss:
             self.faults["lost message"] += 1
@@ -362,22 +446,31 @@ class Simulation:
 
     def submit(self, node: SimNode, sub: Submission) -> None:
         """A client hands `sub`'s transaction to `node`, which gossips it."""
-        tx = client_tx(self.sc.n, sub)
+        if not node.up and self.sc.restart:  # the client retries until its validator is back
+            self.schedule(self.now + 100, Event.SUBMIT, node, sub)
+            return
+        tx = client_tx(self.sc.n, sub, tight=self.sc.tight)
         self.submissions_left -= 1
         final = any(tx.txid in h.finalized for h in self.honest)
         p = None
         if not sub.contested and not final and tx.txid not in self.pending:
-            p = _Pending(tx, self.now, {h.index for h in self.honest})
+            p = _Pending(tx, self.now, {h.index for h in self.honest}, node.index)
             self.pending[tx.txid] = p
         if self.healed:
             self.set_deadline(p)
         if not node.up:
             return
         refusals = len(node.rejections.get(tx.txid, ()))
-        node.on_tx(tx, self.now)
+        self.hand_over(node, tx)
         if not sub.contested and len(node.rejections.get(tx.txid, ())) > refusals:
             self.violation(f"submission: validator {node.index} refused {tx.body.domain}: "
                            f"{node.rejections[tx.txid][-1][1]}")  # fmt: skip
+
+    def hand_over(self, node: SimNode, tx: Transaction) -> None:
+        """`node` takes `tx` into its mempool and sends it to every peer."""
+        if not node.up:
+            return
+        node.on_tx(tx, self.now)
         for peer in self.nodes:
             if peer is not node:
                 self.transmit(node.index, peer.index, Event.TX, tx)
@@ -502,9 +595,21 @@ class Simulation:
                 f"{self.validators.index_of(vote.validator)} without recording evidence"
             )
 
-    def note_round(self, node: SimNode) -> None:
-        if not node.byzantine and node.up and node.machine.round > self.max_round:
-            self.max_round = node.machine.round
+    def observe(self, node: SimNode) -> None:
+        """After each step of `node`: its round and state sizes, and the quorum restart's trigger."""
+        if node.byzantine or not node.up:
+            return
+        m = node.machine
+        self.max_round = max(self.max_round, m.round)
+        self.sizes.note(m)
+        q = self.sc.restart
+        if self.restart_phase != 1 or q is None or m.step in (Step.WAITING, Step.COMMITTING):
+            return
+        if q.locked and m.locked_round >= q.round:
+            self.restart_phase = 2
+            self.schedule(self.now + q.delay_ms, Event.QUORUM_CRASH, node, None)
+        elif not q.locked and m.round >= q.round:
+            self.quorum_restart()
 
     def report(self) -> Report:
         heights = min((n.ledger.height for n in self.honest), default=0)
@@ -521,6 +626,9 @@ class Simulation:
             decisions=self.decisions,
             proposals_sent=self.proposals_sent,
             max_latency_ratio=self.max_latency_ratio,
+            state=self.sizes,
+            restarts=self.restarts,
+            max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )
 
 
@@ -534,6 +642,7 @@ __all__ = [
     "ByzantineNode",
     "Report",
     "SimNode",
+    "StateSizes",
     "Simulation",
     "client_tx",
     "default_factory",

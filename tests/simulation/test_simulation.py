@@ -12,14 +12,31 @@ from typing import ClassVar
 import pytest
 
 from chain.block import Block
-from chain.consensus import NIL, Broadcast, Effect, EvidenceFound, Tendermint
+import chain.consensus
+from chain.consensus import (
+    MAX_CONFLICTING_PER_SLOT,
+    NIL,
+    ROUND_WINDOW,
+    Broadcast,
+    Effect,
+    EvidenceFound,
+    Tendermint,
+)
 from chain.consensus_messages import Proposal, SignGuard, SignStep
 from chain.crypto import sha256
 from chain.errors import InvalidUpdate, RejectReason
 from chain.ledger import Ledger
 from chain.quorum import ValidatorSet, Vote, VoteType
 from chain.store import MemoryStore
-from tests.simulation.scenario import MIXES, Crash, DelayModel, Scenario, Submission, generate
+from tests.simulation.scenario import (
+    MIXES,
+    Crash,
+    DelayModel,
+    QuorumRestart,
+    Scenario,
+    Submission,
+    generate,
+)
 from tests.simulation.simnet import (
     GENESIS_DOMAIN,
     Simulation,
@@ -122,6 +139,50 @@ def test_restart_after_a_crash_between_guard_write_and_send_refuses_to_conflict(
     assert (2, 1, 0, int(SignStep.PREVOTE), NIL) in GuardProbe.refused
     assert all(n.ledger.height == 1 for n in sim.honest)  # caught up by sync after the heal
     assert sim.nodes[2].ledger.get_block(1).hash == sim.committed[1]
+
+
+# -- (c2) a quorum, or every validator, restarted together past round 0 (issue 13, defect 1) --
+
+
+class RestartsAtRoundZero(Tendermint):
+    """Broken as the machine was before issue 13: a validator restarted mid-height starts it
+    again at round 0 and takes only the lock from its guard (no lock record)."""
+
+    def _resume(self, height: int) -> None:
+        self._restored = None
+        super()._resume(height)
+        self.round = 0
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["real", "round-zero"])
+@pytest.mark.parametrize("locked", [False, True], ids=["unlocked", "locked"])
+@pytest.mark.parametrize("nodes", [(0, 1, 2, 3), (0, 1, 3)], ids=["all-4", "n-f"])
+def test_validators_restarted_together_at_round_one_finish_the_height(
+    nodes: tuple[int, ...], locked: bool, broken: bool
+) -> None:
+    # Round 0's proposal is lost, so round 0 fails; when the first validator reaches
+    # round 1 (or, `locked`, locks on round 1's block, whose precommits are lost), the
+    # validators of `nodes` crash together and come back 400 ms later with their guard
+    # and lock record. The real machine resumes at round 2 and finishes the height.
+    cls = RestartsAtRoundZero if broken else Tendermint
+    restart = QuorumRestart(nodes=nodes, round=1, down_ms=400, locked=locked, delay_ms=20)
+    subs = (Submission(0, 0, name=0), Submission(3000, 1, name=1))
+    scenario = Scenario(seed=7, mix="restart", n=4, delay=DelayModel("fixed", 5, 5),
+                        heal_ms=60_000, submissions=subs, restart=restart)  # fmt: skip
+    sim = Simulation(scenario, factory=lambda node, guard, h: make_machine(cls, node, guard, h))
+    report = sim.run()
+    assert sorted(i for i, _, _ in report.restarts) == list(nodes)
+    assert {h for _, h, _ in report.restarts} == {1}
+    assert max(r for _, _, r in report.restarts) >= 1  # crashed mid-height, past round 0
+    if locked:
+        assert all(sim.nodes[i].disk.get("lock") for i in nodes)
+    if broken:  # nobody signs again: the transactions are never finalized
+        assert report.violations and "liveness" in report.violations[0], report.violations
+        assert report.heights == 0
+        return
+    assert not report.violations, report.violations
+    assert report.heights >= 1 and not sim.pending
+    assert all(n.ledger.height == report.heights for n in sim.honest)
 
 
 # -- (d) conflicting updates and registrations --
@@ -255,6 +316,46 @@ def test_random_search_catches_a_majority_quorum() -> None:
     pytest.fail("no violation in 100 seeds")
 
 
+# -- (e2) a flooding validator: the honest machines' state stays bounded (issue 13, defect 3) --
+
+
+def _flood_run() -> tuple[Simulation, Scenario]:
+    """Validator 3 floods 10 bursts a gossip tick (about 120 junk messages to each peer)."""
+    subs = tuple(Submission(i * 1500, i % 3, name=i) for i in range(4))
+    scenario = Scenario(seed=11, mix="flood", n=4, delay=DelayModel("uniform", 5, 60),
+                        byzantine=((3, "flood"),), submissions=subs, flood_bursts=10)  # fmt: skip
+    return Simulation(scenario), scenario
+
+
+def test_a_flooding_validator_cannot_grow_the_honest_machines_state() -> None:
+    sim, scenario = _flood_run()
+    report = sim.run()
+    assert not report.violations, report.violations
+    assert report.heights >= 1 and not sim.pending
+    assert report.faults["flooded message"] > 1000
+    assert report.evidence == {3}
+    n, f, state = scenario.n, scenario.f, report.state
+    rounds = report.max_round + ROUND_WINDOW + 1  # rounds a height can hold messages for
+    assert state.proposals <= rounds
+    assert state.votes <= n * 2 * rounds
+    assert state.conflicting <= f * 2 * rounds * MAX_CONFLICTING_PER_SLOT
+    assert state.evidence <= f * 2 * rounds
+    assert state.buffered <= (ROUND_WINDOW + 1) * (2 * n + 1)  # one per (round, type, signer)
+    assert state.buffered_bytes <= 64 * 1024
+    assert state.votes > 0 and state.conflicting > 0 and state.buffered > 0  # it did measure
+
+
+def test_the_flood_bounds_bite_on_a_machine_that_keeps_every_future_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Broken as before issue 13: votes and proposals for any future round are kept.
+    monkeypatch.setattr(chain.consensus, "ROUND_WINDOW", 2**31)
+    sim, scenario = _flood_run()
+    report = sim.run()
+    rounds = report.max_round + ROUND_WINDOW + 1
+    assert report.state.votes > scenario.n * 2 * rounds
+
+
 # -- (f) evidence --
 
 
@@ -310,17 +411,19 @@ def test_conflicting_prevote_counts_towards_the_polka_it_belongs_to() -> None:
     ledger = Ledger(MemoryStore(), genesis)
     ledger.initialize()
     keys = [fast_key("validator", i) for i in range(4)]
-    machine = Tendermint(chain_id=genesis.chain_id, validators=genesis.params.validators,
+    machine = Tendermint(chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+                         validators=genesis.params.validators,
                          params=genesis.params.consensus, app=_LedgerApp(ledger), key=keys[0],
                          guard=SignGuard(), height=1)  # fmt: skip
     now = genesis.genesis_time_ms + 1000
     block, _ = ledger.build_block([], time_ms=now, proposer=keys[1].public_key)
-    proposal = Proposal.create(keys[1], chain_id=genesis.chain_id, round_=0, block=block,
-                               pol_round=-1)  # fmt: skip
+    proposal = Proposal.create(keys[1], chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+                               round_=0, block=block, pol_round=-1)  # fmt: skip
 
     def prevote(i: int, block_hash: bytes) -> Vote:
-        return Vote.create(keys[i], chain_id=genesis.chain_id, vtype=VoteType.PREVOTE,
-                           height=1, round_=0, block_hash=block_hash)  # fmt: skip
+        return Vote.create(keys[i], chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+                           vtype=VoteType.PREVOTE, height=1, round_=0,
+                           block_hash=block_hash)  # fmt: skip
 
     effects = machine.on_proposal(proposal, now)  # 0 prevotes A
     effects += machine.on_vote(prevote(1, block.hash), now)

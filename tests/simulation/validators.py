@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from chain.block import Block, tx_root
 from chain.consensus import (
+    MAX_CONFLICTING_PER_SLOT,
     NIL,
+    ROUND_WINDOW,
     Broadcast,
     Decide,
     Effect,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from tests.simulation.simnet import Simulation
 
 Message = Proposal | Vote
+MAX_ROUND = 2**31 - 1  # the largest round the wire format carries
+FLOOD_HASHES = MAX_CONFLICTING_PER_SLOT + 2  # fresh block hashes per flooded vote slot
 
 
 class Event(IntEnum):
@@ -55,6 +59,7 @@ class Event(IntEnum):
     ARM = 7  # crash at the next guard write
     RESTART = 8
     HEAL = 9
+    QUORUM_CRASH = 10  # the scenario's quorum restart
 
 
 def message_key(m: Message) -> tuple[int, int, int, bytes, bytes]:
@@ -124,6 +129,12 @@ class SimNode:
         self.received: set[tuple[int, int, int, bytes, bytes]] = set()
         self.relay: dict[int, dict[tuple[int, int, int, bytes, bytes], Message]] = {}
         self.sync_idle_at = 0
+        # What the machine restored from the lock record (the locked proposal and the
+        # prevotes behind it) is this node's to relay, as the node's stuck-height resend
+        # does: the others accept a re-proposal of the block only with those prevotes.
+        m = self.machine
+        for message in [*m.proposals.values(), *(v for slot in m.votes.values() for v in slot.values())]:
+            self.remember(message)
         self.execute(self.machine.start(self.sim.ms(now)), now)
         if self.sim.gossip_ms:
             self.sim.schedule(now + self.sim.rng.randint(1, self.sim.gossip_ms), Event.TICK, self, None)
@@ -166,6 +177,8 @@ class SimNode:
             elif isinstance(effect, EvidenceFound):
                 self.sim.on_evidence(self, effect.evidence)
         if decided and self.up:
+            if not self.byzantine:
+                self.sim.sizes.note(self.machine)  # the height's state, before advance() drops it
             more = self.machine.advance(self.sim.ms(now), txs_available=len(self.mempool) > 0)
             self.execute(more, now)
 
@@ -231,12 +244,12 @@ class SimNode:
         if m.height <= message.height <= m.height + 1:
             self.relay.setdefault(message.height, {})[message_key(message)] = message
         self.execute(effects, now)
-        self.sim.note_round(self)
+        self.sim.observe(self)
 
     def on_timeout(self, timeout: ScheduleTimeout, now: int) -> None:
         m = self.machine
         self.execute(m.on_timeout(timeout.kind, timeout.height, timeout.round, self.sim.ms(now)), now)
-        self.sim.note_round(self)
+        self.sim.observe(self)
 
     def on_tx(self, tx: Transaction, now: int) -> None:
         if tx.txid in self.finalized or tx.txid in self.mempool:
@@ -327,11 +340,14 @@ class ByzantineNode(SimNode):
       transaction with a broken signature), correctly signed; every invalid
       validator prevotes and precommits such a block in its round.
     - ``silent``: never starts.
+    - ``flood``: sends its honest messages, and on every gossip tick
+      `Scenario.flood_bursts` bursts of junk, all validly signed (`flood`).
     """
 
     def __init__(self, sim: Simulation, index: int, mode: str) -> None:
         super().__init__(sim, index)
         self.byzantine = mode
+        self._flood_blocks: dict[int, Block] = {}  # ledger height -> the empty block after it
 
     def broadcast(self, message: Message, now: int) -> None:
         sim = self.sim
@@ -374,6 +390,70 @@ class ByzantineNode(SimNode):
         for peer in sim.nodes:
             if peer is not self:
                 sim.transmit(self.index, peer.index, Event.MSG, message)
+
+    # -- flood --
+
+    def on_tick(self, now: int) -> None:
+        if self.byzantine == "flood":
+            for _ in range(self.sim.sc.flood_bursts):
+                self.flood(now)
+        super().on_tick(now)
+
+    def flood(self, now: int) -> None:
+        """One burst of what the machine must not keep (issue 13, defect 3), to every peer.
+
+        Votes for rounds far ahead (up to `MAX_ROUND`) and just past the window;
+        `FLOOD_HASHES` votes for fresh random block hashes in one slot of this height
+        (more than the machine counts per slot) and one in the next height's; a
+        proposal for a round it does not lead, this height or the next; and a proposal
+        for a round it leads past the window.
+        """
+        sim, m, rng = self.sim, self.machine, self.sim.rng
+        h, r = m.height, m.round
+        vtypes = (VoteType.PREVOTE, VoteType.PRECOMMIT)
+        out: list[Message] = [
+            self._junk_vote(rng.choice(vtypes), h, rng.choice((MAX_ROUND, rng.randint(r, MAX_ROUND)))),
+            self._junk_vote(rng.choice(vtypes), h, r + ROUND_WINDOW + rng.randint(1, 2)),
+            self._junk_vote(rng.choice(vtypes), h + 1, rng.randint(0, ROUND_WINDOW)),
+        ]
+        vtype, round_ = rng.choice(vtypes), rng.randint(r, r + ROUND_WINDOW)
+        out += [self._junk_vote(vtype, h, round_) for _ in range(FLOOD_HASHES)]
+        n, me = sim.sc.n, self.index
+        others = [x for x in range(r, r + ROUND_WINDOW + 1) if (h + x) % n != me]
+        if others:
+            out.append(self._junk_proposal(h, rng.choice(others), now))
+        others = [x for x in range(ROUND_WINDOW + 1) if (h + 1 + x) % n != me]
+        if others:
+            out.append(self._junk_proposal(h + 1, rng.choice(others), now))
+        ahead = r + ROUND_WINDOW + 1
+        out.append(self._junk_proposal(h, ahead + (me - h - ahead) % n, now))
+        sim.faults["flooded message"] += len(out)
+        for message in out:
+            for peer in sim.nodes:
+                if peer is not self:
+                    sim.transmit(self.index, peer.index, Event.MSG, message)
+
+    def _junk_vote(self, vtype: VoteType, height: int, round_: int) -> Vote:
+        """A vote for a fresh random block hash (guard bypassed)."""
+        return Vote.create(
+            self.key, chain_id=self.sim.genesis.chain_id, genesis_hash=self.sim.genesis.hash(),
+            vtype=vtype, height=height, round_=round_, block_hash=self.sim.rng.randbytes(32),
+        )  # fmt: skip
+
+    def _junk_proposal(self, height: int, round_: int, now: int) -> Proposal:
+        """A signed proposal of an empty block (the next height's: a copy with its height)."""
+        block = self._flood_blocks.get(self.ledger.height)
+        if block is None:
+            block, _ = self.ledger.build_block([], time_ms=self.sim.ms(now), proposer=self.key.public_key)
+            self._flood_blocks = {self.ledger.height: block}
+        if block.height != height:
+            block = Block(header=replace(block.header, height=height), txs=block.txs)
+        return Proposal.create(
+            self.key, chain_id=self.sim.genesis.chain_id, genesis_hash=self.sim.genesis.hash(),
+            round_=round_, block=block, pol_round=-1,
+        )  # fmt: skip
+
+    # -- a Byzantine validator's ledger --
 
     def commit(self, block: Block, cert: CommitCertificate, now: int, *, decided_here: bool) -> bool:
         try:

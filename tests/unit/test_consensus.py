@@ -41,7 +41,7 @@ def machine(index: int) -> tuple[Tendermint, Ledger]:
     ledger = Ledger(MemoryStore(), GENESIS)
     ledger.initialize()
     m = Tendermint(
-        chain_id=GENESIS.chain_id, validators=GENESIS.params.validators,
+        chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), validators=GENESIS.params.validators,
         params=GENESIS.params.consensus, app=App(ledger), key=KEYS[index], guard=SignGuard(), height=1,
     )  # fmt: skip
     return m, ledger
@@ -51,7 +51,10 @@ def proposal_with_tx(ledger: Ledger) -> Proposal:
     tx = register_tx(GENESIS, dev_key("owner", 0), "alice.p2p", valid_until=NOW // 1000 + 60)
     proposer = KEYS[1]  # proposer of height 1, round 0
     block, _ = ledger.build_block([tx], time_ms=NOW, proposer=proposer.public_key)
-    return Proposal.create(proposer, chain_id=GENESIS.chain_id, round_=0, block=block, pol_round=-1)
+    return Proposal.create(
+        proposer, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), round_=0, block=block,
+        pol_round=-1,
+    )  # fmt: skip
 
 
 def test_idle_validator_sends_nothing() -> None:
@@ -82,7 +85,7 @@ def test_altered_body_is_refused_and_the_genuine_proposal_still_counts() -> None
     flipped = Transaction(body=tx.body, body_bytes=tx.body_bytes,
                           signature=bytes([tx.signature[0] ^ 1]) + tx.signature[1:])
     relayed = dataclasses.replace(genuine, block=Block(header=genuine.block.header, txs=(flipped,)))
-    assert relayed.is_valid_signature()  # the proposer's signature covers only the header hash
+    assert relayed.is_valid_signature(GENESIS.hash())  # the proposer's signature covers only the header hash
     with pytest.raises(InvalidUpdate) as info:
         m.on_proposal(relayed, NOW)
     assert info.value.reason == RejectReason.BAD_TX_ROOT
@@ -93,7 +96,10 @@ def test_altered_body_is_refused_and_the_genuine_proposal_still_counts() -> None
 def test_proposal_from_the_wrong_proposer_is_refused() -> None:
     m, ledger = machine(2)
     genuine = proposal_with_tx(ledger)
-    wrong = Proposal.create(KEYS[3], chain_id=GENESIS.chain_id, round_=0, block=genuine.block, pol_round=-1)
+    wrong = Proposal.create(
+        KEYS[3], chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), round_=0,
+        block=genuine.block, pol_round=-1,
+    )  # fmt: skip
     with pytest.raises(InvalidUpdate) as info:
         m.on_proposal(wrong, NOW)
     assert info.value.reason == RejectReason.BAD_PROPOSER

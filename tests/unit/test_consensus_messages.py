@@ -13,6 +13,7 @@ from chain.quorum import Vote, VoteType
 from tools.devchain import dev_key
 
 KEY = dev_key("validator", 0)
+GH = b"\x47" * 32  # the genesis hash every signature here covers
 
 
 def block(height: int = 3, salt: int = 0) -> Block:
@@ -25,30 +26,35 @@ def block(height: int = 3, salt: int = 0) -> Block:
 
 
 def vote(block_hash: bytes, vtype: VoteType = VoteType.PREVOTE, round_: int = 1) -> Vote:
-    return Vote.create(KEY, chain_id="t", vtype=vtype, height=3, round_=round_, block_hash=block_hash)
+    return Vote.create(
+        KEY, chain_id="t", genesis_hash=GH, vtype=vtype, height=3, round_=round_,
+        block_hash=block_hash,
+    )  # fmt: skip
 
 
 def test_proposal_round_trip_and_signature() -> None:
-    p = Proposal.create(KEY, chain_id="t", round_=2, block=block(), pol_round=1)
+    p = Proposal.create(KEY, chain_id="t", genesis_hash=GH, round_=2, block=block(), pol_round=1)
     again = Proposal.from_bytes(p.to_bytes())
-    assert again == p and again.is_valid_signature()
-    other = Proposal.create(dev_key("validator", 1), chain_id="t", round_=2, block=block(), pol_round=1)
+    assert again == p and again.is_valid_signature(GH)
+    other = Proposal.create(
+        dev_key("validator", 1), chain_id="t", genesis_hash=GH, round_=2, block=block(), pol_round=1
+    )
     forged = Proposal(chain_id="t", height=3, round=2, block=block(), pol_round=1,
                       proposer=KEY.public_key, signature=other.signature)
-    assert not forged.is_valid_signature()
+    assert not forged.is_valid_signature(GH)
 
 
 @pytest.mark.parametrize("pol_round", [-2, 2, 5])
 def test_proposal_pol_round_must_precede_round(pol_round: int) -> None:
     with pytest.raises(InvalidUpdate):
-        Proposal.create(KEY, chain_id="t", round_=2, block=block(), pol_round=pol_round)
+        Proposal.create(KEY, chain_id="t", genesis_hash=GH, round_=2, block=block(), pol_round=pol_round)
 
 
 def test_evidence_needs_two_conflicting_votes() -> None:
     a, b = vote(b"\x01" * 32), vote(b"\x02" * 32)
     ev = Evidence.of(b, a)
     assert ev == Evidence.of(a, b)
-    ev.verify()
+    ev.verify(GH)
     assert Evidence.from_bytes(ev.to_bytes()) == ev
     with pytest.raises(InvalidUpdate):
         Evidence.of(a, a)
@@ -67,9 +73,11 @@ def test_evidence_with_forged_vote_fails_verification() -> None:
     bad = Vote(chain_id="t", vtype=VoteType.PREVOTE, height=3, round=1, block_hash=b"\x02" * 32,
                validator=KEY.public_key, signature=a.signature)
     with pytest.raises(InvalidUpdate) as info:
-        Evidence.of(a, bad).verify()
+        Evidence.of(a, bad).verify(GH)
     assert info.value.reason == RejectReason.BAD_SIGNATURE
-    Evidence.of(a, b).verify()
+    Evidence.of(a, b).verify(GH)
+    with pytest.raises(InvalidUpdate):
+        Evidence.of(a, b).verify(b"\x48" * 32)  # signed on another network
 
 
 H = b"\xaa" * 32

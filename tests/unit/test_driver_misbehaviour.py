@@ -90,8 +90,9 @@ def test_invalid_proposals_are_stored_boundedly_and_always_reported() -> None:
     rounds = range(3, 3 + 4 * (MAX_INVALID_PROPOSALS_STORED + 2), 4)  # validator 0's rounds at h1
     for round_ in rounds:
         p = Proposal.create(
-            KEYS[0], chain_id=GENESIS.chain_id, round_=round_, block=bad, pol_round=-1
-        )
+            KEYS[0], chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), round_=round_,
+            block=bad, pol_round=-1,
+        )  # fmt: skip
         d._record_invalid_proposal(p, "bad-state-root: block 1: state_root")
     stored = list_invalid_proposals(chain.store)
     assert len(stored) == MAX_INVALID_PROPOSALS_STORED
@@ -110,6 +111,7 @@ def test_equivocation_is_stored_and_reported() -> None:
         Vote.create(
             KEYS[2],
             chain_id=GENESIS.chain_id,
+            genesis_hash=GENESIS.hash(),
             vtype=VoteType.PRECOMMIT,
             height=1,
             round_=0,

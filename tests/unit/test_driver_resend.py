@@ -31,8 +31,8 @@ def driver(key_index: int | None) -> ConsensusDriver:
 
 def prevote(i: int, round_: int, block_hash: bytes = BLOCK) -> Vote:
     return Vote.create(
-        KEYS[i], chain_id=GENESIS.chain_id, vtype=VoteType.PREVOTE, height=1, round_=round_,
-        block_hash=block_hash,
+        KEYS[i], chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), vtype=VoteType.PREVOTE,
+        height=1, round_=round_, block_hash=block_hash,
     )  # fmt: skip
 
 

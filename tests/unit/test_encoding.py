@@ -9,7 +9,8 @@ from chain.errors import InvalidUpdate, RejectReason
 
 
 def test_frame_is_deterministic_cbor() -> None:
-    assert frame(Kind.TX, b"ab", 1).hex() == "840201426162" + "01"
+    assert frame(Kind.TX_BODY, b"ab", 1).hex() == "840101426162" + "01"
+    assert frame(Kind.TX, b"ab", 1).hex() == "840202426162" + "01"  # a kind at version 2
     assert encode([1, b"ab", "x", [2, 3]]).hex() == "84014261626178820203"
 
 
@@ -53,8 +54,11 @@ def test_reader_checks_kind_version_and_fields() -> None:
     with pytest.raises(InvalidUpdate, match="wrong object kind"):
         Reader.open(data, Kind.TX, "tx", fields=2, max_size=100)
     with pytest.raises(InvalidUpdate) as info:
-        Reader.open(encode([int(Kind.VOTE), 2, 7, b"k"]), Kind.VOTE, "vote", fields=2, max_size=100)
-    assert info.value.reason == RejectReason.UNKNOWN_VERSION
+        Reader.open(encode([int(Kind.VOTE), 1, 7, b"k"]), Kind.VOTE, "vote", fields=2, max_size=100)
+    assert info.value.reason == RejectReason.UNKNOWN_VERSION  # votes are at version 2
+    with pytest.raises(InvalidUpdate) as info:
+        Reader.open(encode([int(Kind.HEADER), 2, 7]), Kind.HEADER, "header", fields=1, max_size=100)
+    assert info.value.reason == RejectReason.UNKNOWN_VERSION  # headers are still at version 1
     with pytest.raises(InvalidUpdate, match="expected 5 fields"):
         Reader.open(data, Kind.VOTE, "vote", fields=3, max_size=100)
 

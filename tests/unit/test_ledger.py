@@ -172,23 +172,23 @@ def test_restart_reads_head_from_store(ledger: Ledger) -> None:
 
 def test_light_client_proofs(ledger: Ledger) -> None:
     finalize(ledger, propose(ledger, [register_tx(ledger.genesis, OWNER, "alice.p2p", valid_until=soon(ledger))]))
-    validators, chain_id = ledger.params.validators, ledger.params.chain_id
+    params = ledger.params
     present = DomainProof.from_bytes(ledger.prove_domain("alice.p2p").to_bytes())
-    assert present.verify(validators, chain_id) == ledger.get_domain("alice.p2p")
+    assert present.verify(params) == ledger.get_domain("alice.p2p")
     absent = ledger.prove_domain("nobody.p2p")
-    assert absent.verify(validators, chain_id) is None
+    assert absent.verify(params) is None
     assert len(present.proof.to_bytes()) < 2048
     lie = dataclasses.replace(present, state=None)  # "alice.p2p does not exist"
     with pytest.raises(InvalidUpdate) as info:
-        lie.verify(validators, chain_id)
+        lie.verify(params)
     assert info.value.reason == RejectReason.BAD_PROOF
     forged_state = dataclasses.replace(present, state=dataclasses.replace(present.state, seq=9))  # type: ignore[type-var]
     with pytest.raises(InvalidUpdate):
-        forged_state.verify(validators, chain_id)
+        forged_state.verify(params)
     weak = dataclasses.replace(present, certificate=CommitCertificate(
         height=1, round=0, block_hash=present.header.hash, signatures=present.certificate.signatures[:2]))
     with pytest.raises(InvalidUpdate) as info:
-        weak.verify(validators, chain_id)
+        weak.verify(params)
     assert info.value.reason == RejectReason.NO_QUORUM
 
 

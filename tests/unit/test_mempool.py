@@ -42,7 +42,7 @@ def make_tx(
         owner=owner.public_key,
         valid_until=valid_until,
     )
-    return Transaction.sign(body, signer or owner)
+    return Transaction.sign(body, signer or owner, PARAMS.genesis_hash)
 
 
 def after(

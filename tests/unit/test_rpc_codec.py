@@ -133,7 +133,7 @@ def test_proof_view_round_trips_and_verifies(ledger: Ledger) -> None:
         proof = ledger.prove_domain(name)
         doc = json.loads(json.dumps(codec.domain_proof_json(proof, 0)))
         decoded = codec.domain_proof_from_json(doc)
-        assert decoded.verify(params.validators, params.chain_id) == ledger.get_domain(name)
+        assert decoded.verify(params) == ledger.get_domain(name)
         assert (doc["state"] is None) == (name == "nobody.p2p")
     doc = codec.domain_proof_json(ledger.prove_domain("alice.p2p"), 0)
     with pytest.raises(InvalidUpdate, match="does not match"):

@@ -20,7 +20,10 @@ def record() -> InvalidProposal:
         validators_hash=GENESIS.params.validators.hash(),
     )  # fmt: skip
     block = Block(header=header, txs=())
-    proposal = Proposal.create(KEY, chain_id=GENESIS.chain_id, round_=2, block=block, pol_round=-1)
+    proposal = Proposal.create(
+        KEY, chain_id=GENESIS.chain_id, genesis_hash=GENESIS.hash(), round_=2, block=block,
+        pol_round=-1,
+    )  # fmt: skip
     return InvalidProposal(proposal=proposal, reason="bad-state-root: block 7: state_root")
 
 

@@ -46,7 +46,7 @@ def state(**changes: object) -> DomainState:
 
 
 def signed(key: PrivateKey = ALICE, **changes: object) -> Transaction:
-    return Transaction.sign(body(**changes), key)
+    return Transaction.sign(body(**changes), key, PARAMS.genesis_hash)
 
 
 def test_update_by_owner_changes_records_and_head() -> None:
@@ -146,8 +146,10 @@ def test_record_limits_apply() -> None:
 def test_tx_round_trip_and_txid() -> None:
     tx = signed()
     again = Transaction.from_bytes(tx.to_bytes())
-    assert again == tx and again.txid == tx.txid and again.is_signed_by(ALICE.public_key)
-    assert not again.is_signed_by(BOB.public_key)
+    assert again == tx and again.txid == tx.txid
+    assert again.is_signed_by(ALICE.public_key, PARAMS.genesis_hash)
+    assert not again.is_signed_by(BOB.public_key, PARAMS.genesis_hash)
+    assert not again.is_signed_by(ALICE.public_key, b"\x01" * 32)  # another network's
 
 
 def test_remembered_owner_keys_do_not_let_a_bad_key_through() -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 import coincurve
 
 from chain.block import BlockHeader
+from chain.consensus_messages import Proposal
 from chain.crypto import sha256, verify
+from chain.encoding import Kind, frame
 from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt import Proof, verify_proof
 from chain.tx import Transaction
@@ -30,13 +32,20 @@ def test_vectors_are_self_consistent() -> None:
     v = {k: bytes.fromhex(x) for k, x in published().items()}
     tx = Transaction.from_bytes(v["tx"])
     assert tx.txid == v["txid"] == sha256(v["tx_body"])
-    assert tx.is_signed_by(v["public_key"])
+    genesis_hash = v["genesis_hash"]
+    assert v["tx_signing_bytes"] == frame(Kind.TX_SIGNING, genesis_hash, tx.txid)
+    assert tx.is_signed_by(v["public_key"], genesis_hash)
+    assert not tx.is_signed_by(v["public_key"], bytes(32))  # the genesis hash is signed
     assert coincurve.PrivateKey(v["secret_key"]).public_key.format(True) == v["public_key"]
     assert verify(v["public_key"], v["signature_of_sha256_ledgerdns_test_vector"], sha256(b"ledgerdns test vector"))
     header = BlockHeader.from_bytes(v["header"])
     assert header.hash == v["block_hash"] and header.state_root == v["state_root_two_domains"]
     cert = CommitCertificate.from_bytes(v["certificate"])
-    cert.verify(ValidatorSet((v["public_key"],)), "vectors", header.hash)  # type: ignore[arg-type]
+    validators = ValidatorSet((v["public_key"],))  # type: ignore[arg-type]
+    cert.verify(validators, "vectors", header.hash, genesis_hash=genesis_hash)
+    proposal = Proposal.from_bytes(v["proposal"])
+    assert proposal.digest(genesis_hash) == sha256(v["proposal_sign_bytes"])
+    assert proposal.is_valid_signature(genesis_hash) and proposal.block.hash == v["block_hash"]
     proof = Proof.from_bytes(v["proof_alice_in_two_domain_tree"])
     assert verify_proof(header.state_root, v["tree_key_alice"], v["domain_state_hash"], proof)
 

@@ -20,6 +20,7 @@ from ledgerdns.wallet.txbuild import DomainView, build_tx, valid_until
 DOMAIN = "alice.p2p"
 KEY = PrivateKey.generate(b"wallet edit test")
 OTHER = PrivateKey.generate(b"wallet edit other")
+GH = b"\x47" * 32  # the node's genesis hash, which the wallet signs over
 
 
 def recs(*lines: str) -> tuple[Record, ...]:
@@ -104,14 +105,14 @@ def domain_json(**extra: object) -> dict[str, object]:
 def test_view_of_a_free_name() -> None:
     view = DomainView.from_json(DOMAIN, None)
     assert view.status == "free" and view.seq == -1 and view.head == ZERO_HASH
-    tx = build_tx(view, op=Op.REGISTER, key=KEY, chain_id="c", deadline=100)
+    tx = build_tx(view, op=Op.REGISTER, key=KEY, chain_id="c", genesis_hash=GH, deadline=100)
     assert tx.body.seq == 0 and tx.body.prev == ZERO_HASH and tx.body.owner == KEY.public_key
-    assert tx.is_signed_by(KEY.public_key)
+    assert tx.is_signed_by(KEY.public_key, GH)
 
 
 def test_update_builds_on_the_finalized_head() -> None:
     view = DomainView.from_json(DOMAIN, domain_json())
-    tx = build_tx(view, op=Op.UPDATE, key=KEY, chain_id="c", deadline=100,
+    tx = build_tx(view, op=Op.UPDATE, key=KEY, chain_id="c", genesis_hash=GH, deadline=100,
                   records=recs("www A 10.0.0.2"))  # fmt: skip
     assert tx.body.seq == 5 and tx.body.prev == bytes.fromhex("ab" * 32)
     assert texts(tx.body.records) == ["www 300 IN A 10.0.0.2"]
@@ -126,7 +127,7 @@ def test_update_chains_on_the_last_pending_tx() -> None:
     view = DomainView.from_json(DOMAIN, domain_json(pending=pending))
     assert view.pending == 2 and view.seq == 6 and view.head == bytes.fromhex("02" * 32)
     assert texts(view.records) == ["www 300 IN A 10.0.0.6"]
-    renew = build_tx(view, op=Op.RENEW, key=KEY, chain_id="c", deadline=100)
+    renew = build_tx(view, op=Op.RENEW, key=KEY, chain_id="c", genesis_hash=GH, deadline=100)
     assert renew.body.seq == 7 and renew.body.records == view.records
 
 
@@ -136,16 +137,16 @@ def test_pending_release_and_transfer() -> None:
     )
     assert released.status == "released" and released.records == ()
     view = DomainView.from_json(DOMAIN, domain_json())
-    moved = build_tx(view, op=Op.TRANSFER, key=KEY, chain_id="c", deadline=1,
+    moved = build_tx(view, op=Op.TRANSFER, key=KEY, chain_id="c", genesis_hash=GH, deadline=1,
                      new_owner=OTHER.public_key)  # fmt: skip
-    assert moved.body.owner == OTHER.public_key and moved.is_signed_by(KEY.public_key)
-    gone = build_tx(view, op=Op.RELEASE, key=KEY, chain_id="c", deadline=1)
+    assert moved.body.owner == OTHER.public_key and moved.is_signed_by(KEY.public_key, GH)
+    gone = build_tx(view, op=Op.RELEASE, key=KEY, chain_id="c", genesis_hash=GH, deadline=1)
     assert gone.body.records == ()
 
 
 def test_reregistering_a_released_name_continues_its_chain() -> None:
     view = DomainView.from_json(DOMAIN, domain_json(status="released", records=[]))
-    tx = build_tx(view, op=Op.REGISTER, key=OTHER, chain_id="c", deadline=1)
+    tx = build_tx(view, op=Op.REGISTER, key=OTHER, chain_id="c", genesis_hash=GH, deadline=1)
     assert tx.body.seq == 5 and tx.body.owner == OTHER.public_key
 
 
