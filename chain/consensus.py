@@ -478,9 +478,9 @@ class Tendermint:
                     highest[index] = max(highest.get(index, -1), round_)
         for round_, proposal in self.proposals.items():
             if round_ > self.round:
-                index = self.validators.index_of(proposal.proposer)
-                if index is not None:
-                    highest[index] = max(highest.get(index, -1), round_)
+                signer = self.validators.index_of(proposal.proposer)
+                if signer is not None:
+                    highest[signer] = max(highest.get(signer, -1), round_)
         f = max_faulty(self.validators.n)
         if len(highest) <= f:
             return False

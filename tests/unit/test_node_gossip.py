@@ -16,10 +16,12 @@ import pytest
 import trio
 
 from chain.block import Block, BlockHeader, tx_root
+from chain.consensus import ROUND_WINDOW
 from chain.consensus_messages import Proposal
 from chain.crypto import PrivateKey
 from chain.encoding import encode
 from chain.errors import DEFAULT_PENALTY
+from chain.quorum import Vote, VoteType
 from chain.records import Record, RType
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from chain.wire import Resent, TxBatch
@@ -153,3 +155,24 @@ def test_a_proposal_from_a_non_proposer_is_refused_and_its_sender_penalized(
 def test_the_rounds_proposer_is_forwarded(node: Node) -> None:
     data = proposal_bytes(1, [register("good.p2p").to_bytes()])
     assert gossip(node, node._validate_consensus, data) == (True, 0)
+
+
+# -- issue 13, defect 3: a flood of far-ahead consensus messages is not passed on --
+
+
+def vote_at(height: int, round_: int, signer: int = 3) -> bytes:
+    return Vote.create(
+        KEYS[signer], chain_id=PARAMS.chain_id, genesis_hash=GENESIS.hash(), vtype=VoteType.PREVOTE,
+        height=height, round_=round_, block_hash=b"",
+    ).to_bytes()  # fmt: skip
+
+
+def test_votes_far_past_the_round_window_are_not_forwarded_nor_blamed(node: Node) -> None:
+    assert gossip(node, node._validate_consensus, vote_at(1, 0)) == (True, 0)
+    assert gossip(node, node._validate_consensus, vote_at(1, ROUND_WINDOW)) == (True, 0)
+    for round_ in (ROUND_WINDOW + 1, 1000, 2**31 - 1):
+        assert gossip(node, node._validate_consensus, vote_at(1, round_)) == (False, 0)
+    # the next height: early rounds only; two heights ahead: never
+    assert gossip(node, node._validate_consensus, vote_at(2, 0)) == (True, 0)
+    assert gossip(node, node._validate_consensus, vote_at(2, ROUND_WINDOW + 1)) == (False, 0)
+    assert gossip(node, node._validate_consensus, vote_at(3, 0)) == (False, 0)
