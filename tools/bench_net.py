@@ -42,7 +42,7 @@ from rich.console import Console  # noqa: E402
 from chain.crypto import PrivateKey, sha256  # noqa: E402
 from chain.genesis import Genesis  # noqa: E402
 from chain.records import Record  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody, TxHash, tx_signing_digest  # noqa: E402
 from tools.localnet import Cluster  # noqa: E402
 
 console = Console(stderr=True)
@@ -63,8 +63,9 @@ def registration(genesis: Genesis, owner: PrivateKey, name: str, address: str) -
         owner=owner.public_key, valid_until=int(time.time()) + 3000,
     )  # fmt: skip
     body_bytes = body.to_bytes()
+    digest = tx_signing_digest(genesis.hash(), TxHash(sha256(body_bytes)))
     # libsecp256k1 signing (same bytes as the wallet's ecdsa): 100,000 of them in seconds
-    signature = owner.sign_digest_native(sha256(body_bytes))
+    signature = owner.sign_digest_native(digest)
     return Transaction(body=body, body_bytes=body_bytes, signature=signature)
 
 
