@@ -38,7 +38,7 @@ from chain.genesis import make_single_validator_genesis
 from chain.ledger import Ledger
 from chain.records import Record
 from chain.state import domain_key
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody, TxHash, tx_signing_digest
 from ledgerdns.storage.leveldb import LevelDBStore
 from tools.devchain import certify, dev_key
 
@@ -62,7 +62,8 @@ class Bench:
 
     def _sign(self, body: TxBody) -> Transaction:
         body_bytes = body.to_bytes()
-        sig = self._signer.sign_recoverable(sha256(body_bytes), hasher=None)[:64]
+        digest = tx_signing_digest(self.genesis.hash(), TxHash(sha256(body_bytes)))
+        sig = self._signer.sign_recoverable(digest, hasher=None)[:64]
         return Transaction(body=body, body_bytes=body_bytes, signature=sig)
 
     def _body(self, domain: str, seq: int, prev: bytes, op: Op, records: tuple[Record, ...]) -> TxBody:
