@@ -1,6 +1,6 @@
 """Measure what one peer's junk transaction batch costs a node's event loop (issue 13, defect 2).
 
-Runs a real follower `Node`'s txs gossip filter (`Node._validate_txs`, as the
+Runs a real follower `Node`'s txs gossip filter (`TxGossip.validate`, as the
 gossip library calls it, on the trio loop) on fresh batches and prints one JSON
 line per kind, each with the median milliseconds, whether the batch would be
 forwarded and the sender's penalty:
@@ -75,7 +75,7 @@ def measure(node: Node, make: str, runs: int) -> dict[str, object]:
         for run, data in enumerate(batches):
             peer = f"{make}-{run}"
             start = time.perf_counter()
-            forwarded = node._validate_txs(peer, data)
+            forwarded = node.txs.validate(peer, data)
             results.append((time.perf_counter() - start, forwarded, node.p2p.penalty(peer)))
 
     trio.run(main)

@@ -33,7 +33,7 @@ writer (or the minority writes) saw finalized on every node.
 
 A write accepted on the minority side stays "pending" in that node's mempool:
 nothing there can finalize it, and the node re-gossips its pending local
-submissions every 2 s while its height is stuck (`Node._resend_when_stuck`), so
+submissions every 2 s while its height is stuck (`ConsensusGossip` in `ledgerdns/protocol/consensus_gossip.py`), so
 once the cut heals the majority receives it and finalizes it. The tool requires
 that (``minority_writes.lost`` must be 0); no node refuses such a write.
 

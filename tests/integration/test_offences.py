@@ -19,7 +19,7 @@ from chain.quorum import Vote, VoteType
 from chain.wire import Resent
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.node import Node
-from ledgerdns.node.offences import EQUIVOCATION_PENALTY
+from ledgerdns.protocol.offences import EQUIVOCATION_PENALTY
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 
@@ -57,11 +57,11 @@ async def follower(data_dir: Path) -> AsyncIterator[Node]:
 @pytest.mark.trio
 async def test_a_peer_resending_both_halves_of_an_equivocation_is_banned(tmp_path: Path) -> None:
     async with follower(tmp_path) as node:
-        await node._on_consensus("relay-a", resent(prevote(A), 1))  # honest relays: one vote each
-        await node._on_consensus("byzantine", resent(prevote(A), 2))
-        await node._on_consensus("relay-b", resent(prevote(B), 3))
-        await node._on_consensus("relay-a", resent(prevote(A), 4))  # the same vote again
-        await node._on_consensus("byzantine", resent(prevote(B), 5))
+        await node.consensus.on_message("relay-a", resent(prevote(A), 1))  # honest relays: one vote each
+        await node.consensus.on_message("byzantine", resent(prevote(A), 2))
+        await node.consensus.on_message("relay-b", resent(prevote(B), 3))
+        await node.consensus.on_message("relay-a", resent(prevote(A), 4))  # the same vote again
+        await node.consensus.on_message("byzantine", resent(prevote(B), 5))
 
         # The node proved the equivocation (from relay-b's copy already; stored off the loop)...
         with trio.fail_after(5):

@@ -15,14 +15,14 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import Vote, VoteType
 from chain.store import MemoryStore
-from ledgerdns.node import driver as driver_module
-from ledgerdns.node.driver import (
+from ledgerdns.consensus import driver as driver_module
+from ledgerdns.consensus.driver import (
     MAX_FUTURE_MS,
     MAX_INVALID_PROPOSALS_STORED,
     ConsensusDriver,
     LedgerApp,
 )
-from ledgerdns.node.offences import OriginPeers
+from ledgerdns.protocol.offences import OriginPeers
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 

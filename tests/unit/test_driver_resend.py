@@ -7,7 +7,7 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import Vote, VoteType
 from chain.store import MemoryStore
-from ledgerdns.node.driver import ConsensusDriver
+from ledgerdns.consensus.driver import ConsensusDriver
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 

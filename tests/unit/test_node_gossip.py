@@ -1,7 +1,7 @@
 """The node's gossip filters drop and blame what no honest peer sends (issue 13, defect 2).
 
 A real `Node` (LevelDB in a temporary directory, a libp2p host that never
-starts) and its real `_validate_txs` and `_validate_consensus`, as the gossip
+starts) and its real `TxGossip.validate` and `ConsensusGossip.validate`, as the gossip
 library calls them; penalties are read back from the node's own peer scores.
 """
 
@@ -26,7 +26,8 @@ from chain.records import Record, RType
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from chain.wire import Resent, TxBatch
 from ledgerdns.node.config import NodeConfig, Prepared
-from ledgerdns.node.node import BAD_MESSAGE_PENALTY, Node
+from ledgerdns.node.node import Node
+from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 
@@ -100,14 +101,14 @@ def test_a_batch_holding_a_tx_that_can_never_be_valid_is_dropped_and_its_sender_
 ) -> None:
     good = register("good.p2p")
     batch = TxBatch((good, JUNK[junk]())).to_bytes()
-    assert gossip(node, node._validate_txs, batch) == (False, DEFAULT_PENALTY)  # not forwarded
+    assert gossip(node, node.txs.validate, batch) == (False, DEFAULT_PENALTY)  # not forwarded
     assert len(node.mempool) == 0  # checked whole before anything is admitted
 
 
 def test_a_resent_junk_batch_is_dropped_too(node: Node) -> None:
     batch = TxBatch((JUNK["1024-records"](),)).to_bytes()
     resent = Resent(nonce=1, payload=batch).to_bytes()
-    assert gossip(node, node._validate_txs, resent) == (False, DEFAULT_PENALTY)
+    assert gossip(node, node.txs.validate, resent) == (False, DEFAULT_PENALTY)
 
 
 def test_state_and_clock_rejections_are_forwarded_unpenalized(node: Node) -> None:
@@ -116,10 +117,10 @@ def test_state_and_clock_rejections_are_forwarded_unpenalized(node: Node) -> Non
     expired = register("late.p2p", valid_until=int(time.time()) - 60)  # TX_EXPIRED by our clock
     too_far = register("early.p2p", valid_until=int(time.time()) + 10 * 86400)  # TX_TOO_FAR
     batch = TxBatch((good, taken, expired, too_far)).to_bytes()
-    assert gossip(node, node._validate_txs, batch) == (True, 0)
+    assert gossip(node, node.txs.validate, batch) == (True, 0)
     assert node.mempool.snapshot() == [good]
     again = Resent(nonce=2, payload=TxBatch((good,)).to_bytes()).to_bytes()  # DUPLICATE now
-    assert gossip(node, node._validate_txs, again) == (True, 0)
+    assert gossip(node, node.txs.validate, again) == (True, 0)
 
 
 def proposal_bytes(key_index: int, tx_items: list[bytes]) -> bytes:
@@ -148,13 +149,13 @@ def test_a_proposal_from_a_non_proposer_is_refused_and_its_sender_penalized(
     assert PARAMS.validators.proposer(1, 0) == KEYS[1].public_key
     tx = register("good.p2p").to_bytes() if body == "valid" else encode(["not", "a", "tx"])
     data = proposal_bytes(2, [tx])  # validator 2 does not lead height 1, round 0
-    assert gossip(node, node._validate_consensus, data) == (False, BAD_MESSAGE_PENALTY)
-    assert data not in node._decoded
+    assert gossip(node, node.consensus.validate, data) == (False, BAD_MESSAGE_PENALTY)
+    assert data not in node.consensus._decoded
 
 
 def test_the_rounds_proposer_is_forwarded(node: Node) -> None:
     data = proposal_bytes(1, [register("good.p2p").to_bytes()])
-    assert gossip(node, node._validate_consensus, data) == (True, 0)
+    assert gossip(node, node.consensus.validate, data) == (True, 0)
 
 
 # -- issue 13, defect 3: a flood of far-ahead consensus messages is not passed on --
@@ -168,11 +169,11 @@ def vote_at(height: int, round_: int, signer: int = 3) -> bytes:
 
 
 def test_votes_far_past_the_round_window_are_not_forwarded_nor_blamed(node: Node) -> None:
-    assert gossip(node, node._validate_consensus, vote_at(1, 0)) == (True, 0)
-    assert gossip(node, node._validate_consensus, vote_at(1, ROUND_WINDOW)) == (True, 0)
+    assert gossip(node, node.consensus.validate, vote_at(1, 0)) == (True, 0)
+    assert gossip(node, node.consensus.validate, vote_at(1, ROUND_WINDOW)) == (True, 0)
     for round_ in (ROUND_WINDOW + 1, 1000, 2**31 - 1):
-        assert gossip(node, node._validate_consensus, vote_at(1, round_)) == (False, 0)
+        assert gossip(node, node.consensus.validate, vote_at(1, round_)) == (False, 0)
     # the next height: early rounds only; two heights ahead: never
-    assert gossip(node, node._validate_consensus, vote_at(2, 0)) == (True, 0)
-    assert gossip(node, node._validate_consensus, vote_at(2, ROUND_WINDOW + 1)) == (False, 0)
-    assert gossip(node, node._validate_consensus, vote_at(3, 0)) == (False, 0)
+    assert gossip(node, node.consensus.validate, vote_at(2, 0)) == (True, 0)
+    assert gossip(node, node.consensus.validate, vote_at(2, ROUND_WINDOW + 1)) == (False, 0)
+    assert gossip(node, node.consensus.validate, vote_at(3, 0)) == (False, 0)

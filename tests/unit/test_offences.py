@@ -9,8 +9,8 @@ import pytest
 from chain.crypto import SIGNATURE_SIZE
 from chain.quorum import Vote, VoteType
 from chain.wire import Resent, decode_consensus
-from ledgerdns.node.offences import EQUIVOCATION_PENALTY, Offences, PublishedVotes
 from ledgerdns.p2p.peers import PeerScores
+from ledgerdns.protocol.offences import EQUIVOCATION_PENALTY, Offences, PublishedVotes
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 

@@ -9,8 +9,8 @@ import trio.testing
 from chain.ledger import Ledger
 from chain.store import MemoryStore
 from chain.wire import Status, StatusRequest
-from ledgerdns.node.sync import SYNC_REQUEST_LIMIT, SyncServer
 from ledgerdns.p2p import P2PError
+from ledgerdns.protocol.sync import SYNC_REQUEST_LIMIT, SyncServer
 from tools.make_dev_genesis import localnet
 
 GENESIS = localnet(4)

@@ -31,7 +31,7 @@ from chain.wire import (
     decode_sync_request,
     sync_protocol,
 )
-from ledgerdns.node.driver import ConsensusDriver
+from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PError, P2PNode
 from ledgerdns.p2p.limits import GossipLimit, RateLimiter
 

@@ -22,6 +22,8 @@ from ledgerdns.p2p.peers import BAN_THRESHOLD
 # its peers are banned at once. An invalid proposal may also come from an honest validator
 # running a build whose block rules differ (a bug, an upgrade half done): half the ban, so
 # one refused block does not cut a validator off, a second one does.
+# A gossiped message that no honest peer sends (malformed, badly signed, for another network).
+BAD_MESSAGE_PENALTY = 25
 EQUIVOCATION_PENALTY = BAN_THRESHOLD
 INVALID_PROPOSAL_PENALTY = BAN_THRESHOLD // 2
 ORIGINS_PER_VALIDATOR = 4  # peers remembered per validator as publishers of its messages

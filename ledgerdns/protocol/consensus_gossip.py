@@ -1,0 +1,186 @@
+"""The ``consensus`` gossip topic: proposals and votes in and out, and re-sending a stuck height.
+
+Every message is checked before it is forwarded (`validate`): a proposal is
+authenticated from its block header before its body is decoded, and a message
+is only passed on if it is close to where the machine is (`worth_forwarding`).
+What arrives goes to the consensus driver (`on_message`), after noting which
+peer published which validator's messages (`ledgerdns.protocol.offences`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from chain.consensus import ROUND_WINDOW
+from chain.consensus_messages import Proposal
+from chain.encoding import Kind
+from chain.errors import InvalidUpdate, RejectReason
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.quorum import Vote
+from chain.wire import Resent, decode_consensus, message_kind
+from ledgerdns.consensus.driver import ConsensusDriver
+from ledgerdns.p2p import P2PNode
+from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY, Offences
+from ledgerdns.protocol.sync import Syncer
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger("ledgerdns.protocol.consensus")
+
+RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
+DECODED_CACHE = 256
+
+
+def describe(message: Proposal | Vote) -> str:
+    """"proposal", "prevote" or "precommit"."""
+    return "proposal" if isinstance(message, Proposal) else message.vtype.name.lower()
+
+
+async def publish(p2p: P2PNode, topic: str, message: Proposal | Vote) -> None:
+    """Publish a message this validator signed (bound with `functools.partial`, the driver's
+    `broadcast`)."""
+    log.debug("send %s h=%d r=%d", describe(message), message.height, message.round)
+    await p2p.publish(topic, message.to_bytes())
+
+
+class ConsensusGossip:
+    """One node's side of the ``consensus`` topic."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        ledger: Ledger,
+        p2p: P2PNode,
+        topic: str,
+        driver: ConsensusDriver,
+        syncer: Syncer,
+        offences: Offences,
+        resend_pending: Callable[[bool], Awaitable[None]],
+    ) -> None:
+        self._genesis = genesis
+        self._ledger = ledger
+        self._p2p = p2p
+        self.topic = topic
+        self._driver = driver
+        self._syncer = syncer
+        self._offences = offences
+        self._resend_pending = resend_pending
+        self._decoded: dict[bytes, Proposal | Vote] = {}  # the filter's decodes, for the handler
+        self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Re-send while the height is stuck, and run what the filter hands on, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await self._resend_when_stuck()
+
+    def _decode(self, data: bytes) -> Proposal | Vote:
+        """Decode a consensus gossip message (the gossip filter's result is reused)."""
+        known = self._decoded.pop(data, None)
+        if known is not None:
+            return known
+        # A proposal is authenticated from its header before its body is decoded.
+        return decode_consensus(data, self._genesis.params)
+
+    def validate(self, peer: str, data: bytes) -> bool:
+        """The gossip filter: True to deliver and forward; a bad message costs its sender."""
+        try:
+            message = self._decode(data)
+            if len(self._decoded) >= DECODED_CACHE:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[data] = message  # for the handler, which gets the same bytes
+            if message.chain_id != self._genesis.chain_id:
+                raise InvalidUpdate(RejectReason.WRONG_CHAIN, "consensus message for another network")
+            validators = self._genesis.params.validators
+            signer = message.proposer if isinstance(message, Proposal) else message.validator
+            if validators.index_of(signer) is None:
+                raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "signed by a non-validator")
+            if not message.is_valid_signature(self._genesis.hash()):
+                raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            return False
+        # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
+        return message.height > self._ledger.height and self.worth_forwarding(peer, message)
+
+    def worth_forwarding(self, peer: str, message: Proposal | Vote) -> bool:
+        """Whether a valid consensus message is close enough to where we are to pass on.
+
+        The machine keeps nothing past `ROUND_WINDOW` rounds ahead (a vote further on only
+        tells the round-skip rule where its signer is) and nothing two heights ahead. A
+        Byzantine validator signing votes for every round up to 2**31 would otherwise have
+        every honest node forward each one to all its peers. Such a message is still shown
+        to the machine (for the skip rule) and to sync, just not passed on.
+        """
+        machine = self._driver.machine
+        if message.height == machine.height and message.round <= machine.round + ROUND_WINDOW:
+            return True
+        if message.height == machine.height + 1 and message.round <= ROUND_WINDOW:
+            return True
+        if self._nursery is not None:
+            if message.height == machine.height:
+                self._nursery.start_soon(self._hand_to_machine, peer, message)
+            elif message.height > self._ledger.height + 1:
+                self._syncer.poke(message.height - 1)
+        return False
+
+    async def _hand_to_machine(self, peer: str, message: Proposal | Vote) -> None:
+        try:
+            await self._driver.on_message(message)
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+
+    async def on_message(self, peer: str, data: bytes) -> None:
+        """A message passed `validate`: note who published it, then hand it to the driver."""
+        try:
+            message = self._decode(data)
+        except InvalidUpdate:
+            return
+        log.debug("got %s h=%d r=%d from %s", describe(message), message.height, message.round, peer[-6:])
+        signer = message.proposer if isinstance(message, Proposal) else message.validator
+        index = self._genesis.params.validators.index_of(signer)
+        if index is not None and message_kind(data) != Kind.RESENT:
+            # Published first-hand (a node re-sending relays others' votes too), and
+            # noted before the machine can find the signer misbehaving.
+            self.peer_validator.setdefault(peer, self._genesis.validator_names[index])
+            self._offences.origins.note(bytes(signer), peer)
+        if isinstance(message, Vote):
+            # In any wrapping: no honest node publishes two votes of one validator for one step.
+            self._offences.on_vote(peer, message, self._ledger.height + 1)
+        if message.height > self._ledger.height + 1:
+            self._syncer.poke(message.height - 1)
+        await self._hand_to_machine(peer, message)
+
+    async def _resend_when_stuck(self) -> None:
+        """Re-send consensus messages and local transactions that gossip may have lost.
+
+        Gossip delivers each message once, to whoever is connected then. A
+        validator that restarts or heals from a partition mid-height has missed
+        them; the height would wait for it forever. Every `RESEND_S` that the
+        finalized height did not move (rounds may come and go meanwhile: they
+        are what a stuck height looks like), each node publishes again its own
+        messages of the current height and the prevotes behind its lock
+        (`ConsensusDriver.stuck_messages`), which lets the late one catch up and
+        the quorum form. Local submissions still pending are re-sent too
+        (`resend_pending`, from the ``txs`` topic).
+        """
+        last = self._ledger.height
+        while True:
+            await trio.sleep(RESEND_S)
+            stuck = self._ledger.height == last
+            last = self._ledger.height
+            if stuck:
+                for message in self._driver.stuck_messages():
+                    resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
+                    await self._p2p.publish(self.topic, resent.to_bytes())
+            await self._resend_pending(stuck)

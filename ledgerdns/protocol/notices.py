@@ -1,0 +1,159 @@
+"""The ``blocks`` gossip topic: commit notices, and what follows a stored block.
+
+A block's proposer publishes a `CommitNotice` (height, hash, certificate) a
+little after it commits. A node that holds the proposal commits it from the
+notice; one that does not, syncs. `Commits` is what the driver calls after
+every stored block: the mempool, the waiters of `wait_finalized`, the block
+listeners (DNS caches), and the notice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import trio
+
+from chain.block import Block
+from chain.errors import InvalidUpdate, NotFound
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.mempool import Mempool
+from chain.quorum import CommitCertificate
+from chain.wire import CommitNotice
+from ledgerdns.consensus.driver import ConsensusDriver
+from ledgerdns.p2p import P2PNode
+from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
+from ledgerdns.protocol.sync import Syncer
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+log = logging.getLogger("ledgerdns.protocol.blocks")
+
+NOTICE_DELAY_S = 0.5
+
+BlockListener = Callable[[int, frozenset[str]], None]
+
+
+class CommitNotices:
+    """One node's side of the ``blocks`` topic."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        ledger: Ledger,
+        p2p: P2PNode,
+        topic: str,
+        driver: ConsensusDriver,
+        syncer: Syncer,
+    ) -> None:
+        self._genesis = genesis
+        self._ledger = ledger
+        self._p2p = p2p
+        self.topic = topic
+        self._driver = driver
+        self._syncer = syncer
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the nursery that delayed announcements run in, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def validate(self, peer: str, data: bytes) -> bool:
+        """The gossip filter: a notice whose certificate does not verify costs its sender."""
+        try:
+            notice = CommitNotice.from_bytes(data)
+            params = self._genesis.params
+            notice.certificate.verify(
+                params.validators, params.chain_id, notice.block_hash,
+                genesis_hash=params.genesis_hash,
+            )  # fmt: skip
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
+            return False
+        return True
+
+    async def on_message(self, peer: str, data: bytes) -> None:
+        """Commit the noticed block if we hold its proposal, else let sync fetch it."""
+        notice = CommitNotice.from_bytes(data)
+        height = notice.height
+        if height <= self._ledger.height:
+            return
+        block = self._driver.proposed_block(height, notice.block_hash)
+        if height == self._ledger.height + 1 and block is not None:
+            try:
+                await self._driver.apply_finalized(block, notice.certificate)
+            except InvalidUpdate as exc:
+                log.error("a certified block does not apply: %s", exc)
+            return
+        self._syncer.poke(height)
+
+    def announce(self, block: Block, certificate: CommitCertificate) -> None:
+        """Publish a notice for a block this node proposed, `NOTICE_DELAY_S` from now."""
+        if self._nursery is not None:
+            notice = CommitNotice(height=block.height, block_hash=block.hash, certificate=certificate)
+            self._nursery.start_soon(self._announce, notice)
+
+    async def _announce(self, notice: CommitNotice) -> None:
+        """Publish a commit notice a little later, unless a later block is final by then.
+
+        Nodes that saw the votes decided on their own; the notice is for those
+        that missed some, and half a second does not matter to them. Under
+        steady traffic only the last block of a run is announced, which keeps
+        notices off the path of the next heights' votes.
+        """
+        await trio.sleep(NOTICE_DELAY_S)
+        if self._ledger.height > notice.height:
+            return  # a later block is final: nodes still behind learn of it from that one or by sync
+        await self._p2p.publish(self.topic, notice.to_bytes())
+
+
+class Commits:
+    """What follows each stored block, and waiting for a transaction to be final."""
+
+    def __init__(self, *, ledger: Ledger, mempool: Mempool, notices: CommitNotices) -> None:
+        self._ledger = ledger
+        self._mempool = mempool
+        self._notices = notices
+        self._listeners: list[BlockListener] = []
+        self._waiters: dict[bytes, trio.Event] = {}
+
+    def on_block_applied(self, listener: BlockListener) -> None:
+        """Call ``listener(height, changed_domains)`` after each block is stored."""
+        self._listeners.append(listener)
+
+    async def wait_finalized(self, txid: bytes, timeout_s: float) -> tuple[int, int] | None:
+        """``(height, index)`` of `txid` once final; None after `timeout_s`."""
+        with trio.move_on_after(timeout_s):
+            while True:
+                try:
+                    _, height, index = self._ledger.get_tx(txid)
+                    return height, index
+                except NotFound:
+                    pass
+                event = self._waiters.setdefault(txid, trio.Event())
+                await event.wait()
+        return None
+
+    async def committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
+        """After a block is stored: mempool, waiters, listeners, and (ours) the commit notice."""
+        now_s = block.header.time_ms // 1000
+        for tx, error in self._mempool.block_applied(block.txs, self._ledger.get_domain, now_s):
+            log.info("dropped %s from the mempool: %s", tx.txid.hex()[:16], error)
+        for tx in block.txs:
+            event = self._waiters.pop(tx.txid, None)
+            if event is not None:
+                event.set()
+        changed = frozenset(tx.body.domain for tx in block.txs)
+        for listener in self._listeners:
+            listener(block.height, changed)
+        if block.txs:
+            log.info("block %d: %d txs", block.height, len(block.txs))
+        if mine:
+            self._notices.announce(block, certificate)
