@@ -5,7 +5,15 @@ is the one `pytest tests/simulation -k seed-<n>` checks, reproduced from its
 seed. Progress goes to stderr; stdout gets exactly one JSON line:
 
     {"seeds": ..., "violations": ..., "heights_finalized": ..., "faults_injected": ...,
-     "max_rounds": ...}
+     "max_rounds": ..., "quorum_restarts_past_round_0": ..., "max_proposals": ...,
+     "max_vote_entries": ..., "max_conflicting_votes": ..., "max_buffered": ...,
+     "max_buffered_bytes": ..., "max_evidence": ..., "max_rss_mib": ...}
+
+The ``max_*`` state sizes are the largest any honest validator's machine held in
+any run (`StateSizes`: what the floods would grow without the machine's
+bounds); ``max_rss_mib`` is the peak resident set of the largest process (a
+worker with ``--jobs``); ``quorum_restarts_past_round_0`` counts the runs whose
+quorum restart hit a validator at round >= 1.
 
 The exit status is 1 if any run reported a violation (each is printed to stderr).
 
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.simulation.simnet import Report, run_seed  # noqa: E402
+from tests.simulation.simnet import Report, StateSizes, run_seed  # noqa: E402
 
 QUICK_BUDGET_S = 55.0
 
@@ -62,13 +71,19 @@ def main() -> int:
 
     started = time.monotonic()
     last_note = started
-    runs = violations = heights = faults = max_rounds = 0
+    runs = violations = heights = faults = max_rounds = restarts = 0
+    state = StateSizes()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slowest = (0.0, -1)  # (finalization time / liveness bound, seed)
     for report in _reports(range(args.start, args.start + args.seeds), args.quick, args.jobs):
         runs += 1
         heights += report.finalized
         faults += report.faults_injected
         max_rounds = max(max_rounds, report.max_round)
+        restarts += any(round_ >= 1 for _, _, round_ in report.restarts)
+        for name, value in vars(report.state).items():
+            setattr(state, name, max(getattr(state, name), value))
+        rss = max(rss, report.max_rss_mib)
         slowest = max(slowest, (report.max_latency_ratio, report.scenario.seed))
         if report.violations:
             violations += len(report.violations)
@@ -91,12 +106,21 @@ def main() -> int:
         f"{time.monotonic() - started:.0f} s",
         file=sys.stderr,
     )
+    rss = max(rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     summary = {
         "seeds": runs,
         "violations": violations,
         "heights_finalized": heights,
         "faults_injected": faults,
         "max_rounds": max_rounds,
+        "quorum_restarts_past_round_0": restarts,
+        "max_proposals": state.proposals,
+        "max_vote_entries": state.votes,
+        "max_conflicting_votes": state.conflicting,
+        "max_buffered": state.buffered,
+        "max_buffered_bytes": state.buffered_bytes,
+        "max_evidence": state.evidence,
+        "max_rss_mib": round(rss, 1),
     }
     print(json.dumps(summary))
     return 1 if violations else 0

@@ -30,10 +30,11 @@ The mixes:
   clients resend what is not final then (the mempools of the crashed
   validators are gone).
 - ``flood``: 1..f Byzantine validators that run the honest machine and, every
-  gossip tick, flood votes for rounds far ahead (up to 2**31 - 1, and just past
-  `ROUND_WINDOW`), proposals for rounds they do not lead (this height and the
-  next) and for rounds far ahead, and votes for many random block hashes per
-  round (fresh-hash equivocation), for the whole run.
+  gossip tick until the heal, flood votes for rounds far ahead (up to
+  2**31 - 1, and just past `ROUND_WINDOW`), proposals for rounds they do not
+  lead (this height and the next) and for rounds far ahead, and votes for many
+  random block hashes per round (fresh-hash equivocation). What they made the
+  others keep stays (the state a flood left must not stop the chain either).
 
 Every fault that breaks synchrony (loss, partition, heavy delays, crashes)
 happens before `heal_ms`, the global stabilisation time: from then on no
@@ -166,6 +167,7 @@ class Scenario:
     adversary: tuple[float, float, float] | tuple[()] = ()
     restart: QuorumRestart | None = None  # a quorum (or all) crashing together mid-height
     flood_bursts: int = 1  # bursts a ``flood`` validator sends per gossip tick
+    flood_after_heal: bool = False  # a ``flood`` validator floods after the heal too
 
     @property
     def f(self) -> int:

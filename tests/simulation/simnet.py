@@ -55,7 +55,8 @@ Checked after every step (a violation is a string in `Report.violations`):
   validator within `Simulation.liveness_budget` of max(submission, heal), and
   every honest mempool is empty by the last such deadline (so a transaction
   that lost a conflict was dropped, not left hanging). Not for the
-  ``adversary`` mix, whose network never heals.
+  ``adversary`` mix, whose network never heals. In the ``restart`` mixes the
+  heal is when the crashed validators are back up, so the bound starts there.
 
 The liveness bound (simulated ms, from max(submission time, heal time)) is
 ``2 * (GOSSIP_MS + 2Δ) + sum(T(r0 + k)) + sum(T(k))`` for k in 0..K-1, where
@@ -168,7 +169,6 @@ class Report:
     state: StateSizes  # the largest machine state an honest validator held
     restarts: list[tuple[int, int, int]]  # quorum restart: (node, height, round) when it crashed
     max_rss_mib: float  # this process's peak resident set so far
-
 
     @property
     def faults_injected(self) -> int:
@@ -365,8 +365,12 @@ class Simulation:
             return False
         if isinstance(payload, Proposal):
             return payload.round < q.round
-        return q.locked and isinstance(payload, Vote) and payload.vtype == VoteType.PRECOMMIT \
+        return (
+            q.locked
+            and isinstance(payload, Vote)
+            and payload.vtype == VoteType.PRECOMMIT
             and payload.block_hash != NIL
+        )
 
     def heal(self) -> None:
         """From now on: no loss, no partition, bounded delays; no crash is pending."""

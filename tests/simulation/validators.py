@@ -133,7 +133,9 @@ class SimNode:
         # prevotes behind it) is this node's to relay, as the node's stuck-height resend
         # does: the others accept a re-proposal of the block only with those prevotes.
         m = self.machine
-        for message in [*m.proposals.values(), *(v for slot in m.votes.values() for v in slot.values())]:
+        restored: list[Message] = [*m.proposals.values()]
+        restored += [vote for slot in m.votes.values() for vote in slot.values()]
+        for message in restored:
             self.remember(message)
         self.execute(self.machine.start(self.sim.ms(now)), now)
         if self.sim.gossip_ms:
@@ -221,7 +223,11 @@ class SimNode:
 
     def on_message(self, message: Message, now: int) -> None:
         m = self.machine
-        self.received.add(message_key(message))
+        if message.height <= m.height:
+            # What the machine took (or refused) at its height. A message for a later
+            # height may be dropped or not buffered, so gossip must be free to send it
+            # again once this validator is there (as the node's stuck-height resend does).
+            self.received.add(message_key(message))
         if message.height > m.height + 1:
             self.maybe_sync(now)
         known: Vote | None = None
@@ -340,7 +346,8 @@ class ByzantineNode(SimNode):
       transaction with a broken signature), correctly signed; every invalid
       validator prevotes and precommits such a block in its round.
     - ``silent``: never starts.
-    - ``flood``: sends its honest messages, and on every gossip tick
+    - ``flood``: sends its honest messages, and on every gossip tick until the
+      heal (for the whole run with `Scenario.flood_after_heal`)
       `Scenario.flood_bursts` bursts of junk, all validly signed (`flood`).
     """
 
@@ -394,7 +401,7 @@ class ByzantineNode(SimNode):
     # -- flood --
 
     def on_tick(self, now: int) -> None:
-        if self.byzantine == "flood":
+        if self.byzantine == "flood" and (self.sim.sc.flood_after_heal or not self.sim.healed):
             for _ in range(self.sim.sc.flood_bursts):
                 self.flood(now)
         super().on_tick(now)
@@ -406,27 +413,33 @@ class ByzantineNode(SimNode):
         `FLOOD_HASHES` votes for fresh random block hashes in one slot of this height
         (more than the machine counts per slot) and one in the next height's; a
         proposal for a round it does not lead, this height or the next; and a proposal
-        for a round it leads past the window.
+        for a round it leads past the window. Junk for this height goes out only while
+        the height is under way: any message of a waiting height starts it, so junk
+        would only make the others build empty blocks (and the runs long).
         """
         sim, m, rng = self.sim, self.machine, self.sim.rng
-        h, r = m.height, m.round
+        h, r, n, me = m.height, m.round, sim.sc.n, self.index
         vtypes = (VoteType.PREVOTE, VoteType.PRECOMMIT)
         out: list[Message] = [
-            self._junk_vote(rng.choice(vtypes), h, rng.choice((MAX_ROUND, rng.randint(r, MAX_ROUND)))),
-            self._junk_vote(rng.choice(vtypes), h, r + ROUND_WINDOW + rng.randint(1, 2)),
-            self._junk_vote(rng.choice(vtypes), h + 1, rng.randint(0, ROUND_WINDOW)),
+            self._junk_vote(rng.choice(vtypes), h + 1, rng.randint(0, ROUND_WINDOW))
         ]
-        vtype, round_ = rng.choice(vtypes), rng.randint(r, r + ROUND_WINDOW)
-        out += [self._junk_vote(vtype, h, round_) for _ in range(FLOOD_HASHES)]
-        n, me = sim.sc.n, self.index
-        others = [x for x in range(r, r + ROUND_WINDOW + 1) if (h + x) % n != me]
-        if others:
-            out.append(self._junk_proposal(h, rng.choice(others), now))
         others = [x for x in range(ROUND_WINDOW + 1) if (h + 1 + x) % n != me]
         if others:
             out.append(self._junk_proposal(h + 1, rng.choice(others), now))
-        ahead = r + ROUND_WINDOW + 1
-        out.append(self._junk_proposal(h, ahead + (me - h - ahead) % n, now))
+        if m.step not in (Step.WAITING, Step.COMMITTING):
+            out += [
+                self._junk_vote(
+                    rng.choice(vtypes), h, rng.choice((MAX_ROUND, rng.randint(r, MAX_ROUND)))
+                ),
+                self._junk_vote(rng.choice(vtypes), h, r + ROUND_WINDOW + rng.randint(1, 2)),
+            ]
+            vtype, round_ = rng.choice(vtypes), rng.randint(r, r + ROUND_WINDOW)
+            out += [self._junk_vote(vtype, h, round_) for _ in range(FLOOD_HASHES)]
+            others = [x for x in range(r, r + ROUND_WINDOW + 1) if (h + x) % n != me]
+            if others:
+                out.append(self._junk_proposal(h, rng.choice(others), now))
+            ahead = r + ROUND_WINDOW + 1
+            out.append(self._junk_proposal(h, ahead + (me - h - ahead) % n, now))
         sim.faults["flooded message"] += len(out)
         for message in out:
             for peer in sim.nodes:
@@ -444,7 +457,9 @@ class ByzantineNode(SimNode):
         """A signed proposal of an empty block (the next height's: a copy with its height)."""
         block = self._flood_blocks.get(self.ledger.height)
         if block is None:
-            block, _ = self.ledger.build_block([], time_ms=self.sim.ms(now), proposer=self.key.public_key)
+            block, _ = self.ledger.build_block(
+                [], time_ms=self.sim.ms(now), proposer=self.key.public_key
+            )
             self._flood_blocks = {self.ledger.height: block}
         if block.height != height:
             block = Block(header=replace(block.header, height=height), txs=block.txs)
