@@ -293,11 +293,13 @@ class Tendermint:
             # its block. Keeping only the first one lets an equivocator hide, from this
             # validator, a polka that others locked on, and the height never ends.
             extra = self._conflicting.setdefault((vote.round, vote.vtype), {}).setdefault(index, {})
-            if (
-                vote.block_hash in extra
-                or len(extra) >= MAX_CONFLICTING_PER_SLOT
-                or self._conflicting_count >= FUTURE_BUFFER
-            ):
+            if vote.block_hash in extra:
+                return effects
+            full = len(extra) >= MAX_CONFLICTING_PER_SLOT or self._conflicting_count >= FUTURE_BUFFER
+            # Past the cap only a vote for a block we were proposed still counts: junk hashes
+            # must not push out the one vote that completes a polka (a lock elsewhere would
+            # then wait forever for a re-proposal this validator can never accept).
+            if full and not self._was_proposed(vote.block_hash):
                 return effects
             extra[vote.block_hash] = vote
             self._conflicting_count += 1
@@ -583,6 +585,10 @@ class Tendermint:
             known = block.height == self.height and self.app.is_valid(block)
             self._valid[block.hash] = known
         return known
+
+    def _was_proposed(self, block_hash: bytes) -> bool:
+        """Whether a kept proposal (of any round of this height) carries this block."""
+        return any(p.block.hash == block_hash for p in self.proposals.values())
 
     def _is_timely(self, block: Block, round_: int) -> bool:
         """Whether a fresh proposal's block time is at most `MAX_BLOCK_AGE_MS` before its arrival."""
