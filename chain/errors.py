@@ -51,6 +51,7 @@ class RejectReason(StrEnum):
     UNKNOWN_VALIDATOR = "unknown-validator"
     NO_QUORUM = "no-quorum"
     BAD_PROOF = "bad-proof"
+    STALE_PROOF = "stale-proof"
     # -- mempool admission --
     MEMPOOL_FULL = "mempool-full"
     DOMAIN_QUEUE_FULL = "domain-queue-full"
@@ -72,6 +73,7 @@ _PENALTY: dict[RejectReason, int] = {
     RejectReason.DUPLICATE: 0,
     RejectReason.MEMPOOL_FULL: 0,
     RejectReason.DOMAIN_QUEUE_FULL: 0,
+    RejectReason.STALE_PROOF: 0,  # an honest node that is behind serves an old head
 }
 DEFAULT_PENALTY = 50
 

@@ -6,6 +6,16 @@ every precommit signature covers. Given a header, the commit certificate of that
 a domain's claimed state (or a claim that it is absent) and a state-tree proof,
 `verify_domain_state` decides whether the claim is what the finalized chain
 says at that height. `DomainProof` bundles the four pieces for transport.
+
+A valid proof may still be old: a node that is behind, or one hiding newer
+blocks, serves a genuinely certified header of an earlier height. Given the
+caller's clock (`now_ms`) and a bound (`max_age_ms`), the check also refuses a
+header dated more than the bound before now (STALE_PROOF), and, with a clock,
+one dated more than `FUTURE_SLACK_MS` after it. On a network whose genesis sets
+a heartbeat the head is never much older than one heartbeat even when idle, so
+`default_max_age_ms` gives a bound that tells "nothing changed" from "this node
+is hiding blocks"; without a heartbeat an idle head legitimately gets old and
+there is no default (issue 13). Nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -22,6 +32,27 @@ from chain.state import DomainState, domain_key
 from chain.tx import MAX_TX_BYTES
 
 BUNDLE_MAX_BYTES = 512 + 32 * 1024 + MAX_TX_BYTES + MAX_PROOF_SIZE + 256
+
+# A certified header may be dated at most this far after the verifier's clock:
+# clocks differ, and validators accept blocks up to 15 s ahead of theirs. Further
+# ahead, a header would look fresh for that much longer than it is.
+FUTURE_SLACK_MS = 60_000
+# What `default_max_age_ms` allows beyond two heartbeats: a failed round or two
+# before the heartbeat block is finalized, propagation, clock differences.
+HEARTBEAT_SLACK_MS = 60_000
+
+
+def default_max_age_ms(params: ChainParams) -> int | None:
+    """The freshness bound a light client of this network should use by default.
+
+    With a heartbeat (`consensus.heartbeat_ms` > 0) an idle network still
+    finalizes an empty block about every heartbeat, so a newest certified header
+    older than two heartbeats plus `HEARTBEAT_SLACK_MS` comes from a node that is
+    behind or hiding blocks. Without one (0) an idle network's head may be any
+    age, so there is no default bound (None).
+    """
+    heartbeat = params.consensus.heartbeat_ms
+    return 2 * heartbeat + HEARTBEAT_SLACK_MS if heartbeat > 0 else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,8 +98,13 @@ class DomainProof:
         state = DomainState.from_bytes(state_bytes) if state_bytes else None
         return cls(domain=domain, header=header, certificate=certificate, state=state, proof=proof)
 
-    def verify(self, params: ChainParams) -> DomainState | None:
-        """`verify_domain_state` on the bundle against the genesis `params`; returns the proven state."""
+    def verify(
+        self, params: ChainParams, *, now_ms: int | None = None, max_age_ms: int | None = None
+    ) -> DomainState | None:
+        """`verify_domain_state` on the bundle against the genesis `params`; returns the proven state.
+
+        `now_ms` and `max_age_ms` are as in `verify_domain_state`.
+        """
         verify_domain_state(
             params=params,
             header=self.header,
@@ -76,6 +112,8 @@ class DomainProof:
             domain=self.domain,
             state=self.state,
             proof=self.proof,
+            now_ms=now_ms,
+            max_age_ms=max_age_ms,
         )
         return self.state
 
@@ -88,16 +126,28 @@ def verify_domain_state(
     domain: str,
     state: DomainState | None,
     proof: Proof,
+    now_ms: int | None = None,
+    max_age_ms: int | None = None,
 ) -> None:
     """Check that `domain` has exactly `state` (None: was never registered) at `header`.
 
     `params` are the trusted genesis's: its validators must have certified
-    `header` on its network (same `chain_id` and genesis hash).
+    `header` on its network (same `chain_id` and genesis hash). Freshness is
+    checked last, so a STALE_PROOF is a genuine proof of old state.
+
+    Args:
+        now_ms: the verifier's clock (unix ms). With it, a header dated more than
+            `FUTURE_SLACK_MS` after it is refused (BAD_TIME).
+        max_age_ms: with `now_ms`, refuse a header dated more than this before
+            it (STALE_PROOF). None: any age (see `default_max_age_ms`).
 
     Raises:
         InvalidUpdate: WRONG_CHAIN, BAD_VALIDATORS, NO_QUORUM, BAD_SIGNATURE,
-            BAD_VOTE or BAD_PROOF, saying which check failed.
+            BAD_VOTE, BAD_PROOF, BAD_TIME or STALE_PROOF, saying which check failed.
+        ValueError: `max_age_ms` without `now_ms`, or negative.
     """
+    if max_age_ms is not None and (now_ms is None or max_age_ms < 0):
+        raise ValueError("max_age_ms needs now_ms and must not be negative")
     validators, chain_id = params.validators, params.chain_id
     if header.chain_id != chain_id:
         raise InvalidUpdate(RejectReason.WRONG_CHAIN, f"header is for network {header.chain_id!r}")
@@ -112,4 +162,24 @@ def verify_domain_state(
     if not verify_proof(header.state_root, domain_key(domain), value_hash, proof):
         raise InvalidUpdate(
             RejectReason.BAD_PROOF, f"{domain}: the proof does not match the header's state_root"
+        )
+    if now_ms is not None:
+        _check_fresh(header, now_ms, max_age_ms)
+
+
+def _check_fresh(header: BlockHeader, now_ms: int, max_age_ms: int | None) -> None:
+    age_ms = now_ms - header.time_ms
+    if -age_ms > FUTURE_SLACK_MS:
+        # An honest quorum does not date blocks a minute ahead; the clock here may be slow.
+        raise InvalidUpdate(
+            RejectReason.BAD_TIME,
+            f"the certified header at height {header.height} is dated {-age_ms / 1000:.1f} s "
+            f"after this clock (at most {FUTURE_SLACK_MS / 1000:g} s allowed): check the clock",
+            penalty=0,
+        )
+    if max_age_ms is not None and age_ms > max_age_ms:
+        raise InvalidUpdate(
+            RejectReason.STALE_PROOF,
+            f"the certified header at height {header.height} is {age_ms / 1000:.1f} s old, "
+            f"over the {max_age_ms / 1000:g} s bound: the node is behind or hiding newer blocks",
         )
