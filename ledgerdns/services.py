@@ -1,21 +1,13 @@
-"""What the node's faces (RPC, DNS, explorer) may ask of a running node.
+"""What a running node reports about itself: its status, peers and validators.
 
-The composition root (`ledgerdns.node`) implements `NodeServices`; the RPC
-server and the DNS server only see this protocol, so each can be tested against
-a small in-process implementation over a real ledger.
+Plain values, shared by the RPC (`ledgerdns.rpc.model.NodeInfo` returns them),
+its codec and the explorer. Each face declares the narrow protocol it needs in
+its own package (`ledgerdns.rpc.model`, `ledgerdns.dns.faces`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
-
-from chain.consensus_messages import Evidence
-from chain.genesis import Genesis
-from chain.ledger import Ledger
-from chain.mempool import Mempool
-from chain.tx import Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,48 +53,3 @@ class NodeStatus:
     consensus_round: int
     consensus_step: str
     version: str
-
-
-class NodeServices(Protocol):
-    """The running node, as its faces see it. All methods run in the node's trio loop."""
-
-    @property
-    def genesis(self) -> Genesis: ...
-
-    @property
-    def ledger(self) -> Ledger:
-        """The finalized chain (read only: never write through it)."""
-
-    @property
-    def mempool(self) -> Mempool:
-        """Pending transactions (read only)."""
-
-    def status(self) -> NodeStatus: ...
-
-    async def submit(self, tx: Transaction) -> None:
-        """Admit `tx` to the mempool and gossip it.
-
-        Raises:
-            InvalidUpdate: the transaction is malformed, wrongly signed, stale,
-                conflicts with the finalized state or the pending chain, or the
-                mempool is full (the reason says which).
-        """
-
-    async def wait_finalized(self, txid: bytes, timeout_s: float) -> tuple[int, int] | None:
-        """Wait until `txid` is in a finalized block: its ``(height, index)``.
-
-        Returns None on timeout. Returns at once if it is already finalized.
-        """
-
-    def peers(self) -> list[PeerInfo]: ...
-
-    def validators(self) -> list[ValidatorInfo]: ...
-
-    def evidence(self) -> list[Evidence]:
-        """Equivocation evidence recorded by this node, oldest first.
-
-        Invalid proposals are read from the store (`chain.evidence_store`) by the RPC.
-        """
-
-    def on_block_applied(self, callback: Callable[[int, frozenset[str]], None]) -> None:
-        """Call ``callback(height, changed_domains)`` after each block is stored."""

@@ -30,11 +30,11 @@ import dns.rcode
 import dns.rdatatype
 import trio
 
-from ledgerdns.dns.resolve import Resolver
+from ledgerdns.dns.resolve import Resolver, ZoneSource
 from ledgerdns.dns.result import labels_of
 from ledgerdns.dns.settings import DnsSettings
 from ledgerdns.dns.tsig import make_keyring
-from ledgerdns.dns.xfr import ledger_of, to_rrset
+from ledgerdns.dns.xfr import to_rrset
 from ledgerdns.dns.zone import ZoneConfig
 
 if TYPE_CHECKING:
@@ -55,12 +55,12 @@ class Notifier:
 
     Args:
         settings: the ``[dns]`` settings (``transfer.notify``, ``transfer.tsig``, the keys).
-        source: the running node (`NodeServices`) or its ledger.
+        source: the finalized chain (`TransferSource`; the node's ledger).
         config: what the synthesized SOA says (the resolver's).
     """
 
-    def __init__(self, settings: DnsSettings, source: object, config: ZoneConfig) -> None:
-        self._resolver = Resolver(ledger_of(source), config)
+    def __init__(self, settings: DnsSettings, source: ZoneSource, config: ZoneConfig) -> None:
+        self._resolver = Resolver(source, config)
         self._targets = settings.transfer.notify
         self._keyring: dict[dns.name.Name, dns.tsig.Key] | None = None
         self._keyname: dns.name.Name | None = None

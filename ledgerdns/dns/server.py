@@ -7,7 +7,7 @@ cache (`ledgerdns.dns.cache`), which reads the finalized ledger.
 
 UDP is served by worker processes (`ledgerdns.dns.workers`) that keep the
 encoded replies of repeat questions and pass the rest here; with
-``workers=0`` (or a bare ledger as the source) UDP is served in this event
+``workers=0`` (or no `blocks` feed) UDP is served in this event
 loop instead: one receive loop that answers synchronously and hands replies
 to a sender task through a bounded queue, dropping replies when it is full.
 Either way, responses per client prefix are rate limited (`ledgerdns.dns.rrl`).
@@ -21,13 +21,13 @@ import errno
 import logging
 import socket as stdlib_socket
 from collections.abc import Awaitable
-from typing import Any, TypeGuard, cast
+from typing import Any
 
 import trio
 
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
 from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, MAX_TCP_MESSAGE, AnswerCache
-from ledgerdns.dns.faces import Forwarder, Notifier, Transfers, Updater
+from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updater
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType, labels_of
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
@@ -46,7 +46,6 @@ from ledgerdns.dns.wire import (
 )
 from ledgerdns.dns.workers import Immediate, Keep, WorkerPool
 from ledgerdns.dns.zone import ZoneConfig
-from ledgerdns.services import NodeServices
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +59,15 @@ _XFR_TYPES = frozenset({QType.AXFR, QType.IXFR})
 Address = tuple[str, int]
 
 
-def _is_services(source: object) -> TypeGuard[NodeServices]:
-    return hasattr(source, "on_block_applied") and hasattr(source, "ledger")
-
-
 class DnsServer:
     """Serves DNS over UDP and TCP on one address.
 
     Args:
-        source: the running node (`NodeServices`: caches are invalidated after
-            every applied block), or a bare ledger (then the cache is cleared
-            whenever it sees the height move, and UDP is served in-process).
+        zone: the finalized state to answer from (`ZoneSource`; a ledger is one).
+        blocks: tells the server of every stored block, so caches are
+            invalidated per block and UDP workers can follow; without it the
+            cache is cleared whenever it sees the height move, and UDP is
+            served in-process.
         host: the address to bind (default loopback).
         port: the port for both UDP and TCP; 0 picks a free one.
         config: what the synthesized SOA and NS records say.
@@ -85,10 +82,11 @@ class DnsServer:
 
     def __init__(
         self,
-        source: NodeServices | ZoneSource,
+        zone: ZoneSource,
         host: str = "127.0.0.1",
         port: int = 53,
         *,
+        blocks: BlockFeed | None = None,
         config: ZoneConfig | None = None,
         settings: DnsSettings | None = None,
         forwarder: Forwarder | None = None,
@@ -102,12 +100,11 @@ class DnsServer:
         cache_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         settings = settings or DnsSettings()
-        if _is_services(source):
-            ledger: ZoneSource = source.ledger
-            source.on_block_applied(self._block_applied)
+        ledger = zone
+        if blocks is not None:
+            blocks.on_block_applied(self._block_applied)
             self._workers = settings.workers
         else:
-            ledger = cast(ZoneSource, source)
             self._workers = 0  # nobody would tell the workers when the ledger moves
         builder = AnswerBuilder(ledger, config, edns_payload=edns_payload, chaos=settings.chaos)
         self.cache = AnswerCache(builder, max_entries=cache_entries)

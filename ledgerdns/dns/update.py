@@ -49,6 +49,8 @@ from chain.names import validate_domain
 from chain.records import Record
 from chain.state import DomainState
 from chain.tx import Op, Transaction
+from ledgerdns.dns.faces import Writer
+from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import labels_of
 from ledgerdns.dns.settings import DnsSettings
 from ledgerdns.dns.signing_times import SigningTimes
@@ -71,7 +73,6 @@ from ledgerdns.dns.update_rules import (
 )
 from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
 from ledgerdns.node.config import check_private, load_key
-from ledgerdns.services import NodeServices
 from ledgerdns.wallet.edit import check_record_set
 from ledgerdns.wallet.errors import BadInput, WalletError, WrongPassphrase
 from ledgerdns.wallet.keystore import Keystore
@@ -147,7 +148,8 @@ class Updater:
 
     Args:
         settings: the ``[dns]`` settings: TSIG keys, and which may update with which key.
-        services: the running node (ledger, mempool, submit, wait for finality).
+        source: the finalized state (`ZoneSource`; the node's ledger).
+        writer: submit, wait for finality, and the domain's pending transactions.
         zone: what the synthesized SOA and NS say (as the DNS server is configured),
             for prerequisites that name them.
         now_s: the wall clock in unix seconds (for transaction deadlines and TSIG times).
@@ -162,13 +164,15 @@ class Updater:
     def __init__(
         self,
         settings: DnsSettings,
-        services: NodeServices,
+        source: ZoneSource,
+        writer: Writer,
         *,
         zone: ZoneConfig | None = None,
         now_s: Callable[[], int] = _wall_clock_s,
         signing_times: SigningTimes | None = None,
     ) -> None:
-        self._services = services
+        self._source = source
+        self._writer = writer
         self._wait_s = settings.update.wait_s
         self._zone = zone or ZoneConfig()
         self._now_s = now_s
@@ -286,7 +290,7 @@ class Updater:
         if zclass != dns.rdataclass.IN:
             return None, dns.rcode.NOTAUTH
         name = apex.canonicalize().to_text(omit_final_dot=True)
-        tlds = self._services.ledger.params.tlds
+        tlds = self._source.params.tlds
         if name in tlds:
             return None, dns.rcode.REFUSED  # ours, but a TLD holds no records to update
         try:
@@ -328,8 +332,8 @@ class Updater:
         signer: PrivateKey,
     ) -> dns.rcode.Rcode | tuple[DomainState, tuple[Record, ...]]:
         """The RCODE to answer now, or the finalized state and the records to replace it with."""
-        head = self._services.ledger.head
-        state = self._services.ledger.get_domain(domain)
+        head = self._source.head
+        state = self._source.get_domain(domain)
         if state is None or not state.is_active(head.time_ms // 1000):
             return dns.rcode.NOTAUTH  # not a zone this server serves (NXDOMAIN to queries)
         if state.owner != signer.public_key:
@@ -361,8 +365,8 @@ class Updater:
         Prerequisites are judged on finalized state, and the update must chain on
         it: so an update first lets pending ones (a wallet's, say) land.
         """
-        while pending := self._services.mempool.pending_for(domain):
-            if await self._services.wait_finalized(pending[-1].txid, _PENDING_POLL_S):
+        while pending := self._writer.pending_for(domain):
+            if await self._writer.wait_finalized(pending[-1].txid, _PENDING_POLL_S):
                 await trio.sleep(_SETTLE_PAUSE_S)  # final, but the mempool may lag a moment
 
     def _sign(
@@ -378,9 +382,9 @@ class Updater:
             expires_at=state.expires_at,
             pending=0,
         )
-        params = self._services.genesis.params
+        params = self._source.params
         deadline = valid_until(
-            self._services.ledger.head.time_ms, self._now_s(), params.max_tx_lifetime_s
+            self._source.head.time_ms, self._now_s(), params.max_tx_lifetime_s
         )
         return build_tx(
             view, op=Op.UPDATE, key=signer, chain_id=params.chain_id,
@@ -391,7 +395,7 @@ class Updater:
         """Submit and wait for finality: the RCODE, or None to read the state again (stale)."""
         domain, txid = tx.body.domain, tx.txid.hex()[:16]
         try:
-            await self._services.submit(tx)
+            await self._writer.submit(tx)
         except InvalidUpdate as exc:
             if exc.reason in _STALE:
                 log.debug("dns update stale domain=%s reason=%s", domain, exc.reason)
@@ -401,7 +405,7 @@ class Updater:
                 return dns.rcode.SERVFAIL
             log.info("dns update refused domain=%s reason=%s error=%s", domain, exc.reason, exc)
             return dns.rcode.REFUSED
-        where = await self._services.wait_finalized(tx.txid, self._wait_s)
+        where = await self._writer.wait_finalized(tx.txid, self._wait_s)
         if where is None:
             log.warning("dns update not finalized domain=%s tx=%s", domain, txid)
             return dns.rcode.SERVFAIL

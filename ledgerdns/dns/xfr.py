@@ -76,11 +76,6 @@ class TransferSource(ZoneSource, Protocol):
         """A finalized transaction with its block height and index."""
 
 
-def ledger_of(source: object) -> TransferSource:
-    """The ledger of a running node (`NodeServices`), or `source` itself if it is one."""
-    return cast(TransferSource, getattr(source, "ledger", source))
-
-
 def wall_clock_s() -> int:
     """Unix seconds: what a TSIG BADTIME reply reports as our time."""
     return time.time_ns() // 1_000_000_000
@@ -141,7 +136,7 @@ class Transfers:
 
     Args:
         settings: the ``[dns]`` settings (``transfer`` and the TSIG keys).
-        source: the running node (`NodeServices`) or its ledger.
+        source: the finalized chain (`TransferSource`; the node's ledger).
         config: what the synthesized SOA and NS say (the resolver's).
         now_s: the wall clock, unix seconds (the TSIG time cap and BADTIME replies).
     """
@@ -149,13 +144,13 @@ class Transfers:
     def __init__(
         self,
         settings: DnsSettings,
-        source: object,
+        source: TransferSource,
         config: ZoneConfig,
         *,
         now_s: Callable[[], int] = wall_clock_s,
     ) -> None:
         self._now_s = now_s
-        self._ledger = ledger_of(source)
+        self._ledger = source
         self._config = config
         self._resolver = Resolver(self._ledger, config)
         self._allow = settings.transfer.allow

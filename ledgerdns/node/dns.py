@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from ledgerdns.dns.faces import BlockFeed, Writer
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.notify import Notifier
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
 from ledgerdns.dns.signing_times import SigningTimes
 from ledgerdns.dns.update import Updater
-from ledgerdns.dns.xfr import Transfers
+from ledgerdns.dns.xfr import Transfers, TransferSource
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import NodeConfig
-from ledgerdns.services import NodeServices
 
 TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
 
 
-def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
+def build_dns_server(
+    config: NodeConfig, *, chain: TransferSource, blocks: BlockFeed, writer: Writer
+) -> DnsServer:
     """The DNS server for a node, with the faces its settings turn on.
+
+    It reads the finalized `chain`, follows it block by block (`blocks`), and
+    turns UPDATEs into transactions through `writer`.
 
     Raises:
         ConfigError: a bad settings file or a key it names, or an unreadable
@@ -31,14 +36,15 @@ def build_dns_server(services: NodeServices, config: NodeConfig) -> DnsServer:
     updater = None
     if settings.update.keys:
         times = SigningTimes(config.data_dir / TSIG_TIMES_FILE)
-        updater = Updater(settings, services, zone=zone, signing_times=times)
+        updater = Updater(settings, chain, writer, zone=zone, signing_times=times)
     transfer = settings.transfer
-    transfers = Transfers(settings, services, zone) if transfer.allow else None
-    notifier = Notifier(settings, services, zone) if transfer.notify else None
+    transfers = Transfers(settings, chain, zone) if transfer.allow else None
+    notifier = Notifier(settings, chain, zone) if transfer.notify else None
     return DnsServer(
-        services,
+        chain,
         host,
         port,
+        blocks=blocks,
         config=zone,
         settings=settings,
         forwarder=forwarder,

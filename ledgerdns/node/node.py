@@ -4,8 +4,10 @@
 the three gossip topics, sync, offences) on a libp2p host, the consensus
 driver (`ledgerdns.consensus`), and the DNS and RPC faces; `Node.run()`
 starts them in one nursery. Once every listener is bound it writes
-``node.json`` and prints the ``READY {...}`` line. It implements
-`ledgerdns.services.NodeServices` for the RPC and DNS faces, by delegation.
+``node.json`` and prints the ``READY {...}`` line. Each face gets only what it
+needs: DNS the finalized chain, a block feed and a writer; RPC a read model
+(`ledgerdns.rpc.model.RpcModel`). The node itself is the feed, the writer and
+the `NodeInfo`, by delegation to its parts.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from chain.block import Block
-from chain.consensus_messages import Evidence
+from chain.consensus_messages import Evidence, InvalidProposal
 from chain.errors import ConfigError
-from chain.evidence_store import list_evidence
+from chain.evidence_store import list_evidence, list_invalid_proposals
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
@@ -44,6 +46,7 @@ from ledgerdns.protocol.offences import Offences
 from ledgerdns.protocol.sync import Syncer, SyncServer
 from ledgerdns.protocol.txgossip import TxGossip
 from ledgerdns.protocol.views import list_peers, list_validators
+from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.rpc.token import load_or_create_token
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
@@ -125,11 +128,15 @@ class Node:
         token = load_or_create_token(self.config.data_dir)
         try:
             async with trio.open_nursery() as nursery:
-                dns = build_dns_server(self, self.config)  # a bad settings file fails here, first
+                # a bad settings file fails here, first
+                dns = build_dns_server(self.config, chain=self._ledger, blocks=self, writer=self)
                 await nursery.start(p2p.run)
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
+                model = RpcModel(
+                    genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self, writer=self
+                )
                 rpc_addr = await _listen(
-                    "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, self, token, *self.config.rpc)
+                    "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, model, token, *self.config.rpc)
                 )
                 await nursery.start(self.notices.run)
                 await nursery.start(self.consensus.run)
@@ -159,7 +166,7 @@ class Node:
     async def _committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
         await self.commits.committed(block, certificate, mine)
 
-    # -- NodeServices --
+    # -- what the faces see: NodeInfo, the writer, the block feed --
 
     @property
     def genesis(self) -> Genesis:
@@ -197,6 +204,9 @@ class Node:
     async def submit(self, tx: Transaction) -> None:
         await self.txs.submit(tx)
 
+    def pending_for(self, domain: str) -> list[Transaction]:
+        return self._mempool.pending_for(domain)
+
     async def wait_finalized(self, txid: bytes, timeout_s: float) -> tuple[int, int] | None:
         return await self.commits.wait_finalized(txid, timeout_s)
 
@@ -208,6 +218,9 @@ class Node:
 
     def evidence(self) -> list[Evidence]:
         return list(reversed(list_evidence(self.store)))
+
+    def invalid_proposals(self) -> list[InvalidProposal]:
+        return list(reversed(list_invalid_proposals(self.store)))
 
     def on_block_applied(self, callback: BlockListener) -> None:
         self.commits.on_block_applied(callback)

@@ -1,8 +1,8 @@
-"""The RPC's endpoints: each reads a request, asks `NodeServices`, answers JSON.
+"""The RPC's endpoints: each reads a request, asks the node's read model (`RpcModel`), answers JSON.
 
 Handlers raise `ApiError` (or let `InvalidUpdate` out of the chain) and the
 application in `ledgerdns.rpc.server` turns either into an error body. They
-only read the ledger and the mempool; the one write is `services.submit`.
+only read the chain and the mempool; the one write is `model.writer.submit`.
 See docs/rpc.md for the contract.
 """
 
@@ -19,13 +19,12 @@ from starlette.routing import Route
 
 from chain.block import Block
 from chain.errors import InvalidUpdate, NotFound, RejectReason
-from chain.evidence_store import list_invalid_proposals
 from chain.names import normalize_name, validate_domain
 from chain.tx import Transaction
 from ledgerdns.rpc import codec
 from ledgerdns.rpc.errors import TOO_LARGE, ApiError
+from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.openapi import MAX_BATCH, openapi_spec
-from ledgerdns.services import NodeServices
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +105,10 @@ def _tx_from_body(body: bytes) -> Transaction:
 
 
 class Endpoints:
-    """The handlers, bound to one node's services."""
+    """The handlers, bound to one node's read model."""
 
-    def __init__(self, services: NodeServices) -> None:
-        self.services = services
+    def __init__(self, model: RpcModel) -> None:
+        self.model = model
 
     def routes(self) -> list[Route]:
         """Every route the RPC serves (all under ``/v1``)."""
@@ -136,46 +135,46 @@ class Endpoints:
 
     def _now_s(self) -> int:
         """Block time of the head: what expiry is judged against."""
-        return self.services.ledger.head.time_ms // 1000
+        return self.model.chain.head.time_ms // 1000
 
     def _domain_param(self, request: Request) -> str:
         try:
             name = normalize_name(request.path_params["name"])
-            return validate_domain(name, self.services.genesis.params.tlds)
+            return validate_domain(name, self.model.genesis.params.tlds)
         except InvalidUpdate as exc:
             raise ApiError.rejected(exc) from None
 
     def _finalized_at(self, txid: bytes) -> tuple[int, int] | None:
         try:
-            _, height, index = self.services.ledger.get_tx(txid)
+            _, height, index = self.model.chain.get_tx(txid)
         except NotFound:
             return None
         return height, index
 
     def _block(self, height: int) -> tuple[Block, int]:
-        raw = self.services.ledger.get_block_bytes(height)
+        raw = self.model.chain.get_block_bytes(height)
         return Block.from_bytes(raw), len(raw)
 
     # -- node --
 
     async def status(self, request: Request) -> Response:
         """``GET /v1/status``."""
-        services = self.services
-        return JSONResponse(codec.status_json(services.status(), services.genesis))
+        model = self.model
+        return JSONResponse(codec.status_json(model.node.status(), model.genesis))
 
     async def peers(self, request: Request) -> Response:
         """``GET /v1/peers``."""
-        return JSONResponse({"peers": codec.plain_json(self.services.peers())})
+        return JSONResponse({"peers": codec.plain_json(self.model.node.peers())})
 
     async def validators(self, request: Request) -> Response:
         """``GET /v1/validators``."""
-        return JSONResponse({"validators": codec.plain_json(self.services.validators())})
+        return JSONResponse({"validators": codec.plain_json(self.model.node.validators())})
 
     async def evidence(self, request: Request) -> Response:
         """``GET /v1/evidence``: equivocations and invalid proposals, oldest first."""
-        genesis = self.services.genesis
-        items = [codec.evidence_json(e, genesis) for e in self.services.evidence()]
-        invalid = reversed(list_invalid_proposals(self.services.ledger.store))
+        genesis = self.model.genesis
+        items = [codec.evidence_json(e, genesis) for e in self.model.node.evidence()]
+        invalid = self.model.node.invalid_proposals()
         return JSONResponse({
             "evidence": items,
             "invalid_proposals": [codec.invalid_proposal_json(r, genesis) for r in invalid],
@@ -189,12 +188,12 @@ class Endpoints:
 
     async def blocks(self, request: Request) -> Response:
         """``GET /v1/blocks?before=H&limit=N``: newest first."""
-        head = self.services.ledger.height
+        head = self.model.chain.height
         before = _int_param(request, "before", head + 1, 0, MAX_HEIGHT)
         limit = _int_param(request, "limit", DEFAULT_BLOCKS, 1, MAX_BLOCKS)
         top = min(before - 1, head)
         heights = range(top, max(top - limit, -1), -1)
-        genesis = self.services.genesis
+        genesis = self.model.genesis
         out = [codec.block_summary_json(*self._block(h), genesis) for h in heights]
         last = heights[-1] if heights else 0
         return JSONResponse({"blocks": out, "next_before": last if last > 0 else None})
@@ -205,12 +204,12 @@ class Endpoints:
         if not text.isascii() or not text.isdigit() or len(text) > 19:
             raise ApiError.bad_request(f"a block height is a whole number, not {text[:20]!r}")
         height = int(text)
-        ledger = self.services.ledger
-        if height > ledger.height:
-            raise ApiError.not_found(f"no block at height {height} (head is {ledger.height})")
+        chain = self.model.chain
+        if height > chain.height:
+            raise ApiError.not_found(f"no block at height {height} (head is {chain.height})")
         block, size = self._block(height)
-        cert = ledger.get_certificate(height) if height > 0 else None
-        return JSONResponse(codec.block_json(block, size, cert, self.services.genesis))
+        cert = chain.get_certificate(height) if height > 0 else None
+        return JSONResponse(codec.block_json(block, size, cert, self.model.genesis))
 
     # -- transactions --
 
@@ -218,18 +217,18 @@ class Endpoints:
         """``POST /v1/txs[?wait=S]``: admit a transaction, optionally wait for it."""
         wait = _wait_param(request)
         tx = _tx_from_body(await _read_body(request))
-        services = self.services
+        model = self.model
         location = self._finalized_at(tx.txid)
         # Submitting the same bytes again (a wallet retrying) is not an error.
-        if location is None and tx.txid not in services.mempool:
+        if location is None and tx.txid not in model.pool:
             try:
-                await services.submit(tx)
+                await model.writer.submit(tx)
             except InvalidUpdate as exc:
                 log.debug("rpc refused tx txid=%s reason=%s", tx.txid.hex()[:16], exc.reason)
                 raise ApiError.rejected(exc) from None
             log.debug("rpc accepted tx txid=%s domain=%s", tx.txid.hex()[:16], tx.body.domain)
         if location is None and wait:
-            location = await services.wait_finalized(tx.txid, wait)
+            location = await model.writer.wait_finalized(tx.txid, wait)
         if location is None:
             return JSONResponse({"txid": tx.txid.hex(), "status": "pending"}, status_code=202)
         height, index = location
@@ -256,8 +255,8 @@ class Endpoints:
                 if self._finalized_at(tx.txid) is not None:
                     results.append({"txid": txid, "status": "finalized"})
                     continue
-                if tx.txid not in self.services.mempool:
-                    await self.services.submit(tx)
+                if tx.txid not in self.model.pool:
+                    await self.model.writer.submit(tx)
                 results.append({"txid": txid, "status": "pending"})
             except ValueError as exc:
                 results.append({"txid": None, "status": "refused", "error": "malformed",
@@ -272,11 +271,11 @@ class Endpoints:
         txid = _txid_param(request)
         wait = _wait_param(request)
         if wait and self._finalized_at(txid) is None:
-            await self.services.wait_finalized(txid, wait)
+            await self.model.writer.wait_finalized(txid, wait)
         try:
-            tx, height, index = self.services.ledger.get_tx(txid)
+            tx, height, index = self.model.chain.get_tx(txid)
         except NotFound:
-            pending = self.services.mempool.get(txid)
+            pending = self.model.pool.get(txid)
             if pending is None:
                 raise ApiError.not_found(f"no transaction {txid.hex()}") from None
             return JSONResponse({"status": "pending", "tx": codec.tx_json(pending)})
@@ -286,7 +285,7 @@ class Endpoints:
     async def mempool(self, request: Request) -> Response:
         """``GET /v1/mempool?limit=N``: pending transactions in arrival order."""
         limit = _int_param(request, "limit", DEFAULT_LIST, 0, MAX_LIST)
-        pool = self.services.mempool
+        pool = self.model.pool
         txs = [codec.tx_json(tx) for tx in pool.snapshot()[:limit]]
         return JSONResponse({"count": len(pool), "bytes": pool.size_bytes, "txs": txs})
 
@@ -298,8 +297,8 @@ class Endpoints:
         if not start.isascii() or len(start) > 253:
             raise ApiError.bad_request("start must be an ASCII name (use the xn-- form)")
         limit = _int_param(request, "limit", DEFAULT_LIST, 1, MAX_LIST)
-        states = self.services.ledger.domains(start=start, limit=limit + 1)
-        now_s, pool = self._now_s(), self.services.mempool
+        states = self.model.chain.domains(start=start, limit=limit + 1)
+        now_s, pool = self._now_s(), self.model.pool
         out = [codec.domain_json(s, pool.pending_for(s.domain), now_s) for s in states[:limit]]
         nxt = states[limit].domain if len(states) > limit else None
         return JSONResponse({"domains": out, "next": nxt})
@@ -307,8 +306,8 @@ class Endpoints:
     async def domain(self, request: Request) -> Response:
         """``GET /v1/domains/{name}``; 404 (with ``pending``) if never registered."""
         name = self._domain_param(request)
-        pending = self.services.mempool.pending_for(name)
-        state = self.services.ledger.get_domain(name)
+        pending = self.model.pool.pending_for(name)
+        state = self.model.chain.get_domain(name)
         if state is None:
             extra: dict[str, Any] = {
                 "domain": name,
@@ -322,18 +321,18 @@ class Endpoints:
         name = self._domain_param(request)
         from_seq = _int_param(request, "from_seq", 0, 0, MAX_HEIGHT)
         limit = _int_param(request, "limit", MAX_LIST, 1, MAX_LIST)
-        ledger = self.services.ledger
-        steps = ledger.history(name)
+        chain = self.model.chain
+        steps = chain.history(name)
         if not steps:
             raise ApiError.not_found(f"{name} was never registered")
         chosen = [(seq, txid) for seq, txid in steps if seq >= from_seq]
         entries = []
         for seq, txid in chosen[:limit]:
             try:
-                found: tuple[Transaction, int, int] | None = ledger.get_tx(txid)
+                found: tuple[Transaction, int, int] | None = chain.get_tx(txid)
             except NotFound:
                 found = None  # the genesis anchor: not a transaction
-            entries.append(codec.history_entry_json(name, seq, txid, found, ledger.params.chain_id))
+            entries.append(codec.history_entry_json(name, seq, txid, found, chain.params.chain_id))
         nxt = chosen[limit][0] if len(chosen) > limit else None
         return JSONResponse({"domain": name, "history": entries, "next_seq": nxt})
 
@@ -341,7 +340,7 @@ class Endpoints:
         """``GET /v1/domains/{name}/proof``: a light-client proof at the head."""
         name = self._domain_param(request)
         try:
-            proof = self.services.ledger.prove_domain(name)
+            proof = self.model.chain.prove_domain(name)
         except NotFound:
             raise ApiError.not_found(
                 "no certified block yet: proofs start at height 1"

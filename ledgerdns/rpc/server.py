@@ -27,8 +27,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chain.errors import InvalidUpdate, NotFound
 from ledgerdns.rpc.errors import INTERNAL, METHOD_NOT_ALLOWED, UNAUTHORIZED, ApiError
+from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.routes import Endpoints
-from ledgerdns.services import NodeServices
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -109,10 +109,10 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, INTERNAL, "internal error; see the node's log"))
 
 
-def make_app(services: NodeServices, token: str) -> Starlette:
-    """The RPC as an ASGI application over `services`, guarded by `token`."""
+def make_app(model: RpcModel, token: str) -> Starlette:
+    """The RPC as an ASGI application over `model`, guarded by `token`."""
     return Starlette(
-        routes=Endpoints(services).routes(),
+        routes=Endpoints(model).routes(),
         middleware=[Middleware(BearerAuth, token=token)],
         exception_handlers={
             ApiError: _api_error,
@@ -151,7 +151,7 @@ def _bound_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve_rpc(
-    services: NodeServices,
+    model: RpcModel,
     token: str,
     host: str,
     port: int,
@@ -162,7 +162,7 @@ async def serve_rpc(
     """Serve the RPC on ``host:port`` until cancelled.
 
     Args:
-        services: the running node.
+        model: what the endpoints read and write (`RpcModel`).
         token: the bearer token every request must carry.
         host: the address to bind (loopback unless the operator says otherwise).
         port: the port; 0 lets the OS choose.
@@ -173,7 +173,7 @@ async def serve_rpc(
         OSError: the address cannot be bound.
     """
     # Starlette's ASGI types are looser than Hypercorn's; they describe the same protocol.
-    app = cast(ASGIFramework, make_app(services, token))
+    app = cast(ASGIFramework, make_app(model, token))
     config = Config()
     if not any(isinstance(f, _DropBanner) for f in http_log.filters):
         http_log.addFilter(_DropBanner())

@@ -89,7 +89,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstantNode]:
 @asynccontextmanager
 async def serving(node: InstantNode, **options: Any) -> AsyncIterator[tuple[DnsServer, Address]]:
     options.setdefault("config", CONFIG)
-    server = DnsServer(node, HOST, 0, **options)
+    server = DnsServer(node.ledger, HOST, 0, blocks=node, **options)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.run)
         yield server, address

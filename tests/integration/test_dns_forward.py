@@ -532,7 +532,7 @@ async def node_server(tmp_path: Path, upstream: Address, **forward: Any) -> Asyn
         )
         await node.submit(tx)
         settings = DnsSettings(workers=1, forward=ForwardSettings(upstreams=(upstream,), **forward))
-        server = DnsServer(node, HOST, 0, settings=settings, forwarder=Forwarder(settings.forward))
+        server = DnsServer(node.ledger, HOST, 0, blocks=node, settings=settings, forwarder=Forwarder(settings.forward))
         async with trio.open_nursery() as nursery:
             yield await nursery.start(server.run)
             nursery.cancel_scope.cancel()

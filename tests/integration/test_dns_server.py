@@ -71,7 +71,9 @@ class Served:
 
 @asynccontextmanager
 async def serving(node: InstantNode, source: Any = None, **options: Any) -> AsyncIterator[Served]:
-    server = DnsServer(source or node, HOST, 0, config=CONFIG, **options)
+    server = DnsServer(
+        source or node.ledger, HOST, 0, config=CONFIG, blocks=None if source else node, **options
+    )
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.run)
         yield Served(node, server, address)
@@ -132,7 +134,7 @@ async def test_udp_and_tcp_share_the_reported_port(served: Served) -> None:
 async def test_a_taken_port_is_an_error(node: InstantNode) -> None:
     with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as taken:
         await taken.bind((HOST, 0))
-        server = DnsServer(node, HOST, taken.getsockname()[1])
+        server = DnsServer(node.ledger, HOST, taken.getsockname()[1], blocks=node)
         with pytest.raises(OSError):
             await server.run()
     with pytest.raises(RuntimeError, match="not listening"):

@@ -115,8 +115,8 @@ async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | No
 
 @asynccontextmanager
 async def listening(config: DnsSettings, node: InstantNode) -> AsyncIterator[Address]:
-    updater = Updater(config, node, zone=ZONE)
-    server = DnsServer(node, HOST, 0, config=ZONE, settings=config, updater=updater)
+    updater = Updater(config, node.ledger, node, zone=ZONE)
+    server = DnsServer(node.ledger, HOST, 0, blocks=node, config=ZONE, settings=config, updater=updater)
     async with trio.open_nursery() as nursery:
         yield await nursery.start(server.run)
         nursery.cancel_scope.cancel()
@@ -580,7 +580,7 @@ async def test_signing_key_files_are_checked(
     path = tmp_path / "signer.pem"
     prepare(path)
     with pytest.raises(ConfigError) as caught:
-        Updater(settings(path), node)
+        Updater(settings(path), node.ledger, node)
     assert message in str(caught.value) and str(path) in str(caught.value)
     assert 'dns.update.keys."update."' in str(caught.value)
 
@@ -595,7 +595,7 @@ async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environm
     assert load_signer("update.", path).public_key == OWNER.public_key
     monkeypatch.setenv(ENV_PASSPHRASE, "wrong")
     with pytest.raises(ConfigError, match="wrong passphrase"):
-        Updater(settings(path), node)
+        Updater(settings(path), node.ledger, node)
     monkeypatch.delenv(ENV_PASSPHRASE)
     with pytest.raises(ConfigError, match=f"{ENV_PASSPHRASE}"):
         load_signer("update.", path)
@@ -607,8 +607,8 @@ async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environm
 @pytest.mark.parametrize("workers", [0, 1], ids=["udp-in-process", "udp-workers"])
 async def test_through_the_dns_server(node: InstantNode, tmp_path: Path, workers: int) -> None:
     config = dataclasses.replace(settings(write_key(tmp_path / "owner.pem")), workers=workers)
-    updater = Updater(config, node, zone=ZONE)
-    server = DnsServer(node, HOST, 0, config=ZONE, settings=config, updater=updater)
+    updater = Updater(config, node.ledger, node, zone=ZONE)
+    server = DnsServer(node.ledger, HOST, 0, blocks=node, config=ZONE, settings=config, updater=updater)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.run)
         if shutil.which("nsupdate") is not None:
@@ -694,7 +694,7 @@ def node_config(tmp_path: Path, key_file: Path) -> NodeConfig:
 @asynccontextmanager
 async def node_dns(node: InstantNode, config: NodeConfig) -> AsyncIterator[Address]:
     """The DNS server as the node builds it (`build_dns_server`), running until the block ends."""
-    server = build_dns_server(node, config)
+    server = build_dns_server(config, chain=node.ledger, blocks=node, writer=node)
     async with trio.open_nursery() as nursery:
         yield await nursery.start(server.run)
         nursery.cancel_scope.cancel()
@@ -771,7 +771,9 @@ async def test_an_update_is_not_carried_out_unless_its_signing_time_is_on_disk(
     node: InstantNode, tmp_path: Path
 ) -> None:
     times = SigningTimes(tmp_path / "no-such-dir" / "tsig-times.json")
-    updater = Updater(settings(write_key(tmp_path / "owner.pem")), node, signing_times=times)
+    updater = Updater(
+        settings(write_key(tmp_path / "owner.pem")), node.ledger, node, signing_times=times
+    )
     wire = sign_at(an_update("lost", "192.0.2.30"), int(time.time()))
     reply = await updater.answer(wire, (HOST, 5353))
     assert reply is not None

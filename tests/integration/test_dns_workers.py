@@ -41,7 +41,7 @@ def records(domain: str, *lines: str) -> tuple[Record, ...]:
 @asynccontextmanager
 async def serving(node: InstantNode, settings: DnsSettings) -> AsyncIterator[DnsServer]:
     server = DnsServer(
-        node, HOST, 0, config=ZoneConfig(server_name="ns1.example.net"), settings=settings
+        node.ledger, HOST, 0, blocks=node, config=ZoneConfig(server_name="ns1.example.net"), settings=settings
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)

@@ -178,7 +178,7 @@ def rcode(replies: list[dns.message.Message]) -> int:
 
 
 def test_ixfr_sends_the_condensed_difference(node: InstantNode) -> None:
-    transfers = Transfers(settings(), node, CONFIG)
+    transfers = Transfers(settings(), node.ledger, CONFIG)
     state = node.ledger.get_domain("alice.p2p")
     assert state is not None
     first = node.ledger.get_tx_location(state.head)[0]
@@ -227,7 +227,7 @@ def test_ixfr_from_a_genesis_domain(tmp_path: Path) -> None:
     )
     node = InstantNode(tmp_path, dataclasses.replace(base, domains=(initial,)))
     try:
-        transfers = Transfers(settings(), node, CONFIG)
+        transfers = Transfers(settings(), node.ledger, CONFIG)
         assert soa_serials(transfer(transfers, request("gen.p2p")))[0] == 0
         height = update(node, "gen.p2p", ["@ 300 A 192.0.2.6"])
         diff = lines(transfer(transfers, request("gen.p2p", "IXFR", serial=0)))
@@ -254,7 +254,7 @@ def test_a_large_zone_spans_several_signed_messages(tmp_path: Path) -> None:
     try:
         big = [f'r{i:03} 300 TXT "{"x" * 200}"' for i in range(100)]
         register(node, "big.p2p", big)
-        transfers = Transfers(settings(tsig=(KEY.name,)), node, CONFIG)
+        transfers = Transfers(settings(tsig=(KEY.name,)), node.ledger, CONFIG)
         replies = transfer(transfers, request("big.p2p", key=KEY))
         assert len(replies) >= 2 and all(len(m.to_wire()) <= 16_384 + 200 for m in replies)
         assert all(m.had_tsig and m.flags & dns.flags.AA for m in replies)
@@ -264,7 +264,7 @@ def test_a_large_zone_spans_several_signed_messages(tmp_path: Path) -> None:
 
 
 def test_transfers_refused_outside_allow(node: InstantNode) -> None:
-    transfers = Transfers(settings(allow=("10.0.0.0/8",)), node, CONFIG)
+    transfers = Transfers(settings(allow=("10.0.0.0/8",)), node.ledger, CONFIG)
     for rdtype in ("AXFR", "IXFR"):
         replies = transfer(transfers, request("alice.p2p", rdtype, serial=1))
         assert rcode(replies) == dns.rcode.REFUSED and not replies[0].answer
@@ -282,7 +282,7 @@ def tsig_failure(transfers: Transfers, key: TsigKey) -> tuple[int, int]:
 
 
 def test_tsig_is_required_when_configured(node: InstantNode) -> None:
-    transfers = Transfers(settings(tsig=(KEY.name,)), node, CONFIG)
+    transfers = Transfers(settings(tsig=(KEY.name,)), node.ledger, CONFIG)
     unsigned = transfer(transfers, request("alice.p2p"))
     assert rcode(unsigned) == dns.rcode.REFUSED and not unsigned[0].answer
     # A TSIG that does not verify: the RFC 8945 errors, as for UPDATE.
@@ -295,7 +295,7 @@ def test_tsig_is_required_when_configured(node: InstantNode) -> None:
     signed = transfer(transfers, request("alice.p2p", key=KEY))
     assert signed[0].rcode() == dns.rcode.NOERROR and signed[-1].had_tsig
     # Without a transfer key configured, a signed request still gets signed replies.
-    optional = transfer(Transfers(settings(), node, CONFIG), request("alice.p2p", key=UPDATE_KEY))
+    optional = transfer(Transfers(settings(), node.ledger, CONFIG), request("alice.p2p", key=UPDATE_KEY))
     assert optional[0].rcode() == dns.rcode.NOERROR and optional[-1].had_tsig
 
 
@@ -307,20 +307,20 @@ def test_a_wide_fudge_does_not_widen_the_clock_window(node: InstantNode) -> None
     signed = dns.message.from_wire(wire, keyring=False).tsig
     assert signed is not None
     signed_at = int(signed[0].time_signed)
-    late = Transfers(settings(tsig=(KEY.name,)), node, CONFIG, now_s=lambda: signed_at + 1000)
+    late = Transfers(settings(tsig=(KEY.name,)), node.ledger, CONFIG, now_s=lambda: signed_at + 1000)
     wires = late.answer(wire, PEER, tcp=True)
     assert wires is not None and len(wires) == 1
     reply = dns.message.from_wire(wires[0], keyring=False)
     assert reply.rcode() == dns.rcode.NOTAUTH and reply.tsig is not None
     assert reply.tsig[0].error == dns.rcode.BADTIME and not reply.answer
-    soon_after = Transfers(settings(tsig=(KEY.name,)), node, CONFIG, now_s=lambda: signed_at + 100)
+    soon_after = Transfers(settings(tsig=(KEY.name,)), node.ledger, CONFIG, now_s=lambda: signed_at + 100)
     wires = soon_after.answer(wire, PEER, tcp=True)
     assert wires is not None
     assert dns.message.from_wire(wires[0], keyring=False).rcode() == dns.rcode.NOERROR
 
 
 def test_transport_and_names(node: InstantNode) -> None:
-    transfers = Transfers(settings(), node, CONFIG)
+    transfers = Transfers(settings(), node.ledger, CONFIG)
     assert rcode(transfer(transfers, request("alice.p2p"), tcp=False)) == dns.rcode.FORMERR
     assert rcode(transfer(transfers, request("alice.p2p", "IXFR"))) == dns.rcode.FORMERR  # no SOA
     for name in ("bob.p2p", "www.alice.p2p", "example.com", "."):
@@ -339,7 +339,7 @@ def test_a_delegated_domain_transfers_with_the_owners_ns(node: InstantNode) -> N
     register(
         node, "deleg.p2p", ["@ 300 NS ns1", "@ 300 NS ns.example.net.", "ns1 300 A 192.0.2.53"]
     )
-    transfers = Transfers(settings(), node, CONFIG)
+    transfers = Transfers(settings(), node.ledger, CONFIG)
     zone = lines(transfer(transfers, request("deleg.p2p")))
     assert sorted(zone[1:-1]) == [
         "deleg.p2p. 300 IN NS ns.example.net.",
@@ -355,9 +355,9 @@ def test_a_delegated_domain_transfers_with_the_owners_ns(node: InstantNode) -> N
 async def serving(
     node: InstantNode, dns_settings: DnsSettings, notifier: Notifier | None = None
 ) -> AsyncIterator[tuple[str, int]]:
-    transfers = Transfers(dns_settings, node, CONFIG)
+    transfers = Transfers(dns_settings, node.ledger, CONFIG)
     server = DnsServer(
-        node, HOST, 0, config=CONFIG, settings=dns_settings, transfers=transfers, notifier=notifier
+        node.ledger, HOST, 0, blocks=node, config=CONFIG, settings=dns_settings, transfers=transfers, notifier=notifier
     )
     async with trio.open_nursery() as nursery:
         yield await nursery.start(server.run)
@@ -449,7 +449,7 @@ async def test_notify_is_signed_and_retransmitted(node: InstantNode) -> None:
     with trio.socket.socket(type=trio.socket.SOCK_DGRAM) as secondary:
         await secondary.bind((HOST, 0))
         target = secondary.getsockname()
-        notifier = Notifier(settings(tsig=(KEY.name,), notify=(target,)), node, CONFIG)
+        notifier = Notifier(settings(tsig=(KEY.name,), notify=(target,)), node.ledger, CONFIG)
         async with trio.open_nursery() as nursery:
             await nursery.start(notifier.run)
             notifier.block_applied(node.ledger.height, frozenset({"alice.p2p", "gone.p2p"}))
@@ -583,7 +583,7 @@ async def test_knot_secondary_follows_updates(
     knot_port = free_port()
     key = KEY if signed else None
     dns_settings = settings(notify=((HOST, knot_port),), tsig=(KEY.name,) if signed else ())
-    notifier = Notifier(dns_settings, node, CONFIG)
+    notifier = Notifier(dns_settings, node.ledger, CONFIG)
     async with serving(node, dns_settings, notifier) as address:
         async with knot_secondary(tmp_path / "knot", knot_port, address[1], key) as knot:
             await knot_answer(knot_port, "alice.p2p", "A", "alice.p2p. 300 IN A 192.0.2.1", 10)

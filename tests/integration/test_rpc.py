@@ -81,7 +81,7 @@ async def rpc(tmp_path: Path) -> AsyncIterator[Rpc]:
     node = InstantNode(tmp_path, genesis=make_genesis())
     token = load_or_create_token(tmp_path)
     async with trio.open_nursery() as nursery:
-        host, port = await nursery.start(serve_rpc, node, token, "127.0.0.1", 0)
+        host, port = await nursery.start(serve_rpc, node.rpc_model(), token, "127.0.0.1", 0)
         url = f"http://{host}:{port}"
         with RpcClient(url, token) as client:
             yield Rpc(node, client, url, token)
@@ -473,7 +473,7 @@ async def test_unreachable_node_names_the_url() -> None:
 async def test_busy_port_is_a_plain_oserror(rpc: Rpc) -> None:
     port = int(rpc.url.rpartition(":")[2])
     with pytest.raises(OSError):
-        await serve_rpc(rpc.node, rpc.token, "127.0.0.1", port)
+        await serve_rpc(rpc.node.rpc_model(), rpc.token, "127.0.0.1", port)
     assert (await rpc.call(rpc.client.status))["height"] == 0  # the first server is unharmed
 
 
@@ -498,7 +498,7 @@ async def test_client_for_node_reads_node_json_and_token(rpc: Rpc, tmp_path: Pat
 @pytest.mark.trio
 async def test_openapi_describes_every_route_and_matches_docs(rpc: Rpc) -> None:
     spec = openapi_spec()
-    app = make_app(rpc.node, rpc.token)
+    app = make_app(rpc.node.rpc_model(), rpc.token)
     for route in app.routes:
         methods = {m.lower() for m in getattr(route, "methods", ())} - {"head"}
         path = getattr(route, "path", "")

@@ -18,6 +18,7 @@ import pytest
 import trio
 from rich.console import Console
 
+from chain.genesis import make_single_validator_genesis
 from chain.records import Record
 from chain.tx import Op
 from ledgerdns.rpc import load_or_create_token
@@ -25,7 +26,7 @@ from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.wallet import writes
 from ledgerdns.wallet.cli import open_wallet, register
 from ledgerdns.wallet.errors import NodeError
-from tests.support.instant_node import InstantNode
+from tests.support.instant_node import VALIDATOR_KEY, InstantNode
 
 pytestmark = [pytest.mark.integration, pytest.mark.trio]
 
@@ -88,7 +89,7 @@ async def env(
     node = InstantNode(data_dir)
     token = load_or_create_token(data_dir)
     async with trio.open_nursery() as nursery:
-        host, port = await nursery.start(serve_rpc, node, token, "127.0.0.1", 0)
+        host, port = await nursery.start(serve_rpc, node.rpc_model(), token, "127.0.0.1", 0)
         (data_dir / "node.json").write_text(json.dumps({"rpc": f"http://{host}:{port}"}))
         yield Env(node, data_dir, tmp_path / "wallet", capsys)
         nursery.cancel_scope.cancel()
@@ -286,3 +287,46 @@ async def test_node_unreachable(env: Env, tmp_path: Path) -> None:
     assert "start one" in down.json()["message"].lower()
     listed = await env.run("--json", "list", node=nowhere)
     assert listed.code == 0 and listed.json()["keys"][0]["name"] == "default"
+
+
+async def test_show_verify_checks_the_proof_and_refuses_stale_state(env: Env, tmp_path: Path) -> None:
+    # Issue 13, freshness: a genuine proof of an old head is refused past --max-staleness.
+    trusted = tmp_path / "genesis.json"
+    trusted.write_text(env.node.genesis.to_json())
+    verify = ("--verify", "--genesis", str(trusted))
+    await env.run("new", "--insecure-no-passphrase")
+    assert (await env.run("register", "alice.p2p", "--record", "www 300 A 10.0.0.1")).code == 0
+    height = env.node.ledger.height
+
+    shown = await env.json("show", "alice.p2p", *verify, "--max-staleness", "30")
+    assert shown["verified"] is True and shown["height"] == height
+    assert 0 <= shown["age_s"] < 30 and shown["max_staleness_s"] == 30
+    assert shown["records"] == ["www 300 IN A 10.0.0.1"] and shown["key"] == "default"
+    text = await env.run("show", "alice.p2p", *verify)  # this genesis has no heartbeat: no bound
+    assert text.code == 0 and f"verified: certified height {height}" in text.out
+    assert "not bounded" in text.out
+    absent = await env.json("show", "nobody.p2p", *verify)  # a proof of absence verifies too
+    assert absent["status"] == "free" and absent["verified"] is True
+
+    await trio.sleep(2.5)  # nothing is written: the head ages
+    stale = await env.run("show", "alice.p2p", *verify, "--max-staleness", "1")
+    assert stale.code == 1 and stale.out == "", stale
+    lines = stale.err.strip().splitlines()
+    assert len(lines) == 1, stale.err
+    assert "NOT verified: stale-proof" in lines[0] and "over the 1 s bound" in lines[0]
+    as_json = (await env.run("--json", "show", "alice.p2p", *verify, "--max-staleness", "1")).json()
+    assert as_json["ok"] is False and as_json["error"] == "stale-proof"
+    assert as_json["verified"] is False and as_json["height"] == height and as_json["age_s"] >= 2.5
+
+    # Another network with the same chain_id and validator: the node's proof is not for it.
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(make_single_validator_genesis(
+        VALIDATOR_KEY.public_key, genesis_time_ms=env.node.genesis.genesis_time_ms + 1,
+        chain_id=env.node.genesis.chain_id,
+    ).to_json())  # fmt: skip
+    refused = await env.run("show", "alice.p2p", "--verify", "--genesis", str(foreign))
+    assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1
+    assert "NOT verified: bad-signature" in refused.err
+
+    usage = await env.run("show", "alice.p2p", "--max-staleness", "1")
+    assert usage.code == 2 and "--verify" in usage.err

@@ -1,6 +1,8 @@
-"""An in-process `NodeServices` over a real LevelDB ledger that finalizes at once.
+"""An in-process node over a real LevelDB ledger that finalizes at once.
 
-For testing the node's faces (RPC, DNS, wallet) without networking: `submit`
+For testing the node's faces (RPC, DNS, wallet) without networking. It is what
+the real node hands them: the RPC's `NodeInfo` and `Submitter` (`rpc_model()`
+gives the whole `RpcModel`), and DNS's block feed and `Writer`. `submit`
 admits the transaction to a real mempool, builds the next block from it, signs
 the commit certificate with the single dev validator key and commits it, all
 before returning. The real node (`ledgerdns.node`) does the same through
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import trio
 
-from chain.consensus_messages import Evidence
+from chain.consensus_messages import Evidence, InvalidProposal
 from chain.errors import NotFound
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.tx import Transaction
+from ledgerdns.rpc.model import RpcModel
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
 from ledgerdns.storage.leveldb import LevelDBStore
 from tools.devchain import certify, dev_key
@@ -47,7 +50,13 @@ class InstantNode:
         self._evidence: list[Evidence] = []
         self.hold = False  # when True, submit() only admits to the mempool
 
-    # -- NodeServices --
+    def rpc_model(self) -> RpcModel:
+        """What the RPC reads and writes, as the node builds it."""
+        return RpcModel(
+            genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self, writer=self
+        )
+
+    # -- NodeInfo, Submitter, Writer, BlockFeed --
 
     @property
     def genesis(self) -> Genesis:
@@ -131,6 +140,12 @@ class InstantNode:
 
     def evidence(self) -> list[Evidence]:
         return list(self._evidence)
+
+    def invalid_proposals(self) -> list[InvalidProposal]:
+        return []
+
+    def pending_for(self, domain: str) -> list[Transaction]:
+        return self._mempool.pending_for(domain)
 
     def on_block_applied(self, callback: Callable[[int, frozenset[str]], None]) -> None:
         self._callbacks.append(callback)
