@@ -292,18 +292,35 @@ class RpcClient:
         """The light-client proof document (see `verified_domain`)."""
         return self._get(_domain_path(name, "/proof"))
 
-    def verified_domain(self, name: str, genesis: Genesis) -> DomainState | None:
+    def verified_domain(
+        self,
+        name: str,
+        genesis: Genesis,
+        *,
+        now_ms: int | None = None,
+        max_age_ms: int | None = None,
+    ) -> DomainState | None:
         """The domain's finalized state, checked against `genesis`'s validators.
+
+        Args:
+            name: the domain.
+            genesis: the genesis the caller trusts (never the node's word).
+            now_ms: the caller's clock, unix ms; with it a header dated over a
+                minute ahead is refused.
+            max_age_ms: with `now_ms`, refuse state certified longer ago than
+                this (`chain.lightclient.default_max_age_ms` gives the
+                network's default).
 
         Returns:
             The proven state, or None if the proof shows the name unregistered.
 
         Raises:
-            InvalidUpdate: the node's proof does not verify (BAD_PROOF, NO_QUORUM, ...).
+            InvalidUpdate: the node's proof does not verify (BAD_PROOF, NO_QUORUM, ...)
+                or is too old (STALE_PROOF).
         """
         proof = domain_proof_from_json(self.proof(name))
         if proof.domain != normalize_name(name):
             raise InvalidUpdate(
                 RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {name}"
             )
-        return proof.verify(genesis.params)
+        return proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms)

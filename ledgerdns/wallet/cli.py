@@ -36,6 +36,7 @@ from ledgerdns.wallet.index import DomainIndex
 from ledgerdns.wallet.keystore import Keystore, validate_key_name
 from ledgerdns.wallet.node import NodeLink, connect
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE, PassphraseSource
+from ledgerdns.wallet.proofs import Trust, load_trust
 from ledgerdns.wallet.zonefile import read_zone
 
 ENV_WALLET_DIR = "LEDGERDNS_WALLET_DIR"
@@ -77,7 +78,7 @@ def open_wallet(args: argparse.Namespace) -> Wallet:
         index=DomainIndex(root),
         passphrases=PassphraseSource.from_process(),
         connect=lambda: _connector(args),
-        now_s=lambda: int(time.time()),
+        now_ms=lambda: time.time_ns() // 1_000_000,
         confirm=_confirm if tty else None,
     )
 
@@ -105,8 +106,23 @@ def _cmd_list(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     return views.list_wallet(wallet)
 
 
+def _trust(args: argparse.Namespace) -> Trust | None:
+    """The trusted genesis and freshness bound of ``show --verify`` (None without --verify)."""
+    if not args.verify:
+        if args.genesis is not None or args.max_staleness is not None:
+            raise UsageError("--genesis and --max-staleness go with --verify")
+        return None
+    if args.genesis is not None:
+        path = Path(os.path.expanduser(args.genesis))
+    elif args.rpc:
+        raise UsageError("--verify with --rpc needs --genesis FILE (the genesis you trust)")
+    else:  # the local node's own genesis, as the explorer does
+        path = Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR)) / "genesis.json"
+    return load_trust(path, args.max_staleness)
+
+
 def _cmd_show(wallet: Wallet, args: argparse.Namespace) -> Outcome:
-    return views.show_domain(wallet, _domain(args))
+    return views.show_domain(wallet, _domain(args), _trust(args))
 
 
 def _cmd_history(wallet: Wallet, args: argparse.Namespace) -> Outcome:
@@ -252,7 +268,11 @@ def run(args: argparse.Namespace, out: Console) -> int:
     except (LedgerError, OSError) as exc:
         status = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
         if args.json:
-            emit_json(out, {"ok": False, "error": _error_code(exc), "message": str(exc)})
+            extra = getattr(exc, "data", None)  # ProofRefused: verified, height, age_s
+            emit_json(out, {
+                **(extra if isinstance(extra, dict) else {}),
+                "ok": False, "error": _error_code(exc), "message": str(exc),
+            })  # fmt: skip
         else:
             err = make_console(stderr=True)
             err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
@@ -311,6 +331,31 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="send and return at once")
 
 
+def _verifying(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the node's light-client proof against a genesis you trust and the local "
+        "clock, and show the proven state: a proof that fails, or whose certified header is "
+        "older than --max-staleness, is an error (exit 1)",
+    )
+    parser.add_argument(
+        "--genesis",
+        metavar="FILE",
+        help="with --verify: the genesis you trust (default DATA_DIR/genesis.json of --node; "
+        "required with --rpc)",
+    )
+    parser.add_argument(
+        "--max-staleness",
+        type=float,
+        metavar="SECONDS",
+        help="with --verify: refuse state certified longer ago than this. Default: two "
+        "heartbeats + 60 s when the genesis sets consensus.heartbeat_ms (an idle network then "
+        "still makes a block every heartbeat, so an older head means the node is behind or "
+        "hiding blocks); with no heartbeat the age is only reported",
+    )
+
+
 def _records(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
         "--record",
@@ -348,11 +393,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="store the key unencrypted (anyone who can read the file can use it)",
     )
     add("list", _cmd_list, "list the wallet's keys and domains (refreshed from the node)")
-    for name, action, help_text in (
-        ("show", _cmd_show, "show a domain's owner, state and records"),
-        ("history", _cmd_history, "show a domain's chain of transactions"),
-    ):
-        add(name, action, help_text).add_argument("domain")
+    p = add("show", _cmd_show, "show a domain's owner, state and records")
+    p.add_argument("domain")
+    _verifying(p)
+    add("history", _cmd_history, "show a domain's chain of transactions").add_argument("domain")
     p = add("export-zone", _cmd_export, "write a domain's records as a zone file")
     p.add_argument("domain")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")

@@ -33,7 +33,7 @@ class Wallet:
         index: the domains it tracks.
         passphrases: where passphrases come from.
         connect: opens the node link (raises if no node is configured).
-        now_s: the local clock, unix seconds (injected for tests).
+        now_ms: the local clock, unix milliseconds (injected for tests).
         confirm: asks the user a yes/no question; None when there is no terminal.
     """
 
@@ -42,9 +42,13 @@ class Wallet:
     index: DomainIndex
     passphrases: PassphraseSource
     connect: Callable[[], NodeLink]
-    now_s: Callable[[], int]
+    now_ms: Callable[[], int]
     confirm: Callable[[str], bool] | None
     _node: NodeLink | None = None
+
+    def now_s(self) -> int:
+        """The local clock, unix seconds."""
+        return self.now_ms() // 1000
 
     def node(self) -> NodeLink:
         """The node link, opened on first use."""

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import RejectReason
+from chain.lightclient import DomainProof
 from chain.tx import Transaction
 from ledgerdns.rpc.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
+from ledgerdns.rpc.codec import domain_proof_from_json
 from ledgerdns.rpc.token import read_token
 from ledgerdns.wallet.errors import NodeError, UsageError
 
@@ -101,6 +103,16 @@ class NodeLink:
         """The domain's finalized chain, oldest first ([] if never registered)."""
         with self._calls(name):
             return self._client.history(name)
+
+    def proof(self, name: str) -> DomainProof:
+        """The domain's light-client proof bundle, decoded but NOT verified.
+
+        Raises:
+            InvalidUpdate: the node's document is not a proof (BAD_PROOF, MALFORMED...).
+            NodeError: no node answers, or it has no proof to give (before block 1).
+        """
+        with self._calls(name):
+            return domain_proof_from_json(self._client.proof(name))
 
     def submit(self, tx: Transaction, wait: float | None) -> Json:
         """Send `tx`; with `wait`, wait up to that many seconds for a block."""

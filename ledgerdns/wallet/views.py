@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,11 @@ from rich.table import Table
 from rich.text import Text
 
 from chain.crypto import PrivateKey
+from ledgerdns.rpc.codec import domain_json
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
+from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
 from ledgerdns.wallet.txbuild import DomainView
 from ledgerdns.wallet.writes import load_target
 from ledgerdns.wallet.zonefile import write_zone
@@ -102,9 +105,30 @@ def list_wallet(wallet: Wallet) -> Outcome:
     return Outcome(data=data, show=show)
 
 
-def show_domain(wallet: Wallet, domain: str) -> Outcome:
-    """A domain's state as the node has it, pending updates included."""
+def _proven_view(verdict: Verdict, pending: int) -> DomainView:
+    """The finalized state the proof shows, judged at its header's block time (as the node does)."""
+    proof = verdict.proof
+    if proof.state is None:
+        return DomainView.free(proof.domain)
+    doc = domain_json(proof.state, [], proof.header.time_ms // 1000)
+    return dataclasses.replace(DomainView.from_json(proof.domain, doc), pending=pending)
+
+
+def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outcome:
+    """A domain's state as the node has it, pending updates included.
+
+    With `trust`, the finalized state is taken from the node's proof, checked
+    against the trusted genesis and the freshness bound (pending updates are
+    only counted: nothing proves them).
+
+    Raises:
+        ProofRefused: with `trust`, the proof does not verify or is too old.
+    """
     view = load_target(wallet, domain).view
+    verdict = None
+    if trust is not None:
+        verdict = verify_domain(wallet.node(), domain, trust, wallet.now_ms())
+        view = _proven_view(verdict, view.pending)
     owner = None if view.owner is None else bytes(view.owner).hex()
     key = None if view.owner is None else wallet.keystore.find(view.owner)
     if key is not None or domain in wallet.index.load():
@@ -121,12 +145,19 @@ def show_domain(wallet: Wallet, domain: str) -> Outcome:
         "pending": view.pending,
         "records": [r.to_text(domain) for r in view.records],
     }
+    verdict_line: list[RenderableType] = []
+    if verdict is not None:
+        data.update(verdict.to_json())
+        verdict_line.append(Text(verdict.to_text(), style="green"))
     if view.status == "free":
-        return Outcome(data=data, show=[f"{domain} is not registered"])
+        return Outcome(data=data, show=[f"{domain} is not registered", *verdict_line])
     summary = Table(title=domain, show_header=False)
     summary.add_column("field", no_wrap=True)
     summary.add_column("value", overflow="fold")
-    summary.add_row("status", view.status + (f" ({view.pending} pending)" if view.pending else ""))
+    unproven = ", not verified" if verdict is not None else ""
+    summary.add_row(
+        "status", view.status + (f" ({view.pending} pending{unproven})" if view.pending else "")
+    )
     summary.add_row("owner", f"{owner}" + (f" (key {key!r})" if key else " (not in this wallet)"))
     summary.add_row("seq", str(view.seq))
     summary.add_row("head", view.head.hex())
@@ -136,7 +167,7 @@ def show_domain(wallet: Wallet, domain: str) -> Outcome:
         records.add_column(column, overflow="fold")
     for r in view.records:
         records.add_row(*_cells(r.name, str(r.ttl), r.rtype.name, r.rdata_text()))
-    return Outcome(data=data, show=[summary, records])
+    return Outcome(data=data, show=[summary, records, *verdict_line])
 
 
 def history(wallet: Wallet, domain: str) -> Outcome:
