@@ -15,6 +15,7 @@ from rich.console import Console
 
 from chain.errors import ConfigError
 from chain.genesis import Genesis
+from chain.lightclient import default_max_age_ms
 from ledgerdns.explorer.data import Connector, NodeData
 from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
 from ledgerdns.rpc.token import TOKEN_FILE, read_token
@@ -70,8 +71,17 @@ def make_data(args: argparse.Namespace) -> NodeData:
     _check_token(connector)
     return NodeData(
         connector, where=where, genesis=genesis, now_ms=lambda: time.time_ns() // 1_000_000,
-        poll_s=args.interval,
+        max_age_ms=_max_age_ms(args.max_staleness, genesis), poll_s=args.interval,
     )  # fmt: skip
+
+
+def _max_age_ms(max_staleness_s: float | None, genesis: Genesis | None) -> int | None:
+    """The freshness bound: ``--max-staleness``, else the genesis's default (None: unbounded)."""
+    if max_staleness_s is not None:
+        if not max_staleness_s > 0:
+            raise ConfigError("must be a positive number of seconds", key="--max-staleness")
+        return int(max_staleness_s * 1000)
+    return None if genesis is None else default_max_age_ms(genesis.params)
 
 
 def _dir_connector(node_dir: Path) -> Connector:
@@ -126,6 +136,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--genesis", metavar="FILE",
         help="the genesis proofs are checked against (default DATA_DIR/genesis.json; "
         "with --rpc and no --genesis proofs show as NOT verified)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-staleness", type=float, metavar="SECONDS",
+        help="show a proof whose certified header is older than this as NOT verified (the "
+        "node is behind or hiding blocks). Default: two heartbeats + 60 s when the genesis sets "
+        "consensus.heartbeat_ms (an idle network then still makes a block every heartbeat); "
+        "with no heartbeat the age is only shown",
     )  # fmt: skip
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS",

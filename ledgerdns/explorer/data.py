@@ -118,8 +118,16 @@ class TxView:
     steps: list[Step] = field(default_factory=list)
 
 
-def check_proof(doc: Json, genesis: Genesis | None, name: str) -> ProofCheck:
-    """Verify a ``/proof`` document against the trusted genesis's validators."""
+def check_proof(
+    doc: Json, genesis: Genesis | None, name: str, *,
+    now_ms: int | None = None, max_age_ms: int | None = None,
+) -> ProofCheck:  # fmt: skip
+    """Verify a ``/proof`` document against the trusted genesis's validators.
+
+    With `now_ms` (the wall clock) the header's age is shown and a header dated
+    over a minute ahead refused; with `max_age_ms` too, a header older than that
+    is NOT verified (``stale-proof``): the node is behind or hiding blocks.
+    """
     height = doc.get("height")
     if genesis is None:
         return ProofCheck(verified=False, height=height, detail="no trusted genesis (--genesis)")
@@ -127,16 +135,20 @@ def check_proof(doc: Json, genesis: Genesis | None, name: str) -> ProofCheck:
         proof = domain_proof_from_json(doc)
         if proof.domain != normalize_name(name):
             return ProofCheck(verified=False, height=height, detail=f"proof is for {proof.domain}")
-        state = proof.verify(genesis.params)
+        state = proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms)
     except (InvalidUpdate, ValueError, KeyError) as exc:
         return ProofCheck(verified=False, height=height, detail=str(exc))
     what = "absent" if state is None else f"seq {state.seq}, head {state.head.hex()[:16]}"
     signers = len(proof.certificate.signatures)
     need = genesis.params.validators.quorum
+    age = ""
+    if now_ms is not None:
+        bound = "no bound" if max_age_ms is None else f"bound {max_age_ms / 1000:g} s"
+        age = f", {(now_ms - proof.header.time_ms) / 1000:.1f} s old ({bound})"
     return ProofCheck(
         verified=True, height=proof.header.height,
         detail=f"certified header {proof.header.hash.hex()[:16]} at height "
-        f"{proof.header.height} ({signers} signatures, quorum {need}): {what}",
+        f"{proof.header.height}{age} ({signers} signatures, quorum {need}): {what}",
     )  # fmt: skip
 
 
@@ -149,18 +161,21 @@ class NodeData:
         where: how to name the node to the user.
         genesis: the trusted genesis that proofs are checked against.
         now_ms: the wall clock, unix milliseconds.
+        max_age_ms: proofs whose certified header is older are NOT verified (None: any age).
         poll_s: seconds between dashboard polls.
         max_backoff_s: the longest wait between reconnect attempts.
     """
 
     def __init__(
         self, connect: Connector, *, where: str, genesis: Genesis | None,
-        now_ms: Callable[[], int], poll_s: float = 1.0, max_backoff_s: float = 4.0,
+        now_ms: Callable[[], int], max_age_ms: int | None = None, poll_s: float = 1.0,
+        max_backoff_s: float = 4.0,
     ) -> None:  # fmt: skip
         self._connect = connect
         self.where = where
         self.genesis = genesis
         self.now_ms = now_ms
+        self.max_age_ms = max_age_ms
         self.poll_s = poll_s
         self.max_backoff_s = max_backoff_s
         self._client: RpcClient | None = None
@@ -259,7 +274,10 @@ class NodeData:
         state = client.domain(domain)
         steps = steps_from_history(domain, client.history(domain), self.genesis)
         try:
-            proof = check_proof(client.proof(domain), self.genesis, domain)
+            proof = check_proof(
+                client.proof(domain), self.genesis, domain,
+                now_ms=self.now_ms(), max_age_ms=self.max_age_ms,
+            )  # fmt: skip
         except RpcError as exc:
             proof = ProofCheck(verified=False, height=None, detail=f"no proof: {exc.message}")
         return DomainView(domain=domain, state=state, steps=steps, proof=proof)

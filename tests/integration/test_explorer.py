@@ -108,7 +108,8 @@ def on_screen(app: ExplorerApp, *texts: str) -> Callable[[], bool]:
 
 def model(data_dir: Path) -> NodeData:
     args = argparse.Namespace(
-        node=str(data_dir), rpc=None, token_file=None, genesis=None, interval=0.2
+        node=str(data_dir), rpc=None, token_file=None, genesis=None, interval=0.2,
+        max_staleness=None,
     )
     return make_data(args)
 

@@ -1,11 +1,14 @@
-"""The explorer's pure parts: per-step record diffs, rates, proof verdicts without a genesis."""
+"""The explorer's pure parts: per-step record diffs, rates, proof verdicts (no genesis, stale)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ledgerdns.explorer.data import Snapshot, check_proof
+from ledgerdns.explorer.domain import proof_text
 from ledgerdns.explorer.history import record_diff, steps_from_history
+from ledgerdns.rpc.codec import domain_proof_json
+from tests.unit.test_lightclient import T1, make_ledger
 
 OWNER, NEW_OWNER = "02" + "aa" * 32, "03" + "bb" * 32
 
@@ -66,3 +69,18 @@ def test_rates_fall_while_the_network_is_idle() -> None:
 def test_no_genesis_means_not_verified() -> None:
     verdict = check_proof({"height": 3}, None, "a.p2p")
     assert not verdict.verified and "genesis" in verdict.detail
+
+
+def test_a_stale_proof_is_shown_not_verified_with_the_reason() -> None:
+    # A real ledger's proof at height 1 (block time T1), as the node's /proof serves it.
+    ledger = make_ledger()
+    doc = domain_proof_json(ledger.prove_domain("alice.p2p"), T1 // 1000)
+    genesis = ledger.genesis
+    fresh = check_proof(doc, genesis, "alice.p2p", now_ms=T1 + 5_000, max_age_ms=180_000)
+    assert fresh.verified and fresh.height == 1 and "5.0 s old (bound 180 s)" in fresh.detail
+    stale = check_proof(doc, genesis, "alice.p2p", now_ms=T1 + 600_000, max_age_ms=180_000)
+    assert not stale.verified and stale.height == 1
+    assert "stale-proof" in stale.detail and "600.0 s old, over the 180 s bound" in stale.detail
+    assert "NOT verified" in proof_text(stale).plain
+    unbounded = check_proof(doc, genesis, "alice.p2p", now_ms=T1 + 600_000)  # no heartbeat
+    assert unbounded.verified and "600.0 s old (no bound)" in unbounded.detail
