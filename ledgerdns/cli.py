@@ -19,6 +19,7 @@ from rich.text import Text
 from chain.crypto import PrivateKey, PublicKey, validate_public_key
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
+from chain.lightclient import default_max_age_ms
 from chain.names import normalize_name
 from chain.quorum import ValidatorSet
 from ledgerdns import status as status_cli
@@ -29,6 +30,10 @@ from ledgerdns.node.config import create_key, load_key
 from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+# A new network makes an empty block at least this often when idle, so light clients
+# (wallet --verify, the explorer) can tell an idle chain from a node hiding blocks.
+DEFAULT_HEARTBEAT_S = 60
+MAX_HEARTBEAT_S = 24 * 3600
 
 
 def _read_genesis(path: str) -> Genesis:
@@ -58,6 +63,13 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
     for name, key in zip(genesis.validator_names, p.validators.keys, strict=True):
         table.add_row(f"  {name}", bytes(key).hex())
     table.add_row("name lifetime", f"{p.name_lifetime_s} s" if p.name_lifetime_s else "never expires")
+    bound = default_max_age_ms(p)
+    table.add_row(
+        "heartbeat",
+        f"{p.consensus.heartbeat_ms / 1000:g} s (light clients refuse state over {bound / 1000:g} s old)"
+        if bound is not None
+        else "none (an idle network makes no blocks; light clients cannot bound staleness)",
+    )
     table.add_row("records per name", f"{p.record_limits.max_records}, {p.record_limits.max_bytes} bytes")
     table.add_row("genesis domains", str(len(genesis.domains)))
     out.print(table)
@@ -66,6 +78,7 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
 
 def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
     p = genesis.params
+    bound = default_max_age_ms(p)
     return {
         "ok": True,
         "file": path,
@@ -78,6 +91,8 @@ def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
         ],
         "quorum": p.validators.quorum,
         "name_lifetime_s": p.name_lifetime_s,
+        "heartbeat_ms": p.consensus.heartbeat_ms,
+        "default_max_staleness_s": None if bound is None else bound / 1000,
         "max_records": p.record_limits.max_records,
         "max_recordset_bytes": p.record_limits.max_bytes,
         "genesis_domains": len(genesis.domains),
@@ -116,12 +131,17 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     names = [name for name, _ in validators]
     if len(set(names)) != len(names) or len({k for _, k in validators}) != len(validators):
         raise ConfigError("validator names and keys must be unique", key="--validator")
+    if not 0 <= args.heartbeat_s <= MAX_HEARTBEAT_S:
+        raise ConfigError(f"must be between 0 and {MAX_HEARTBEAT_S} seconds", key="--heartbeat-s")
     base = make_single_validator_genesis(
         validators[0][1], genesis_time_ms=time.time_ns() // 1_000_000, chain_id=args.chain_id, tlds=tlds
     )
+    consensus = dataclasses.replace(base.params.consensus, heartbeat_ms=round(args.heartbeat_s * 1000))
     genesis = dataclasses.replace(
         base,
-        params=dataclasses.replace(base.params, validators=ValidatorSet(tuple(k for _, k in validators))),
+        params=dataclasses.replace(
+            base.params, validators=ValidatorSet(tuple(k for _, k in validators)), consensus=consensus
+        ),
         validator_names=tuple(names),
     )
     genesis = Genesis.from_json(genesis.to_json())  # every check a loaded file gets
@@ -179,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--out", required=True, help="where to write the genesis JSON")
     new.add_argument("--chain-id", default="ledgerdns-devnet", help="network name (default %(default)s)")
     new.add_argument("--tld", action="append", default=None, help="ledger TLD, repeatable (default p2p)")
+    new.add_argument(
+        "--heartbeat-s", type=float, default=DEFAULT_HEARTBEAT_S, metavar="SECONDS",
+        help="when idle, make an empty block this often (default %(default)s; 0 = never). A light "
+        "client (wallet show --verify, the explorer) then refuses a proof older than two "
+        "heartbeats + 60 s: on an idle network the newest block is still recent, so an old one "
+        "means the node is behind or hiding blocks. With 0 an idle network makes no blocks and "
+        "clients cannot tell that apart from a node hiding them",
+    )  # fmt: skip
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     new.set_defaults(run=_genesis_new)
     keys = commands.add_parser("key", help="create validator keys and show their public keys")

@@ -61,6 +61,34 @@ def test_genesis_for_several_validators(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize(
+    ("args", "heartbeat_ms", "bound_s"),
+    [([], 60_000, 180), (["--heartbeat-s", "5"], 5_000, 70), (["--heartbeat-s", "0"], 0, None)],
+)
+def test_genesis_new_sets_a_heartbeat_for_light_client_freshness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], heartbeat_ms: int,
+    bound_s: int | None,
+) -> None:
+    # Issue 13: an idle network with a heartbeat still makes blocks, so a light
+    # client can refuse an old head; new networks get one unless told otherwise.
+    out = tmp_path / "g.json"
+    assert main(["genesis", "new", "--key-file", str(tmp_path / "v.pem"), "--out", str(out), *args]) == 0
+    assert Genesis.from_json(out.read_text()).params.consensus.heartbeat_ms == heartbeat_ms
+    capsys.readouterr()
+    assert main(["genesis", "check", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["heartbeat_ms"], data["default_max_staleness_s"]) == (heartbeat_ms, bound_s)
+    assert main(["genesis", "check", str(out)]) == 0
+    assert "heartbeat" in capsys.readouterr().out
+
+
+def test_genesis_new_refuses_a_negative_heartbeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "g.json"
+    assert main(["genesis", "new", "--key-file", str(tmp_path / "v.pem"), "--out", str(out),
+                 "--heartbeat-s", "-1"]) == 2  # fmt: skip
+    assert "--heartbeat-s" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--validator", "beta=zz"], "not a compressed"),
