@@ -28,7 +28,6 @@ from ledgerdns.dns.result import (
     Outcome,
     QType,
     Resolution,
-    labels_of,
 )
 from ledgerdns.dns.settings import ChaosSettings
 from ledgerdns.dns.wire import (
@@ -124,7 +123,7 @@ class AnswerBuilder:
         chaos: the CH-class TXT answers (``version.bind``, ``id.server``, ...).
     """
 
-    __slots__ = ("_chaos", "_payload", "_resolver", "_source", "_tlds")
+    __slots__ = ("_chaos", "_payload", "_resolver", "_source")
 
     def __init__(
         self,
@@ -140,7 +139,11 @@ class AnswerBuilder:
         self._resolver = Resolver(source, config or ZoneConfig())
         self._payload = edns_payload
         self._chaos = chaos if chaos is not None else ChaosSettings()
-        self._tlds = frozenset(labels_of(tld) for tld in source.params.tlds)
+
+    @property
+    def resolver(self) -> Resolver:
+        """The pure lookup behind the answers."""
+        return self._resolver
 
     @property
     def source(self) -> ZoneSource:
@@ -203,7 +206,7 @@ class AnswerBuilder:
         res = self._resolver.resolve(qname, qtype, qclass)
         if (
             qtype == QType.DS
-            and qname[1:] in self._tlds
+            and self._resolver.is_tld(qname[1:])
             and res.outcome in (Outcome.ANSWER, Outcome.NODATA, Outcome.REFERRAL)
         ):
             # DS belongs to the parent side of a zone cut, and a server authoritative

@@ -91,7 +91,7 @@ class Resolver:
         """
         if qclass != CLASS_IN or qtype in _REFUSED_TYPES:
             return REFUSED
-        tld = self._tld_of(qname)
+        tld = self.tld_of(qname)
         if tld is None:
             return REFUSED
         head = self._source.head
@@ -118,7 +118,7 @@ class Resolver:
         (the TLD's SOA in authority), whatever the name: the answer cache keeps
         one encoded copy per TLD and type instead of one per name.
         """
-        tld = self._tld_of(qname)
+        tld = self.tld_of(qname)
         if tld is None or len(qname) == len(tld):
             return None
         domain = qname[len(qname) - len(tld) - 1 :]
@@ -128,7 +128,7 @@ class Resolver:
 
     def zone_at(self, apex: Labels) -> Zone | None:
         """The active domain zone whose apex is exactly `apex` (lower-case), or None."""
-        tld = self._tld_of(apex)
+        tld = self.tld_of(apex)
         if tld is None or len(apex) != len(tld) + 1:
             return None
         state = self._active_state(apex, self._source.head.time_ms // 1000)
@@ -140,7 +140,8 @@ class Resolver:
         """Whether `name` (lower-case) is one of the ledger's TLDs."""
         return name in self._tlds
 
-    def _tld_of(self, qname: Labels) -> Labels | None:
+    def tld_of(self, qname: Labels) -> Labels | None:
+        """The ledger TLD `qname` (lower-case) lies under, or None if it is outside the ledger."""
         for tld in self._tlds:
             if len(qname) >= len(tld) and qname[len(qname) - len(tld) :] == tld:
                 return tld

@@ -29,7 +29,7 @@ from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
 from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, MAX_TCP_MESSAGE, AnswerCache
 from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updater
 from ledgerdns.dns.resolve import ZoneSource
-from ledgerdns.dns.result import CLASS_IN, QType, labels_of
+from ledgerdns.dns.result import CLASS_IN, QType
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
 from ledgerdns.dns.settings import DnsSettings, in_networks
 from ledgerdns.dns.tcp import TcpFront
@@ -110,7 +110,7 @@ class DnsServer:
         self.cache = AnswerCache(builder, max_entries=cache_entries)
         self._ledger = ledger
         self._settings = settings
-        self._tlds = sorted((labels_of(t) for t in ledger.params.tlds), key=len, reverse=True)
+        self._resolver = builder.resolver
         self._forwarder = forwarder
         self._updater = updater
         self._transfers = transfers
@@ -299,8 +299,7 @@ class DnsServer:
         )
 
     def _in_ledger(self, query: Query) -> bool:
-        qname = tuple(label.lower() for label in query.qname)
-        return any(len(qname) >= len(t) and qname[len(qname) - len(t) :] == t for t in self._tlds)
+        return self._resolver.tld_of(tuple(label.lower() for label in query.qname)) is not None
 
     async def _guarded(self, pending: Awaitable[bytes | None], data: bytes) -> bytes | None:
         try:
