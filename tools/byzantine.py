@@ -19,8 +19,15 @@ Modes (any subset, comma-separated):
   node refuses it whatever its clock says).
 - ``garbage``: publishes random bytes, some small, some oversized, on every
   gossip topic at ``--garbage-rate`` messages per second.
+- ``flood-votes``, ``flood-proposals``, ``flood-lead-proposals``,
+  ``flood-equivocate``, ``flood-resent``: signed consensus messages published at
+  ``--flood-rate`` a second (default just under the consensus topic's per-forwarder
+  limit), while ``--flood-trigger`` exists if given, for at most
+  ``--flood-seconds``; what each mode sends is in ``tools/flood_messages.py``.
+  ``--flood-stats`` is rewritten every second with the counts (JSON).
+  ``tools/flood.py`` measures honest nodes under these floods.
 
-With several modes the offences are staged, so that each is committed before
+With several of the first three modes the offences are staged, so that each is committed before
 the ban the previous one earns cuts the node off: first an invalid proposal
 (when its turn to propose comes), then equivocation (from the same round's
 votes on), then garbage (two seconds later).
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import random
 import sys
@@ -47,13 +55,19 @@ from chain.block import Block  # noqa: E402
 from chain.consensus import NIL, Broadcast, Effect, Tendermint  # noqa: E402
 from chain.crypto import sha256  # noqa: E402
 from chain.quorum import Vote, VoteType  # noqa: E402
+from ledgerdns.p2p.limits import DEFAULT_TOPIC_LIMITS  # noqa: E402
+from tools.flood_messages import FLOOD_MODES, Flood, Signer  # noqa: E402
 
 if TYPE_CHECKING:
     from ledgerdns.node.node import Node
 
 log = logging.getLogger("byzantine")
 
-MODES = ("equivocate", "invalid", "garbage")
+MODES = ("equivocate", "invalid", "garbage", *FLOOD_MODES)
+# Just under what one forwarder may send us on the consensus topic, so the rate
+# limiter lets it all in (docs/p2p.md); the validator's own votes ride on top.
+FLOOD_RATE = DEFAULT_TOPIC_LIMITS["consensus"].rate - 10
+FLOOD_STATS_S = 1.0
 FLAWS = ("state_root", "prev_block")
 # Sizes of garbage messages: tiny, medium, and larger than any valid message of ours
 # (a proposal is built under 256 KiB) yet under the gossip library's 1 MiB cap, so it is sent.
@@ -140,7 +154,7 @@ def patch_equivocation(plan: Plan) -> None:
 
 def patch_invalid_proposals(plan: Plan) -> None:
     """Make every block this validator proposes invalid (signature and tx root still good)."""
-    from ledgerdns.node.driver import LedgerApp
+    from ledgerdns.consensus.driver import LedgerApp
 
     original = LedgerApp.build_proposal
 
@@ -195,7 +209,118 @@ async def _publish_garbage(node: Node, plan: Plan, rate: float, rng: random.Rand
         log.warning("garbage published topic=%s size=%d", topic.rsplit("/", 1)[-1], len(data))
 
 
-def install(plan: Plan, *, garbage_rate: float, seed: int | None) -> None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class FloodOptions:
+    """How hard, how long and when the flood modes publish."""
+
+    rate: float = FLOOD_RATE
+    seconds: float = 600.0
+    body_bytes: int = 256 * 1024
+    trigger: Path | None = None
+    stats: Path | None = None
+
+
+def patch_flood(plan: Plan, options: FloodOptions, rng: random.Random) -> None:
+    """Run a flood publisher beside the node, and keep its own votes consistent with the flood."""
+    from ledgerdns.node.node import Node
+
+    modes = tuple(m for m in FLOOD_MODES if m in plan.modes)
+    floods: list[Flood] = []
+    original_run = Node.run
+
+    async def run(self: Node, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            ready = await nursery.start(original_run, self)
+            machine = self.driver.machine
+            if machine.key is None:
+                raise SystemExit("tools/byzantine.py: the flood modes need a validator key")
+            signer = Signer(key=machine.key, chain_id=machine.chain_id,
+                            genesis_hash=machine.genesis_hash, validators=machine.validators)  # fmt: skip
+            floods.append(Flood(modes=modes, signer=signer, rng=rng, body_bytes=options.body_bytes))
+            nursery.start_soon(_publish_flood, self, floods[0], options)
+            task_status.started(ready)
+
+    Node.run = run  # type: ignore[method-assign]
+    original_vote = Tendermint._vote
+
+    def vote(
+        self: Tendermint, vtype: VoteType, block_hash: bytes, effects: list[Effect], *,
+        lock: bool = False,
+    ) -> None:  # fmt: skip
+        # A nil vote already flooded into this slot: sign the same, or this is equivocation.
+        if floods and (self.height, self.round, int(vtype)) in floods[0].flooded:
+            block_hash, lock = NIL, False
+        original_vote(self, vtype, block_hash, effects, lock=lock)
+
+    Tendermint._vote = vote  # type: ignore[method-assign]
+    _count_sender_drops()
+
+
+# What py-libp2p dropped on the way out: each peer's outbound queue holds 32 RPCs and a
+# full one drops the next (as go-libp2p does), so "published" is not "delivered".
+_DROPPED = {"messages": 0}
+
+
+def _count_sender_drops() -> None:
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    original = GossipSub._handle_dropped_rpc
+
+    def handle_dropped_rpc(self: GossipSub, peer_id: Any, rpc: Any, reason: str) -> None:
+        _DROPPED["messages"] += len(rpc.publish)
+        original(self, peer_id, rpc, reason)
+
+    GossipSub._handle_dropped_rpc = handle_dropped_rpc  # type: ignore[method-assign]
+
+
+async def _publish_flood(node: Node, flood: Flood, options: FloodOptions) -> None:
+    """Publish `flood`'s messages at `options.rate` while triggered, for `options.seconds` at most."""
+    topic, machine = node.topics["consensus"], node.driver.machine
+    interval = 1 / options.rate
+    sent = failed = 0
+    flooding_s = 0.0
+    last_stats = next_at = trio.current_time()
+    while flooding_s < options.seconds:
+        now = trio.current_time()
+        if now - last_stats >= FLOOD_STATS_S:
+            _write_stats(options.stats, flood, sent, failed, flooding_s, node.p2p.peer_id)
+            last_stats = now
+        if options.trigger is not None and not options.trigger.exists():
+            await trio.sleep(0.2)
+            next_at = trio.current_time()
+            continue
+        if next_at > now:
+            await trio.sleep(next_at - now)
+        flooding_s += max(interval, trio.current_time() - now)
+        next_at = max(next_at + interval, trio.current_time() - interval)  # no catch-up bursts
+        data = flood.next_message(machine.height, machine.round)
+        try:
+            await node.p2p.publish(topic, data)
+        except Exception as exc:  # a test tool: keep going whatever the library says
+            failed += 1
+            log.debug("flood publish failed size=%d: %r", len(data), exc)
+            continue
+        sent += 1
+    _write_stats(options.stats, flood, sent, failed, flooding_s, node.p2p.peer_id)
+    log.warning("flood over after %.0f s: %d messages sent, %d failed", flooding_s, sent, failed)
+
+
+def _write_stats(
+    path: Path | None, flood: Flood, sent: int, failed: int, flooding_s: float, peer_id: str
+) -> None:
+    if path is None:
+        return
+    doc = {"modes": list(flood.modes), "sent": sent, "failed": failed, "by_mode": flood.sent_by_mode,
+           "dropped_at_sender": _DROPPED["messages"], "flooding_s": round(flooding_s, 2),
+           "peer_id": peer_id}  # fmt: skip
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(path)
+
+
+def install(
+    plan: Plan, *, garbage_rate: float, seed: int | None, flood: FloodOptions | None = None
+) -> None:
     """Patch the node's classes for the chosen modes (before the node is built)."""
     if "equivocate" in plan.modes:
         patch_equivocation(plan)
@@ -203,6 +328,8 @@ def install(plan: Plan, *, garbage_rate: float, seed: int | None) -> None:
         patch_invalid_proposals(plan)
     if "garbage" in plan.modes:
         patch_garbage(plan, garbage_rate, random.Random(seed))
+    if plan.modes & set(FLOOD_MODES):
+        patch_flood(plan, flood or FloodOptions(), random.Random(seed))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,7 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--garbage-rate", type=float, default=4.0, metavar="PER_S",
         help="garbage messages per second (default %(default)s)",
     )  # fmt: skip
-    parser.add_argument("--seed", type=int, help="seed of the garbage generator (default: random)")
+    parser.add_argument(
+        "--seed", type=int, help="seed of the garbage and flood generators (default: random)"
+    )
+    parser.add_argument(
+        "--flood-rate", type=float, default=FLOOD_RATE, metavar="PER_S",
+        help="flood messages per second (default %(default)s: just under the consensus gossip limit)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flood-seconds", type=float, default=600.0, metavar="S",
+        help="stop flooding after this long spent flooding (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flood-bytes", type=int, default=256 * 1024, metavar="N",
+        help="about how large a flooded proposal's block is (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--flood-trigger", type=Path, metavar="PATH",
+                        help="flood only while this file exists (default: from the start)")  # fmt: skip
+    parser.add_argument("--flood-stats", type=Path, metavar="PATH",
+                        help="rewrite this JSON file every second with the flood's counts")  # fmt: skip
     return parser
 
 
@@ -234,7 +379,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, node_args = build_parser().parse_known_args(argv)
     if not 0 < args.garbage_rate <= 100:
         raise SystemExit("tools/byzantine.py: --garbage-rate must be in (0, 100]")
-    install(Plan(modes=args.mode), garbage_rate=args.garbage_rate, seed=args.seed)
+    if not 0 < args.flood_rate <= 10_000 or args.flood_seconds <= 0:
+        raise SystemExit(
+            "tools/byzantine.py: --flood-rate must be in (0, 10000], --flood-seconds > 0"
+        )
+    if not 0 < args.flood_bytes <= 900 * 1024:
+        raise SystemExit(
+            "tools/byzantine.py: --flood-bytes must be in (0, 921600] (gossip cap 1 MiB)"
+        )
+    flood = FloodOptions(rate=args.flood_rate, seconds=args.flood_seconds, body_bytes=args.flood_bytes,
+                         trigger=args.flood_trigger, stats=args.flood_stats)  # fmt: skip
+    install(Plan(modes=args.mode), garbage_rate=args.garbage_rate, seed=args.seed, flood=flood)
     from ledgerdns.cli import main as ledgerdns_main
 
     return ledgerdns_main(["node", *node_args])
