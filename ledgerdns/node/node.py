@@ -39,7 +39,7 @@ from ledgerdns.consensus.driver import ConsensusDriver, now_ms
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
-from ledgerdns.p2p import P2PConfig, P2PNode
+from ledgerdns.p2p import P2PConfig, P2PService
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, publish
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
 from ledgerdns.protocol.offences import Offences
@@ -79,7 +79,7 @@ class Node:
         ledger.initialize()
         self._mempool = mempool = Mempool(genesis.params)
         self.topics = {name: topic(genesis.chain_id, name) for name in ("txs", "consensus", "blocks")}
-        self.p2p = p2p = P2PNode(
+        self.p2p = p2p = P2PService(
             P2PConfig(
                 key_path=config.data_dir / "node.key",
                 listen=list(config.p2p),

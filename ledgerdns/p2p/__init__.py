@@ -4,6 +4,6 @@ It moves bytes between peers and knows nothing of blocks or transactions.
 """
 
 from ledgerdns.p2p.errors import P2PError
-from ledgerdns.p2p.node import P2PConfig, P2PNode
+from ledgerdns.p2p.service import P2PConfig, P2PService
 
-__all__ = ["P2PConfig", "P2PError", "P2PNode"]
+__all__ = ["P2PConfig", "P2PError", "P2PService"]

@@ -25,7 +25,7 @@ from chain.ledger import Ledger
 from chain.quorum import Vote
 from chain.wire import Resent, decode_consensus, message_kind
 from ledgerdns.consensus.driver import ConsensusDriver
-from ledgerdns.p2p import P2PNode
+from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY, Offences
 from ledgerdns.protocol.sync import Syncer
 
@@ -43,7 +43,7 @@ def describe(message: Proposal | Vote) -> str:
     return "proposal" if isinstance(message, Proposal) else message.vtype.name.lower()
 
 
-async def publish(p2p: P2PNode, topic: str, message: Proposal | Vote) -> None:
+async def publish(p2p: P2PService, topic: str, message: Proposal | Vote) -> None:
     """Publish a message this validator signed (bound with `functools.partial`, the driver's
     `broadcast`)."""
     log.debug("send %s h=%d r=%d", describe(message), message.height, message.round)
@@ -58,7 +58,7 @@ class ConsensusGossip:
         *,
         genesis: Genesis,
         ledger: Ledger,
-        p2p: P2PNode,
+        p2p: P2PService,
         topic: str,
         driver: ConsensusDriver,
         syncer: Syncer,

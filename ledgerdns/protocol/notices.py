@@ -23,7 +23,7 @@ from chain.mempool import Mempool
 from chain.quorum import CommitCertificate
 from chain.wire import CommitNotice
 from ledgerdns.consensus.driver import ConsensusDriver
-from ledgerdns.p2p import P2PNode
+from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
 from ledgerdns.protocol.sync import Syncer
 
@@ -45,7 +45,7 @@ class CommitNotices:
         *,
         genesis: Genesis,
         ledger: Ledger,
-        p2p: P2PNode,
+        p2p: P2PService,
         topic: str,
         driver: ConsensusDriver,
         syncer: Syncer,

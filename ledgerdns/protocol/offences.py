@@ -109,7 +109,7 @@ class PublishedVotes:
 
 
 class Penalizer(Protocol):
-    """What `Offences` needs of the p2p node (`ledgerdns.p2p.P2PNode`)."""
+    """What `Offences` needs of the p2p service (`ledgerdns.p2p.P2PService`)."""
 
     peer_id: str
 

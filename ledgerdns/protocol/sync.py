@@ -32,7 +32,7 @@ from chain.wire import (
     sync_protocol,
 )
 from ledgerdns.consensus.driver import ConsensusDriver
-from ledgerdns.p2p import P2PError, P2PNode
+from ledgerdns.p2p import P2PError, P2PService
 from ledgerdns.p2p.limits import GossipLimit, RateLimiter
 
 log = logging.getLogger("ledgerdns.sync")
@@ -114,7 +114,7 @@ class Syncer:
         genesis: Genesis,
         ledger: Ledger,
         driver: ConsensusDriver,
-        p2p: P2PNode,
+        p2p: P2PService,
         progress: bool,
     ) -> None:
         self.genesis = genesis

@@ -24,7 +24,7 @@ from chain.mempool import Mempool
 from chain.rules import check_tx_static
 from chain.tx import Transaction
 from chain.wire import MAX_BATCH_BYTES, MAX_BATCH_TXS, Resent, TxBatch, unwrap_resent
-from ledgerdns.p2p import P2PNode
+from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
 
 log = logging.getLogger("ledgerdns.protocol.txs")
@@ -47,7 +47,7 @@ class TxGossip:
         genesis: Genesis,
         ledger: Ledger,
         mempool: Mempool,
-        p2p: P2PNode,
+        p2p: P2PService,
         topic: str,
         txs_available: Callable[[], Awaitable[None]],
     ) -> None:

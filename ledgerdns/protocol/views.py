@@ -5,14 +5,14 @@ from __future__ import annotations
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from ledgerdns.consensus.driver import ConsensusDriver
-from ledgerdns.p2p import P2PNode
+from ledgerdns.p2p import P2PService
 from ledgerdns.services import PeerInfo, ValidatorInfo
 
 ONLINE_WINDOW_MS = 30_000  # a validator heard from this recently is shown online
 PENALIZED_LISTED = 256  # peers penalized lately, listed even once disconnected
 
 
-def list_peers(p2p: P2PNode, peer_validator: dict[str, str]) -> list[PeerInfo]:
+def list_peers(p2p: P2PService, peer_validator: dict[str, str]) -> list[PeerInfo]:
     """Connected peers, then peers penalized lately (a banned one is disconnected)."""
     connected = p2p.connected_peers()
     known = set(connected)

@@ -19,7 +19,7 @@ from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTr
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
-from ledgerdns.p2p import P2PConfig, P2PError, P2PNode
+from ledgerdns.p2p import P2PConfig, P2PError, P2PService
 from ledgerdns.p2p.host import parse_addrs
 
 pytestmark = [
@@ -66,7 +66,7 @@ async def eventually(check: Callable[[], bool], step: float = 0.05) -> None:
         await trio.sleep(step)
 
 
-async def mesh_ready(sender: P2PNode, inbox: Inbox) -> None:
+async def mesh_ready(sender: P2PService, inbox: Inbox) -> None:
     """Publish distinct pings until one arrives: the gossip path is up."""
     n = 0
     while True:
@@ -79,7 +79,7 @@ async def mesh_ready(sender: P2PNode, inbox: Inbox) -> None:
 
 
 @asynccontextmanager
-async def running(*nodes: P2PNode) -> AsyncIterator[trio.Nursery]:
+async def running(*nodes: P2PService) -> AsyncIterator[trio.Nursery]:
     async with trio.open_nursery() as nursery:
         for node in nodes:
             await nursery.start(node.run)
@@ -91,11 +91,11 @@ async def running(*nodes: P2PNode) -> AsyncIterator[trio.Nursery]:
 async def test_identity_persists_across_restart(tmp_path: Path) -> None:
     key = tmp_path / "keys" / "node.key"
     with trio.fail_after(10):
-        first = P2PNode(config(key))
+        first = P2PService(config(key))
         async with running(first):
             addrs = list(first.listen_addrs)
         assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600
-        second = P2PNode(config(key))
+        second = P2PService(config(key))
     assert second.peer_id == first.peer_id
     assert addrs and all(a.endswith("/p2p/" + first.peer_id) for a in addrs)
     assert "/tcp/0/" not in addrs[0]  # the bound port, not the requested 0
@@ -106,21 +106,21 @@ def test_bad_key_file_and_bad_bootstrap_are_clear_errors(tmp_path: Path) -> None
     key.write_bytes(b"not a key")
     key.chmod(0o600)
     with pytest.raises(P2PError, match="cannot load node key"):
-        P2PNode(config(key))
+        P2PService(config(key))
     with pytest.raises(P2PError, match="/p2p/"):
-        P2PNode(config(tmp_path / "ok.key", bootstrap=["/ip4/127.0.0.1/tcp/1"]))
+        P2PService(config(tmp_path / "ok.key", bootstrap=["/ip4/127.0.0.1/tcp/1"]))
 
 
 @pytest.mark.trio
 async def test_chain_gossip_reaches_the_far_end_and_dht_connects_it(tmp_path: Path) -> None:
     with trio.fail_after(15):
-        a = P2PNode(config(tmp_path / "a"))
+        a = P2PService(config(tmp_path / "a"))
         inbox_a, inbox_c = Inbox(), Inbox()
         a.set_handler(TOPIC, inbox_a.handle)
         async with running(a) as nursery:
-            b = P2PNode(config(tmp_path / "b", [a.listen_addrs[0]]))
+            b = P2PService(config(tmp_path / "b", [a.listen_addrs[0]]))
             await nursery.start(b.run)
-            c = P2PNode(config(tmp_path / "c", [b.listen_addrs[0]]))  # knows only B
+            c = P2PService(config(tmp_path / "c", [b.listen_addrs[0]]))  # knows only B
             c.set_handler(TOPIC, inbox_c.handle)
             await nursery.start(c.run)
             await eventually(lambda: a.peer_id in c.connected_peers())  # found via the DHT
@@ -140,10 +140,10 @@ async def test_rejected_message_is_not_delivered_nor_forwarded_and_ban_disconnec
 ) -> None:
     caplog.set_level(logging.WARNING, logger="ledgerdns.p2p")
     with trio.fail_after(20):
-        a = P2PNode(config(tmp_path / "a"))
+        a = P2PService(config(tmp_path / "a"))
         inbox_b, inbox_c = Inbox(), Inbox()
         async with running(a) as nursery:
-            b = P2PNode(config(tmp_path / "b", [a.listen_addrs[0]]))
+            b = P2PService(config(tmp_path / "b", [a.listen_addrs[0]]))
 
             def validate(forwarder: str, data: bytes) -> bool:
                 if data.startswith(b"bad"):
@@ -154,7 +154,7 @@ async def test_rejected_message_is_not_delivered_nor_forwarded_and_ban_disconnec
             b.set_validator(TOPIC, validate)
             b.set_handler(TOPIC, inbox_b.handle)
             await nursery.start(b.run)
-            c = P2PNode(config(tmp_path / "c", [b.listen_addrs[0]]))
+            c = P2PService(config(tmp_path / "c", [b.listen_addrs[0]]))
             # A refuses C, so whatever C gets from A went through B's validator.
             a.penalize(c.peer_id, 1000, "test: keep C two hops away")
             c.set_handler(TOPIC, inbox_c.handle)
@@ -198,13 +198,13 @@ async def test_request_response(tmp_path: Path) -> None:
         return b""
 
     with trio.fail_after(15):
-        a = P2PNode(config(tmp_path / "a"))
+        a = P2PService(config(tmp_path / "a"))
         a.set_request_handler("/t/get/1", serve)
         a.set_request_handler("/t/refuse/1", refuse)
         a.set_request_handler("/t/crash/1", crash)
         a.set_request_handler("/t/slow/1", slow)
         async with running(a) as nursery:
-            b = P2PNode(config(tmp_path / "b", [a.listen_addrs[0]]))
+            b = P2PService(config(tmp_path / "b", [a.listen_addrs[0]]))
             await nursery.start(b.run)
             await eventually(lambda: a.peer_id in b.connected_peers())
             assert await b.request(a.peer_id, "/t/get/1", b"hi") == b"echo:hi"
@@ -217,7 +217,7 @@ async def test_request_response(tmp_path: Path) -> None:
                 await b.request(a.peer_id, "/t/slow/1", b"x", timeout=0.5)
             with pytest.raises(P2PError, match="cannot open stream"):
                 await b.request(a.peer_id, "/t/nobody-serves-this/1", b"x")
-            stranger = P2PNode(config(tmp_path / "stranger")).peer_id
+            stranger = P2PService(config(tmp_path / "stranger")).peer_id
             with pytest.raises(P2PError, match="unknown peer"):
                 await b.request(stranger, "/t/get/1", b"x")
             with pytest.raises(P2PError, match="bad peer id"):
@@ -228,10 +228,10 @@ async def test_request_response(tmp_path: Path) -> None:
 @pytest.mark.trio
 async def test_restarted_peer_is_reconnected_within_seconds(tmp_path: Path) -> None:
     with trio.fail_after(20):
-        a = P2PNode(config(tmp_path / "a", reconnect_interval=1.0))
+        a = P2PService(config(tmp_path / "a", reconnect_interval=1.0))
         async with running(a) as nursery:
             b_key = tmp_path / "b"
-            b = P2PNode(config(b_key, [a.listen_addrs[0]]))
+            b = P2PService(config(b_key, [a.listen_addrs[0]]))
             b_scope = trio.CancelScope()
             nursery.start_soon(_run_in, b, b_scope)
             await eventually(lambda: b.peer_id in a.connected_peers())
@@ -240,14 +240,14 @@ async def test_restarted_peer_is_reconnected_within_seconds(tmp_path: Path) -> N
             b_scope.cancel()
             await eventually(lambda: b.peer_id not in a.connected_peers())
             # Same key, same port, and B does not dial anyone: only A's loop can bring it back.
-            b2 = P2PNode(config(b_key, listen=port_addr))
+            b2 = P2PService(config(b_key, listen=port_addr))
             await nursery.start(b2.run)
             started = time.monotonic()
             await eventually(lambda: b2.peer_id in a.connected_peers(), step=0.02)
             assert time.monotonic() - started < 3.0
 
 
-async def _run_in(node: P2PNode, scope: trio.CancelScope) -> None:
+async def _run_in(node: P2PService, scope: trio.CancelScope) -> None:
     with scope:
         await node.run()
 
@@ -261,7 +261,7 @@ async def test_plaintext_peer_is_refused(tmp_path: Path) -> None:
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
     )
     with trio.fail_after(15):
-        a = P2PNode(config(tmp_path / "a"))
+        a = P2PService(config(tmp_path / "a"))
         async with running(a):
             async with plain.run(listen_addrs=parse_addrs([LOOPBACK])):
                 with pytest.raises(Exception):  # noqa: B017 - any failure to connect will do
@@ -274,8 +274,8 @@ async def test_plaintext_peer_is_refused(tmp_path: Path) -> None:
 @pytest.mark.trio
 async def test_mdns_finds_a_peer_on_loopback(tmp_path: Path) -> None:
     with trio.fail_after(15):
-        a = P2PNode(config(tmp_path / "a", mdns=True, mdns_interfaces=["127.0.0.1"]))
-        b = P2PNode(config(tmp_path / "b", mdns=True, mdns_interfaces=["127.0.0.1"]))
+        a = P2PService(config(tmp_path / "a", mdns=True, mdns_interfaces=["127.0.0.1"]))
+        b = P2PService(config(tmp_path / "b", mdns=True, mdns_interfaces=["127.0.0.1"]))
         async with running(a, b):
             await eventually(lambda: b.peer_id in a.connected_peers())
 
@@ -287,11 +287,11 @@ async def test_a_malformed_pubsub_rpc_does_not_stop_the_node(tmp_path: Path) -> 
     from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 
     with trio.fail_after(20):
-        b = P2PNode(config(tmp_path / "b.key"))
+        b = P2PService(config(tmp_path / "b.key"))
         inbox_b = Inbox()
         b.set_handler(TOPIC, inbox_b.handle)
         async with running(b):
-            a = P2PNode(config(tmp_path / "a.key", bootstrap=b.listen_addrs[:1]))
+            a = P2PService(config(tmp_path / "a.key", bootstrap=b.listen_addrs[:1]))
             async with running(a):
                 await mesh_ready(a, inbox_b)
                 assert a._live is not None
@@ -314,12 +314,12 @@ async def test_connections_give_up_on_a_silent_path_within_seconds(tmp_path: Pat
     """
     import socket
 
-    from ledgerdns.p2p.node import TCP_USER_TIMEOUT_MS
+    from ledgerdns.p2p.service import TCP_USER_TIMEOUT_MS
 
     with trio.fail_after(15):
-        a = P2PNode(config(tmp_path / "a"))
+        a = P2PService(config(tmp_path / "a"))
         async with running(a) as nursery:
-            b = P2PNode(config(tmp_path / "b", [a.listen_addrs[0]]))
+            b = P2PService(config(tmp_path / "b", [a.listen_addrs[0]]))
             await nursery.start(b.run)
             await eventually(lambda: a.peer_id in b.connected_peers())
             for node in (a, b):

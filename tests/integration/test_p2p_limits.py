@@ -17,7 +17,7 @@ import trio
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 
-from ledgerdns.p2p import P2PNode
+from ledgerdns.p2p import P2PService
 from ledgerdns.p2p.limits import MAX_RPC_FRAME_BYTES, GossipLimit
 from tests.integration.test_p2p import TOPIC, Inbox, config, eventually, mesh_ready, running
 
@@ -53,7 +53,7 @@ HONEST_INTERVAL = 0.5
 
 
 async def publish_steadily(
-    node: P2PNode, prefix: bytes, sent: list[bytes], interval: float
+    node: P2PService, prefix: bytes, sent: list[bytes], interval: float
 ) -> None:
     n = 0
     while True:
@@ -66,14 +66,14 @@ async def publish_steadily(
 
 async def start_three(
     tmp_path: Path, nursery: trio.Nursery
-) -> tuple[P2PNode, P2PNode, P2PNode, Inbox]:
+) -> tuple[P2PService, P2PService, P2PService, Inbox]:
     """B (limits under test) with H and F both connected to it and in its mesh."""
-    b = P2PNode(config(tmp_path / "b", gossip_limits={TOPIC: LIMIT}, rate_penalty=RATE_PENALTY))
+    b = P2PService(config(tmp_path / "b", gossip_limits={TOPIC: LIMIT}, rate_penalty=RATE_PENALTY))
     inbox_b = Inbox()
     b.set_handler(TOPIC, inbox_b.handle)
     await nursery.start(b.run)
-    h = P2PNode(config(tmp_path / "h", [b.listen_addrs[0]]))
-    f = P2PNode(config(tmp_path / "f", [b.listen_addrs[0]]))
+    h = P2PService(config(tmp_path / "h", [b.listen_addrs[0]]))
+    f = P2PService(config(tmp_path / "f", [b.listen_addrs[0]]))
     h.penalize(f.peer_id, 1000, "test: F reaches B only directly")
     f.penalize(h.peer_id, 1000, "test: F reaches B only directly")
     await nursery.start(h.run)

@@ -1,4 +1,7 @@
-"""Request/response over a raw libp2p stream.
+"""Peer-to-peer request/response over a raw libp2p stream (the sync protocol's transport).
+
+Named `reqresp`, not `rpc`: `ledgerdns/rpc/` is the node's HTTP API for wallets
+and the explorer; this module is libp2p request/response between nodes.
 
 One request per stream: the requester writes the request and closes its side;
 the responder reads to end of stream, answers with one status byte (0 = ok,

@@ -1,8 +1,13 @@
-"""`P2PNode`: one libp2p host with gossip topics, request/response, peer discovery and scoring.
+"""`P2PService`: one libp2p peer with gossip topics, request/response, peer discovery and scoring.
 
-The node knows nothing of blocks or transactions: it moves bytes. The composition
+The service knows nothing of blocks or transactions: it moves bytes. The composition
 root registers validators, handlers and request handlers, then runs it in its
 nursery.
+
+Why "service": `node` is the ledgerdns node (`ledgerdns/node/`), and `host` is
+libp2p's `IHost`, which `host.py` builds and this class runs together with
+GossipSub, the DHT, mDNS and the reconnect loop; the long-running whole that owns
+them is the node's p2p service.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from ledgerdns.p2p import gossip, rpc
+from ledgerdns.p2p import gossip, reqresp
 from ledgerdns.p2p.errors import P2PError
 from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
 from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
@@ -95,7 +100,7 @@ class _Live:
     gate: gossip.GossipGate
 
 
-class P2PNode:
+class P2PService:
     """A running libp2p peer: TCP + Noise + Yamux, GossipSub, Kademlia, optional mDNS.
 
     The identity is loaded (or created) by the constructor, so `peer_id` is known
@@ -110,7 +115,7 @@ class P2PNode:
         self._listen = parse_addrs(config.listen)
         self._validators: dict[str, gossip.Validator] = {}
         self._handlers: dict[str, gossip.Handler] = {}
-        self._request_handlers: dict[str, rpc.RequestHandler] = {}
+        self._request_handlers: dict[str, reqresp.RequestHandler] = {}
         self._scores = PeerScores(threshold=config.ban_threshold, ban_seconds=config.ban_seconds)
         self._known = KnownPeers(interval=config.reconnect_interval)
         self._bootstrap = [_split_p2p_addr(addr) for addr in config.bootstrap]
@@ -132,7 +137,7 @@ class P2PNode:
             P2PError: already running, or the listen addresses cannot be bound.
         """
         if self._live is not None or self._stopping is not None:
-            raise P2PError("p2p node is already running")
+            raise P2PError("p2p service is already running")
         # libp2p cleans up badly when cancelled (a cancelled connection close
         # leaves its socket open), so the stack runs shielded and is stopped
         # in order: close the host first, then cancel what is left.
@@ -166,7 +171,7 @@ class P2PNode:
         pubsub.gate = gate.check
         pubsub.frame_refused = self._frame_refused
         for protocol, fn in self._request_handlers.items():
-            host.set_stream_handler(TProtocol(protocol), rpc.stream_handler(protocol, fn))
+            host.set_stream_handler(TProtocol(protocol), reqresp.stream_handler(protocol, fn))
         host.get_network().register_notifee(_Notifee(self))
         with trio.CancelScope(shield=True) as stack:
             try:
@@ -238,7 +243,7 @@ class P2PNode:
 
         The source is the peer that published the message (not the one that
         forwarded it). Calls are sequential per topic, in arrival order; an
-        exception from `fn` stops the node.
+        exception from `fn` stops the service.
 
         Raises:
             ValueError: `topic` is not one of the configured topics.
@@ -254,14 +259,14 @@ class P2PNode:
         network still remembers them (about two minutes) are not delivered again.
 
         Raises:
-            P2PError: the node is not running.
+            P2PError: the service is not running.
         """
         live = self._require_live()
         await live.pubsub.publish(topic, data)
 
     # -- request/response --
 
-    def set_request_handler(self, protocol: str, fn: rpc.RequestHandler) -> None:
+    def set_request_handler(self, protocol: str, fn: reqresp.RequestHandler) -> None:
         """Answer requests on `protocol` with `await fn(peer_id, request)`.
 
         `fn` may raise `P2PError` to refuse: the requester gets a `P2PError` with
@@ -270,7 +275,7 @@ class P2PNode:
         self._request_handlers[protocol] = fn
         if self._live is not None:
             self._live.host.set_stream_handler(
-                TProtocol(protocol), rpc.stream_handler(protocol, fn)
+                TProtocol(protocol), reqresp.stream_handler(protocol, fn)
             )
 
     async def request(
@@ -286,8 +291,8 @@ class P2PNode:
         live = self._require_live()
         if self._scores.is_banned(peer_id):
             raise P2PError(f"request failed peer={peer_id}: peer is banned")
-        _unblock(live.host, rpc.parse_peer_id(peer_id))
-        return await rpc.request(live.host, peer_id, protocol, data, timeout)
+        _unblock(live.host, reqresp.parse_peer_id(peer_id))
+        return await reqresp.request(live.host, peer_id, protocol, data, timeout)
 
     # -- peers --
 
@@ -302,8 +307,8 @@ class P2PNode:
         """Known transport addresses of a peer (no `/p2p/` part); empty if unknown."""
         addrs = self._known.addrs(peer_id)
         if self._live is not None:
-            pid = rpc.parse_peer_id(peer_id)
-            for text in rpc.known_addrs(self._live.host, pid):
+            pid = reqresp.parse_peer_id(peer_id)
+            for text in reqresp.known_addrs(self._live.host, pid):
                 if text not in addrs:
                     addrs.append(text)
         return addrs
@@ -322,7 +327,7 @@ class P2PNode:
             "banned peer=%s seconds=%d reason=%s", peer_id, self._config.ban_seconds, reason
         )
         if self._live is not None:
-            pid = rpc.parse_peer_id(peer_id)
+            pid = reqresp.parse_peer_id(peer_id)
             self._live.gate.limiter.forget(peer_id)
             self._live.pubsub.add_to_blacklist(pid)
             self._live.dht.routing_table.remove_peer(pid)
@@ -352,11 +357,11 @@ class P2PNode:
 
     def _require_live(self) -> _Live:
         if self._live is None:
-            raise P2PError("p2p node is not running")
+            raise P2PError("p2p service is not running")
         return self._live
 
     def _is_connected(self, live: _Live, peer_id: str) -> bool:
-        return bool(live.host.get_network().get_connections(rpc.parse_peer_id(peer_id)))
+        return bool(live.host.get_network().get_connections(reqresp.parse_peer_id(peer_id)))
 
     async def _disconnect(self, live: _Live, pid: ID) -> None:
         try:
@@ -378,19 +383,19 @@ class P2PNode:
         now = trio.current_time()
         live.gate.limiter.sweep(now)
         for peer in self._scores.expire(now):
-            live.pubsub.remove_from_blacklist(rpc.parse_peer_id(peer))
+            live.pubsub.remove_from_blacklist(reqresp.parse_peer_id(peer))
             log.info("ban ended peer=%s", peer)
         connected = set(self.connected_peers())
         for peer in connected:
-            pid = rpc.parse_peer_id(peer)
-            self._known.learn(peer, rpc.known_addrs(live.host, pid), now)
+            pid = reqresp.parse_peer_id(peer)
+            self._known.learn(peer, reqresp.known_addrs(live.host, pid), now)
             self._known.connected(peer, now)
             if not live.dht.routing_table.peer_in_table(pid):
                 with trio.move_on_after(DIAL_TIMEOUT):
                     await live.dht.add_peer(pid)
         if len(connected) < self._config.target_peers:
             for pid in live.dht.routing_table.get_peer_ids():
-                addrs = rpc.known_addrs(live.host, pid)
+                addrs = reqresp.known_addrs(live.host, pid)
                 if addrs:
                     self._known.learn(pid.to_base58(), addrs, now)
         due = self._known.due(now, skip=connected | self._scores.banned() | {self.peer_id})
@@ -408,7 +413,7 @@ class P2PNode:
         results.append(await self._dial(live, peer, addrs))
 
     async def _dial(self, live: _Live, peer: str, addrs: list[str]) -> bool:
-        pid = rpc.parse_peer_id(peer)
+        pid = reqresp.parse_peer_id(peer)
         # One failed dial makes the swarm refuse every dial to the peer for 60 s;
         # a peer that restarted must be reachable again on the next pass.
         _unblock(live.host, pid)
@@ -454,7 +459,7 @@ class P2PNode:
         connected only briefly (say, it restarted) is still redialled.
         """
         with trio.move_on_after(IDENTIFY_WAIT):
-            while not (addrs := rpc.known_addrs(live.host, pid)):
+            while not (addrs := reqresp.known_addrs(live.host, pid)):
                 await trio.sleep(0.1)
             self._known.learn(pid.to_base58(), addrs, trio.current_time())
 
@@ -462,12 +467,12 @@ class P2PNode:
 class _Notifee(INotifee):
     """Connection events: drop banned peers as soon as they connect, log the rest."""
 
-    def __init__(self, node: P2PNode) -> None:
-        self._node = node
+    def __init__(self, service: P2PService) -> None:
+        self._service = service
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         log.debug("peer connected peer=%s", conn.muxed_conn.peer_id)
-        self._node._on_connected(conn)
+        self._service._on_connected(conn)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         log.debug("peer disconnected peer=%s", conn.muxed_conn.peer_id)
@@ -556,6 +561,6 @@ def _split_p2p_addr(text: str) -> tuple[str, str]:
     addr, sep, peer = text.rpartition("/p2p/")
     if not sep or not addr or not peer:
         raise P2PError(f"bootstrap address needs a /p2p/<peer id> part: {text!r}")
-    rpc.parse_peer_id(peer)
+    reqresp.parse_peer_id(peer)
     parse_addrs([addr])
     return peer, addr
