@@ -4,7 +4,7 @@ Each TSIG key that may update is mapped (``[dns.update] keys``) to a signing key
 file the node holds; an UPDATE verified with that TSIG key may change the
 domains that signing key owns. The update is applied to the domain's finalized
 records (`ledgerdns.dns.update_rules`), signed as the wallet signs (the
-`ledgerdns.wallet` transaction builder), submitted, and answered once the
+transaction builder they share, `chain.txbuilder`), submitted, and answered once the
 transaction is finalized. Updates of one domain are serialized, so two
 concurrent ones never race for the same sequence number.
 
@@ -49,6 +49,7 @@ from chain.names import validate_domain
 from chain.records import Record
 from chain.state import DomainState
 from chain.tx import Op, Transaction
+from chain.txbuilder import DomainView, build_tx, check_record_set, valid_until
 from ledgerdns.dns.faces import Writer
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import labels_of
@@ -73,11 +74,9 @@ from ledgerdns.dns.update_rules import (
 )
 from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
 from ledgerdns.node.config import check_private, load_key
-from ledgerdns.wallet.edit import check_record_set
-from ledgerdns.wallet.errors import BadInput, WalletError, WrongPassphrase
+from ledgerdns.wallet.errors import WalletError, WrongPassphrase
 from ledgerdns.wallet.keystore import Keystore
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE
-from ledgerdns.wallet.txbuild import DomainView, build_tx, valid_until
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +429,7 @@ def _new_records(
     try:
         applied = apply_updates(updates, records, apex)
         checked = check_record_set(applied.records)
-    except (InvalidUpdate, BadInput) as exc:
+    except InvalidUpdate as exc:
         log.info("dns update refused domain=%s error=%s", domain, exc)
         return None
     for note in applied.ignored:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from chain import txbuilder
 from chain.errors import InvalidUpdate
 from chain.names import normalize_relative_name
 from chain.rdata import RType
-from chain.records import Record, RecordLimits, canonical_record_set, validate_record_set
+from chain.records import Record
 from ledgerdns.wallet.errors import BadInput, WalletError
-
-# The node checks the network's real limits; here only the shape rules matter.
-_NO_LIMITS = RecordLimits(max_records=1 << 30, max_bytes=1 << 40)
 
 
 def parse_records(lines: Iterable[str], domain: str) -> list[Record]:
@@ -35,14 +33,13 @@ def parse_records(lines: Iterable[str], domain: str) -> list[Record]:
 
 
 def check_record_set(records: Iterable[Record]) -> tuple[Record, ...]:
-    """The set in canonical order, checked (CNAME alone, one TTL per RRset, delegations).
+    """`chain.txbuilder.check_record_set`, its refusal said as the wallet's `BadInput`.
 
     Raises:
         BadInput: the set breaks a rule.
     """
-    ordered = canonical_record_set(records)
     try:
-        return validate_record_set(ordered, _NO_LIMITS)
+        return txbuilder.check_record_set(records)
     except InvalidUpdate as exc:
         raise BadInput(f"the record set is not valid: {exc.args[0]}") from None
 

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from chain.txbuilder import DomainView
 from ledgerdns.wallet.errors import WalletError
-from ledgerdns.wallet.txbuild import DomainView
 
 FORMAT_VERSION = 1
 

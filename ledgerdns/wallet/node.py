@@ -7,14 +7,17 @@ the node's reason (``name-taken``, ``bad-sequence``...) for ``--json`` output.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from chain.errors import RejectReason
+from chain.crypto import PublicKey
+from chain.errors import InvalidUpdate, RejectReason
 from chain.lightclient import DomainProof
-from chain.tx import Transaction
+from chain.records import Record
+from chain.tx import Op, Transaction
+from chain.txbuilder import DomainView
 from ledgerdns.rpc.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
 from ledgerdns.rpc.codec import domain_proof_from_json
 from ledgerdns.rpc.token import read_token
@@ -31,6 +34,44 @@ _RECORDS = {
     RejectReason.RECORDS_TOO_LARGE.value,
     RejectReason.NON_CANONICAL.value,
 }
+
+
+def view_from_json(domain: str, doc: Mapping[str, Any] | None) -> DomainView:
+    """The view from ``RpcClient.domain(name)`` (None for a free name).
+
+    Raises:
+        NodeError: the reply does not have the documented shape.
+    """
+    if doc is None:
+        return DomainView.free(domain)
+    try:
+        pending = list(doc.get("pending") or [])
+        latest = pending[-1] if pending else doc
+        status = str(doc["status"])
+        if pending:
+            status = "released" if _op(latest["op"]) is Op.RELEASE else "active"
+        return DomainView(
+            domain=domain,
+            status=status,
+            owner=PublicKey(bytes.fromhex(latest["owner"])),
+            seq=int(latest["seq"]),
+            head=bytes.fromhex(latest["txid"] if pending else latest["head"]),
+            records=tuple(Record.from_text(line, origin=domain) for line in latest["records"]),
+            expires_at=int(doc.get("expires_at") or 0),
+            pending=len(pending),
+        )
+    except (KeyError, TypeError, ValueError, InvalidUpdate) as exc:
+        raise NodeError(
+            f"the node's reply about {domain} is not understood: {exc}", code="bad-reply"
+        ) from None
+
+
+def _op(value: object) -> Op:
+    if isinstance(value, str):
+        return Op[value.upper()]
+    if isinstance(value, int):
+        return Op(value)
+    raise ValueError(f"unknown op {value!r}")
 
 
 def _refusal(error: RpcError, domain: str | None) -> NodeError:

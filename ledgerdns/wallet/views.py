@@ -12,12 +12,13 @@ from rich.table import Table
 from rich.text import Text
 
 from chain.crypto import PrivateKey
+from chain.txbuilder import DomainView
 from ledgerdns.rpc.codec import domain_json
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
+from ledgerdns.wallet.node import view_from_json
 from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
-from ledgerdns.wallet.txbuild import DomainView
 from ledgerdns.wallet.writes import load_target
 from ledgerdns.wallet.zonefile import write_zone
 
@@ -65,7 +66,7 @@ def list_wallet(wallet: Wallet) -> Outcome:
         try:
             node = wallet.node()
             for name in sorted(domains):
-                domains[name] = view_summary(DomainView.from_json(name, node.domain(name)))
+                domains[name] = view_summary(view_from_json(name, node.domain(name)))
             wallet.index.save(domains)
             refreshed = True
         except NodeError as exc:  # offline: the cached state is still worth showing
@@ -111,7 +112,7 @@ def _proven_view(verdict: Verdict, pending: int) -> DomainView:
     if proof.state is None:
         return DomainView.free(proof.domain)
     doc = domain_json(proof.state, [], proof.header.time_ms // 1000)
-    return dataclasses.replace(DomainView.from_json(proof.domain, doc), pending=pending)
+    return dataclasses.replace(view_from_json(proof.domain, doc), pending=pending)
 
 
 def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outcome:

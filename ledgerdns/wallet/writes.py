@@ -15,12 +15,12 @@ from chain.errors import InvalidUpdate
 from chain.names import normalize_name, validate_domain
 from chain.records import Record
 from chain.tx import Op
+from chain.txbuilder import DomainView, build_tx, valid_until
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import check_record_set, parse_records
 from ledgerdns.wallet.errors import BadInput, NodeError, NotOwner, UsageError
 from ledgerdns.wallet.index import view_summary
-from ledgerdns.wallet.node import NodeLink
-from ledgerdns.wallet.txbuild import DomainView, build_tx, valid_until
+from ledgerdns.wallet.node import NodeLink, view_from_json
 
 _DONE = {
     Op.REGISTER: "registered",
@@ -67,7 +67,7 @@ def load_target(wallet: Wallet, domain: str) -> Target:
             validate_domain(domain, [str(t) for t in tlds])
         except InvalidUpdate as exc:
             raise BadInput(f"{exc.args[0]} (this network's TLDs: {', '.join(tlds)})") from None
-    return Target(node=node, status=status, view=DomainView.from_json(domain, node.domain(domain)))
+    return Target(node=node, status=status, view=view_from_json(domain, node.domain(domain)))
 
 
 def owner_key_name(wallet: Wallet, view: DomainView) -> str:
@@ -127,7 +127,7 @@ def send(
     )
     result = target.node.submit(tx, wait)
     try:
-        after: DomainView | None = DomainView.from_json(
+        after: DomainView | None = view_from_json(
             view.domain, target.node.domain(view.domain)
         )
     except NodeError:  # sent already: report that, even if the node went away since

@@ -34,6 +34,7 @@ from chain.errors import InvalidUpdate
 from chain.names import validate_domain
 from chain.quorum import CommitCertificate, Vote
 from chain.tx import Transaction
+from chain.txbuilder import check_record_set
 from chain.wire import (
     BlocksPage,
     BlocksRequest,
@@ -60,7 +61,6 @@ from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
 from ledgerdns.rpc import codec
 from ledgerdns.rpc.errors import ApiError
 from ledgerdns.rpc.routes import _tx_from_body
-from ledgerdns.wallet.edit import check_record_set
 from ledgerdns.wallet.errors import BadInput
 from ledgerdns.wallet.zonefile import read_zone
 from tests.fuzz.world import DOMAIN, world
@@ -145,7 +145,7 @@ def dns_update(data: bytes) -> None:
     """An RFC 2136 UPDATE as `ledgerdns.dns.update.Updater` reads it, minus TSIG and signing.
 
     Documented errors: `DNSException` from the message reader, `InvalidUpdate`
-    and `BadInput` from the record rules (answered REFUSED).
+    from the record rules (answered REFUSED).
     """
     try:
         message = dns.message.from_wire(data, keyring=False, one_rr_per_rrset=True)
@@ -183,7 +183,7 @@ def dns_update(data: bytes) -> None:
     try:
         applied = apply_updates(updates, state.records, apex)
         check_record_set(applied.records)
-    except (InvalidUpdate, BadInput):
+    except InvalidUpdate:
         return
 
 

@@ -7,6 +7,7 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.records import Record
 from chain.tx import ZERO_HASH, Op
+from chain.txbuilder import build_tx, valid_until
 from ledgerdns.wallet.edit import (
     add_records,
     check_record_set,
@@ -15,7 +16,7 @@ from ledgerdns.wallet.edit import (
     remove_records,
 )
 from ledgerdns.wallet.errors import BadInput, NodeError, WalletError
-from ledgerdns.wallet.txbuild import DomainView, build_tx, valid_until
+from ledgerdns.wallet.node import view_from_json
 
 DOMAIN = "alice.p2p"
 KEY = PrivateKey.generate(b"wallet edit test")
@@ -103,7 +104,7 @@ def domain_json(**extra: object) -> dict[str, object]:
 
 
 def test_view_of_a_free_name() -> None:
-    view = DomainView.from_json(DOMAIN, None)
+    view = view_from_json(DOMAIN, None)
     assert view.status == "free" and view.seq == -1 and view.head == ZERO_HASH
     tx = build_tx(view, op=Op.REGISTER, key=KEY, chain_id="c", genesis_hash=GH, deadline=100)
     assert tx.body.seq == 0 and tx.body.prev == ZERO_HASH and tx.body.owner == KEY.public_key
@@ -111,7 +112,7 @@ def test_view_of_a_free_name() -> None:
 
 
 def test_update_builds_on_the_finalized_head() -> None:
-    view = DomainView.from_json(DOMAIN, domain_json())
+    view = view_from_json(DOMAIN, domain_json())
     tx = build_tx(view, op=Op.UPDATE, key=KEY, chain_id="c", genesis_hash=GH, deadline=100,
                   records=recs("www A 10.0.0.2"))  # fmt: skip
     assert tx.body.seq == 5 and tx.body.prev == bytes.fromhex("ab" * 32)
@@ -124,7 +125,7 @@ def test_update_chains_on_the_last_pending_tx() -> None:
         tx_json(5, "01" * 32, "update", ["www 300 IN A 10.0.0.5"], owner),
         tx_json(6, "02" * 32, "update", ["www 300 IN A 10.0.0.6"], owner),
     ]
-    view = DomainView.from_json(DOMAIN, domain_json(pending=pending))
+    view = view_from_json(DOMAIN, domain_json(pending=pending))
     assert view.pending == 2 and view.seq == 6 and view.head == bytes.fromhex("02" * 32)
     assert texts(view.records) == ["www 300 IN A 10.0.0.6"]
     renew = build_tx(view, op=Op.RENEW, key=KEY, chain_id="c", genesis_hash=GH, deadline=100)
@@ -132,11 +133,11 @@ def test_update_chains_on_the_last_pending_tx() -> None:
 
 
 def test_pending_release_and_transfer() -> None:
-    released = DomainView.from_json(
+    released = view_from_json(
         DOMAIN, domain_json(pending=[tx_json(5, "01" * 32, "release", [], bytes(KEY.public_key))])
     )
     assert released.status == "released" and released.records == ()
-    view = DomainView.from_json(DOMAIN, domain_json())
+    view = view_from_json(DOMAIN, domain_json())
     moved = build_tx(view, op=Op.TRANSFER, key=KEY, chain_id="c", genesis_hash=GH, deadline=1,
                      new_owner=OTHER.public_key)  # fmt: skip
     assert moved.body.owner == OTHER.public_key and moved.is_signed_by(KEY.public_key, GH)
@@ -145,14 +146,14 @@ def test_pending_release_and_transfer() -> None:
 
 
 def test_reregistering_a_released_name_continues_its_chain() -> None:
-    view = DomainView.from_json(DOMAIN, domain_json(status="released", records=[]))
+    view = view_from_json(DOMAIN, domain_json(status="released", records=[]))
     tx = build_tx(view, op=Op.REGISTER, key=OTHER, chain_id="c", genesis_hash=GH, deadline=1)
     assert tx.body.seq == 5 and tx.body.owner == OTHER.public_key
 
 
 def test_unexpected_reply_is_a_node_error() -> None:
     with pytest.raises(NodeError, match="not understood"):
-        DomainView.from_json(DOMAIN, {"status": "active"})
+        view_from_json(DOMAIN, {"status": "active"})
 
 
 def test_valid_until() -> None:

@@ -1,29 +1,28 @@
-"""The next transaction of a domain, built from what the node says about it.
+"""The next transaction of a domain: what the wallet and DNS UPDATE both build.
 
 A domain's latest state is its last pending transaction if it has one (a new
 update chains on it: ``seq + 1``, ``prev`` = its txid), else its finalized
-state. Building the transaction is pure: the caller passes the node's view, the
-time and the key.
+state. Everything here is pure: the caller passes the domain's view, the time
+(`valid_until` takes ``now_s``) and the key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from chain.crypto import PrivateKey, PublicKey
-from chain.errors import InvalidUpdate
-from chain.records import Record
+from chain.records import Record, RecordLimits, canonical_record_set, validate_record_set
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
-from ledgerdns.wallet.errors import NodeError
 
 DEFAULT_TX_LIFETIME_S = 3600
+# The node checks the network's real limits; a builder checks only the shape rules.
+_NO_LIMITS = RecordLimits(max_records=1 << 30, max_bytes=1 << 40)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DomainView:
-    """A domain as the wallet sees it: finalized state with pending updates applied.
+    """A domain as its writer sees it: finalized state with pending updates applied.
 
     Attributes:
         domain: canonical name.
@@ -53,43 +52,14 @@ class DomainView:
             expires_at=0, pending=0,
         )
 
-    @classmethod
-    def from_json(cls, domain: str, doc: Mapping[str, Any] | None) -> DomainView:
-        """The view from ``RpcClient.domain(name)`` (None for a free name).
 
-        Raises:
-            NodeError: the reply does not have the documented shape.
-        """
-        if doc is None:
-            return cls.free(domain)
-        try:
-            pending = list(doc.get("pending") or [])
-            latest = pending[-1] if pending else doc
-            status = str(doc["status"])
-            if pending:
-                status = "released" if _op(latest["op"]) is Op.RELEASE else "active"
-            return cls(
-                domain=domain,
-                status=status,
-                owner=PublicKey(bytes.fromhex(latest["owner"])),
-                seq=int(latest["seq"]),
-                head=bytes.fromhex(latest["txid"] if pending else latest["head"]),
-                records=tuple(Record.from_text(line, origin=domain) for line in latest["records"]),
-                expires_at=int(doc.get("expires_at") or 0),
-                pending=len(pending),
-            )
-        except (KeyError, TypeError, ValueError, InvalidUpdate) as exc:
-            raise NodeError(
-                f"the node's reply about {domain} is not understood: {exc}", code="bad-reply"
-            ) from None
+def check_record_set(records: Iterable[Record]) -> tuple[Record, ...]:
+    """The set in canonical order, checked (CNAME alone, one TTL per RRset, delegations).
 
-
-def _op(value: object) -> Op:
-    if isinstance(value, str):
-        return Op[value.upper()]
-    if isinstance(value, int):
-        return Op(value)
-    raise ValueError(f"unknown op {value!r}")
+    Raises:
+        InvalidUpdate: the set breaks a rule.
+    """
+    return validate_record_set(canonical_record_set(records), _NO_LIMITS)
 
 
 def valid_until(head_time_ms: int, now_s: int, max_tx_lifetime_s: int | None) -> int:
