@@ -49,10 +49,12 @@ class PrivateKey:
         self._key = key
 
     @classmethod
-    def generate(cls, entropy: bytes | None = None) -> PrivateKey:
-        """A new random key; `entropy` (32+ bytes) makes it reproducible for tests."""
-        if entropy is None:
-            return cls(ecdsa.SigningKey.generate(curve=CURVE, hashfunc=hashlib.sha256))
+    def generate(cls, entropy: bytes) -> PrivateKey:
+        """The key derived from the caller's `entropy` (the core reads no randomness).
+
+        For a real key pass 32 bytes from the OS (``os.urandom(32)``); fixed
+        bytes give the same key every time, which tests and dev chains use.
+        """
         secret = int.from_bytes(sha256(entropy), "big") % (ORDER - 1) + 1
         return cls(ecdsa.SigningKey.from_secret_exponent(secret, CURVE, hashfunc=hashlib.sha256))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from chain.lightclient import default_max_age_ms
 from chain.names import normalize_name
 from chain.quorum import ValidatorSet
 from ledgerdns import status as status_cli
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.explorer import cli as explorer_cli
 from ledgerdns.node import cli as node_cli
@@ -134,7 +134,7 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     if not 0 <= args.heartbeat_s <= MAX_HEARTBEAT_S:
         raise ConfigError(f"must be between 0 and {MAX_HEARTBEAT_S} seconds", key="--heartbeat-s")
     base = make_single_validator_genesis(
-        validators[0][1], genesis_time_ms=time.time_ns() // 1_000_000, chain_id=args.chain_id, tlds=tlds
+        validators[0][1], genesis_time_ms=SYSTEM_CLOCK.now_ms(), chain_id=args.chain_id, tlds=tlds
     )
     consensus = dataclasses.replace(base.params.consensus, heartbeat_ms=round(args.heartbeat_s * 1000))
     genesis = dataclasses.replace(

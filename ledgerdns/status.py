@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from chain.errors import ConfigError
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.rpc.client import NODE_FILE, NodeNotStarted, NodeUnreachable, RpcClient, RpcError
 from ledgerdns.rpc.token import read_token
@@ -237,7 +237,7 @@ def render(summary: Json) -> Table:
 def run(args: argparse.Namespace, out: Console) -> int:
     """Print the node's status, or one line saying why it could not be read."""
     try:
-        summary = fetch(args, time.time_ns() // 1_000_000)
+        summary = fetch(args, SYSTEM_CLOCK.now_ms())
     except (StatusFailure, ConfigError) as exc:
         code = exc.code if isinstance(exc, StatusFailure) else "usage"
         status = exc.exit_code if isinstance(exc, StatusFailure) else EXIT_USAGE

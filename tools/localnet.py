@@ -330,7 +330,7 @@ class Cluster:
             if key_path.exists():
                 keys.append(PrivateKey.from_pem(key_path.read_bytes()))
                 continue
-            key = PrivateKey.generate()
+            key = PrivateKey.generate(os.urandom(32))
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(key.to_pem())

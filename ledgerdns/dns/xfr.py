@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -51,6 +50,7 @@ from chain.genesis import Genesis
 from chain.records import Record
 from chain.state import DomainState
 from chain.tx import Op, Transaction
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.resolve import Resolver, ZoneSource
 from ledgerdns.dns.result import CLASS_IN, RR, Labels, QType, name_to_wire
 from ledgerdns.dns.settings import DnsSettings, in_networks
@@ -74,11 +74,6 @@ class TransferSource(ZoneSource, Protocol):
 
     def get_tx(self, txid: bytes) -> tuple[Transaction, int, int]:
         """A finalized transaction with its block height and index."""
-
-
-def wall_clock_s() -> int:
-    """Unix seconds: what a TSIG BADTIME reply reports as our time."""
-    return time.time_ns() // 1_000_000_000
 
 
 def serial_at_least(a: int, b: int) -> bool:
@@ -138,7 +133,8 @@ class Transfers:
         settings: the ``[dns]`` settings (``transfer`` and the TSIG keys).
         source: the finalized chain (`TransferSource`; the node's ledger).
         config: what the synthesized SOA and NS say (the resolver's).
-        now_s: the wall clock, unix seconds (the TSIG time cap and BADTIME replies).
+        now_s: the wall clock, unix seconds (the TSIG time cap and BADTIME replies);
+            the node hands in its `ledgerdns.clock.Clock`.
     """
 
     def __init__(
@@ -147,7 +143,7 @@ class Transfers:
         source: TransferSource,
         config: ZoneConfig,
         *,
-        now_s: Callable[[], int] = wall_clock_s,
+        now_s: Callable[[], int] = SYSTEM_CLOCK.now_s,
     ) -> None:
         self._now_s = now_s
         self._ledger = source

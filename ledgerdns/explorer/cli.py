@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -16,6 +15,7 @@ from rich.console import Console
 from chain.errors import ConfigError
 from chain.genesis import Genesis
 from chain.lightclient import default_max_age_ms
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.explorer.data import Connector, NodeData
 from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
 from ledgerdns.rpc.token import TOKEN_FILE, read_token
@@ -70,7 +70,7 @@ def make_data(args: argparse.Namespace) -> NodeData:
         raise ConfigError(f"no genesis file at {args.genesis}", key="--genesis")
     _check_token(connector)
     return NodeData(
-        connector, where=where, genesis=genesis, now_ms=lambda: time.time_ns() // 1_000_000,
+        connector, where=where, genesis=genesis, now_ms=SYSTEM_CLOCK.now_ms,
         max_age_ms=_max_age_ms(args.max_staleness, genesis), poll_s=args.interval,
     )  # fmt: skip
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from chain.crypto import PrivateKey
 from chain.errors import ConfigError, InvalidUpdate
 from chain.genesis import Genesis, make_single_validator_genesis
+from ledgerdns.clock import SYSTEM_CLOCK, Clock
 
 DEFAULT_DNS = "127.0.0.1:5353"
 DEFAULT_RPC = "127.0.0.1:8353"
@@ -111,8 +111,8 @@ def load_key(path: Path) -> PrivateKey:
 
 
 def create_key(path: Path) -> PrivateKey:
-    """A new key written 0600 to `path` (which must not exist)."""
-    key = PrivateKey.generate()
+    """A new key (from ``os.urandom``) written 0600 to `path` (which must not exist)."""
+    key = PrivateKey.generate(os.urandom(32))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -146,12 +146,12 @@ class Prepared:
     created_devnet: bool
 
 
-def prepare_data_dir(config: NodeConfig) -> Prepared:
+def prepare_data_dir(config: NodeConfig, clock: Clock = SYSTEM_CLOCK) -> Prepared:
     """Create or check the data directory; decide validator or follower.
 
     With no ``--genesis``: reuse the directory's ``genesis.json``, or create a
     single-validator devnet (key and genesis) on first start. With one: it must
-    match the directory's copy, if any.
+    match the directory's copy, if any. A new devnet's genesis time is `clock`'s now.
 
     Raises:
         ConfigError: a mismatch or bad file, with what to do about it.
@@ -180,7 +180,7 @@ def prepare_data_dir(config: NodeConfig) -> Prepared:
         key_path = config.key_path
         devnet_key = load_key(key_path) if key_path.exists() else create_key(key_path)
         genesis = make_single_validator_genesis(
-            devnet_key.public_key, genesis_time_ms=time.time_ns() // 1_000_000
+            devnet_key.public_key, genesis_time_ms=clock.now_ms()
         )
         stored.write_text(genesis.to_json())
         created = True

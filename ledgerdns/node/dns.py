@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.dns.faces import BlockFeed, Writer
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.notify import Notifier
@@ -17,12 +18,18 @@ TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
 
 
 def build_dns_server(
-    config: NodeConfig, *, chain: TransferSource, blocks: BlockFeed, writer: Writer
+    config: NodeConfig,
+    *,
+    chain: TransferSource,
+    blocks: BlockFeed,
+    writer: Writer,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> DnsServer:
     """The DNS server for a node, with the faces its settings turn on.
 
     It reads the finalized `chain`, follows it block by block (`blocks`), and
-    turns UPDATEs into transactions through `writer`.
+    turns UPDATEs into transactions through `writer`; UPDATE and transfers
+    read TSIG times and transaction deadlines from `clock`.
 
     Raises:
         ConfigError: a bad settings file or a key it names, or an unreadable
@@ -36,9 +43,11 @@ def build_dns_server(
     updater = None
     if settings.update.keys:
         times = SigningTimes(config.data_dir / TSIG_TIMES_FILE)
-        updater = Updater(settings, chain, writer, zone=zone, signing_times=times)
+        updater = Updater(
+            settings, chain, writer, zone=zone, signing_times=times, now_s=clock.now_s
+        )
     transfer = settings.transfer
-    transfers = Transfers(settings, chain, zone) if transfer.allow else None
+    transfers = Transfers(settings, chain, zone, now_s=clock.now_s) if transfer.allow else None
     notifier = Notifier(settings, chain, zone) if transfer.notify else None
     return DnsServer(
         chain,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.text import Text
 
 from chain.errors import ConfigError, InvalidUpdate, LedgerError
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.wallet import views, writes
 from ledgerdns.wallet.context import Outcome, Wallet
@@ -78,7 +78,7 @@ def open_wallet(args: argparse.Namespace) -> Wallet:
         index=DomainIndex(root),
         passphrases=PassphraseSource.from_process(),
         connect=lambda: _connector(args),
-        now_ms=lambda: time.time_ns() // 1_000_000,
+        now_ms=SYSTEM_CLOCK.now_ms,
         confirm=_confirm if tty else None,
     )
 

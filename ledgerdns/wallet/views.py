@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def new_key(wallet: Wallet, name: str, *, insecure: bool) -> Outcome:
     """Create and store a key (encrypted unless `insecure`)."""
     wallet.keystore.check_new(name)  # before asking for a passphrase
     passphrase = None if insecure else wallet.passphrases.for_new(name)
-    info = wallet.keystore.create(name, PrivateKey.generate(), passphrase)
+    info = wallet.keystore.create(name, PrivateKey.generate(os.urandom(32)), passphrase)
     data = {
         "ok": True,
         "name": info.name,
