@@ -70,9 +70,7 @@ async def capture(data: NodeData, out_dir: Path, domain: str, height: int) -> li
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, lambda: app.snapshot is not None and app.snapshot.height >= height)
         save("dashboard")
-        from ledgerdns.explorer.blocks import BlockScreen
-
-        await app.push_screen(BlockScreen(height))
+        await app.open_block(height)
         await settle(pilot, showing("BlockScreen", "block"))
         save("block")
         await pilot.press("enter")

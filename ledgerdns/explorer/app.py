@@ -1,16 +1,24 @@
-"""The explorer app: screen navigation, keys, and the poller feeding the screens."""
+"""The explorer app: screen navigation, keys, and the poller feeding the screens.
+
+The app owns navigation: it is the only module that imports the screens, and a
+screen opens another through the app (`open_block`, `open_tx`, `open_domain`,
+the `Explorer` protocol in `widgets`), so screens never import each other.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable
 
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker
 
-from ledgerdns.explorer.blocks import BlocksScreen
+from ledgerdns.explorer.blocks import BlockScreen, BlocksScreen
 from ledgerdns.explorer.dashboard import DashboardScreen
 from ledgerdns.explorer.data import Link, NodeData, Snapshot
 from ledgerdns.explorer.domain import DomainScreen
 from ledgerdns.explorer.peers import PeersScreen
+from ledgerdns.explorer.tx import TxScreen
 from ledgerdns.explorer.widgets import ExplorerScreen
 
 
@@ -81,7 +89,19 @@ class ExplorerApp(App[None]):
 
     def action_search(self) -> None:
         """A domain search."""
-        self.push_screen(DomainScreen())
+        self.open_domain()
+
+    def open_block(self, height: int) -> Awaitable[object]:
+        """Open the block at `height` over the current screen."""
+        return self.push_screen(BlockScreen(height))
+
+    def open_tx(self, txid: str) -> Awaitable[object]:
+        """Open the transaction `txid` over the current screen."""
+        return self.push_screen(TxScreen(txid))
+
+    def open_domain(self, name: str | None = None) -> Awaitable[object]:
+        """Open the history of domain `name` (or an empty search) over the current screen."""
+        return self.push_screen(DomainScreen(name))
 
     def action_close_screen(self) -> None:
         """Close the current screen (never the dashboard)."""

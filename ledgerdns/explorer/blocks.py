@@ -94,7 +94,7 @@ class BlocksScreen(ExplorerScreen):
         sync_table(self.query_one(DataTable), block_rows(blocks))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.push_screen(BlockScreen(int(str(event.row_key.value))))
+        self.explorer.open_block(int(str(event.row_key.value)))
 
 
 def header_table(block: Json) -> Table:
@@ -174,6 +174,4 @@ class BlockScreen(ExplorerScreen):
         ])  # fmt: skip
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        from ledgerdns.explorer.tx import TxScreen
-
-        self.app.push_screen(TxScreen(str(event.row_key.value)))
+        self.explorer.open_tx(str(event.row_key.value))

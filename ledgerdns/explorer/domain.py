@@ -10,8 +10,7 @@ from textual.widgets import DataTable, Input, Static
 from chain.errors import InvalidUpdate
 from ledgerdns.explorer.data import Disconnected, DomainView, Link, ProofCheck, Snapshot
 from ledgerdns.explorer.history import Step
-from ledgerdns.explorer.tx import diff_text
-from ledgerdns.explorer.widgets import ExplorerScreen, Row, short, sync_table
+from ledgerdns.explorer.widgets import ExplorerScreen, Row, diff_text, short, sync_table
 from ledgerdns.rpc.client import RpcError
 
 
@@ -130,6 +129,4 @@ class DomainScreen(ExplorerScreen):
             return
         step = next((s for s in self.view.steps if s.txid == str(event.row_key.value)), None)
         if step is not None and not step.genesis:
-            from ledgerdns.explorer.tx import TxScreen
-
-            self.app.push_screen(TxScreen(step.txid))
+            self.explorer.open_tx(step.txid)

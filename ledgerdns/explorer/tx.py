@@ -11,22 +11,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ledgerdns.explorer.data import Disconnected, Link, Snapshot, TxView
-from ledgerdns.explorer.history import Step, record_diff
-from ledgerdns.explorer.widgets import ExplorerScreen
+from ledgerdns.explorer.widgets import ExplorerScreen, diff_text
 from ledgerdns.rpc.client import RpcError
-
-_DIFF_STYLE = {"+": "green", "-": "red", " ": "dim"}
-
-
-def diff_text(step: Step) -> Text:
-    """The records before and after `step`, one line each, ``+``/``-`` marked."""
-    lines = record_diff(step.records_before, step.records_after)
-    if not lines:
-        return Text("(no records before or after)", style="dim")
-    text = Text()
-    for mark, record in lines:
-        text.append(f"{mark} {record}\n", style=_DIFF_STYLE[mark])
-    return text
 
 
 def tx_table(view: TxView) -> Table:
@@ -116,18 +102,14 @@ class TxScreen(ExplorerScreen):
         if prev is None or prev.genesis:
             self.notify("the previous step is the genesis anchor, not a transaction")
             return
-        self.app.push_screen(TxScreen(prev.txid))
+        self.explorer.open_tx(prev.txid)
 
     def action_history(self) -> None:
         """Open the domain's whole chain."""
         if self.view is not None:
-            from ledgerdns.explorer.domain import DomainScreen
-
-            self.app.push_screen(DomainScreen(str(self.view.tx["domain"])))
+            self.explorer.open_domain(str(self.view.tx["domain"]))
 
     def action_block(self) -> None:
         """Open the block holding this transaction."""
         if self.view is not None and self.view.height is not None:
-            from ledgerdns.explorer.blocks import BlockScreen
-
-            self.app.push_screen(BlockScreen(self.view.height))
+            self.explorer.open_block(self.view.height)

@@ -1,22 +1,54 @@
-"""Pieces every explorer screen shares: the link bar, tables updated in place, formatting."""
+"""Pieces every explorer screen shares: the link bar, tables updated in place, formatting.
+
+Also `Explorer`, what a screen may ask of the app: the model, the last poll, and
+navigation. The app (`ledgerdns.explorer.app.ExplorerApp`) is the only module that
+imports the screens; a screen opens another through `Explorer.open_*`, so screen
+modules never import each other (or the app).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ledgerdns.explorer.data import Link, Snapshot
-
-if TYPE_CHECKING:
-    from ledgerdns.explorer.app import ExplorerApp
+from ledgerdns.explorer.data import Link, NodeData, Snapshot
+from ledgerdns.explorer.history import Step, record_diff
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]  # (row key, cells)
+
+_DIFF_STYLE = {"+": "green", "-": "red", " ": "dim"}
+
+
+@runtime_checkable
+class Explorer(Protocol):
+    """The app as its screens see it; `ExplorerApp` implements it.
+
+    Each `open_*` pushes the screen over the current one and returns textual's
+    awaitable for its mounting (screens may ignore it).
+    """
+
+    @property
+    def data(self) -> NodeData:
+        """The node's model."""
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The last good poll, kept while disconnected."""
+
+    def open_block(self, height: int) -> Awaitable[object]:
+        """Open the block at `height`."""
+
+    def open_tx(self, txid: str) -> Awaitable[object]:
+        """Open the transaction `txid`."""
+
+    def open_domain(self, name: str | None = None) -> Awaitable[object]:
+        """Open the history of domain `name`, or an empty domain search."""
 
 
 def short(hex_text: str | None, n: int = 16) -> str:
@@ -34,6 +66,17 @@ def age(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def diff_text(step: Step) -> Text:
+    """The records before and after `step`, one line each, ``+``/``-`` marked."""
+    lines = record_diff(step.records_before, step.records_after)
+    if not lines:
+        return Text("(no records before or after)", style="dim")
+    text = Text()
+    for mark, record in lines:
+        text.append(f"{mark} {record}\n", style=_DIFF_STYLE[mark])
+    return text
 
 
 def sync_table(table: DataTable[Any], rows: list[Row]) -> None:
@@ -89,11 +132,9 @@ class ExplorerScreen(Screen[None]):
     """A screen with the link bar on top and the key footer below."""
 
     @property
-    def explorer(self) -> ExplorerApp:
-        """The app, typed."""
-        from ledgerdns.explorer.app import ExplorerApp
-
-        assert isinstance(self.app, ExplorerApp)
+    def explorer(self) -> Explorer:
+        """The app, typed: the model, the last poll and navigation."""
+        assert isinstance(self.app, Explorer)
         return self.app
 
     def compose_body(self) -> ComposeResult:
