@@ -25,8 +25,8 @@ from ledgerdns import status as status_cli
 from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.explorer import cli as explorer_cli
+from ledgerdns.keyfiles import create_key, load_key
 from ledgerdns.node import cli as node_cli
-from ledgerdns.node.config import create_key, load_key
 from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

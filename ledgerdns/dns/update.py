@@ -1,11 +1,12 @@
 """RFC 2136 DNS UPDATE signed with TSIG (RFC 8945), turned into one signed ledger transaction.
 
 Each TSIG key that may update is mapped (``[dns.update] keys``) to a signing key
-file the node holds; an UPDATE verified with that TSIG key may change the
+the node holds (the composition root loads the key files, `ledgerdns.keyfiles`,
+and hands the keys over); an UPDATE verified with that TSIG key may change the
 domains that signing key owns. The update is applied to the domain's finalized
 records (`ledgerdns.dns.update_rules`), signed as the wallet signs (the
-transaction builder they share, `chain.txbuilder`), submitted, and answered once the
-transaction is finalized. Updates of one domain are serialized, so two
+transaction builder they share, `chain.txbuilder`), submitted, and answered once
+the transaction is finalized. Updates of one domain are serialized, so two
 concurrent ones never race for the same sequence number.
 
 Answers (docs/dns.md lists them all):
@@ -26,11 +27,9 @@ Answers (docs/dns.md lists them all):
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import cast
 
 import dns.exception
@@ -44,7 +43,7 @@ import dns.update
 import trio
 
 from chain.crypto import PrivateKey
-from chain.errors import ConfigError, InvalidUpdate, RejectReason
+from chain.errors import InvalidUpdate, RejectReason
 from chain.names import validate_domain
 from chain.records import Record
 from chain.state import DomainState
@@ -73,10 +72,6 @@ from ledgerdns.dns.update_rules import (
     read_sections,
 )
 from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
-from ledgerdns.node.config import check_private, load_key
-from ledgerdns.wallet.errors import WalletError, WrongPassphrase
-from ledgerdns.wallet.keystore import Keystore
-from ledgerdns.wallet.passphrase import ENV_PASSPHRASE
 
 log = logging.getLogger(__name__)
 
@@ -89,36 +84,6 @@ _SETTLE_PAUSE_S = 0.01
 
 def _wall_clock_s() -> int:
     return time.time_ns() // 1_000_000_000
-
-
-def load_signer(tsig_name: str, path: Path) -> PrivateKey:
-    """The signing key mapped to TSIG key `tsig_name`.
-
-    Either a wallet key file (``WALLET_DIR/keys/NAME.json``, as ``ledgerdns
-    wallet new`` writes it; an encrypted one is opened with the passphrase in
-    ``$LEDGERDNS_PASSPHRASE``) or a PEM key file (``ledgerdns key new``); either
-    way only its owner may be able to read it.
-
-    Raises:
-        ConfigError: missing, unreadable, not a key, readable by group or
-            others, or encrypted with no (or the wrong) passphrase.
-    """
-    where = f'dns.update.keys."{tsig_name}"'
-    try:
-        if path.suffix != ".json":
-            return load_key(path)
-        check_private(path)
-        passphrase = os.environ.get(ENV_PASSPHRASE)
-        return Keystore(path.parent.parent).unlock(path.stem, passphrase)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file", key=where) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", key=where) from None
-    except WalletError as exc:
-        hint = f" (set {ENV_PASSPHRASE})" if isinstance(exc, WrongPassphrase) else ""
-        raise ConfigError(f"{exc}{hint}", key=where) from None
-    except ConfigError as exc:
-        raise ConfigError(str(exc), key=where) from None
 
 
 class _DomainLocks:
@@ -149,15 +114,13 @@ class Updater:
         settings: the ``[dns]`` settings: TSIG keys, and which may update with which key.
         source: the finalized state (`ZoneSource`; the node's ledger).
         writer: submit, wait for finality, and the domain's pending transactions.
+        signers: the signing key each TSIG key may update with (the root loads them:
+            `ledgerdns.keyfiles.load_signers`); a TSIG key not here is REFUSED.
         zone: what the synthesized SOA and NS say (as the DNS server is configured),
             for prerequisites that name them.
         now_s: the wall clock in unix seconds (for transaction deadlines and TSIG times).
         signing_times: the TSIG replay memory; the node hands one kept in its data
             directory, so a restart does not forget it (default: in memory only).
-
-    Raises:
-        ConfigError: a signing key file is missing, unreadable, not a key, or
-            readable by group or others.
     """
 
     def __init__(
@@ -166,6 +129,7 @@ class Updater:
         source: ZoneSource,
         writer: Writer,
         *,
+        signers: Mapping[str, PrivateKey] | Mapping[dns.name.Name, PrivateKey],
         zone: ZoneConfig | None = None,
         now_s: Callable[[], int] = _wall_clock_s,
         signing_times: SigningTimes | None = None,
@@ -178,8 +142,8 @@ class Updater:
         self._keyring = make_keyring(settings.tsig)
         self._times = signing_times if signing_times is not None else SigningTimes()
         self._signers = {
-            dns.name.from_text(name): load_signer(name, path)
-            for name, path in settings.update.keys.items()
+            dns.name.from_text(name) if isinstance(name, str) else name: key
+            for name, key in signers.items()
         }
         self._locks = _DomainLocks()
 

@@ -19,14 +19,14 @@ Layout of a data directory (created on first start):
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from chain.crypto import PrivateKey
-from chain.errors import ConfigError, InvalidUpdate
+from chain.errors import ConfigError
 from chain.genesis import Genesis, make_single_validator_genesis
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
+from ledgerdns.keyfiles import create_key, load_key
 
 DEFAULT_DNS = "127.0.0.1:5353"
 DEFAULT_RPC = "127.0.0.1:8353"
@@ -78,46 +78,6 @@ class NodeConfig:
     def key_path(self) -> Path:
         """The validator key file."""
         return self.validator_key_file or self.data_dir / "validator.pem"
-
-
-def check_private(path: Path) -> None:
-    """Refuse a file that group or others can read (a key, a token).
-
-    Raises:
-        ConfigError: it is, with the chmod that fixes it.
-        OSError: it cannot be examined (FileNotFoundError if missing).
-    """
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(
-            f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}); "
-            f"run: chmod 600 {path}"
-        )
-
-
-def load_key(path: Path) -> PrivateKey:
-    """A PEM key that only its owner can read.
-
-    Raises:
-        ConfigError: unreadable, not a key, or readable by others.
-    """
-    try:
-        check_private(path)
-        return PrivateKey.from_pem(path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such key file") from None
-    except (OSError, InvalidUpdate) as exc:
-        raise ConfigError(f"{path}: not a usable key ({exc})") from None
-
-
-def create_key(path: Path) -> PrivateKey:
-    """A new key (from ``os.urandom``) written 0600 to `path` (which must not exist)."""
-    key = PrivateKey.generate(os.urandom(32))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.to_pem())
-    return key
 
 
 def read_genesis(path: Path) -> Genesis:

@@ -12,6 +12,7 @@ from ledgerdns.dns.signing_times import SigningTimes
 from ledgerdns.dns.update import Updater
 from ledgerdns.dns.xfr import Transfers, TransferSource
 from ledgerdns.dns.zone import ZoneConfig
+from ledgerdns.keyfiles import load_signers
 from ledgerdns.node.config import NodeConfig
 
 TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
@@ -32,7 +33,8 @@ def build_dns_server(
     read TSIG times and transaction deadlines from `clock`.
 
     Raises:
-        ConfigError: a bad settings file or a key it names, or an unreadable
+        ConfigError: a bad settings file or a key file it names (the error names
+            the setting, ``dns.update.keys."NAME"``), or an unreadable
             TSIG replay memory (``DATA_DIR/tsig-times.json``).
     """
     path = config.settings_path
@@ -42,10 +44,12 @@ def build_dns_server(
     forwarder = Forwarder(settings.forward) if settings.forward.upstreams else None
     updater = None
     if settings.update.keys:
+        signers = load_signers(settings.update.keys)
         times = SigningTimes(config.data_dir / TSIG_TIMES_FILE)
         updater = Updater(
-            settings, chain, writer, zone=zone, signing_times=times, now_s=clock.now_s
-        )
+            settings, chain, writer, signers=signers, zone=zone, signing_times=times,
+            now_s=clock.now_s,
+        )  # fmt: skip
     transfer = settings.transfer
     transfers = Transfers(settings, chain, zone, now_s=clock.now_s) if transfer.allow else None
     notifier = Notifier(settings, chain, zone) if transfer.notify else None

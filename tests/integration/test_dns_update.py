@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.name
@@ -41,7 +42,8 @@ from chain.records import Record, canonical_record_set
 from ledgerdns.dns import DnsServer, ZoneConfig
 from ledgerdns.dns.settings import DnsSettings, TsigKey, UpdateSettings
 from ledgerdns.dns.signing_times import MAX_MACS_PER_SECOND, SigningTimes
-from ledgerdns.dns.update import Updater, load_signer
+from ledgerdns.dns.update import Updater
+from ledgerdns.keyfiles import load_signer, load_signers
 from ledgerdns.node.config import NodeConfig
 from ledgerdns.node.dns import build_dns_server
 from ledgerdns.wallet.keystore import Keystore
@@ -100,6 +102,11 @@ def settings(key_file: Path, wait_s: float = TIMEOUT_S) -> DnsSettings:
     return DnsSettings(tsig=tsig, update=UpdateSettings(keys={KEY: key_file}, wait_s=wait_s))
 
 
+def updater_for(config: DnsSettings, node: InstantNode, **options: Any) -> Updater:
+    """The updater with the signing keys `config` maps, loaded as the composition root does."""
+    return Updater(config, node.ledger, node, signers=load_signers(config.update.keys), **options)
+
+
 # -- the server: the real DnsServer with the updater, UDP served in-process --
 
 
@@ -115,7 +122,7 @@ async def _read_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes | No
 
 @asynccontextmanager
 async def listening(config: DnsSettings, node: InstantNode) -> AsyncIterator[Address]:
-    updater = Updater(config, node.ledger, node, zone=ZONE)
+    updater = updater_for(config, node, zone=ZONE)
     server = DnsServer(node.ledger, HOST, 0, blocks=node, config=ZONE, settings=config, updater=updater)
     async with trio.open_nursery() as nursery:
         yield await nursery.start(server.run)
@@ -580,9 +587,12 @@ async def test_signing_key_files_are_checked(
     path = tmp_path / "signer.pem"
     prepare(path)
     with pytest.raises(ConfigError) as caught:
-        Updater(settings(path), node.ledger, node)
+        load_signers(settings(path).update.keys)
     assert message in str(caught.value) and str(path) in str(caught.value)
     assert 'dns.update.keys."update."' in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # the node's DNS server is not built
+        build_dns_server(node_config(tmp_path, path), chain=node.ledger, blocks=node, writer=node)
+    assert message in str(caught.value) and 'dns.update.keys."update."' in str(caught.value)
 
 
 async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environment(
@@ -595,7 +605,7 @@ async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environm
     assert load_signer("update.", path).public_key == OWNER.public_key
     monkeypatch.setenv(ENV_PASSPHRASE, "wrong")
     with pytest.raises(ConfigError, match="wrong passphrase"):
-        Updater(settings(path), node.ledger, node)
+        load_signers(settings(path).update.keys)
     monkeypatch.delenv(ENV_PASSPHRASE)
     with pytest.raises(ConfigError, match=f"{ENV_PASSPHRASE}"):
         load_signer("update.", path)
@@ -607,7 +617,7 @@ async def test_a_wallet_key_file_is_opened_with_the_passphrase_from_the_environm
 @pytest.mark.parametrize("workers", [0, 1], ids=["udp-in-process", "udp-workers"])
 async def test_through_the_dns_server(node: InstantNode, tmp_path: Path, workers: int) -> None:
     config = dataclasses.replace(settings(write_key(tmp_path / "owner.pem")), workers=workers)
-    updater = Updater(config, node.ledger, node, zone=ZONE)
+    updater = updater_for(config, node, zone=ZONE)
     server = DnsServer(node.ledger, HOST, 0, blocks=node, config=ZONE, settings=config, updater=updater)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.run)
@@ -771,9 +781,7 @@ async def test_an_update_is_not_carried_out_unless_its_signing_time_is_on_disk(
     node: InstantNode, tmp_path: Path
 ) -> None:
     times = SigningTimes(tmp_path / "no-such-dir" / "tsig-times.json")
-    updater = Updater(
-        settings(write_key(tmp_path / "owner.pem")), node.ledger, node, signing_times=times
-    )
+    updater = updater_for(settings(write_key(tmp_path / "owner.pem")), node, signing_times=times)
     wire = sign_at(an_update("lost", "192.0.2.30"), int(time.time()))
     reply = await updater.answer(wire, (HOST, 5353))
     assert reply is not None
