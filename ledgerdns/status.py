@@ -20,10 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from chain.errors import ConfigError
+from ledgerdns.api.client import NODE_FILE, NodeNotStarted, NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.token import read_token
 from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
-from ledgerdns.rpc.client import NODE_FILE, NodeNotStarted, NodeUnreachable, RpcClient, RpcError
-from ledgerdns.rpc.token import read_token
 
 DEFAULT_NODE_DIR = "~/.ledgerdns/node"
 DEFAULT_TIMEOUT_S = 5.0

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.markup import escape
 
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
 from tools.chaos_load import Finalized
 from tools.localnet import Cluster, ClusterNode
 

@@ -14,7 +14,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.records import Record
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
 from tools.localnet import Cluster
 
 console = Console(stderr=True, highlight=False)

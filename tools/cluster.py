@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from chain.params import ConsensusParams  # noqa: E402
-from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
+from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
 from tools.localnet import Cluster, ClusterError, ClusterNode, as_dict, pid_alive  # noqa: E402
 
 __all__ = ["main"]

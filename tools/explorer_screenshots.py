@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
 from textual.pilot import Pilot  # noqa: E402
 
 from chain.genesis import Genesis  # noqa: E402
+from ledgerdns.api.client import RpcClient  # noqa: E402
 from ledgerdns.explorer.app import ExplorerApp  # noqa: E402
 from ledgerdns.explorer.data import NodeData  # noqa: E402
-from ledgerdns.rpc.client import RpcClient  # noqa: E402
 from tools.localnet import Cluster  # noqa: E402
 
 SIZE = (120, 36)

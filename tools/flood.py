@@ -46,7 +46,7 @@ import dns.rdatatype  # noqa: E402
 
 from chain.crypto import PrivateKey  # noqa: E402
 from chain.genesis import Genesis  # noqa: E402
-from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
+from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
 from tools.bench_net import answers, registration  # noqa: E402
 from tools.localnet import Cluster, ClusterNode  # noqa: E402
 

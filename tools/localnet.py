@@ -39,7 +39,7 @@ from chain.crypto import PrivateKey  # noqa: E402
 from chain.genesis import Genesis, make_single_validator_genesis  # noqa: E402
 from chain.params import ConsensusParams  # noqa: E402
 from chain.quorum import ValidatorSet  # noqa: E402
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError  # noqa: E402
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError  # noqa: E402
 
 READY_PREFIX = "READY "
 START_TIMEOUT_S = 30.0

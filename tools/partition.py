@@ -84,7 +84,7 @@ from rich.markup import escape  # noqa: E402
 from chain.params import ConsensusParams  # noqa: E402
 from chain.records import Record  # noqa: E402
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
-from ledgerdns.rpc.client import NodeUnreachable, RpcError  # noqa: E402
+from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
 from tools.chaos_checks import (  # noqa: E402
     compare_chains,
     converge,

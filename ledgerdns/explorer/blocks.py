@@ -11,9 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
+from ledgerdns.api.client import RpcError
 from ledgerdns.explorer.data import Disconnected, Json, Link, Snapshot
 from ledgerdns.explorer.widgets import ExplorerScreen, Row, short, sync_table
-from ledgerdns.rpc.client import RpcError
 
 PAGE = 50
 

@@ -15,10 +15,10 @@ from rich.console import Console
 from chain.errors import ConfigError
 from chain.genesis import Genesis
 from chain.lightclient import default_max_age_ms
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.token import TOKEN_FILE, read_token
 from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.explorer.data import Connector, NodeData
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
-from ledgerdns.rpc.token import TOKEN_FILE, read_token
 
 DEFAULT_NODE_DIR = "~/.ledgerdns/node"
 RPC_TIMEOUT_S = 3.0  # a node slower than this shows as disconnected

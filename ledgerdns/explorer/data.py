@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from chain.errors import ConfigError, InvalidUpdate
 from chain.genesis import Genesis
 from chain.names import normalize_name
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.codec import domain_proof_from_json
 from ledgerdns.explorer.history import Step, steps_from_history
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
-from ledgerdns.rpc.codec import domain_proof_from_json
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static
 
 from chain.errors import InvalidUpdate
+from ledgerdns.api.client import RpcError
 from ledgerdns.explorer.data import Disconnected, DomainView, Link, ProofCheck, Snapshot
 from ledgerdns.explorer.history import Step
 from ledgerdns.explorer.widgets import ExplorerScreen, Row, diff_text, short, sync_table
-from ledgerdns.rpc.client import RpcError
 
 
 def proof_text(proof: ProofCheck) -> Text:

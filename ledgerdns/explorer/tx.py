@@ -10,9 +10,9 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from ledgerdns.api.client import RpcError
 from ledgerdns.explorer.data import Disconnected, Link, Snapshot, TxView
 from ledgerdns.explorer.widgets import ExplorerScreen, diff_text
-from ledgerdns.rpc.client import RpcError
 
 
 def tx_table(view: TxView) -> Table:

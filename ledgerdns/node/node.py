@@ -35,6 +35,7 @@ from chain.mempool import Mempool
 from chain.quorum import CommitCertificate
 from chain.tx import Transaction
 from chain.wire import sync_protocol, topic
+from ledgerdns.api.token import load_or_create_token
 from ledgerdns.consensus.driver import ConsensusDriver, now_ms
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
@@ -48,7 +49,6 @@ from ledgerdns.protocol.txgossip import TxGossip
 from ledgerdns.protocol.views import list_peers, list_validators
 from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.server import serve_rpc
-from ledgerdns.rpc.token import load_or_create_token
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
 from ledgerdns.storage.leveldb import LevelDBStore
 

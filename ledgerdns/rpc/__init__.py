@@ -1,25 +1,6 @@
-"""The node's local RPC: HTTP/JSON on loopback, and the client the wallet uses.
+"""The node's local RPC server: HTTP/JSON on loopback.
 
-The server (`serve_rpc`) lives in `ledgerdns.rpc.server`; it is not re-exported
-here so that importing the client does not load the web stack.
+The server (`serve_rpc`) lives in `ledgerdns.rpc.server` and reads the node
+through `ledgerdns.rpc.model.RpcModel`. What it shares with its clients (the
+JSON codec, the token file, the HTTP client) is `ledgerdns.api`.
 """
-
-from ledgerdns.rpc.client import (
-    NodeNotStarted,
-    NodeUnreachable,
-    RpcClient,
-    RpcClientError,
-    RpcError,
-)
-from ledgerdns.rpc.token import TokenError, load_or_create_token, read_token
-
-__all__ = [
-    "NodeNotStarted",
-    "NodeUnreachable",
-    "RpcClient",
-    "RpcClientError",
-    "RpcError",
-    "TokenError",
-    "load_or_create_token",
-    "read_token",
-]

@@ -21,7 +21,7 @@ from chain.block import Block
 from chain.errors import InvalidUpdate, NotFound, RejectReason
 from chain.names import normalize_name, validate_domain
 from chain.tx import Transaction
-from ledgerdns.rpc import codec
+from ledgerdns.api import codec
 from ledgerdns.rpc.errors import TOO_LARGE, ApiError
 from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.openapi import MAX_BATCH, openapi_spec

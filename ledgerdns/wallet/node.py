@@ -18,9 +18,9 @@ from chain.lightclient import DomainProof
 from chain.records import Record
 from chain.tx import Op, Transaction
 from chain.txbuilder import DomainView
-from ledgerdns.rpc.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
-from ledgerdns.rpc.codec import domain_proof_from_json
-from ledgerdns.rpc.token import read_token
+from ledgerdns.api.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.codec import domain_proof_from_json
+from ledgerdns.api.token import read_token
 from ledgerdns.wallet.errors import NodeError, UsageError
 
 Json = dict[str, Any]

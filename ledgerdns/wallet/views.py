@@ -14,7 +14,7 @@ from rich.text import Text
 
 from chain.crypto import PrivateKey
 from chain.txbuilder import DomainView
-from ledgerdns.rpc.codec import domain_json
+from ledgerdns.api.codec import domain_json
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary

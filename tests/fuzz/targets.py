@@ -47,6 +47,7 @@ from chain.wire import (
     decode_sync_request,
     message_kind,
 )
+from ledgerdns.api import codec
 from ledgerdns.dns import AnswerCache
 from ledgerdns.dns.result import labels_of
 from ledgerdns.dns.update_rules import (
@@ -58,7 +59,6 @@ from ledgerdns.dns.update_rules import (
 )
 from ledgerdns.dns.wire import HEADER_SIZE, Query, Rejection, parse_query
 from ledgerdns.dns.zone import ZoneConfig, make_ns, make_soa
-from ledgerdns.rpc import codec
 from ledgerdns.rpc.errors import ApiError
 from ledgerdns.rpc.routes import _tx_from_body
 from ledgerdns.wallet.errors import BadInput

@@ -23,7 +23,7 @@ from chain.crypto import PrivateKey
 from chain.params import ConsensusParams
 from chain.records import Record
 from chain.tx import Op, Transaction, TxBody
-from ledgerdns.rpc.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
 from tools.localnet import Cluster, ClusterNode
 
 T = TypeVar("T")

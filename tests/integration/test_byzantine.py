@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from chain.records import Record
+from ledgerdns.api.client import NodeUnreachable, RpcError
 from ledgerdns.p2p.peers import BAN_THRESHOLD
-from ledgerdns.rpc.client import NodeUnreachable, RpcError
 from tests.integration.conftest import FAST, chain_time, eventually
 from tools.devchain import dev_key, register_tx
 from tools.localnet import Cluster, ClusterNode

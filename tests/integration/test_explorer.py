@@ -24,6 +24,7 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from chain.genesis import Genesis, make_single_validator_genesis
+from ledgerdns.api.client import RpcClient
 from ledgerdns.cli import main as cli_main
 from ledgerdns.explorer.app import ExplorerApp
 from ledgerdns.explorer.blocks import BlockScreen, BlocksScreen
@@ -31,7 +32,6 @@ from ledgerdns.explorer.cli import make_data
 from ledgerdns.explorer.data import Disconnected, NodeData, check_proof
 from ledgerdns.explorer.domain import DomainScreen, proof_text
 from ledgerdns.explorer.tx import TxScreen
-from ledgerdns.rpc.client import RpcClient
 from tests.integration.test_node import Running, _register
 from tools.devchain import dev_key
 from tools.explorer_screenshots import SCREENS, capture

@@ -23,7 +23,7 @@ from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from chain.records import Record
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
-from ledgerdns.rpc.client import RpcClient, RpcError
+from ledgerdns.api.client import RpcClient, RpcError
 from tests.integration.conftest import chain_time, dns_a, eventually, update_tx, wait_dns
 from tools.devchain import dev_key, register_tx
 from tools.localnet import Cluster

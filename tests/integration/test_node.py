@@ -16,7 +16,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from ledgerdns.rpc.client import RpcClient
+from ledgerdns.api.client import RpcClient
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from chain.ledger import genesis_anchor
 from chain.quorum import Vote, VoteType
 from chain.records import Record
 from chain.tx import Op, Transaction
-from ledgerdns.rpc import (
+from ledgerdns.api import (
     NodeNotStarted,
     NodeUnreachable,
     RpcClient,

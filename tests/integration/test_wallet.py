@@ -21,7 +21,7 @@ from rich.console import Console
 from chain.genesis import make_single_validator_genesis
 from chain.records import Record
 from chain.tx import Op
-from ledgerdns.rpc import load_or_create_token
+from ledgerdns.api import load_or_create_token
 from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.wallet import writes
 from ledgerdns.wallet.cli import open_wallet, register

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledgerdns.api.codec import domain_proof_json
 from ledgerdns.explorer.data import Snapshot, check_proof
 from ledgerdns.explorer.domain import proof_text
 from ledgerdns.explorer.history import record_diff, steps_from_history
-from ledgerdns.rpc.codec import domain_proof_json
 from tests.unit.test_lightclient import T1, make_ledger
 
 OWNER, NEW_OWNER = "02" + "aa" * 32, "03" + "bb" * 32

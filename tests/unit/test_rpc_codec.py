@@ -15,7 +15,7 @@ from chain.records import Record
 from chain.state import DomainState, DomainStatus
 from chain.store import MemoryStore
 from chain.tx import Op
-from ledgerdns.rpc import codec
+from ledgerdns.api import codec
 from ledgerdns.rpc.errors import ApiError, reject_status
 from ledgerdns.services import NodeStatus, ValidatorInfo
 from tools.devchain import certify, dev_key, next_tx, register_tx, soon

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chain.block import Block, BlockHeader, tx_root
 from chain.consensus_messages import InvalidProposal, Proposal
-from ledgerdns.rpc.codec import invalid_proposal_json
+from ledgerdns.api.codec import invalid_proposal_json
 from ledgerdns.rpc.openapi import openapi_spec
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet

@@ -21,8 +21,8 @@ from chain.genesis import Genesis
 from chain.names import normalize_name
 from chain.state import DomainState
 from chain.tx import Transaction
-from ledgerdns.rpc.codec import Json, domain_proof_from_json
-from ledgerdns.rpc.token import TOKEN_FILE, read_token
+from ledgerdns.api.codec import Json, domain_proof_from_json
+from ledgerdns.api.token import TOKEN_FILE, read_token
 
 NODE_FILE = "node.json"
 
