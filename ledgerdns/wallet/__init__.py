@@ -2,6 +2,6 @@
 
 `keystore` holds the keys, `zonefile` reads and writes RFC 1035 zone files,
 `edit` changes a record set (the next signed transaction is built by
-`chain.txbuilder`, which DNS UPDATE shares), `node` is the link to the node's RPC,
+`chain.txbuilder`, which DNS UPDATE shares), `link` is the link to the node's RPC,
 and `cli` is the ``ledgerdns wallet`` command.
 """

@@ -34,7 +34,7 @@ from ledgerdns.wallet.edit import (
 from ledgerdns.wallet.errors import UsageError
 from ledgerdns.wallet.index import DomainIndex
 from ledgerdns.wallet.keystore import Keystore, validate_key_name
-from ledgerdns.wallet.node import NodeLink, connect
+from ledgerdns.wallet.link import RpcLink, connect
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE, PassphraseSource
 from ledgerdns.wallet.proofs import Trust, load_trust
 from ledgerdns.wallet.zonefile import read_zone
@@ -56,7 +56,7 @@ def _wallet_dir(args: argparse.Namespace) -> Path:
     return Path(os.path.expanduser(text))
 
 
-def _connector(args: argparse.Namespace) -> NodeLink:
+def _connector(args: argparse.Namespace) -> RpcLink:
     node_dir = None if args.rpc else Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR))
     token_file = Path(os.path.expanduser(args.token_file)) if args.token_file else None
     return connect(node_dir, args.rpc, token_file)

@@ -11,7 +11,7 @@ from rich.console import RenderableType
 
 from ledgerdns.wallet.index import DomainIndex
 from ledgerdns.wallet.keystore import Keystore
-from ledgerdns.wallet.node import NodeLink
+from ledgerdns.wallet.link import RpcLink
 from ledgerdns.wallet.passphrase import PassphraseSource
 
 
@@ -41,16 +41,16 @@ class Wallet:
     keystore: Keystore
     index: DomainIndex
     passphrases: PassphraseSource
-    connect: Callable[[], NodeLink]
+    connect: Callable[[], RpcLink]
     now_ms: Callable[[], int]
     confirm: Callable[[str], bool] | None
-    _node: NodeLink | None = None
+    _node: RpcLink | None = None
 
     def now_s(self) -> int:
         """The local clock, unix seconds."""
         return self.now_ms() // 1000
 
-    def node(self) -> NodeLink:
+    def node(self) -> RpcLink:
         """The node link, opened on first use."""
         if self._node is None:
             self._node = self.connect()

@@ -22,7 +22,7 @@ from chain.errors import ConfigError, InvalidUpdate, RejectReason
 from chain.genesis import Genesis
 from chain.lightclient import DomainProof, default_max_age_ms
 from ledgerdns.wallet.errors import UsageError, WalletError
-from ledgerdns.wallet.node import NodeLink
+from ledgerdns.wallet.link import RpcLink
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,7 +119,7 @@ class Verdict:
         )
 
 
-def verify_domain(node: NodeLink, domain: str, trust: Trust, now_ms: int) -> Verdict:
+def verify_domain(node: RpcLink, domain: str, trust: Trust, now_ms: int) -> Verdict:
     """The node's proof of `domain`, checked against `trust` at the local clock `now_ms`.
 
     Raises:

@@ -18,7 +18,7 @@ from ledgerdns.api.codec import domain_json
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
-from ledgerdns.wallet.node import view_from_json
+from ledgerdns.wallet.link import view_from_json
 from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
 from ledgerdns.wallet.writes import load_target
 from ledgerdns.wallet.zonefile import write_zone

@@ -20,7 +20,7 @@ from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import check_record_set, parse_records
 from ledgerdns.wallet.errors import BadInput, NodeError, NotOwner, UsageError
 from ledgerdns.wallet.index import view_summary
-from ledgerdns.wallet.node import NodeLink, view_from_json
+from ledgerdns.wallet.link import RpcLink, view_from_json
 
 _DONE = {
     Op.REGISTER: "registered",
@@ -35,7 +35,7 @@ _DONE = {
 class Target:
     """A domain about to be changed: the node, its status document and the domain's view."""
 
-    node: NodeLink
+    node: RpcLink
     status: dict[str, Any]
     view: DomainView
 

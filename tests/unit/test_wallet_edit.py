@@ -16,7 +16,7 @@ from ledgerdns.wallet.edit import (
     remove_records,
 )
 from ledgerdns.wallet.errors import BadInput, NodeError, WalletError
-from ledgerdns.wallet.node import view_from_json
+from ledgerdns.wallet.link import view_from_json
 
 DOMAIN = "alice.p2p"
 KEY = PrivateKey.generate(b"wallet edit test")

@@ -1,4 +1,4 @@
-"""The wallet's view of a node: the RPC client, with its failures said in the user's terms.
+"""The wallet's link to a node's RPC: the client, with its failures said in the user's terms.
 
 Every RPC error becomes a `NodeError` whose message says what happened and what
 to do (start a node, retry after a race, register first), and whose ``code`` is
@@ -101,7 +101,7 @@ def _refusal(error: RpcError, domain: str | None) -> NodeError:
     return NodeError(message, code=code)
 
 
-class NodeLink:
+class RpcLink:
     """One node, reached through `RpcClient`.
 
     Args:
@@ -161,7 +161,7 @@ class NodeLink:
             return self._client.submit(tx, wait=wait)
 
 
-def connect(node_dir: Path | None, url: str | None, token_file: Path | None) -> NodeLink:
+def connect(node_dir: Path | None, url: str | None, token_file: Path | None) -> RpcLink:
     """A link to the node given by ``--node DIR`` or ``--rpc URL --token-file FILE``.
 
     Raises:
@@ -173,12 +173,12 @@ def connect(node_dir: Path | None, url: str | None, token_file: Path | None) -> 
         if token_file is None:
             raise UsageError("--rpc needs --token-file (the node's DATA_DIR/rpc.token)")
         try:
-            return NodeLink(RpcClient(url, read_token(token_file)), url)
+            return RpcLink(RpcClient(url, read_token(token_file)), url)
         except ValueError as exc:
             raise UsageError(f"--rpc: {exc}") from None
     if node_dir is None:
         raise UsageError("pass --node DATA_DIR, or --rpc URL --token-file FILE")
     try:
-        return NodeLink(RpcClient.for_node(node_dir), str(node_dir))
+        return RpcLink(RpcClient.for_node(node_dir), str(node_dir))
     except NodeNotStarted as exc:
         raise NodeError(str(exc), code="node-unreachable") from None
