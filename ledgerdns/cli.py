@@ -27,6 +27,7 @@ from ledgerdns.console import emit_json, make_console
 from ledgerdns.explorer import cli as explorer_cli
 from ledgerdns.keyfiles import create_key, load_key
 from ledgerdns.node import cli as node_cli
+from ledgerdns.node.config import read_genesis
 from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -36,19 +37,8 @@ DEFAULT_HEARTBEAT_S = 60
 MAX_HEARTBEAT_S = 24 * 3600
 
 
-def _read_genesis(path: str) -> Genesis:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    try:
-        return Genesis.from_json(text)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
 def _genesis_check(args: argparse.Namespace, out: Console) -> int:
-    genesis = _read_genesis(args.file)
+    genesis = read_genesis(Path(args.file))
     p = genesis.params
     if args.json:
         emit_json(out, _genesis_json(args.file, genesis))
