@@ -29,6 +29,9 @@ Needs the Debian packages ``dnsperf`` and ``dnsmasq-base``.
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import os
@@ -41,16 +44,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn  # noqa: E402
-
-from tools import benchchain, dnsperf, dnsservers  # noqa: E402
-from tools.bench_dns_report import Measured, Plan, print_table, summarize  # noqa: E402
-from tools.dnsservers import (  # noqa: E402
+from tools import benchchain, dnsperf, dnsservers
+from tools.bench_dns_report import Measured, Plan, print_table, summarize
+from tools.dnsservers import (
     BenchError,
     MissingProgram,
     Server,

@@ -15,6 +15,9 @@ forwarded and the sender's penalty:
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import statistics
@@ -24,8 +27,6 @@ import time
 from pathlib import Path
 
 import trio
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chain.crypto import PrivateKey
 from chain.records import Record, RType

@@ -20,6 +20,9 @@ catchup_tx_per_s, idle_cpu_pct (the busiest node), plus details.
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import os
@@ -31,19 +34,15 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import dns.message
+import dns.rdatatype
+from rich.console import Console
 
-import dns.message  # noqa: E402
-import dns.rdatatype  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from chain.crypto import PrivateKey, sha256  # noqa: E402
-from chain.genesis import Genesis  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody, TxHash, tx_signing_digest  # noqa: E402
-from tools.localnet import Cluster  # noqa: E402
+from chain.crypto import PrivateKey, sha256
+from chain.genesis import Genesis
+from chain.records import Record
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody, TxHash, tx_signing_digest
+from tools.localnet import Cluster
 
 console = Console(stderr=True)
 TICK = os.sysconf("SC_CLK_TCK")

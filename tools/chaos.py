@@ -34,6 +34,9 @@ writer, draining, converging, checking and stopping the nodes). Exit code
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import random
 import signal
@@ -46,16 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from rich.console import Console
+from rich.markup import escape
 
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-
-from chain.params import ConsensusParams  # noqa: E402
-from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.chaos_checks import (  # noqa: E402
+from chain.params import ConsensusParams
+from ledgerdns.api.client import NodeUnreachable, RpcError
+from tools.chaos_checks import (
     compare_chains,
     converge,
     find_lost,
@@ -63,8 +62,8 @@ from tools.chaos_checks import (  # noqa: E402
     node_height,
     raise_interrupt,
 )
-from tools.chaos_load import Writer  # noqa: E402
-from tools.localnet import Cluster, ClusterError  # noqa: E402
+from tools.chaos_load import Writer
+from tools.localnet import Cluster, ClusterError
 
 console = Console(stderr=True, highlight=False)
 

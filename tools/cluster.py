@@ -12,6 +12,9 @@ integration tests and benchmarks use directly.
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import sys
@@ -19,13 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from chain.params import ConsensusParams  # noqa: E402
-from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.localnet import Cluster, ClusterError, ClusterNode, as_dict, pid_alive  # noqa: E402
+from chain.params import ConsensusParams
+from ledgerdns.api.client import NodeUnreachable, RpcError
+from tools.localnet import Cluster, ClusterError, ClusterNode, as_dict, pid_alive
 
 __all__ = ["main"]
 

@@ -11,6 +11,9 @@ the integration test calls against its own node.
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import asyncio
 import os
@@ -21,18 +24,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from textual.pilot import Pilot
+
+from chain.genesis import Genesis
+from ledgerdns.api.client import RpcClient
+from ledgerdns.explorer.app import ExplorerApp
+from ledgerdns.explorer.data import NodeData
+from tools.localnet import Cluster
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from textual.pilot import Pilot  # noqa: E402
-
-from chain.genesis import Genesis  # noqa: E402
-from ledgerdns.api.client import RpcClient  # noqa: E402
-from ledgerdns.explorer.app import ExplorerApp  # noqa: E402
-from ledgerdns.explorer.data import NodeData  # noqa: E402
-from tools.localnet import Cluster  # noqa: E402
-
 SIZE = (120, 36)
 SCREENS = ("dashboard", "block", "tx", "domain", "peers")
 

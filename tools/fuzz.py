@@ -24,6 +24,9 @@ atheris is in the ``test`` extra on x86-64 Linux (a prebuilt wheel). Elsewhere:
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import hashlib
 import importlib
@@ -60,7 +63,6 @@ class Outcome:
 
 
 def _target_names() -> list[str]:
-    sys.path.insert(0, str(ROOT))
     from tests.fuzz.targets import TARGETS
 
     return list(TARGETS)
@@ -72,7 +74,6 @@ def _target_names() -> list[str]:
 def _child(name: str, libfuzzer_args: list[str]) -> None:
     """Run target `name` under atheris in this process (libFuzzer exits it)."""
     atheris = importlib.import_module("atheris")
-    sys.path.insert(0, str(ROOT))
     with atheris.instrument_imports(include=["chain", "ledgerdns", "dns", "dnslib", "cbor2"]):
         from tests.fuzz.targets import TARGETS
         from tests.fuzz.world import world
@@ -171,7 +172,6 @@ def fuzz_target(name: str, seconds: int, work_root: Path) -> Outcome:
 
 def seed_corpus() -> int:
     """Write every target's valid seeds into its corpus directory; how many were new."""
-    sys.path.insert(0, str(ROOT))
     from tests.fuzz.targets import TARGETS
     from tests.fuzz.world import seeds
 

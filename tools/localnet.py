@@ -31,16 +31,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis, make_single_validator_genesis
+from chain.params import ConsensusParams
+from chain.quorum import ValidatorSet
+from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from chain.crypto import PrivateKey  # noqa: E402
-from chain.genesis import Genesis, make_single_validator_genesis  # noqa: E402
-from chain.params import ConsensusParams  # noqa: E402
-from chain.quorum import ValidatorSet  # noqa: E402
-from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError  # noqa: E402
-
 READY_PREFIX = "READY "
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

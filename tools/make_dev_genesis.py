@@ -10,19 +10,20 @@ keys (`chain.genesis.make_single_validator_genesis`, or edit a copy).
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import dataclasses
 import sys
 from pathlib import Path
 
+from chain.genesis import Genesis, InitialDomain, make_single_validator_genesis
+from chain.quorum import ValidatorSet
+from chain.records import Record, canonical_record_set
+from tools.devchain import dev_key
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from chain.genesis import Genesis, InitialDomain, make_single_validator_genesis  # noqa: E402
-from chain.quorum import ValidatorSet  # noqa: E402
-from chain.records import Record, canonical_record_set  # noqa: E402
-from tools.devchain import dev_key  # noqa: E402
-
 GENESIS_TIME_MS = 1_796_000_000_000  # 2026-11-30T00:00:00Z, a fixed point for reproducible files
 
 

@@ -56,6 +56,9 @@ when every check passed, 1 otherwise, 2 when namespaces are unavailable (not roo
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import random
@@ -69,23 +72,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+from rich.console import Console
+from rich.markup import escape
 
-import dns.exception  # noqa: E402
-import dns.message  # noqa: E402
-import dns.query  # noqa: E402
-import dns.rcode  # noqa: E402
-import dns.rdatatype  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-
-from chain.params import ConsensusParams  # noqa: E402
-from chain.records import Record  # noqa: E402
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody  # noqa: E402
-from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.chaos_checks import (  # noqa: E402
+from chain.params import ConsensusParams
+from chain.records import Record
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from ledgerdns.api.client import NodeUnreachable, RpcError
+from tools.chaos_checks import (
     compare_chains,
     converge,
     find_lost,
@@ -93,9 +92,9 @@ from tools.chaos_checks import (  # noqa: E402
     node_height,
     raise_interrupt,
 )
-from tools.chaos_load import Finalized, Writer  # noqa: E402
-from tools.localnet import Cluster, ClusterError  # noqa: E402
-from tools.netns import Lab, LabError, available  # noqa: E402
+from tools.chaos_load import Finalized, Writer
+from tools.localnet import Cluster, ClusterError
+from tools.netns import Lab, LabError, available
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -23,6 +23,9 @@ The exit status is 1 if any run reported a violation (each is printed to stderr)
 
 from __future__ import annotations
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
 import argparse
 import json
 import resource
@@ -30,12 +33,8 @@ import sys
 import time
 from collections.abc import Iterator
 from multiprocessing import Pool
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.simulation.simnet import Report, StateSizes, run_seed  # noqa: E402
+from tests.simulation.simnet import Report, StateSizes, run_seed
 
 QUICK_BUDGET_S = 55.0
 

@@ -8,10 +8,10 @@ table in docs/protocol.md, so the published bytes always match the code.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import argparse
 
 from chain.block import Block, BlockHeader, tx_root
 from chain.consensus_messages import Proposal, proposal_sign_bytes
@@ -109,6 +109,7 @@ def _sibling(items: dict[bytes, bytes]) -> bytes:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     print("| name | value (hex) |\n|---|---|")
     for name, value in compute().items():
         print(f"| `{name}` | `{value}` |")
