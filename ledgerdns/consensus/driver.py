@@ -17,7 +17,6 @@ node turns into a penalty for the peers that speak for that validator.
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -54,6 +53,7 @@ from chain.ledger import BlockUpdate, Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote, VoteType
 from chain.store import WriteBatch
+from ledgerdns.clock import Clock
 from ledgerdns.consensus.guardfile import GuardFile
 
 if TYPE_CHECKING:
@@ -71,24 +71,22 @@ PROPOSAL_MAX_TXS = 600
 MAX_INVALID_PROPOSALS_STORED = 4
 
 
-def now_ms() -> int:
-    """Wall-clock unix milliseconds."""
-    return time.time_ns() // 1_000_000
-
-
 class LedgerApp:
     """`ConsensusApp` and `BlockJudge` adapter: blocks from the mempool, validity from the ledger.
 
     Validity has two parts. `block_fault` is the ledger's check against the
     finalized head: deterministic, so every honest node agrees, and a failure is
     the proposer's provable fault. `is_valid` adds the local clock (a block time
-    at most `MAX_FUTURE_MS` ahead), which only decides this node's vote.
+    at most `MAX_FUTURE_MS` ahead of `clock`), which only decides this node's vote.
     """
 
-    def __init__(self, ledger: Ledger, mempool: Mempool, key: PrivateKey | None) -> None:
+    def __init__(
+        self, ledger: Ledger, mempool: Mempool, key: PrivateKey | None, clock: Clock
+    ) -> None:
         self.ledger = ledger
         self.mempool = mempool
         self.key = key
+        self.clock = clock
         self.checked: dict[bytes, BlockUpdate] = {}
         self.faults: dict[bytes, str] = {}  # block hash → why it fails (this height only)
 
@@ -124,9 +122,10 @@ class LedgerApp:
     def is_valid(self, block: Block) -> bool:
         if self.block_fault(block) is not None:
             return False
-        if block.header.time_ms > now_ms() + MAX_FUTURE_MS:
+        now_ms = self.clock.now_ms()
+        if block.header.time_ms > now_ms + MAX_FUTURE_MS:
             log.warning("block %d is %d ms in the future: refused", block.height,
-                        block.header.time_ms - now_ms())
+                        block.header.time_ms - now_ms)
             return False
         return True
 
@@ -150,7 +149,11 @@ Offence = Callable[[PublicKey, Evidence | InvalidProposal, str], None]
 
 
 class ConsensusDriver:
-    """Runs one node's Tendermint machine against the real clock and network."""
+    """Runs one node's Tendermint machine against the real clock and network.
+
+    `clock` is the wall clock: it dates the blocks this node proposes and every
+    input the machine is given; the timers run on trio's clock.
+    """
 
     def __init__(
         self,
@@ -162,8 +165,10 @@ class ConsensusDriver:
         guard_file: GuardFile | None,
         broadcast: Callable[[Proposal | Vote], Awaitable[None]],
         committed: Committed,
+        clock: Clock,
         offence: Offence | None = None,
     ) -> None:
+        self.clock = clock
         self.ledger = ledger
         self.mempool = mempool
         self.key = key
@@ -172,7 +177,7 @@ class ConsensusDriver:
         self._committed = committed
         self._offence = offence
         self._invalid_stored: tuple[int, int] = (0, 0)  # (height, invalid proposals stored at it)
-        self.app = LedgerApp(ledger, mempool, key)
+        self.app = LedgerApp(ledger, mempool, key, clock)
         guard = guard_file.load() if guard_file is not None and key is not None else SignGuard()
         lock = _load_lock(ledger, guard) if key is not None else None
         self.machine = Tendermint(
@@ -197,9 +202,9 @@ class ConsensusDriver:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             async with self.lock:
-                await self._execute(self.machine.start(now_ms()))
+                await self._execute(self.machine.start(self.clock.now_ms()))
                 if len(self.mempool):
-                    await self._execute(self.machine.on_txs_available(now_ms()))
+                    await self._execute(self.machine.on_txs_available(self.clock.now_ms()))
             self._started.set()
             task_status.started()
             await trio.sleep_forever()
@@ -213,13 +218,13 @@ class ConsensusDriver:
             InvalidUpdate: the message is invalid (the sender should be penalized).
         """
         signer = message.proposer if isinstance(message, Proposal) else message.validator
-        self.last_seen[bytes(signer)] = (now_ms(), message.height, message.round)
+        self.last_seen[bytes(signer)] = (self.clock.now_ms(), message.height, message.round)
         await self._started.wait()  # gossip may start flowing before the machine does
         async with self.lock:
             if isinstance(message, Proposal):
-                effects = self.machine.on_proposal(message, now_ms())
+                effects = self.machine.on_proposal(message, self.clock.now_ms())
             else:
-                effects = self.machine.on_vote(message, now_ms())
+                effects = self.machine.on_vote(message, self.clock.now_ms())
             await self._execute(effects)
 
     async def txs_available(self) -> None:
@@ -227,7 +232,7 @@ class ConsensusDriver:
         if not self._started.is_set():
             return  # `run` looks at the mempool when it starts the machine
         async with self.lock:
-            await self._execute(self.machine.on_txs_available(now_ms()))
+            await self._execute(self.machine.on_txs_available(self.clock.now_ms()))
 
     def proposed_block(self, height: int, block_hash: bytes) -> Block | None:
         """A block with this hash proposed at `height`, if this node saw it."""
@@ -260,10 +265,10 @@ class ConsensusDriver:
             )
             update = self.app.take(block)
             self.ledger.commit(update, certificate, sync=durable)
-            self.machine.on_synced(block, certificate, now_ms())
+            self.machine.on_synced(block, certificate, self.clock.now_ms())
             await self._committed(block, certificate, False)
             await self._execute(
-                self.machine.advance(now_ms(), txs_available=len(self.mempool) > 0)
+                self.machine.advance(self.clock.now_ms(), txs_available=len(self.mempool) > 0)
             )
             return True
 
@@ -335,9 +340,8 @@ class ConsensusDriver:
                 self._nursery.start_soon(self._timer, effect)
             elif isinstance(effect, Decide):
                 if await self._decide(effect.block, effect.certificate):
-                    queue.extend(
-                        self.machine.advance(now_ms(), txs_available=len(self.mempool) > 0)
-                    )
+                    now_ms = self.clock.now_ms()
+                    queue.extend(self.machine.advance(now_ms, txs_available=len(self.mempool) > 0))
             elif isinstance(effect, EvidenceFound):
                 self._record_evidence(effect.evidence)
             elif isinstance(effect, InvalidProposalFound):
@@ -405,9 +409,9 @@ class ConsensusDriver:
         await trio.sleep(effect.delay_ms / 1000)
         log.debug("timeout %s h=%d r=%d", effect.kind.name, effect.height, effect.round)
         async with self.lock:
-            await self._execute(
-                self.machine.on_timeout(effect.kind, effect.height, effect.round, now_ms())
-            )
+            now_ms = self.clock.now_ms()
+            effects = self.machine.on_timeout(effect.kind, effect.height, effect.round, now_ms)
+            await self._execute(effects)
 
 
 def _load_lock(ledger: Ledger, guard: SignGuard) -> LockRecord | None:

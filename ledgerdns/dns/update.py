@@ -27,7 +27,6 @@ Answers (docs/dns.md lists them all):
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import cast
@@ -49,6 +48,7 @@ from chain.records import Record
 from chain.state import DomainState
 from chain.tx import Op, Transaction
 from chain.txbuilder import DomainView, build_tx, check_record_set, valid_until
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.faces import Writer
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import labels_of
@@ -80,10 +80,6 @@ _BUSY = frozenset({RejectReason.MEMPOOL_FULL, RejectReason.DOMAIN_QUEUE_FULL})
 _ATTEMPTS = 3  # another writer slipped in between our read and our submit: read again
 _PENDING_POLL_S = 0.5
 _SETTLE_PAUSE_S = 0.01
-
-
-def _wall_clock_s() -> int:
-    return time.time_ns() // 1_000_000_000
 
 
 class _DomainLocks:
@@ -118,7 +114,8 @@ class Updater:
             `ledgerdns.keyfiles.load_signers`); a TSIG key not here is REFUSED.
         zone: what the synthesized SOA and NS say (as the DNS server is configured),
             for prerequisites that name them.
-        now_s: the wall clock in unix seconds (for transaction deadlines and TSIG times).
+        now_s: the wall clock in unix seconds (for transaction deadlines and TSIG times);
+            the node hands in its `ledgerdns.clock.Clock`.
         signing_times: the TSIG replay memory; the node hands one kept in its data
             directory, so a restart does not forget it (default: in memory only).
     """
@@ -131,7 +128,7 @@ class Updater:
         *,
         signers: Mapping[str, PrivateKey] | Mapping[dns.name.Name, PrivateKey],
         zone: ZoneConfig | None = None,
-        now_s: Callable[[], int] = _wall_clock_s,
+        now_s: Callable[[], int] = SYSTEM_CLOCK.now_s,
         signing_times: SigningTimes | None = None,
     ) -> None:
         self._source = source

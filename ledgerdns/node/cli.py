@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from chain.errors import ConfigError, LedgerError
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.settings import load_dns_settings
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import (
@@ -73,7 +74,8 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     if config.settings_path is not None:
         load_dns_settings(config.settings_path)  # likewise a bad settings file
     setup_logging(args.log_level)
-    prepared = prepare_data_dir(config)
+    clock = SYSTEM_CLOCK  # the node's one wall clock
+    prepared = prepare_data_dir(config, clock)
     if prepared.created_devnet:
         logging.getLogger("ledgerdns.node").info(
             "created a single-validator devnet in %s (chain %s)",
@@ -84,7 +86,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     from ledgerdns.p2p.errors import P2PError
 
     try:
-        trio.run(run_node, config, prepared)
+        trio.run(run_node, config, prepared, clock)
     except P2PError as exc:  # the node key cannot be used: say so in one line
         raise ConfigError(str(exc)) from None
     except BaseExceptionGroup as group:

@@ -7,7 +7,8 @@ starts them in one nursery. Once every listener is bound it writes
 ``node.json`` and prints the ``READY {...}`` line. Each face gets only what it
 needs: DNS the finalized chain, a block feed and a writer; RPC a read model
 (`ledgerdns.rpc.model.RpcModel`). The node itself is the feed, the writer and
-the `NodeInfo`, by delegation to its parts.
+the `NodeInfo`, by delegation to its parts. One wall clock
+(`ledgerdns.clock.Clock`) is handed to every part that dates something.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from chain.quorum import CommitCertificate
 from chain.tx import Transaction
 from chain.wire import sync_protocol, topic
 from ledgerdns.api.token import load_or_create_token
-from ledgerdns.consensus.driver import ConsensusDriver, now_ms
+from ledgerdns.clock import SYSTEM_CLOCK, Clock
+from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
@@ -69,8 +71,11 @@ def _version() -> str:
 class Node:
     """A ledgerdns node: validator (its key is in genesis) or follower."""
 
-    def __init__(self, config: NodeConfig, prepared: Prepared) -> None:
+    def __init__(
+        self, config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
+        self.clock = clock
         self._genesis = genesis = prepared.genesis
         self.key = prepared.key
         self.validator_name = prepared.validator_name
@@ -86,7 +91,8 @@ class Node:
                 bootstrap=list(config.bootstrap),
                 topics=list(self.topics.values()),
                 mdns=config.mdns,
-            )
+            ),
+            clock,
         )
         self.offences = Offences(genesis, p2p)
         self.driver = driver = ConsensusDriver(
@@ -97,17 +103,19 @@ class Node:
             guard_file=GuardFile(config.data_dir / "guard") if self.key else None,
             broadcast=partial(publish, p2p, self.topics["consensus"]),
             committed=self._committed,
+            clock=clock,
             offence=self.offences.on_offence,
         )
         self.sync_server = SyncServer(genesis, ledger)
         self.syncer = Syncer(genesis=genesis, ledger=ledger, driver=driver, p2p=p2p, progress=config.progress)
         self.txs = TxGossip(
             genesis=genesis, ledger=ledger, mempool=mempool, p2p=p2p, topic=self.topics["txs"],
-            txs_available=driver.txs_available,
+            txs_available=driver.txs_available, clock=clock,
         )  # fmt: skip
         self.consensus = ConsensusGossip(
             genesis=genesis, ledger=ledger, p2p=p2p, topic=self.topics["consensus"], driver=driver,
             syncer=self.syncer, offences=self.offences, resend_pending=self.txs.resend_pending,
+            clock=clock,
         )  # fmt: skip
         self.notices = CommitNotices(
             genesis=genesis, ledger=ledger, p2p=p2p, topic=self.topics["blocks"], driver=driver,
@@ -129,7 +137,9 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 # a bad settings file fails here, first
-                dns = build_dns_server(self.config, chain=self._ledger, blocks=self, writer=self)
+                dns = build_dns_server(
+                    self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
+                )
                 await nursery.start(p2p.run)
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 model = RpcModel(
@@ -214,7 +224,7 @@ class Node:
         return list_peers(self.p2p, self.consensus.peer_validator)
 
     def validators(self) -> list[ValidatorInfo]:
-        return list_validators(self._genesis, self.driver, self.key, now_ms())
+        return list_validators(self._genesis, self.driver, self.key, self.clock.now_ms())
 
     def evidence(self) -> list[Evidence]:
         return list(reversed(list_evidence(self.store)))
@@ -248,9 +258,9 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-async def run_node(config: NodeConfig, prepared: Prepared) -> None:
+async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK) -> None:
     """Run a node until SIGTERM or SIGINT; print the READY line once listening."""
-    node = Node(config, prepared)
+    node = Node(config, prepared, clock)
     try:
         async with trio.open_nursery() as nursery:
             ready = await nursery.start(node.run)

@@ -166,8 +166,12 @@ def install_frame_report() -> None:
         setattr(pubsub_module, "read_varint_prefixed_bytes_limited", _reporting_frame_cap(current))  # noqa: B010
 
 
-def build_pubsub(host: IHost) -> tuple[GuardedPubsub, GossipSub]:
-    """Gossipsub with a steady 1 s heartbeat, no message-rate limit and content-addressed ids."""
+def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, GossipSub]:
+    """Gossipsub with a steady 1 s heartbeat, no message-rate limit and content-addressed ids.
+
+    Our messages' sequence numbers count up from `seqno_start`: the wall clock in
+    nanoseconds (see below).
+    """
     install_record_memo()
     install_frame_report()
     router = GossipSub(
@@ -189,7 +193,7 @@ def build_pubsub(host: IHost) -> tuple[GuardedPubsub, GossipSub]:
     # The library seeds this with int(time.time()): a node publishing more than one
     # message a second reuses sequence numbers after a restart and peers drop those
     # messages as seen / equivocating. go and rust seed from nanoseconds too.
-    pubsub.counter = time.time_ns()
+    pubsub.counter = seqno_start
     return pubsub, router
 
 

@@ -31,6 +31,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.p2p import gossip, reqresp
 from ledgerdns.p2p.errors import P2PError
 from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
@@ -107,8 +108,9 @@ class P2PService:
     before `run`. Validators and handlers may be set before or after `run` starts.
     """
 
-    def __init__(self, config: P2PConfig) -> None:
+    def __init__(self, config: P2PConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self._config = config
+        self._clock = clock  # seeds gossip sequence numbers (`build_pubsub`)
         self._key_pair = load_or_create_identity(config.key_path)
         self.peer_id: str = peer_id_of(self._key_pair)
         self.listen_addrs: list[str] = []
@@ -157,7 +159,7 @@ class P2PService:
         tame_libp2p_logging()
         host = build_host(self._key_pair, self._config.listen)
         dht = build_dht(host)  # before any dial, so it registers its protocol first
-        pubsub, router = build_pubsub(host)
+        pubsub, router = build_pubsub(host, seqno_start=self._clock.now_ns())
         gate = self._gate = gossip.GossipGate(
             host.get_id(),
             self.penalize,

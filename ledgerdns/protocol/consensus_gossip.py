@@ -10,7 +10,6 @@ peer published which validator's messages (`ledgerdns.protocol.offences`).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.quorum import Vote
 from chain.wire import Resent, decode_consensus, message_kind
+from ledgerdns.clock import Clock
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY, Offences
@@ -64,8 +64,10 @@ class ConsensusGossip:
         syncer: Syncer,
         offences: Offences,
         resend_pending: Callable[[bool], Awaitable[None]],
+        clock: Clock,
     ) -> None:
         self._genesis = genesis
+        self._clock = clock  # `Resent` nonces
         self._ledger = ledger
         self._p2p = p2p
         self.topic = topic
@@ -181,6 +183,6 @@ class ConsensusGossip:
             last = self._ledger.height
             if stuck:
                 for message in self._driver.stuck_messages():
-                    resent = Resent(nonce=time.time_ns(), payload=message.to_bytes())
+                    resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
                     await self._p2p.publish(self.topic, resent.to_bytes())
             await self._resend_pending(stuck)

@@ -12,7 +12,6 @@ message once, to whoever is connected then.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -24,6 +23,7 @@ from chain.mempool import Mempool
 from chain.rules import check_tx_static
 from chain.tx import Transaction
 from chain.wire import MAX_BATCH_BYTES, MAX_BATCH_TXS, Resent, TxBatch, unwrap_resent
+from ledgerdns.clock import Clock
 from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
 
@@ -50,8 +50,10 @@ class TxGossip:
         p2p: P2PService,
         topic: str,
         txs_available: Callable[[], Awaitable[None]],
+        clock: Clock,
     ) -> None:
         self._genesis = genesis
+        self._clock = clock  # admission and expiry times, `Resent` nonces
         self._ledger = ledger
         self._mempool = mempool
         self._p2p = p2p
@@ -74,7 +76,7 @@ class TxGossip:
             pass
         else:
             raise InvalidUpdate(RejectReason.DUPLICATE, f"{tx.txid.hex()[:16]} is already final")
-        self._mempool.add(tx, self._ledger.get_domain, time.time_ns() // 1_000_000_000)
+        self._mempool.add(tx, self._ledger.get_domain, self._clock.now_s())
 
     async def submit(self, tx: Transaction) -> None:
         """Admit a local submission and queue it for gossip (which also wakes consensus).
@@ -176,14 +178,14 @@ class TxGossip:
             self._sent[tx.txid] = (tx, now)
         while due:
             batch = TxBatch(tuple(take_batch(due))).to_bytes()
-            resent = Resent(nonce=time.time_ns(), payload=batch)
+            resent = Resent(nonce=self._clock.now_ns(), payload=batch)
             await self._p2p.publish(self.topic, resent.to_bytes())
 
     async def sweep_expired(self) -> None:
         """Drop expired transactions from the mempool every `EXPIRY_SWEEP_S`."""
         while True:
             await trio.sleep(EXPIRY_SWEEP_S)
-            self._mempool.remove_expired(time.time_ns() // 1_000_000_000)
+            self._mempool.remove_expired(self._clock.now_s())
 
 
 def take_batch(txs: list[Transaction]) -> list[Transaction]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from chain.block import Block
 from chain.consensus_messages import Evidence, Proposal
 from chain.crypto import PublicKey, sha256
@@ -15,7 +13,7 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import Vote, VoteType
 from chain.store import MemoryStore
-from ledgerdns.consensus import driver as driver_module
+from ledgerdns.clock import ManualClock
 from ledgerdns.consensus.driver import (
     MAX_FUTURE_MS,
     MAX_INVALID_PROPOSALS_STORED,
@@ -28,13 +26,7 @@ from tools.make_dev_genesis import localnet
 
 GENESIS = localnet(4)
 KEYS = [dev_key("validator", i) for i in range(4)]
-NOW = GENESIS.genesis_time_ms + 5000
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The node's clock reads NOW: a little after genesis."""
-    monkeypatch.setattr(driver_module, "now_ms", lambda: NOW)
+NOW = GENESIS.genesis_time_ms + 5000  # the node's clock: a little after genesis
 
 
 def ledger() -> Ledger:
@@ -43,8 +35,8 @@ def ledger() -> Ledger:
     return chain
 
 
-def app(chain: Ledger) -> LedgerApp:
-    return LedgerApp(chain, Mempool(GENESIS.params), KEYS[0])
+def app(chain: Ledger, clock: ManualClock | None = None) -> LedgerApp:
+    return LedgerApp(chain, Mempool(GENESIS.params), KEYS[0], clock or ManualClock(NOW))
 
 
 def block_at(chain: Ledger, time_ms: int, **header: bytes) -> Block:
@@ -58,6 +50,18 @@ def test_a_block_from_the_future_is_refused_but_not_a_provable_fault() -> None:
     a = app(chain)
     assert a.block_fault(future) is None
     assert not a.is_valid(future)
+
+
+def test_the_future_is_judged_by_the_injected_clock() -> None:
+    chain = ledger()
+    clock = ManualClock(NOW)
+    a = app(chain, clock)
+    edge = block_at(chain, NOW + MAX_FUTURE_MS)
+    assert a.is_valid(edge)
+    clock.advance_ms(-1)
+    assert not a.is_valid(edge)  # the real clock, years after genesis, would take it
+    clock.set_ms(NOW + 60_000)
+    assert a.is_valid(block_at(chain, NOW + 60_000 + MAX_FUTURE_MS))
 
 
 def test_a_wrong_state_root_is_a_fault_whatever_the_clock() -> None:
@@ -77,7 +81,7 @@ def driver(chain: Ledger, offences: list[tuple[PublicKey, str]]) -> ConsensusDri
 
     return ConsensusDriver(
         genesis=GENESIS, ledger=chain, mempool=Mempool(GENESIS.params), key=None, guard_file=None,
-        broadcast=nothing, committed=nothing,
+        broadcast=nothing, committed=nothing, clock=ManualClock(NOW),
         offence=lambda key, proof, what: offences.append((key, what)),
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import Vote, VoteType
 from chain.store import MemoryStore
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.consensus.driver import ConsensusDriver
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
@@ -25,7 +26,7 @@ def driver(key_index: int | None) -> ConsensusDriver:
     return ConsensusDriver(
         genesis=GENESIS, ledger=chain, mempool=Mempool(GENESIS.params),
         key=None if key_index is None else KEYS[key_index], guard_file=None,
-        broadcast=nothing, committed=nothing,
+        broadcast=nothing, committed=nothing, clock=SYSTEM_CLOCK,
     )  # fmt: skip
 
 

@@ -14,20 +14,23 @@ from pathlib import Path
 import cbor2
 import pytest
 import trio
+import trio.testing
 
 from chain.block import Block, BlockHeader, tx_root
 from chain.consensus import ROUND_WINDOW
 from chain.consensus_messages import Proposal
 from chain.crypto import PrivateKey
 from chain.encoding import encode
-from chain.errors import DEFAULT_PENALTY
+from chain.errors import DEFAULT_PENALTY, InvalidUpdate, RejectReason
 from chain.quorum import Vote, VoteType
 from chain.records import Record, RType
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from chain.wire import Resent, TxBatch
+from ledgerdns.clock import ManualClock
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.node import Node
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
+from ledgerdns.protocol.txgossip import EXPIRY_SWEEP_S
 from tools.devchain import dev_key
 from tools.make_dev_genesis import localnet
 
@@ -121,6 +124,30 @@ def test_state_and_clock_rejections_are_forwarded_unpenalized(node: Node) -> Non
     assert node.mempool.snapshot() == [good]
     again = Resent(nonce=2, payload=TxBatch((good,)).to_bytes()).to_bytes()  # DUPLICATE now
     assert gossip(node, node.txs.validate, again) == (True, 0)
+
+
+def test_admission_and_expiry_follow_the_node_clock(tmp_path: Path) -> None:
+    clock = ManualClock(GENESIS.genesis_time_ms + 60_000)  # years behind the real clock
+    prepared = Prepared(genesis=GENESIS, key=None, validator_name=None, created_devnet=False)
+    node = Node(NodeConfig(data_dir=tmp_path), prepared, clock)
+    try:
+        then = clock.now_s()
+        with pytest.raises(InvalidUpdate) as refused:
+            node.txs.admit(register("now.p2p"))  # valid for 600 s from the real now
+        assert refused.value.reason == RejectReason.TX_TOO_FAR  # by the node's clock
+        on_time = register("then.p2p", valid_until=then + 600)
+        node.txs.admit(on_time)
+        assert node.mempool.snapshot() == [on_time]
+        clock.advance_ms(601_000)
+        trio.run(sweep_once, node, clock=trio.testing.MockClock(autojump_threshold=0))
+        assert len(node.mempool) == 0  # expired by the node's clock, not the real one
+    finally:
+        node.close()
+
+
+async def sweep_once(node: Node) -> None:
+    with trio.move_on_after(EXPIRY_SWEEP_S + 1):
+        await node.txs.sweep_expired()
 
 
 def proposal_bytes(key_index: int, tx_items: list[bytes]) -> bytes:
