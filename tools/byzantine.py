@@ -45,18 +45,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
 
-import trio  # noqa: E402
+import trio
 
-from chain.block import Block  # noqa: E402
-from chain.consensus import NIL, Broadcast, Effect, Tendermint  # noqa: E402
-from chain.crypto import sha256  # noqa: E402
-from chain.quorum import Vote, VoteType  # noqa: E402
-from ledgerdns.p2p.limits import DEFAULT_TOPIC_LIMITS  # noqa: E402
-from tools.flood_messages import FLOOD_MODES, Flood, Signer  # noqa: E402
+from chain.block import Block
+from chain.consensus import NIL, Broadcast, Effect, Tendermint
+from chain.crypto import sha256
+from chain.quorum import Vote, VoteType
+from ledgerdns.p2p.limits import DEFAULT_TOPIC_LIMITS
+from tools.flood_messages import FLOOD_MODES, Flood, Signer
 
 if TYPE_CHECKING:
     from ledgerdns.node.node import Node

@@ -37,19 +37,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
+import dns.message
+import dns.rdatatype
+
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis
+from ledgerdns.api.client import NodeUnreachable, RpcError
+from tools.bench_net import answers, registration
+from tools.localnet import Cluster, ClusterNode
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import dns.message  # noqa: E402
-import dns.rdatatype  # noqa: E402
-
-from chain.crypto import PrivateKey  # noqa: E402
-from chain.genesis import Genesis  # noqa: E402
-from ledgerdns.api.client import NodeUnreachable, RpcError  # noqa: E402
-from tools.bench_net import answers, registration  # noqa: E402
-from tools.localnet import Cluster, ClusterNode  # noqa: E402
-
 FLOODER = 3
 HONEST = (0, 1, 2, 4)
 STAGES = ("flood-votes", "flood-lead-proposals", "flood-proposals", "flood-equivocate",
