@@ -39,7 +39,7 @@ from chain.genesis import Genesis, make_single_validator_genesis
 from chain.ledger import STORAGE_FORMAT, Ledger
 from chain.rdata import RType
 from chain.records import Record
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from chain.tx import ZERO_HASH, Op, Transaction, TxBody, TxHash, tx_signing_digest
 from ledgerdns.storage.leveldb import LevelDBStore
 from tools.devchain import certify, dev_key
 from tools.localnet import pid_alive
@@ -113,13 +113,16 @@ def _body(chain_id: str, owner: PublicKey, i: int, valid_until: int) -> TxBody:
     )  # fmt: skip
 
 
-def _sign_range(chain_id: str, secret: bytes, start: int, stop: int, valid_until: int) -> bytes:
+def _sign_range(
+    chain_id: str, genesis_hash: bytes, secret: bytes, start: int, stop: int, valid_until: int
+) -> bytes:
     """The 64-byte signatures of registrations `start`..`stop`, concatenated (worker side)."""
     signer = coincurve.PrivateKey(secret)
     owner = PublicKey(signer.public_key.format(compressed=True))
     out = bytearray()
     for i in range(start, stop):
-        digest = sha256(_body(chain_id, owner, i, valid_until).to_bytes())
+        txid = TxHash(sha256(_body(chain_id, owner, i, valid_until).to_bytes()))
+        digest = tx_signing_digest(genesis_hash, txid)  # what `Transaction.sign` signs
         out += signer.sign_recoverable(digest, hasher=None)[:64]
     return bytes(out)
 
@@ -148,7 +151,7 @@ class _Builder:
         while True:
             while len(pending) < AHEAD and (nxt := next(todo, None)) is not None:
                 height, start, stop = nxt
-                args = (CHAIN_ID, secret, start, stop, self._valid_until(height))
+                args = (CHAIN_ID, self.genesis.hash(), secret, start, stop, self._valid_until(height))
                 pending.append((height, start, stop, pool.apply_async(_sign_range, args)))
             if not pending:
                 return
