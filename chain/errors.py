@@ -79,7 +79,22 @@ DEFAULT_PENALTY = 50
 
 
 class LedgerError(Exception):
-    """A ledger error."""
+    """A ledger error.
+
+    The one root of every error ledgerdns raises on purpose, in the core and in
+    the node (as dnspython's `DNSException` and hsd's errors are theirs). Its
+    families: `InvalidUpdate` (bad input from outside), `NotFound` (data not held
+    here), `StorageError`, `ConfigError` (a usage, file or configuration
+    mistake: exit code 2), and `NetworkError` (another node or peer did not do
+    what was needed). The command line turns any of them into one line (or one
+    JSON object) and an exit code in one place, `ledgerdns.cli.main`, reading
+    `code` and `exit_code`.
+    """
+
+    #: what ``--json`` output says in ``"error"`` (a stable, machine-readable word)
+    code: str = "error"
+    #: the process exit status the command line ends with
+    exit_code: int = 1
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (type(self).__doc__ or type(self).__name__).strip())
@@ -93,6 +108,7 @@ class InvalidUpdate(LedgerError):
     ) -> None:
         super().__init__(message or reason.value)
         self.reason = reason
+        self.code = reason.value
         self.penalty = _PENALTY.get(reason, DEFAULT_PENALTY) if penalty is None else penalty
 
     def __str__(self) -> str:
@@ -110,7 +126,14 @@ class StorageError(LedgerError):
 class ConfigError(LedgerError):
     """A configuration or genesis file is invalid."""
 
+    code = "usage"
+    exit_code = 2
+
     def __init__(self, message: str | None = None, *, key: str | None = None) -> None:
         text = message or "invalid configuration"
         super().__init__(f"{key}: {text}" if key else text)
         self.key = key
+
+
+class NetworkError(LedgerError):
+    """Another node or peer did not do what was needed (unreachable, refused, timed out)."""

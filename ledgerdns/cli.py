@@ -226,13 +226,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args, out)
     except (LedgerError, OSError) as exc:
-        if getattr(args, "json", False):
-            error = "usage" if isinstance(exc, ConfigError) else "error"
-            emit_json(out, {"ok": False, "error": error, "message": str(exc)})
-        else:
-            err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
+        return report_error(exc, out, err, as_json=getattr(args, "json", False))
     return code
+
+
+def report_error(exc: LedgerError | OSError, out: Console, err: Console, *, as_json: bool) -> int:
+    """The one place an error becomes output: one line on stderr, or one JSON object; the exit code.
+
+    Every error ledgerdns raises on purpose is a `LedgerError`, which says its
+    ``code`` (the JSON ``error`` word) and ``exit_code`` (2 for a usage or
+    configuration mistake, 1 otherwise); an `OSError` is a failure (1). One
+    that carries a ``data`` dict (a refused proof) adds it to the JSON object.
+    """
+    code, status = (exc.code, exc.exit_code) if isinstance(exc, LedgerError) else ("error", EXIT_FAILURE)
+    if as_json:
+        data = getattr(exc, "data", None)
+        emit_json(out, {**(data if isinstance(data, dict) else {}),
+                        "ok": False, "error": code, "message": str(exc)})  # fmt: skip
+    else:
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
+    return status
 
 
 if __name__ == "__main__":

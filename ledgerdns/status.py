@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from chain.errors import ConfigError
+from chain.errors import LedgerError
 from ledgerdns.api.client import NODE_FILE, NodeNotStarted, NodeUnreachable, RpcClient, RpcError
 from ledgerdns.api.token import read_token
 from ledgerdns.clock import SYSTEM_CLOCK
-from ledgerdns.console import emit_json, make_console
+from ledgerdns.console import emit_json
 
 DEFAULT_NODE_DIR = "~/.ledgerdns/node"
 DEFAULT_TIMEOUT_S = 5.0
@@ -31,7 +31,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 Json = dict[str, Any]
 
 
-class StatusFailure(Exception):
+class StatusFailure(LedgerError):
     """The node could not be asked; ``code`` names why (for ``--json``)."""
 
     def __init__(self, message: str, *, code: str, exit_code: int = EXIT_FAILURE) -> None:
@@ -236,17 +236,7 @@ def render(summary: Json) -> Table:
 
 def run(args: argparse.Namespace, out: Console) -> int:
     """Print the node's status, or one line saying why it could not be read."""
-    try:
-        summary = fetch(args, SYSTEM_CLOCK.now_ms())
-    except (StatusFailure, ConfigError) as exc:
-        code = exc.code if isinstance(exc, StatusFailure) else "usage"
-        status = exc.exit_code if isinstance(exc, StatusFailure) else EXIT_USAGE
-        if args.json:
-            emit_json(out, {"ok": False, "error": code, "message": str(exc)})
-        else:
-            err = make_console(stderr=True)
-            err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
-        return status
+    summary = fetch(args, SYSTEM_CLOCK.now_ms())  # a StatusFailure goes up to `cli.main`
     if args.json:
         emit_json(out, summary)
     else:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from chain.errors import InvalidUpdate, RejectReason
+from chain.errors import InvalidUpdate, NetworkError, RejectReason
 from chain.genesis import Genesis
 from chain.names import normalize_name
 from chain.state import DomainState
@@ -27,7 +27,7 @@ from ledgerdns.api.token import TOKEN_FILE, read_token
 NODE_FILE = "node.json"
 
 
-class RpcClientError(Exception):
+class RpcClientError(NetworkError):
     """A call to the node's RPC failed."""
 
 

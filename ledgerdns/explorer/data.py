@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chain.errors import ConfigError, InvalidUpdate
+from chain.errors import ConfigError, InvalidUpdate, NetworkError
 from chain.genesis import Genesis
 from chain.names import normalize_name
 from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
@@ -34,7 +34,7 @@ T = TypeVar("T")
 RECENT_BLOCKS = 20
 
 
-class Disconnected(Exception):
+class Disconnected(NetworkError):
     """No node answered; the message says why."""
 
 

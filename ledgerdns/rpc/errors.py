@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain.errors import InvalidUpdate, RejectReason
+from chain.errors import InvalidUpdate, LedgerError, RejectReason
 
 BAD_REQUEST = "bad-request"
 NOT_FOUND = "not-found"
@@ -42,7 +42,7 @@ def reject_status(reason: RejectReason) -> int:
     return 400
 
 
-class ApiError(Exception):
+class ApiError(LedgerError):
     """A request the RPC answers with an error body instead of a result."""
 
     def __init__(

@@ -17,9 +17,7 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
-from rich.text import Text
 
-from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.wallet import views, writes
@@ -242,15 +240,6 @@ def _cmd_release(wallet: Wallet, args: argparse.Namespace) -> Outcome:
 # -- running and printing --
 
 
-def _error_code(exc: Exception) -> str:
-    code = getattr(exc, "code", None)
-    if isinstance(code, str):
-        return code
-    if isinstance(exc, InvalidUpdate):
-        return exc.reason.value
-    return "usage" if isinstance(exc, ConfigError) else "error"
-
-
 def _print(out: Console, items: list[RenderableType]) -> None:
     for item in items:
         if isinstance(item, str):
@@ -260,23 +249,15 @@ def _print(out: Console, items: list[RenderableType]) -> None:
 
 
 def run(args: argparse.Namespace, out: Console) -> int:
-    """Run the chosen wallet command: print its result or its error; the exit status."""
+    """Run the chosen wallet command and print its result; the exit status.
+
+    Errors (`LedgerError`, `OSError`) go up to `ledgerdns.cli.main`, which prints
+    them as one line or one JSON object (a `ProofRefused` adds its `data`).
+    """
     wallet: Wallet | None = None
     try:
         wallet = open_wallet(args)
         outcome: Outcome = args.wallet_action(wallet, args)
-    except (LedgerError, OSError) as exc:
-        status = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILURE
-        if args.json:
-            extra = getattr(exc, "data", None)  # ProofRefused: verified, height, age_s
-            emit_json(out, {
-                **(extra if isinstance(extra, dict) else {}),
-                "ok": False, "error": _error_code(exc), "message": str(exc),
-            })  # fmt: skip
-        else:
-            err = make_console(stderr=True)
-            err.print(Text("error: ", style="red") + Text(str(exc)), soft_wrap=True)
-        return status
     except KeyboardInterrupt:
         make_console(stderr=True).print("interrupted (a transaction already sent may still land)")
         return EXIT_INTERRUPTED

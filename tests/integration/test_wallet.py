@@ -18,10 +18,13 @@ import pytest
 import trio
 from rich.console import Console
 
+from chain.errors import LedgerError
 from chain.genesis import make_single_validator_genesis
 from chain.records import Record
 from chain.tx import Op
 from ledgerdns.api import load_or_create_token
+from ledgerdns.cli import report_error
+from ledgerdns.console import make_console
 from ledgerdns.rpc.server import serve_rpc
 from ledgerdns.wallet import writes
 from ledgerdns.wallet.cli import open_wallet, register
@@ -61,7 +64,11 @@ class Env:
     def _run(self, argv: list[str]) -> Result:
         args = wallet_parser().parse_args(argv)
         buffer = io.StringIO()
-        code = args.run(args, Console(file=buffer, width=200))
+        out = Console(file=buffer, width=200)
+        try:
+            code = args.run(args, out)
+        except (LedgerError, OSError) as exc:  # as `ledgerdns.cli.main` does
+            code = report_error(exc, out, make_console(stderr=True), as_json=args.json)
         return Result(code, buffer.getvalue(), self.capsys.readouterr().err)
 
     async def run(self, *argv: str, node: Path | None = None, rpc: str | None = None) -> Result:
