@@ -58,6 +58,11 @@ class RpcError(RpcClientError):
         self.body = body or {}
 
 
+CLIENT_KEEP_ALIVE_S = 2.0  # below the server's (`ledgerdns.rpc.server.KEEP_ALIVE_S`, 5 s)
+# What a reused connection that the server already closed looks like; not a timeout.
+_STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 def _domain_path(name: str, suffix: str = "") -> str:
     return f"/v1/domains/{quote(name, safe='')}{suffix}"
 
@@ -79,11 +84,14 @@ class RpcClient:
         self.url = url.rstrip("/")
         self.timeout = timeout
         # trust_env=False: a proxy from the environment must never see the token.
+        # An idle connection is dropped here before the server drops it (the RPC server
+        # closes one after 5 s): reusing one the server is closing loses the call.
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             trust_env=False,
+            limits=httpx.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_S),
         )
 
     @classmethod
@@ -151,9 +159,17 @@ class RpcClient:
         if wait is not None:
             query["wait"] = wait
         try:
-            response = self._http.request(
-                method, path, params=query, json=body, timeout=self.timeout + (wait or 0)
-            )
+            try:
+                response = self._http.request(
+                    method, path, params=query, json=body, timeout=self.timeout + (wait or 0)
+                )
+            except _STALE_CONNECTION:
+                # A pooled connection the server closed while it sat idle (it answers nothing
+                # and resets): every call here is idempotent (a transaction sent twice is the
+                # same transaction), so send it once more on a fresh connection.
+                response = self._http.request(
+                    method, path, params=query, json=body, timeout=self.timeout + (wait or 0)
+                )
         except httpx.TimeoutException:
             raise NodeUnreachable(
                 f"the node at {self.url} did not answer within {self.timeout:g}s"

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 http_log = logging.getLogger("ledgerdns.rpc.hypercorn")
+KEEP_ALIVE_S = 5.0  # an idle client connection is closed after this (the client keeps one 2 s)
 
 
 class _DropBanner(logging.Filter):
@@ -175,6 +176,7 @@ async def serve_rpc(
     # Starlette's ASGI types are looser than Hypercorn's; they describe the same protocol.
     app = cast(ASGIFramework, make_app(model, token))
     config = Config()
+    config.keep_alive_timeout = KEEP_ALIVE_S  # clients keep idle connections for less
     if not any(isinstance(f, _DropBanner) for f in http_log.filters):
         http_log.addFilter(_DropBanner())
     config.errorlog = http_log
