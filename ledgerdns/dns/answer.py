@@ -44,28 +44,44 @@ from ledgerdns.dns.zone import ZoneConfig
 
 __all__ = ["EDNS_PAYLOAD", "AnswerBuilder", "Reply"]
 
+# No UDP reply is limited below 512 bytes (`Query.udp_limit`).
+_MIN_UDP_LIMIT = 512
+
 _RCODES = {Outcome.NXDOMAIN: Rcode.NXDOMAIN, Outcome.REFUSED: Rcode.REFUSED}
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """An encoded reply, whole and truncated.
+    """An encoded reply, whole and truncated, and when a kept copy of it goes stale.
+
+    Only bytes and a few scalars, never the `Resolution` behind it: caches keep
+    one per name asked (issue 21: per-name memory), so nothing here may hold an
+    object graph.
 
     Attributes:
         full: the whole reply.
         truncated: the same header with TC=1, the question only (and OPT if the
-            query had one): what goes over UDP when `full` does not fit.
-        resolution: the lookup it came from (None for a BADVERS reply), which
-            tells the cache when the reply goes stale.
+            query had one): what goes over UDP when `full` does not fit. None
+            when `full` fits in 512 bytes, the smallest UDP limit: never needed.
+        cacheable: whether a cache may keep it (False for a BADVERS reply,
+            which comes from no lookup).
+        zone: `Resolution.zone` of the lookup it came from.
+        serial_bound: `Resolution.serial_bound`.
+        expires_at: `Resolution.expires_at`.
     """
 
     full: bytes
-    truncated: bytes
-    resolution: Resolution | None
+    truncated: bytes | None
+    cacheable: bool = True
+    zone: str | None = None
+    serial_bound: bool = False
+    expires_at: int = 0
 
     def fitting(self, limit: int) -> bytes:
-        """`full` if it fits in `limit` bytes, else `truncated`."""
-        return self.full if len(self.full) <= limit else self.truncated
+        """`full` if it fits in `limit` bytes (at least 512), else `truncated`."""
+        if len(self.full) <= limit or self.truncated is None:
+            return self.full
+        return self.truncated
 
 
 def _label(name: Labels) -> dnslib.DNSLabel:
@@ -178,13 +194,20 @@ class AnswerBuilder:
 
     def respond(self, query: Query) -> Reply:
         """The encoded reply to `query`, whole and truncated."""
-        message, resolution = self._message(query)
-        truncated = dnslib.DNSRecord(
-            dnslib.DNSHeader(id=query.id, bitmap=message.header.bitmap | FLAG_TC),
-            questions=message.questions,
-            ar=[rr for rr in message.ar if rr.rtype == dnslib.QTYPE.OPT],
-        )
-        return Reply(_pack(message), _pack(truncated), resolution)
+        message, res = self._message(query)
+        full = _pack(message)
+        truncated = None
+        if len(full) > _MIN_UDP_LIMIT:
+            truncated = _pack(
+                dnslib.DNSRecord(
+                    dnslib.DNSHeader(id=query.id, bitmap=message.header.bitmap | FLAG_TC),
+                    questions=message.questions,
+                    ar=[rr for rr in message.ar if rr.rtype == dnslib.QTYPE.OPT],
+                )
+            )
+        if res is None:
+            return Reply(full, truncated, cacheable=False)
+        return Reply(full, truncated, True, res.zone, res.serial_bound, res.expires_at)
 
     # -- composing --
 

@@ -1,8 +1,9 @@
 """The hot path: wire query in, wire reply out, with encoded replies cached.
 
 A reply is cached per (question name lower-cased, type, class, EDNS or not),
-whole and truncated; serving a hit copies it and patches in the ID, the RD and
-CD bits and the question name as the client spelled it (`wire.patch_reply`).
+whole and truncated, as bytes and scalars only (one is kept per name asked);
+serving a hit copies it and patches in the ID, the RD and CD bits and the
+question name as the client spelled it (`wire.patch_reply`).
 The UDP size limit is not part of the key: the size decides at serve time
 whether the whole or the truncated form goes out.
 
@@ -27,18 +28,27 @@ from ledgerdns.dns.wire import Query, Rejection, bare_reply, parse_query, patch_
 log = logging.getLogger(__name__)
 
 MAX_TCP_MESSAGE = 65535
+# Bound of the reply cache: entries, each about 330 bytes for a one-record
+# answer (key, `Reply`, its bytes, the ordered-dict slot), so 16 MiB or so full.
 DEFAULT_MAX_ENTRIES = 50_000
-
-_Key = tuple[bytes, int, int, bool]
 
 
 def _is_stale(reply: Reply, changed: Collection[str], now_s: int) -> bool:
-    res = reply.resolution
-    if res is None:
+    if not reply.cacheable or reply.serial_bound:
         return True
-    if res.serial_bound or (res.zone is not None and res.zone in changed):
+    if reply.zone is not None and reply.zone in changed:
         return True
-    return res.expires_at != 0 and res.expires_at <= now_s
+    return reply.expires_at != 0 and reply.expires_at <= now_s
+
+
+def _key(query: Query) -> bytes:
+    """The cache key: the question name lower-cased, then type, class and EDNS or not.
+
+    One bytes object rather than a tuple: a key is kept per name asked.
+    """
+    # bytes.lower() is DNS case folding; length bytes (<= 63) are below b"A".
+    tail = (query.qtype << 17) | (query.qclass << 1) | (query.edns is not None)
+    return query.qname_wire.lower() + tail.to_bytes(5, "big")
 
 
 class AnswerCache:
@@ -53,7 +63,7 @@ class AnswerCache:
 
     def __init__(self, builder: AnswerBuilder, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._builder = builder
-        self._entries: OrderedDict[_Key, Reply] = OrderedDict()
+        self._entries: OrderedDict[bytes, Reply] = OrderedDict()
         # NXDOMAIN for names under a TLD whose domain is not registered, per (TLD, type, EDNS,
         # name length):
         # they hold the TLD's SOA, so every block makes them stale.
@@ -150,8 +160,7 @@ class AnswerCache:
             return self._builder.respond(query), False  # unusual shapes are not worth a slot
         if self._builder.source.head.height != self._height:
             self.clear()  # the ledger moved and nobody told us what changed
-        # bytes.lower() is DNS case folding; length bytes (<= 63) are below b"A".
-        key = (query.qname_wire.lower(), query.qtype, query.qclass, query.edns is not None)
+        key = _key(query)
         entries = self._entries
         reply = entries.get(key)
         if reply is not None:

@@ -293,10 +293,9 @@ class DnsServer:
                     return self._guarded(self._forwarder.answer(data, limit=limit), data)
                 return self.cache.lookup(query, tcp=tcp)[0], None  # REFUSED, for this client only
         reply, cached = self.cache.lookup(query, tcp=tcp)
-        res = cached.resolution if cached is not None else None
-        return reply, (
-            Keep(res.zone, res.serial_bound, res.expires_at) if res is not None else None
-        )
+        if cached is None or not cached.cacheable:
+            return reply, None
+        return reply, Keep(cached.zone, cached.serial_bound, cached.expires_at)
 
     def _in_ledger(self, query: Query) -> bool:
         return self._resolver.tld_of(tuple(label.lower() for label in query.qname)) is not None

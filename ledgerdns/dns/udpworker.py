@@ -33,6 +33,8 @@ from ledgerdns.dns import mmsg
 from ledgerdns.dns.rrl import ALLOW, SLIP, RateLimiter, slip_reply
 
 MAX_QUERY = 16_384
+# Bound of a worker's reply table: entries, about 400 bytes each for a one-record
+# answer (`ReplyTable`), so some 80 MiB full.
 DEFAULT_ENTRIES = 200_000
 
 # Messages (first element of the tuple).
@@ -47,13 +49,21 @@ class ReplyTable:
     """Reply tails (the reply after its ID) by query tail, with what makes each stale.
 
     Written by the control thread only; the serving thread only reads `replies`.
+    Bounded by `max_entries` (oldest out first). An entry is kept once per
+    question asked, so its bookkeeping is as small as the hot path allows
+    (issue 21): the reply `Entry` the batched sender needs, the zone's name,
+    one slot in the zone index (a set only for a zone with several questions
+    kept) and, when the zone can lapse, one heap item.
     """
 
     def __init__(self, max_entries: int = DEFAULT_ENTRIES) -> None:
         self.replies: dict[bytes, mmsg.Entry] = {}
-        self._meta: dict[bytes, tuple[str | None, bool, int]] = {}
-        self._by_zone: dict[str, set[bytes]] = {}
+        self._zone: dict[bytes, str | None] = {}  # key -> its zone (None: no zone)
+        # zone -> its key, or a set of them when more than one is kept
+        self._by_zone: dict[str, bytes | set[bytes]] = {}
         self._serial: set[bytes] = set()
+        # (lapse time, key); an item may outlive its entry (dropped or kept again
+        # since): then it drops the key's reply early at worst, a harmless miss.
         self._expiring: list[tuple[int, bytes]] = []
         self._max = max_entries
 
@@ -68,50 +78,69 @@ class ReplyTable:
             self._drop(key)
         elif len(self.replies) >= self._max:
             self._drop(next(iter(self.replies)))
-        self._meta[key] = (zone, serial_bound, expires_at)
+        self._zone[key] = zone
         if zone is not None:
-            self._by_zone.setdefault(zone, set()).add(key)
+            kept = self._by_zone.get(zone)
+            if kept is None:
+                self._by_zone[zone] = key
+            elif isinstance(kept, set):
+                kept.add(key)
+            else:
+                self._by_zone[zone] = {kept, key}
         if serial_bound:
             self._serial.add(key)
         if expires_at:
             heapq.heappush(self._expiring, (expires_at, key))
+            if len(self._expiring) > 2 * len(self.replies) + 1024:
+                self._compact_expiring()
         self.replies[key] = mmsg.pin(tail)
 
     def invalidate(self, changed: list[str], now_s: int) -> None:
         """Drop what a block made stale: its zones, serial-bound replies, lapsed domains."""
         for zone in changed:
-            for key in self._by_zone.pop(zone, ()):
+            kept = self._by_zone.pop(zone, None)
+            for key in (kept,) if isinstance(kept, bytes) else kept or ():
                 self._drop(key)
         for key in list(self._serial):
             self._drop(key)
         while self._expiring and self._expiring[0][0] <= now_s:
-            expires_at, key = heapq.heappop(self._expiring)
-            meta = self._meta.get(key)
-            if meta is not None and meta[2] == expires_at:
-                self._drop(key)
+            self._drop(heapq.heappop(self._expiring)[1])
 
     def clear(self) -> None:
         """Drop everything."""
         self.replies.clear()
-        self._meta.clear()
+        self._zone.clear()
         self._by_zone.clear()
         self._serial.clear()
         self._expiring.clear()
 
+    def _compact_expiring(self) -> None:
+        """Forget heap items of dropped keys, and all but the earliest of a key's.
+
+        Every put of a lapsing zone's reply pushes an item, so without this the
+        heap would grow with puts (a name updated and asked again and again)
+        rather than with entries. The earliest item is the safe one to keep.
+        """
+        earliest: dict[bytes, int] = {}
+        for expires_at, key in self._expiring:
+            if key in self.replies and expires_at < earliest.get(key, expires_at + 1):
+                earliest[key] = expires_at
+        self._expiring = [(expires_at, key) for key, expires_at in earliest.items()]
+        heapq.heapify(self._expiring)
+
     def _drop(self, key: bytes) -> None:
         self.replies.pop(key, None)
-        meta = self._meta.pop(key, None)
-        if meta is None:
+        self._serial.discard(key)
+        zone = self._zone.pop(key, None)
+        if zone is None:
             return
-        zone, serial_bound, _ = meta
-        if zone is not None:
-            keys = self._by_zone.get(zone)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_zone[zone]
-        if serial_bound:
-            self._serial.discard(key)
+        kept = self._by_zone.get(zone)
+        if isinstance(kept, set):
+            kept.discard(key)
+            if len(kept) == 1:
+                self._by_zone[zone] = kept.pop()
+        elif kept == key:
+            del self._by_zone[zone]
 
 
 class Worker:

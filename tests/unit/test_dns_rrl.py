@@ -77,3 +77,29 @@ def test_the_reply_table_is_bounded_and_drops_the_oldest() -> None:
     assert list(table.replies) == [b"\x02", b"\x03", b"\x04"]
     table.invalidate(["d3.p2p"], now_s=0)  # d3 by zone; d2 and d4 are serial-bound
     assert len(table) == 0
+
+
+def test_the_reply_table_keeps_one_zone_index_slot_per_key() -> None:
+    table = ReplyTable(max_entries=100)
+    table.put(b"a1", b"A", "alice.p2p", False, 0)
+    table.put(b"a2", b"A", "alice.p2p", False, 0)
+    table.put(b"b1", b"B", "bob.p2p", False, 0)
+    table.put(b"a1", b"A2", "alice.p2p", False, 0)  # kept again: still one slot
+    table.put(b"a3", b"A", "alice.p2p", False, 0)
+    table.invalidate(["alice.p2p"], now_s=0)
+    assert set(table.replies) == {b"b1"}
+    table.put(b"a1", b"A3", "alice.p2p", False, 0)
+    table.invalidate(["alice.p2p"], now_s=0)
+    assert set(table.replies) == {b"b1"}
+
+
+def test_the_reply_tables_lapse_heap_is_bounded_by_its_entries() -> None:
+    table = ReplyTable(max_entries=10)
+    for i in range(5_000):  # the same questions kept again and again, as after updates
+        table.put(bytes([i % 20]), b"r", f"d{i % 20}.p2p", False, 10_000 + i)
+    assert len(table) == 10
+    assert len(table._expiring) <= 2 * len(table) + 1024
+    table.invalidate([], now_s=9_999)
+    assert len(table) == 10
+    table.invalidate([], now_s=20_000)
+    assert len(table) == 0
