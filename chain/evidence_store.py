@@ -25,10 +25,11 @@ def put_evidence(batch: WriteBatch, evidence: Evidence) -> None:
 def list_evidence(store: KVStore, *, limit: int = 1000) -> list[Evidence]:
     """Recorded evidence, newest height first."""
     out = []
-    for _, value in store.iterate(keys.EVIDENCE, reverse=True):
-        out.append(Evidence.from_bytes(value))
-        if len(out) >= limit:
-            break
+    with store.iterate(keys.EVIDENCE, reverse=True) as pairs:
+        for _, value in pairs:
+            out.append(Evidence.from_bytes(value))
+            if len(out) >= limit:
+                break
     return out
 
 
@@ -41,8 +42,9 @@ def put_invalid_proposal(batch: WriteBatch, record: InvalidProposal) -> None:
 def list_invalid_proposals(store: KVStore, *, limit: int = 100) -> list[InvalidProposal]:
     """Recorded invalid proposals, newest height (then round) first."""
     out = []
-    for _, value in store.iterate(keys.INVALID_PROPOSAL, reverse=True):
-        out.append(InvalidProposal.from_bytes(value))
-        if len(out) >= limit:
-            break
+    with store.iterate(keys.INVALID_PROPOSAL, reverse=True) as pairs:
+        for _, value in pairs:
+            out.append(InvalidProposal.from_bytes(value))
+            if len(out) >= limit:
+                break
     return out

@@ -222,10 +222,8 @@ class Ledger:
     def history(self, domain: str) -> list[tuple[int, bytes]]:
         """``(seq, txid or genesis anchor)`` of every step of a domain's chain, oldest first."""
         prefix = keys.make_history_prefix(domain)
-        return [
-            (keys.read_u64(key[len(prefix) :]), value)
-            for key, value in self.store.iterate(prefix)
-        ]
+        with self.store.iterate(prefix) as pairs:
+            return [(keys.read_u64(key[len(prefix) :]), value) for key, value in pairs]
 
     def prove_domain(self, domain: str) -> DomainProof:
         """A light-client proof of `domain`'s state (or absence) at the head.
@@ -245,10 +243,11 @@ class Ledger:
     def domains(self, *, start: str = "", limit: int = 100) -> list[DomainState]:
         """Domain states in name order, from `start`."""
         out = []
-        for _, value in self.store.iterate(keys.DOMAIN, start=keys.make_domain_key(start)):
-            out.append(DomainState.from_bytes(value))
-            if len(out) >= limit:
-                break
+        with self.store.iterate(keys.DOMAIN, start=keys.make_domain_key(start)) as pairs:
+            for _, value in pairs:
+                out.append(DomainState.from_bytes(value))
+                if len(out) >= limit:
+                    break
         return out
 
     # -- checking and applying blocks --

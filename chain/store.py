@@ -11,7 +11,8 @@ into a `WriteBatch` the caller created, so the caller decides what is atomic
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from types import TracebackType
 from typing import Protocol
 
 
@@ -45,19 +46,74 @@ class WriteBatch:
         return len(self._ops)
 
 
+class Scan(Protocol):
+    """What `KVStore.iterate` returns: an iterator of ``(key, value)`` pairs that holds
+    store resources until it is exhausted or closed.
+
+    A LevelDB scan pins table files and memory while open, so a caller that may
+    stop before the end closes it, on every path: ``with store.iterate(p) as pairs:``.
+    """
+
+    def __iter__(self) -> Scan: ...
+
+    def __next__(self) -> tuple[bytes, bytes]: ...
+
+    def close(self) -> None:
+        """Release what the scan holds. Closing twice, or after the end, is harmless."""
+
+    def __enter__(self) -> Scan: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class ListScan:
+    """A `Scan` over pairs already read (holds nothing but them)."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        self._pairs: Iterator[tuple[bytes, bytes]] = iter(pairs)
+
+    def __iter__(self) -> ListScan:
+        return self
+
+    def __next__(self) -> tuple[bytes, bytes]:
+        return next(self._pairs)
+
+    def close(self) -> None:
+        """Drop the pairs not read."""
+        self._pairs = iter(())
+
+    def __enter__(self) -> ListScan:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class KVStore(Protocol):
     """What every storage back-end provides."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value stored under `key`, or None."""
 
-    def iterate(
-        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Scan:
         """Pairs whose key starts with `prefix`, in key order (or reversed).
 
         `start`, if given, is a full key: iteration begins there (inclusive) going
-        forward, or at the greatest key <= `start` going backward.
+        forward, or at the greatest key <= `start` going backward. The pairs are
+        those stored when `iterate` is called. Close the scan (``with``) unless it
+        is read to the end.
         """
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
@@ -83,9 +139,7 @@ class MemoryStore:
             self._keys = sorted(self._data)
         return self._keys
 
-    def iterate(
-        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Scan:
         keys = self._sorted()
         if not reverse:
             lo = start if start is not None and start > prefix else prefix
@@ -105,8 +159,7 @@ class MemoryStore:
                     break
                 selected.append(key)
         # Snapshot the values now, like a LevelDB iterator over a snapshot.
-        pairs = [(k, self._data[k]) for k in selected]
-        return iter(pairs)
+        return ListScan([(k, self._data[k]) for k in selected])
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
         for key, value in batch.items():

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
 import plyvel
 
 from chain.errors import StorageError
-from chain.store import WriteBatch
+from chain.store import ListScan, Scan, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +110,14 @@ class LevelDBStore:
         """
         db = self._open_db()
         try:
-            db.compact_range()
+            # plyvel 1.5.1 passes an empty key, not "no bound", for a missing
+            # start or stop, so ``compact_range()`` covers no key at all and only
+            # flushes the memtable: the range is given, up to the last key.
+            with db.iterator(reverse=True, include_value=False) as it:
+                last: bytes | None = next(it, None)
+            # No live key: the tables may still hold deletions; this stop is above
+            # every key the ledger writes (keys.py prefixes are ASCII letters).
+            db.compact_range(start=b"", stop=last if last is not None else b"\xff" * 64)
         except plyvel.Error as exc:
             raise _storage_error("compact", self._path, exc) from exc
 
@@ -151,14 +157,18 @@ class LevelDBStore:
             raise _storage_error("read", self._path, exc) from exc
         return value
 
-    def iterate(
-        self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False
-    ) -> Iterator[tuple[bytes, bytes]]:
+    def iterate(self, prefix: bytes, *, start: bytes | None = None, reverse: bool = False) -> Scan:
         """Pairs whose key starts with `prefix`, in key order (or reversed).
 
         `start`, if given, is a full key: iteration begins there (inclusive)
         going forward, or at the greatest key <= `start` going backward. The
         pairs come from a snapshot taken now, so later writes never show up.
+
+        The scan holds a LevelDB iterator, which pins the table files (and the
+        memtable) it reads from until it is released: it is released when the
+        last pair has been read, on an error, or by `close` (``with
+        store.iterate(...) as pairs:``). A caller that may stop early must
+        close it (docs/storage-layout.md, "Iterators").
 
         Raises:
             StorageError: The store is closed or LevelDB failed (also raised
@@ -167,20 +177,24 @@ class LevelDBStore:
         db = self._open_db()
         bounds = _key_range(prefix, start, reverse)
         if bounds is None:
-            return iter(())
+            return ListScan(())
         lo, hi = bounds
         try:
             snapshot = db.snapshot()
+        except plyvel.Error as exc:
+            raise _storage_error("read", self._path, exc) from exc
+        try:
             if reverse:
                 # plyvel 1.5.1 drops the first key of a reverse iteration when
                 # it equals the iterator's `start` (also with `prefix=`), so the
-                # lower bound is checked here instead; see `_drain`.
+                # lower bound is checked here instead; see `_LevelDBScan`.
                 it = snapshot.iterator(stop=hi, reverse=True)
             else:
                 it = snapshot.iterator(start=lo, stop=hi)
         except plyvel.Error as exc:
+            snapshot.release()
             raise _storage_error("read", self._path, exc) from exc
-        return self._drain(snapshot, it, floor=lo if reverse else None)
+        return _LevelDBScan(self._path, snapshot, it, floor=lo if reverse else None)
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
         """Apply every operation of `batch` in one LevelDB write batch.
@@ -213,29 +227,63 @@ class LevelDBStore:
             raise StorageError(f"LevelDB store at {self._path} is closed; this is a bug in the caller")
         return self._db
 
-    def _drain(
-        self, snapshot: Any, it: Any, *, floor: bytes | None
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """Yield from plyvel iterator `it`, stopping below `floor`, then release both."""
+
+class _LevelDBScan:
+    """A `Scan` over a plyvel iterator on a snapshot; releases both when done or closed."""
+
+    __slots__ = ("_floor", "_it", "_path", "_snapshot")
+
+    def __init__(self, path: str, snapshot: Any, it: Any, *, floor: bytes | None) -> None:
+        self._path = path
+        self._snapshot: Any = snapshot
+        self._it: Any = it
+        self._floor = floor  # going backward: stop below this key
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> tuple[bytes, bytes]:
+        it = self._it
+        if it is None:
+            raise StopIteration
         try:
-            while True:
-                try:
-                    pair: tuple[bytes, bytes] = next(it)
-                except StopIteration:
-                    return
-                except plyvel.Error as exc:
-                    raise _storage_error("read", self._path, exc) from exc
-                except RuntimeError as exc:  # plyvel: "Database or iterator is closed"
-                    raise StorageError(
-                        f"LevelDB store at {self._path} was closed during iteration; "
-                        "this is a bug in the caller"
-                    ) from exc
-                if floor is not None and pair[0] < floor:
-                    return
-                yield pair
-        finally:
-            it.close()
-            snapshot.release()
+            pair: tuple[bytes, bytes] = next(it)
+        except StopIteration:
+            self.close()
+            raise
+        except plyvel.Error as exc:
+            self.close()
+            raise _storage_error("read", self._path, exc) from exc
+        except RuntimeError as exc:  # plyvel: "Database or iterator is closed"
+            self.close()
+            raise StorageError(
+                f"LevelDB store at {self._path} was closed during iteration; "
+                "this is a bug in the caller"
+            ) from exc
+        if self._floor is not None and pair[0] < self._floor:
+            self.close()
+            raise StopIteration
+        return pair
+
+    def close(self) -> None:
+        """Release the iterator and the snapshot now. Closing twice is harmless."""
+        it, self._it = self._it, None
+        if it is None:
+            return
+        it.close()
+        self._snapshot.release()
+        self._snapshot = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _key_range(prefix: bytes, start: bytes | None, reverse: bool) -> tuple[bytes, bytes | None] | None:
