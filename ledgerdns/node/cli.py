@@ -82,9 +82,11 @@ def _run(args: argparse.Namespace, out: Console) -> int:
             data_dir,
             prepared.genesis.chain_id,
         )
+    from ledgerdns.node.heap import start_tracing
     from ledgerdns.node.node import run_node  # imports libp2p (1 s): only when running
     from ledgerdns.p2p.errors import P2PError
 
+    start_tracing(args.tracemalloc)  # after the imports: what they allocate never grows
     try:
         trio.run(run_node, config, prepared, clock)
     except P2PError as exc:  # the node key cannot be used: say so in one line
@@ -105,6 +107,16 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     for exc in group.exceptions:
         out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
     return out
+
+
+def _frames(text: str) -> int:
+    try:
+        frames = int(text)
+    except ValueError:
+        frames = -1
+    if not 0 <= frames <= 100:
+        raise argparse.ArgumentTypeError(f"expected 0 (off) to 100 frames, got {text!r}")
+    return frames
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -163,6 +175,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)"
     )
     node.add_argument("--no-progress", action="store_true", help="no progress bar while syncing")
+    node.add_argument(
+        "--tracemalloc",
+        type=_frames,
+        default=0,
+        metavar="FRAMES",
+        help="trace Python allocations (FRAMES frames each; 0 = off, the default); each SIGUSR1 "
+        "then writes DATA_DIR/heap-<unix ms>.snapshot for tools/heapdiff.py (docs/operations.md)",
+    )
     node.add_argument(
         "--log-level",
         default="info",

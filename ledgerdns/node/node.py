@@ -42,6 +42,7 @@ from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
+from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.p2p import P2PConfig, P2PService
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, publish
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
@@ -259,7 +260,11 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK) -> None:
-    """Run a node until SIGTERM or SIGINT; print the READY line once listening."""
+    """Run a node until SIGTERM or SIGINT; print the READY line once listening.
+
+    SIGUSR1 writes a heap snapshot to the data directory when tracemalloc is on
+    (`ledgerdns.node.heap`).
+    """
     node = Node(config, prepared, clock)
     try:
         async with trio.open_nursery() as nursery:
@@ -272,8 +277,12 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
                 node.validator_name or node.p2p.peer_id,
                 node.genesis.chain_id, node.ledger.height, ready["dns"], ready["rpc"],
             )  # fmt: skip
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            stops = (signal.SIGTERM, signal.SIGINT)
+            with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
                 async for signum in signals:
+                    if signum == signal.SIGUSR1:  # a heap snapshot (ledgerdns.node.heap)
+                        dump_snapshot(config.data_dir, clock.now_ms())
+                        continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
                     break
             nursery.cancel_scope.cancel()

@@ -1,0 +1,61 @@
+"""Heap snapshots on SIGUSR1 (`ledgerdns.node.heap`) and their diff by site (`tools/heapdiff.py`)."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ledgerdns.node.heap import dump_snapshot, snapshot_path, start_tracing
+from tools import heapdiff
+
+_kept: list[str] = []
+
+
+@pytest.fixture
+def tracing() -> Iterator[None]:
+    was = tracemalloc.is_tracing()
+    start_tracing(4)
+    try:
+        yield
+    finally:
+        _kept.clear()
+        if not was:
+            tracemalloc.stop()
+
+
+def grow(n: int) -> None:
+    _kept.extend(f"entry {i}" * 4 for i in range(n))  # the site the diff must find
+
+
+@pytest.mark.usefixtures("tracing")
+def test_two_snapshots_diff_to_the_growing_site(tmp_path: Path) -> None:
+    old = dump_snapshot(tmp_path, 1_000)
+    grow(5_000)
+    new = dump_snapshot(tmp_path, 61_000)
+    assert old == snapshot_path(tmp_path, 1_000) and new == tmp_path / "heap-61000.snapshot"
+    assert (new.stat().st_mode & 0o777) == 0o600
+    assert heapdiff.taken_at_s(new) - heapdiff.taken_at_s(old) == 60
+    sites = heapdiff.diff(
+        tracemalloc.Snapshot.load(str(old)), tracemalloc.Snapshot.load(str(new)),
+        by="traceback", frames=2,
+    )  # fmt: skip
+    top = sites[0]
+    assert "test_heap.py" in top.frames[0] and "_kept.extend" in top.frames[0]
+    assert top.count_diff >= 5_000 and top.size_diff > 5_000 * 40
+    assert heapdiff.main([str(old), str(new), "--top", "1", "--match", "test_heap"]) == 0
+
+
+def test_without_tracing_no_snapshot_is_written(tmp_path: Path) -> None:
+    if tracemalloc.is_tracing():
+        pytest.skip("the test run itself is traced (PYTHONTRACEMALLOC)")
+    assert dump_snapshot(tmp_path, 5) is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("frames", [-1, 101])
+def test_tracing_takes_0_to_100_frames(frames: int) -> None:
+    with pytest.raises(ValueError):
+        start_tracing(frames)
