@@ -31,7 +31,7 @@ Validator = Callable[[str, bytes], bool]
 Handler = Callable[[str, bytes], Awaitable[None]]
 Penalize = Callable[[str, int, str], None]
 
-QUEUE_SIZE = 4096
+QUEUE_SIZE = 4096  # messages per topic between the library's queue and the handler; then dropped
 
 
 def wrap_validator(topic: str, fn: Validator, own_id: ID) -> SyncValidatorFn:

@@ -9,6 +9,7 @@ that restarts reuses them and its first messages are taken for old ones.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -138,6 +139,63 @@ class GuardedPubsub(Pubsub):
             self._handle_dead_peer(peer_id)
 
 
+# Bounds of the library's per-message state (issue 21), each checked by tests/unit/test_p2p_bounds.py:
+EQUIVOCATION_ENTRIES = 1000  # (from, seqno) -> digest; the library trims to 500 above 1,000 a heartbeat
+DELIVERY_HISTORY = 1024  # publish times kept per topic (read only by adaptive gossip, which is off)
+
+
+class BoundedGossipSub(GossipSub):
+    """GossipSub whose per-message bookkeeping stays bounded with adaptive gossip off.
+
+    py-libp2p 0.8.1 appends the time of every message it publishes or forwards
+    to ``recent_message_deliveries[topic]`` and prunes that list only in its
+    adaptive-gossip health check, which we turn off (docs/p2p.md): one float per
+    message, forever (32 bytes each: 11 MiB an hour at 100 msg/s). Each heartbeat keeps
+    the last `DELIVERY_HISTORY` entries per topic. Its equivocation check keeps the first
+    whole message per (from, seqno), up to 1,000 of them: up to 1,000 gossiped
+    blocks and batches of up to 1 MiB each. Here it keeps a 32-byte digest of
+    the data and the topics instead, which decides the same.
+    """
+
+    def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
+        key = msg.from_id + msg.seqno
+        digest = _message_digest(msg)
+        known = self._equivocation_digests.get(key)
+        if known is None:
+            if len(self._equivocation_digests) >= EQUIVOCATION_ENTRIES:
+                del self._equivocation_digests[next(iter(self._equivocation_digests))]
+            self._equivocation_digests[key] = digest
+            return True
+        if known != digest:
+            log.warning("gossip equivocation from %s: same seqno, other content", ID(msg.from_id))
+            if self.scorer is not None:
+                self.scorer.penalize_equivocation(ID(msg.from_id), 100.0)
+            return False
+        return True
+
+    @property
+    def _equivocation_digests(self) -> dict[bytes, bytes]:
+        # The library's dict (typed for whole messages) holds our digests instead, so its
+        # own heartbeat trim (above 1,000 entries, keep 500) still applies.
+        found: dict[bytes, bytes] = self.equivocation_detection  # type: ignore[assignment]
+        return found
+
+    def _periodic_security_cleanup(self) -> None:
+        super()._periodic_security_cleanup()
+        for times in self.recent_message_deliveries.values():
+            del times[:-DELIVERY_HISTORY]
+
+
+def _message_digest(msg: rpc_pb2.Message) -> bytes:
+    """What the equivocation check compares: the data and the topics, as one sha256."""
+    h = hashlib.sha256()
+    for topic in msg.topicIDs:
+        h.update(b"%d:%s" % (len(topic), topic.encode()))
+    h.update(b"|")
+    h.update(msg.data)
+    return h.digest()
+
+
 # The pubsub (and its peer) whose stream the current task reads, for `_reporting_frame_cap`.
 _reading: ContextVar[tuple[GuardedPubsub, ID]] = ContextVar("ledgerdns_pubsub_reading")
 
@@ -166,7 +224,7 @@ def install_frame_report() -> None:
         setattr(pubsub_module, "read_varint_prefixed_bytes_limited", _reporting_frame_cap(current))  # noqa: B010
 
 
-def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, GossipSub]:
+def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, BoundedGossipSub]:
     """Gossipsub with a steady 1 s heartbeat, no message-rate limit and content-addressed ids.
 
     Our messages' sequence numbers count up from `seqno_start`: the wall clock in
@@ -174,7 +232,7 @@ def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, GossipSu
     """
     install_record_memo()
     install_frame_report()
-    router = GossipSub(
+    router = BoundedGossipSub(
         protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
         degree=MESH_DEGREE,
         degree_low=2,
@@ -197,7 +255,9 @@ def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, GossipSu
     return pubsub, router
 
 
-# per host (each keeps its own peerstore): peer -> the record bytes it sent last
+# per host (each keeps its own peerstore): peer -> the record bytes it sent last;
+# ≤ CONSUMED_RECORDS peers per host, cleared when full (a forgotten record is checked again)
+CONSUMED_RECORDS = 4096
 _consumed_records: weakref.WeakKeyDictionary[IHost, dict[ID, bytes]] = weakref.WeakKeyDictionary()
 
 
@@ -221,7 +281,7 @@ def _remembering_record_check(
             return True
         accepted = original(msg, host, peer_id)
         if accepted:
-            if len(known) >= 4096:
+            if len(known) >= CONSUMED_RECORDS:
                 known.clear()
             known[peer_id] = record
         return accepted
