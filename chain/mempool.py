@@ -61,6 +61,8 @@ class Mempool:
         self.max_per_domain = max_per_domain
         self._txs: dict[TxHash, Transaction] = {}  # insertion order is arrival order
         self._chains: dict[str, list[_Pending]] = {}
+        # (valid_until, txid) heap; entries of txs already gone stay until popped, and it is
+        # rebuilt from `_txs` once over 2 * len(_txs) + 64 entries (in `_expire`)
         self._expiry: list[tuple[int, TxHash]] = []
         self._bytes = 0
 

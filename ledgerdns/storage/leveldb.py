@@ -21,8 +21,12 @@ from chain.store import ListScan, Scan, WriteBatch
 
 log = logging.getLogger(__name__)
 
-_LRU_CACHE_BYTES = 64 * 1024 * 1024
+# LevelDB's own memory, all bounded here (docs/storage-layout.md, "Memory"; issue 21):
+_LRU_CACHE_BYTES = 64 * 1024 * 1024  # block cache: uncompressed data blocks read, LRU
 _WRITE_BUFFER_BYTES = 32 * 1024 * 1024  # fewer, larger level-0 files: less compaction churn
+# Table cache: each open table file keeps its index and bloom filter in memory (~25 KiB per
+# 2 MiB table) and one descriptor; LevelDB's default of 1,000 would be 1,000 fds and ~25 MiB.
+_MAX_OPEN_FILES = 256
 _BLOOM_FILTER_BITS = 10
 
 
@@ -85,6 +89,7 @@ class LevelDBStore:
                 lru_cache_size=_LRU_CACHE_BYTES,
                 bloom_filter_bits=_BLOOM_FILTER_BITS,
                 write_buffer_size=_WRITE_BUFFER_BYTES,
+                max_open_files=_MAX_OPEN_FILES,
             )
         except plyvel.Error as exc:
             raise _storage_error("open", where, exc) from exc
