@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledgerdns.consensus")
 
+V = TypeVar("V")
+
 MAX_FUTURE_MS = 15_000  # a proposed block may be at most this far ahead of our clock
 # A proposal is one gossip message: kept well under the library's 1 MiB cap, and small
 # enough that it spreads and is checked quickly (many small blocks beat a few huge ones).
@@ -69,6 +71,10 @@ PROPOSAL_MAX_TXS = 600
 # Invalid proposals stored per height: each may be a large block, and a Byzantine proposer
 # (or its sybil relays, until each is banned) could sign one for every round it leads.
 MAX_INVALID_PROPOSALS_STORED = 4
+# Blocks judged at the current height (both tables are emptied when it is decided): one per
+# proposal seen, so a height stuck for many rounds would otherwise keep every one. Past the
+# bound the oldest is forgotten, and judged again if it comes back (same verdict).
+CHECKED_BLOCKS = 16
 
 
 class LedgerApp:
@@ -87,8 +93,8 @@ class LedgerApp:
         self.mempool = mempool
         self.key = key
         self.clock = clock
-        self.checked: dict[bytes, BlockUpdate] = {}
-        self.faults: dict[bytes, str] = {}  # block hash → why it fails (this height only)
+        self.checked: dict[bytes, BlockUpdate] = {}  # ≤ CHECKED_BLOCKS, this height only
+        self.faults: dict[bytes, str] = {}  # block hash → why it fails (≤ CHECKED_BLOCKS)
 
     def build_proposal(self, height: int, time_ms: int) -> Block:
         assert self.key is not None, "only validators propose"
@@ -102,7 +108,7 @@ class LedgerApp:
         for r in rejected:
             for tx, error in self.mempool.discard(r.tx.txid, r.error):
                 log.info("dropped %s from the mempool: %s", tx.txid.hex()[:16], error)
-        self.checked[update.block.hash] = update
+        _remember(self.checked, update.block.hash, update)
         return update.block
 
     def block_fault(self, block: Block) -> str | None:
@@ -112,10 +118,11 @@ class LedgerApp:
         if fault is not None:
             return fault
         try:
-            self.checked[block.hash] = self.ledger.check_block(block)
+            _remember(self.checked, block.hash, self.ledger.check_block(block))
         except InvalidUpdate as exc:
             log.warning("invalid proposed block: %s", exc)
-            self.faults[block.hash] = fault = str(exc)
+            fault = str(exc)
+            _remember(self.faults, block.hash, fault)
             return fault
         return None
 
@@ -141,6 +148,13 @@ class LedgerApp:
         self.checked.clear()
         self.faults.clear()
         return update
+
+
+def _remember(table: dict[bytes, V], block_hash: bytes, value: V) -> None:
+    """Add to a per-height table, forgetting its oldest entry past `CHECKED_BLOCKS`."""
+    table[block_hash] = value
+    while len(table) > CHECKED_BLOCKS:
+        del table[next(iter(table))]
 
 
 Committed = Callable[[Block, CommitCertificate, bool], Awaitable[None]]
@@ -193,7 +207,9 @@ class ConsensusDriver:
             lock=lock,
         )
         self.lock = trio.Lock()
-        self.last_seen: dict[bytes, tuple[int, int, int]] = {}  # validator key → (ms, height, round)
+        # validator key → (ms, height, round): only messages that passed the gossip filter get
+        # here, and it admits only genesis validators' signatures, so ≤ one entry per validator
+        self.last_seen: dict[bytes, tuple[int, int, int]] = {}
         self._nursery: trio.Nursery | None = None
         self._started = trio.Event()
 

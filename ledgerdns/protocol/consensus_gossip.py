@@ -35,7 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerdns.protocol.consensus")
 
 RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
-DECODED_CACHE = 256
+# The filter's decodes, kept for the handler: only of messages it passed on, each popped when
+# handled; the rest (a message the library then dropped) go oldest first past either bound.
+DECODED_CACHE = 256  # entries
+DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
+PEER_VALIDATORS = 1024  # peers remembered as publishing a validator's messages (RPC peer list)
 
 
 def describe(message: Proposal | Vote) -> str:
@@ -76,6 +80,7 @@ class ConsensusGossip:
         self._offences = offences
         self._resend_pending = resend_pending
         self._decoded: dict[bytes, Proposal | Vote] = {}  # the filter's decodes, for the handler
+        self._decoded_bytes = 0  # sum of the keys' lengths, under DECODED_CACHE_BYTES
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
         self._nursery: trio.Nursery | None = None
 
@@ -90,17 +95,30 @@ class ConsensusGossip:
         """Decode a consensus gossip message (the gossip filter's result is reused)."""
         known = self._decoded.pop(data, None)
         if known is not None:
+            self._decoded_bytes -= len(data)
             return known
         # A proposal is authenticated from its header before its body is decoded.
         return decode_consensus(data, self._genesis.params)
+
+    def _keep_decoded(self, data: bytes, message: Proposal | Vote) -> None:
+        """Keep a passed message's decode for the handler, which gets the same bytes."""
+        if data in self._decoded:
+            return
+        self._decoded[data] = message
+        self._decoded_bytes += len(data)
+        while len(self._decoded) > DECODED_CACHE or self._decoded_bytes > DECODED_CACHE_BYTES:
+            oldest = next(iter(self._decoded))
+            del self._decoded[oldest]
+            self._decoded_bytes -= len(oldest)
+
+    def decoded_cached(self) -> tuple[int, int]:
+        """(entries, wire bytes) of the decodes kept for the handler."""
+        return len(self._decoded), self._decoded_bytes
 
     def validate(self, peer: str, data: bytes) -> bool:
         """The gossip filter: True to deliver and forward; a bad message costs its sender."""
         try:
             message = self._decode(data)
-            if len(self._decoded) >= DECODED_CACHE:
-                del self._decoded[next(iter(self._decoded))]
-            self._decoded[data] = message  # for the handler, which gets the same bytes
             if message.chain_id != self._genesis.chain_id:
                 raise InvalidUpdate(RejectReason.WRONG_CHAIN, "consensus message for another network")
             validators = self._genesis.params.validators
@@ -113,7 +131,10 @@ class ConsensusGossip:
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
             return False
         # Old heights are not forwarded (nobody needs them), but are not the sender's fault.
-        return message.height > self._ledger.height and self.worth_forwarding(peer, message)
+        passed = message.height > self._ledger.height and self.worth_forwarding(peer, message)
+        if passed:  # a refused one never reaches the handler: keeping it would only fill the memo
+            self._keep_decoded(data, message)
+        return passed
 
     def worth_forwarding(self, peer: str, message: Proposal | Vote) -> bool:
         """Whether a valid consensus message is close enough to where we are to pass on.
@@ -154,7 +175,10 @@ class ConsensusGossip:
         if index is not None and message_kind(data) != Kind.RESENT:
             # Published first-hand (a node re-sending relays others' votes too), and
             # noted before the machine can find the signer misbehaving.
-            self.peer_validator.setdefault(peer, self._genesis.validator_names[index])
+            if peer not in self.peer_validator:
+                if len(self.peer_validator) >= PEER_VALIDATORS:
+                    del self.peer_validator[next(iter(self.peer_validator))]
+                self.peer_validator[peer] = self._genesis.validator_names[index]
             self._offences.origins.note(bytes(signer), peer)
         if isinstance(message, Vote):
             # In any wrapping: no honest node publishes two votes of one validator for one step.

@@ -21,6 +21,7 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate
+from chain.tx import forget_decoded
 from chain.wire import CommitNotice
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PService
@@ -122,7 +123,10 @@ class Commits:
         self._mempool = mempool
         self._notices = notices
         self._listeners: list[BlockListener] = []
-        self._waiters: dict[bytes, trio.Event] = {}
+        # txid -> (event, callers waiting on it). Bound: the calls waiting right now (each
+        # holds an RPC request open); a caller that gives up removes itself, so a
+        # transaction that never becomes final leaves nothing behind (issue 21).
+        self._waiters: dict[bytes, tuple[trio.Event, int]] = {}
 
     def on_block_applied(self, listener: BlockListener) -> None:
         """Call ``listener(height, changed_domains)`` after each block is stored."""
@@ -137,19 +141,37 @@ class Commits:
                     return height, index
                 except NotFound:
                     pass
-                event = self._waiters.setdefault(txid, trio.Event())
-                await event.wait()
+                await self._wait_block_with(txid)
         return None
+
+    async def _wait_block_with(self, txid: bytes) -> None:
+        """Until a stored block holds `txid`; the waiter is forgotten however this ends."""
+        event, count = self._waiters.get(txid, (trio.Event(), 0))
+        self._waiters[txid] = (event, count + 1)
+        try:
+            await event.wait()
+        finally:
+            current = self._waiters.get(txid)
+            if current is not None and current[0] is event:
+                if current[1] <= 1:
+                    del self._waiters[txid]
+                else:
+                    self._waiters[txid] = (event, current[1] - 1)
+
+    def waiting(self) -> int:
+        """How many transactions some caller waits for (each entry of the waiter table)."""
+        return len(self._waiters)
 
     async def committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
         """After a block is stored: mempool, waiters, listeners, and (ours) the commit notice."""
         now_s = block.header.time_ms // 1000
         for tx, error in self._mempool.block_applied(block.txs, self._ledger.get_domain, now_s):
             log.info("dropped %s from the mempool: %s", tx.txid.hex()[:16], error)
+        forget_decoded(block.txs)  # final: no proposal will carry them again
         for tx in block.txs:
-            event = self._waiters.pop(tx.txid, None)
-            if event is not None:
-                event.set()
+            waiter = self._waiters.pop(tx.txid, None)
+            if waiter is not None:
+                waiter[0].set()
         changed = frozenset(tx.body.domain for tx in block.txs)
         for listener in self._listeners:
             listener(block.height, changed)

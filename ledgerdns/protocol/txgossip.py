@@ -59,8 +59,11 @@ class TxGossip:
         self._p2p = p2p
         self.topic = topic
         self._txs_available = txs_available
+        # Local submissions not yet gossiped: each was admitted to the mempool first, so
+        # bounded by the mempool's own bound (`Mempool.max_txs`), and emptied every few ms.
         self._outbox: list[Transaction] = []
-        # recent local submissions, for re-sending: txid -> (tx, when last gossiped)
+        # recent local submissions, for re-sending: txid -> (tx, when last gossiped);
+        # ≤ TX_BATCH_MAX entries (the oldest go first), those no longer pending are dropped
         self._sent: dict[bytes, tuple[Transaction, float]] = {}
         self._ready = trio.Event()
 
