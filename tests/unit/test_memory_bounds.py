@@ -14,6 +14,9 @@ from chain import tx as tx_module
 from chain.crypto import PrivateKey
 from chain.records import Record
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from ledgerdns.dns import rrl
+from ledgerdns.dns.forward import Forwarder
+from ledgerdns.dns.settings import ForwardSettings
 from ledgerdns.storage import leveldb
 
 KEY = PrivateKey.generate(b"memory bounds")
@@ -89,3 +92,21 @@ def test_the_valid_owner_key_set_is_bounded(monkeypatch: pytest.MonkeyPatch) -> 
     for i in range(11):
         rules._validate_owner_key(PrivateKey.generate(b"owner %d" % i).public_key)
         assert len(rules._valid_keys) <= 4
+
+
+def test_rrl_remembers_a_bounded_number_of_client_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rrl, "_MAX_TRACKED", 16)
+    limiter = rrl.RateLimiter(1000, 2, clock=lambda: 0.0)
+    for i in range(100):
+        limiter.check(f"198.51.{i // 250}.{i % 250}")
+        assert len(limiter._prefix_of) <= 16
+
+
+def test_the_forwarder_cache_holds_at_most_cache_entries() -> None:
+    fwd = Forwarder(ForwardSettings(upstreams=(), cache_entries=8))
+    for i in range(50):
+        fwd._store((f"name{i}", 1, 1), object())  # type: ignore[arg-type]
+        assert len(fwd._entries) <= 8
+    assert ("name49", 1, 1) in fwd._entries  # the newest stay

@@ -7,11 +7,20 @@ gossip, which we turn off) and the first whole message per (from, seqno).
 
 from __future__ import annotations
 
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 
+from ledgerdns.p2p import gossip
 from ledgerdns.p2p import host as host_module
-from ledgerdns.p2p.host import DELIVERY_HISTORY, EQUIVOCATION_ENTRIES, BoundedGossipSub
+from ledgerdns.p2p.host import (
+    DELIVERY_HISTORY,
+    EQUIVOCATION_ENTRIES,
+    BoundedGossipSub,
+    build_host,
+    build_pubsub,
+)
 
 TOPIC = "/ledgerdns/net/txs/1"
 
@@ -78,3 +87,36 @@ def test_the_peer_record_memo_is_bounded_per_host() -> None:
     last = host_module.CONSUMED_RECORDS * 2 + 9
     assert check(rpc_pb2.RPC(senderRecord=b"r%d" % last), host, last)  # type: ignore[arg-type]
     assert checked.count(b"r%d" % last) == 1  # remembered: not checked again
+
+
+def test_the_library_caches_we_rely_on_expire_or_are_capped() -> None:
+    host = build_host(create_new_key_pair(), ["/ip4/127.0.0.1/tcp/0"])
+    pubsub, router = build_pubsub(host, seqno_start=1)
+    try:
+        assert pubsub.seen_messages.ttl == 120 and pubsub.seen_messages.sweep_interval == 60
+        assert pubsub.validation_cache.max_size == 1000
+        assert router.mcache.history_size == 5  # heartbeats (1 s each) of messages kept
+        assert isinstance(router, BoundedGossipSub)
+    finally:
+        pubsub.seen_messages.stop()
+
+
+class _Subscription:
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    async def get(self) -> rpc_pb2.Message:
+        if not self.left:
+            await trio.sleep_forever()
+        self.left -= 1
+        return message(self.left)
+
+
+def test_the_gossip_queue_drops_past_its_size() -> None:
+    async def main() -> int:
+        send, receive = trio.open_memory_channel[rpc_pb2.Message](gossip.QUEUE_SIZE)
+        with trio.move_on_after(1):
+            await gossip.drain(TOPIC, _Subscription(gossip.QUEUE_SIZE + 100), send)  # type: ignore[arg-type]
+        return receive.statistics().current_buffer_used
+
+    assert trio.run(main) == gossip.QUEUE_SIZE
