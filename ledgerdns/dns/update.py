@@ -213,7 +213,7 @@ class Updater:
         if not is_on_time(signed, now_s):
             reason = "badtime"
         elif not await self._times.admit(
-            key.name.to_text(), int(signed.time_signed), bytes(signed.mac)
+            key.name.to_text(), int(signed.time_signed), bytes(signed.mac), now_s=now_s
         ):
             reason = "replay"
         else:
