@@ -18,6 +18,8 @@ import os
 import tracemalloc
 from pathlib import Path
 
+import trio
+
 log = logging.getLogger("ledgerdns.node.heap")
 
 SNAPSHOT_PREFIX = "heap-"
@@ -76,7 +78,23 @@ def dump_snapshot(data_dir: Path, now_ms: int) -> Path | None:
     os.replace(tmp, path)
     traced, peak = tracemalloc.get_traced_memory()
     log.info(
-        "heap snapshot path=%s traced_mib=%.1f peak_mib=%.1f overhead_mib=%.1f",
+        "heap snapshot path=%s traced_mib=%.1f peak_mib=%.1f overhead_mib=%.1f trio_tasks=%d",
         path, traced / 2**20, peak / 2**20, tracemalloc.get_tracemalloc_memory() / 2**20,
+        count_tasks(),
     )  # fmt: skip
     return path
+
+
+def count_tasks() -> int:
+    """Live trio tasks of the running loop (-1 outside one): a task leak grows it too."""
+    try:
+        root = trio.lowlevel.current_root_task()
+    except RuntimeError:
+        return -1
+    count, todo = 0, [root] if root is not None else []
+    while todo:
+        task = todo.pop()
+        count += 1
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return count

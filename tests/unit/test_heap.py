@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
-from ledgerdns.node.heap import dump_snapshot, snapshot_path, start_tracing
+from ledgerdns.node.heap import count_tasks, dump_snapshot, snapshot_path, start_tracing
 from tools import heapdiff
 
 _kept: list[str] = []
@@ -59,3 +60,19 @@ def test_without_tracing_no_snapshot_is_written(tmp_path: Path) -> None:
 def test_tracing_takes_0_to_100_frames(frames: int) -> None:
     with pytest.raises(ValueError):
         start_tracing(frames)
+
+
+def test_trio_tasks_are_counted() -> None:
+    async def main() -> tuple[int, int]:
+        before = count_tasks()
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(trio.sleep_forever)
+            await trio.sleep(0)
+            during = count_tasks()
+            nursery.cancel_scope.cancel()
+        return before, during
+
+    before, during = trio.run(main)
+    assert during == before + 5
+    assert count_tasks() == -1  # outside a trio loop
