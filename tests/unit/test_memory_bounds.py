@@ -9,15 +9,17 @@ from typing import Any
 import plyvel
 import pytest
 
-from chain import rules
+from chain import consensus, rules
 from chain import tx as tx_module
 from chain.crypto import PrivateKey
+from chain.quorum import Vote, VoteType
 from chain.records import Record
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from ledgerdns.dns import rrl
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.settings import ForwardSettings
 from ledgerdns.storage import leveldb
+from tests.unit import test_consensus
 
 KEY = PrivateKey.generate(b"memory bounds")
 
@@ -110,3 +112,22 @@ def test_the_forwarder_cache_holds_at_most_cache_entries() -> None:
         fwd._store((f"name{i}", 1, 1), object())  # type: ignore[arg-type]
         assert len(fwd._entries) <= 8
     assert ("name49", 1, 1) in fwd._entries  # the newest stay
+
+
+@pytest.mark.parametrize(("entries", "size", "kept"), [(5, 10**9, 5), (10**9, 3 * 256, 3)])
+def test_the_next_height_buffer_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, entries: int, size: int, kept: int
+) -> None:
+    monkeypatch.setattr(consensus, "FUTURE_BUFFER", entries)
+    monkeypatch.setattr(consensus, "FUTURE_BUFFER_BYTES", size)
+    m, _ = test_consensus.machine(0)
+    for r in range(consensus.ROUND_WINDOW + 1):
+        for vtype in (VoteType.PREVOTE, VoteType.PRECOMMIT):
+            for key in test_consensus.KEYS:
+                vote = Vote.create(
+                    key, chain_id=test_consensus.GENESIS.chain_id,
+                    genesis_hash=test_consensus.GENESIS.hash(), vtype=vtype, height=2, round_=r,
+                    block_hash=b"",
+                )  # fmt: skip
+                m.on_vote(vote, test_consensus.NOW)
+    assert len(m._future) == kept
