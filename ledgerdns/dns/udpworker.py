@@ -247,7 +247,12 @@ def _send(send: Any, reply: bytes, address: Any) -> None:
 
 def main(argv: list[str]) -> int:
     """``udpworker UDP_FD UP_FD DOWN_FD SETTINGS_JSON``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the node's to handle
+    # Ctrl-C and SIGTERM are the node's to handle: a signal to the whole process group (a
+    # terminal, systemd's KillMode=control-group, the cluster tools) would otherwise kill the
+    # worker first and the node, still serving, would log it as a crash and start another.
+    # The worker still ends with the node: it exits when the node hangs up (`control`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     udp_fd, up_fd, down_fd = (int(a) for a in argv[:3])
     options = json.loads(argv[3])
     sock = socket.socket(fileno=udp_fd)

@@ -117,6 +117,43 @@ def test_devnet_starts_serves_and_resumes(tmp_path: Path, started: list[Running]
     assert "Traceback" not in again.tail()
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_sigterm_to_the_process_group_stops_quietly(tmp_path: Path, started: list[Running]) -> None:
+    """What a service manager or `kill -TERM -PGID` sends reaches the DNS worker too, maybe first.
+
+    The worker leaves SIGTERM to the node (and ends when the node hangs up), so the node never
+    sees it die and "restart" it while stopping.
+    """
+    data = tmp_path / "devnet"
+    node = Running(data)
+    started.append(node)
+    reply = dns.query.udp(dns.message.make_query("x.p2p", "A"), node.dns[0], port=node.dns[1], timeout=2)
+    assert reply.rcode() == dns.rcode.NXDOMAIN  # the worker is up and answering
+    (worker,) = _children(node.proc.pid)
+    os.kill(worker, signal.SIGTERM)  # the group's signal reaching the worker before the node
+    time.sleep(1.0)
+    assert _children(node.proc.pid) == [worker]  # still there: the node decides
+    os.killpg(node.proc.pid, signal.SIGTERM)
+    assert node.proc.wait(timeout=20) == 0
+    log = node.tail()
+    assert "exited; restarting" not in log and "Traceback" not in log, log
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # every process of the group has ended
+        try:
+            os.killpg(node.proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a process of the node's group outlived it")
+
+
 def test_a_second_node_on_the_same_data_dir_is_refused(tmp_path: Path, started: list[Running]) -> None:
     data = tmp_path / "devnet"
     started.append(Running(data))
