@@ -269,16 +269,17 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
     try:
         async with trio.open_nursery() as nursery:
             ready = await nursery.start(node.run)
-            line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p")}
-            print("READY " + json.dumps(line), flush=True)
-            log.info(
-                "%s %s on %s at height %d: DNS %s, RPC %s",
-                "validator" if node.key else "follower",
-                node.validator_name or node.p2p.peer_id,
-                node.genesis.chain_id, node.ledger.height, ready["dns"], ready["rpc"],
-            )  # fmt: skip
             stops = (signal.SIGTERM, signal.SIGINT)
+            # The handlers are in place before READY: a signal sent right after it is ours.
             with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
+                line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p")}
+                print("READY " + json.dumps(line), flush=True)
+                log.info(
+                    "%s %s on %s at height %d: DNS %s, RPC %s",
+                    "validator" if node.key else "follower",
+                    node.validator_name or node.p2p.peer_id,
+                    node.genesis.chain_id, node.ledger.height, ready["dns"], ready["rpc"],
+                )  # fmt: skip
                 async for signum in signals:
                     if signum == signal.SIGUSR1:  # a heap snapshot (ledgerdns.node.heap)
                         dump_snapshot(config.data_dir, clock.now_ms())
