@@ -2,8 +2,7 @@
 
 Inputs are method calls (`on_proposal`, `on_vote`, `on_timeout`,
 `on_txs_available`, `on_synced`, `advance`), each with the caller's clock
-reading `now_ms`; outputs are lists of effects (`PersistGuard`, `Broadcast`,
-`ScheduleTimeout`, `Decide`, `EvidenceFound`, `InvalidProposalFound`) that
+reading `now_ms`; outputs are lists of effects (`chain.consensus_effects`) that
 the driver executes in order. Nothing here reads a clock, opens a socket or
 draws randomness, so the simulator in the tests replays any run from its seed.
 
@@ -35,21 +34,38 @@ Differences from the paper, all for operation rather than safety:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
 
 from chain.block import Block
+from chain.consensus_buffer import FUTURE_BUFFER, NextHeightBuffer
+from chain.consensus_effects import (
+    BlockJudge,
+    Broadcast,
+    ConsensusApp,
+    Decide,
+    Effect,
+    EvidenceFound,
+    InvalidProposalFound,
+    PersistGuard,
+    PersistLock,
+    ScheduleTimeout,
+    TimeoutKind,
+)
 from chain.consensus_lock import LockRecord
-from chain.consensus_messages import Evidence, Proposal, SignGuard, SignStep, vote_step
+from chain.consensus_messages import (
+    Evidence,
+    Proposal,
+    SignGuard,
+    SignStep,
+    validate_proposal_signer,
+    vote_step,
+)
 from chain.crypto import PrivateKey
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ConsensusParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, max_faulty
 
 NIL = b""
-FUTURE_BUFFER = 4096  # next-height messages (one per slot) and equivocators' extra votes
-FUTURE_BUFFER_BYTES = 16 * 1024 * 1024  # the next-height buffer's size in encoded bytes
 # Proposals and votes are kept for rounds up to the current one plus this; a message
 # further ahead only tells the round-skip rule that its signer is there.
 ROUND_WINDOW = 2
@@ -69,101 +85,6 @@ class Step(IntEnum):
     PREVOTE = 2
     PRECOMMIT = 3
     COMMITTING = 4  # decided; waiting for the driver's advance()
-
-
-class TimeoutKind(IntEnum):
-    """The timers the machine asks for."""
-
-    PROPOSE = 1
-    PREVOTE = 2
-    PRECOMMIT = 3
-    HEARTBEAT = 4
-
-
-@dataclass(frozen=True, slots=True)
-class PersistGuard:
-    """Write these guard bytes durably before executing any later effect."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PersistLock:
-    """Write this `LockRecord` durably (with the guard effect that follows it) before sending."""
-
-    record: LockRecord
-
-
-@dataclass(frozen=True, slots=True)
-class Broadcast:
-    """Send a signed proposal or vote to every validator."""
-
-    message: Proposal | Vote
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleTimeout:
-    """Call `on_timeout(kind, height, round)` after `delay_ms`."""
-
-    kind: TimeoutKind
-    height: int
-    round: int
-    delay_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Decide:
-    """`block` is final; store it with `certificate`, then call `advance()`."""
-
-    block: Block
-    certificate: CommitCertificate
-
-
-@dataclass(frozen=True, slots=True)
-class EvidenceFound:
-    """A validator signed two conflicting votes."""
-
-    evidence: Evidence
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidProposalFound:
-    """The round's proposer signed a proposal whose block can never be valid (`BlockJudge`).
-
-    Emitted at most once per height and round: the machine keeps one proposal per round.
-    """
-
-    proposal: Proposal
-    reason: str
-
-
-Effect = (
-    PersistGuard | PersistLock | Broadcast | ScheduleTimeout | Decide | EvidenceFound
-    | InvalidProposalFound
-)
-
-
-class ConsensusApp(Protocol):
-    """What consensus needs from the ledger (the driver passes an adapter)."""
-
-    def build_proposal(self, height: int, time_ms: int) -> Block:
-        """A block for `height` from the mempool (may be empty)."""
-
-    def is_valid(self, block: Block) -> bool:
-        """Whether `block` is a valid next block (the ledger's `check_block`)."""
-
-
-class BlockJudge(Protocol):
-    """The clock-independent part of the app's validity check, for blaming proposers.
-
-    `ConsensusApp.is_valid` may also refuse a block for reasons that depend on
-    the local clock (a block time too far in the future), which an honest
-    proposer with a fast clock can trigger and another node cannot reproduce.
-    Only what `block_fault` reports is treated as provable misbehaviour.
-    """
-
-    def block_fault(self, block: Block) -> str | None:
-        """Why `block` can never be the valid next block, whatever the clock; None if it may be."""
 
 
 class Tendermint:
@@ -203,9 +124,7 @@ class Tendermint:
         self.judge = judge
         # (validator index, round, vote type) -> the first evidence found there, this height
         self.evidence: dict[tuple[int, int, VoteType], Evidence] = {}
-        # next-height messages, one per slot (see `_slot`), and their encoded bytes
-        self._future: dict[tuple[int, int, int, bytes], Proposal | Vote] = {}
-        self._future_bytes = 0
+        self._future = NextHeightBuffer()
         self._restored = lock
         self._enter_height(height)
 
@@ -240,14 +159,13 @@ class Tendermint:
             if proposal.round <= ROUND_WINDOW and proposal.proposer == self.validators.proposer(
                 proposal.height, proposal.round
             ):
-                self._buffer(proposal)
+                self._future.add(proposal)
             return effects
         if proposal.height != self.height or self.step == Step.COMMITTING:
             return effects
         if proposal.round in self.proposals:
             return effects
         self._check_proposal(proposal)
-        self._check_header_proposer(proposal)
         if proposal.round > self.round + ROUND_WINDOW:
             self._note_ahead(self.validators.index_of(proposal.proposer), proposal.round)
             self._wake(now_ms, effects)
@@ -269,7 +187,7 @@ class Tendermint:
         effects: list[Effect] = []
         if vote.height == self.height + 1:
             if vote.round <= ROUND_WINDOW:
-                self._buffer(vote)
+                self._future.add(vote)
             return effects
         if vote.height != self.height or self.step == Step.COMMITTING:
             return effects
@@ -348,16 +266,8 @@ class Tendermint:
         effects = self.start(now_ms)
         if txs_available:
             self._start_round(self.round, now_ms, effects)
-        buffered = list(self._future.values())
-        self._future, self._future_bytes = {}, 0
-        for message in buffered:
-            try:
-                if isinstance(message, Proposal):
-                    effects.extend(self.on_proposal(message, now_ms))
-                else:
-                    effects.extend(self.on_vote(message, now_ms))
-            except InvalidUpdate:
-                continue  # a bad buffered message is dropped like a bad live one
+        # a bad buffered message is dropped like a bad live one
+        effects.extend(replay(self, self._future.drain(), now_ms))
         self._evaluate(now_ms, effects)
         return effects
 
@@ -655,12 +565,10 @@ class Tendermint:
         self.votes.setdefault((self.round, vtype), {})[index] = vote
 
     def _check_proposal(self, proposal: Proposal) -> None:
-        if proposal.chain_id != self.chain_id:
-            raise InvalidUpdate(RejectReason.WRONG_CHAIN, "proposal for another network")
-        if proposal.proposer != self.validators.proposer(proposal.height, proposal.round):
-            raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
-        if not proposal.is_valid_signature(self.genesis_hash):
-            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
+        validate_proposal_signer(
+            proposal, chain_id=self.chain_id, genesis_hash=self.genesis_hash,
+            validators=self.validators,
+        )  # fmt: skip
         if not proposal.block.body_matches_header():
             # Refused before it is stored, so a copy altered in transit cannot take the
             # round's slot from the proposer's genuine one.
@@ -676,32 +584,6 @@ class Tendermint:
             raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "vote signature is bad")
         return index
 
-    def _check_header_proposer(self, proposal: Proposal) -> None:
-        """A fresh block names its own proposer; a re-proposed one names a validator.
-
-        The header's `proposer` is otherwise unauthenticated: the ledger only checks
-        it is a validator, because a block locked in one round may be re-proposed
-        (with its proof-of-lock round) by a later round's proposer.
-        """
-        if proposal.pol_round == -1 and proposal.block.header.proposer != proposal.proposer:
-            raise InvalidUpdate(
-                RejectReason.BAD_PROPOSER, "a fresh proposal's block names another proposer"
-            )
-
-    def _buffer(self, message: Proposal | Vote) -> None:
-        """Keep a next-height message: one per slot, within a count and a byte budget."""
-        if isinstance(message, Proposal):
-            key = (message.height, message.round, 0, bytes(message.proposer))
-            size = sum(tx.size for tx in message.block.txs) + 1024
-        else:
-            key = (message.height, message.round, int(message.vtype), bytes(message.validator))
-            size = 256
-        if key in self._future:
-            return  # the first one holds the slot; an equivocation shows once the height starts
-        if len(self._future) >= FUTURE_BUFFER or self._future_bytes + size > FUTURE_BUFFER_BYTES:
-            return
-        self._future[key] = message
-        self._future_bytes += size
 
 
 def replay(machine: Tendermint, messages: Iterable[Proposal | Vote], now_ms: int) -> list[Effect]:

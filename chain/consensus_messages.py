@@ -27,8 +27,7 @@ from chain.block import MAX_BLOCK_BYTES_HARD, Block, read_block_frame
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
-from chain.params import ChainParams
-from chain.quorum import Vote, VoteType
+from chain.quorum import ValidatorSet, Vote, VoteType
 from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID
 
@@ -201,20 +200,28 @@ class ProposalFrame:
         return replace(self.head, block=block)
 
 
-def validate_proposal_signer(proposal: Proposal, params: ChainParams) -> None:
+def validate_proposal_signer(
+    proposal: Proposal, *, chain_id: str, genesis_hash: bytes, validators: ValidatorSet
+) -> None:
     """That a proposal is for this network, from its round's proposer and signed by it.
 
     Needs only the block's header (see `ProposalFrame`). A proposal by anyone
-    else can never count, so no honest node forwards one.
+    else can never count, so no honest node forwards one. A fresh block (no
+    proof-of-lock round) must also name its signer as the header's `proposer`,
+    which nothing else authenticates: the ledger only checks it is a validator,
+    because a block locked in one round may be re-proposed by a later round's
+    proposer (issue 13).
 
     Raises:
         InvalidUpdate: WRONG_CHAIN, BAD_PROPOSER or BAD_SIGNATURE.
     """
-    if proposal.chain_id != params.chain_id:
+    if proposal.chain_id != chain_id:
         raise InvalidUpdate(RejectReason.WRONG_CHAIN, "proposal for another network")
-    if proposal.proposer != params.validators.proposer(proposal.height, proposal.round):
+    if proposal.proposer != validators.proposer(proposal.height, proposal.round):
         raise InvalidUpdate(RejectReason.BAD_PROPOSER, "proposal not from the round's proposer")
-    if not proposal.is_valid_signature(params.genesis_hash):
+    if proposal.pol_round == -1 and proposal.block.header.proposer != proposal.proposer:
+        raise InvalidUpdate(RejectReason.BAD_PROPOSER, "a fresh proposal's block names another proposer")
+    if not proposal.is_valid_signature(genesis_hash):
         raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "proposal signature is bad")
 
 

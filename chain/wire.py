@@ -311,7 +311,10 @@ def decode_consensus(data: bytes, params: ChainParams | None = None) -> Proposal
         if params is None:
             return Proposal.from_bytes(data)
         unopened = ProposalFrame.from_bytes(data)
-        validate_proposal_signer(unopened.head, params)
+        validate_proposal_signer(
+            unopened.head, chain_id=params.chain_id, genesis_hash=params.genesis_hash,
+            validators=params.validators,
+        )  # fmt: skip
         return unopened.open(limits=params.record_limits)
     if kind == Kind.VOTE:
         return Vote.from_bytes(data)

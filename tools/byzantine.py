@@ -51,7 +51,8 @@ if not __package__:  # run as `python tools/X.py`: make `tools` importable (tool
 import trio
 
 from chain.block import Block
-from chain.consensus import NIL, Broadcast, Effect, Tendermint
+from chain.consensus import NIL, Tendermint
+from chain.consensus_effects import Broadcast, Effect
 from chain.crypto import sha256
 from chain.quorum import Vote, VoteType
 from ledgerdns.p2p.limits import DEFAULT_TOPIC_LIMITS

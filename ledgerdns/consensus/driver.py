@@ -25,7 +25,8 @@ import trio
 
 from chain import keys
 from chain.block import Block
-from chain.consensus import (
+from chain.consensus import Step, Tendermint
+from chain.consensus_effects import (
     Broadcast,
     Decide,
     Effect,
@@ -34,8 +35,6 @@ from chain.consensus import (
     PersistGuard,
     PersistLock,
     ScheduleTimeout,
-    Step,
-    Tendermint,
 )
 from chain.consensus_lock import LockRecord
 from chain.consensus_messages import (

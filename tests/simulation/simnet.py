@@ -147,7 +147,7 @@ class StateSizes:
         # Private to the machine; the simulator reads them to show they stay bounded.
         self.conflicting = max(self.conflicting, m._conflicting_count)
         self.buffered = max(self.buffered, len(m._future))
-        self.buffered_bytes = max(self.buffered_bytes, m._future_bytes)
+        self.buffered_bytes = max(self.buffered_bytes, m._future.size_bytes)
 
 
 @dataclass

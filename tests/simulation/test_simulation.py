@@ -13,17 +13,8 @@ import pytest
 
 import chain.consensus
 from chain.block import Block
-from chain.consensus import (
-    MAX_CONFLICTING_PER_SLOT,
-    NIL,
-    ROUND_WINDOW,
-    Broadcast,
-    Effect,
-    EvidenceFound,
-    Tendermint,
-    TimeoutKind,
-    replay,
-)
+from chain.consensus import MAX_CONFLICTING_PER_SLOT, NIL, ROUND_WINDOW, Tendermint, replay
+from chain.consensus_effects import Broadcast, Effect, EvidenceFound, TimeoutKind
 from chain.consensus_messages import Proposal, SignGuard, SignStep
 from chain.crypto import sha256
 from chain.errors import InvalidUpdate, RejectReason

@@ -14,10 +14,8 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from chain.block import Block, tx_root
-from chain.consensus import (
-    MAX_CONFLICTING_PER_SLOT,
-    NIL,
-    ROUND_WINDOW,
+from chain.consensus import MAX_CONFLICTING_PER_SLOT, NIL, ROUND_WINDOW, Step
+from chain.consensus_effects import (
     Broadcast,
     Decide,
     Effect,
@@ -25,7 +23,6 @@ from chain.consensus import (
     PersistGuard,
     PersistLock,
     ScheduleTimeout,
-    Step,
 )
 from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Proposal, SignGuard

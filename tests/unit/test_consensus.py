@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from chain.block import Block
-from chain.consensus import Broadcast, PersistGuard, ScheduleTimeout, Step, Tendermint, TimeoutKind
+from chain.consensus import Step, Tendermint
+from chain.consensus_effects import Broadcast, PersistGuard, ScheduleTimeout, TimeoutKind
 from chain.consensus_messages import Proposal, SignGuard
 from chain.errors import InvalidUpdate, RejectReason
 from chain.ledger import Ledger

@@ -7,13 +7,8 @@ import dataclasses
 import pytest
 
 from chain.block import Block
-from chain.consensus import (
-    Broadcast,
-    Effect,
-    InvalidProposalFound,
-    Tendermint,
-    TimeoutKind,
-)
+from chain.consensus import Tendermint
+from chain.consensus_effects import Broadcast, Effect, InvalidProposalFound, TimeoutKind
 from chain.consensus_messages import MAX_FAULT_REASON, InvalidProposal, Proposal, SignGuard
 from chain.crypto import sha256
 from chain.errors import InvalidUpdate, RejectReason

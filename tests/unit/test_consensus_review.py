@@ -14,17 +14,14 @@ import os
 from itertools import count
 
 from chain.block import Block
-from chain.consensus import (
-    MAX_BLOCK_AGE_MS,
-    MAX_CONFLICTING_PER_SLOT,
-    ROUND_WINDOW,
+from chain.consensus import MAX_BLOCK_AGE_MS, MAX_CONFLICTING_PER_SLOT, ROUND_WINDOW, Tendermint
+from chain.consensus_effects import (
     Broadcast,
     Decide,
     Effect,
     EvidenceFound,
     PersistLock,
     ScheduleTimeout,
-    Tendermint,
 )
 from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Proposal, SignGuard, SignStep

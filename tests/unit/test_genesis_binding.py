@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import pytest
 
 from chain.block import Block
-from chain.consensus import Broadcast, Tendermint
+from chain.consensus import Tendermint
+from chain.consensus_effects import Broadcast
 from chain.consensus_messages import Proposal, SignGuard
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis

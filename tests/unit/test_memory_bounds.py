@@ -9,7 +9,7 @@ from typing import Any
 import plyvel
 import pytest
 
-from chain import consensus, rules
+from chain import consensus, consensus_buffer, rules
 from chain import tx as tx_module
 from chain.crypto import PrivateKey
 from chain.quorum import Vote, VoteType
@@ -118,8 +118,8 @@ def test_the_forwarder_cache_holds_at_most_cache_entries() -> None:
 def test_the_next_height_buffer_is_bounded(
     monkeypatch: pytest.MonkeyPatch, entries: int, size: int, kept: int
 ) -> None:
-    monkeypatch.setattr(consensus, "FUTURE_BUFFER", entries)
-    monkeypatch.setattr(consensus, "FUTURE_BUFFER_BYTES", size)
+    monkeypatch.setattr(consensus_buffer, "FUTURE_BUFFER", entries)
+    monkeypatch.setattr(consensus_buffer, "FUTURE_BUFFER_BYTES", size)
     m, _ = test_consensus.machine(0)
     for r in range(consensus.ROUND_WINDOW + 1):
         for vtype in (VoteType.PREVOTE, VoteType.PRECOMMIT):
