@@ -333,7 +333,16 @@ async def test_a_flood_of_malformed_messages_does_not_stall_the_server(
     async with stream:
         await stream.send_all(b"".join(framed(data) for data in MALFORMED.values()))
         start = trio.current_time()
-        reply = await udp(address, query("mail.alice.p2p"))
+        # The worker drops a question it cannot hand to a node still busy with the flood
+        # (UDP: as any busy server does); a stub resolver asks again, so this does too.
+        wire = query("mail.alice.p2p").to_wire()
+        for attempt in range(3):
+            try:
+                reply = dns.message.from_wire(await exchange(address, wire, timeout=QUICK_S / 4))
+                break
+            except trio.TooSlowError:
+                if attempt == 2:
+                    raise
         assert texts(reply.answer) == ["mail.alice.p2p. 300 IN A 192.0.2.2"]
         assert trio.current_time() - start < QUICK_S
         # The TCP connection answered each malformed message and is still usable.
