@@ -7,7 +7,7 @@ its own package (`ledgerdns.rpc.model`, `ledgerdns.dns.faces`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,6 @@ class NodeStatus:
     consensus_round: int
     consensus_step: str
     version: str
+    blocks_via_sync: int = 0  # blocks fetched by sync after the first catch-up (gossip missed them)
+    gossip_received: dict[str, int] = field(default_factory=dict)  # topic name -> messages handed in
+    gossip_mesh: dict[str, int] = field(default_factory=dict)  # topic name -> peers in our mesh

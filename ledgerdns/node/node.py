@@ -210,6 +210,9 @@ class Node:
             consensus_round=machine.round,
             consensus_step=machine.step.name.lower(),
             version=_version(),
+            blocks_via_sync=self.syncer.blocks_via_sync,
+            gossip_received={_topic_name(t): n for t, n in self.p2p.received.items()},
+            gossip_mesh={_topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
         )
 
     async def submit(self, tx: Transaction) -> None:
@@ -244,6 +247,12 @@ async def _listen(what: str, addr: tuple[str, int], starting: Awaitable[T]) -> T
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"{what}: cannot listen on {_host_port(addr)}: {reason}") from None
+
+
+def _topic_name(topic: str) -> str:
+    """`/ledgerdns/<chain>/consensus/1` -> `consensus`."""
+    parts = topic.strip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else topic
 
 
 def _host_port(addr: tuple[str, int]) -> str:

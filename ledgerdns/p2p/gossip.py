@@ -151,16 +151,19 @@ async def deliver(
     queue: trio.MemoryReceiveChannel[rpc_pb2.Message],
     handlers: dict[str, Handler],
     own_id: ID,
+    received: dict[str, int],
 ) -> None:
     """Call the topic's handler for each message from another node, in arrival order.
 
     The handler is looked up per message, so one set after start-up takes effect.
-    An exception from the handler propagates (a bug stops the node, by design).
+    `received[topic]` counts the messages handed over. An exception from the handler
+    propagates (a bug stops the node, by design).
     """
     own = own_id.to_bytes()
     async for msg in queue:
         if msg.from_id == own:
             continue
+        received[topic] = received.get(topic, 0) + 1
         handler = handlers.get(topic)
         if handler is None:
             log.debug("no handler, dropped gossip topic=%s", topic)

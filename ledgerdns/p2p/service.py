@@ -126,6 +126,10 @@ class P2PService:
         self._live: _Live | None = None
         self._gate: gossip.GossipGate | None = None
         self._stopping: trio.Event | None = None
+        # Per joined topic (bounded by the configured topics): messages handed to its
+        # handler, and messages we published.
+        self.received: dict[str, int] = {}
+        self.published: dict[str, int] = {}
 
     # -- lifecycle --
 
@@ -210,7 +214,9 @@ class P2PService:
             sub = await live.pubsub.subscribe(topic)
             send, receive = trio.open_memory_channel[rpc_pb2.Message](gossip.QUEUE_SIZE)
             live.nursery.start_soon(gossip.drain, topic, sub, send)
-            live.nursery.start_soon(gossip.deliver, topic, receive, self._handlers, own)
+            live.nursery.start_soon(
+                gossip.deliver, topic, receive, self._handlers, own, self.received
+            )
 
     async def _start_mdns(self, live: _Live) -> None:
         send, receive = trio.open_memory_channel[Found](64)
@@ -264,7 +270,16 @@ class P2PService:
             P2PError: the service is not running.
         """
         live = self._require_live()
+        self.published[topic] = self.published.get(topic, 0) + 1
         await live.pubsub.publish(topic, data)
+
+    def mesh_sizes(self) -> dict[str, int]:
+        """Per joined topic, how many peers are in our gossip mesh for it (0 when not running)."""
+        live = self._live
+        if live is None:
+            return {topic: 0 for topic in self._config.topics}
+        mesh = live.pubsub.router.mesh  # type: ignore[attr-defined]
+        return {topic: len(mesh.get(topic, ())) for topic in self._config.topics}
 
     # -- request/response --
 

@@ -127,6 +127,13 @@ class Syncer:
         self.syncing = False
         self._wake = trio.Event()
         self._poked = False
+        # Blocks applied through this path once the node had first caught up (a node that
+        # starts behind syncs by design; after that, blocks should come by gossip), and
+        # the blocks of that first catch-up.
+        self.caught_up = False
+        self.blocks_via_sync = 0
+        self.blocks_at_start = 0
+        self._had_peers = False
 
     def poke(self, height_hint: int = 0) -> None:
         """Something suggests we are behind (e.g. a message for a later height)."""
@@ -150,6 +157,7 @@ class Syncer:
             self._wake = trio.Event()
             self._poked = self._poked or self.target > self.ledger.height
             peers = self.p2p.connected_peers()
+            had_peers, self._had_peers = self._had_peers, bool(peers)
             if not peers:
                 continue
             eager_until = 0.0
@@ -160,12 +168,35 @@ class Syncer:
             async with trio.open_nursery() as nursery:
                 for peer in peers[: 3 if self._poked else 1]:
                     nursery.start_soon(self._status_into, answers, peer)
+            before = self.ledger.height
             for peer, status in sorted(answers, key=lambda a: -a[1].height):
                 if status.height <= self.ledger.height:
                     break
                 self.target = max(self.target, status.height)
                 await self.catch_up(peer, status.height)
             self._poked = False
+            self._note_synced(self.ledger.height - before, len(peers), had_peers)
+            if answers:
+                self.caught_up = True
+
+    def _note_synced(self, blocks: int, peers: int, had_peers: bool) -> None:
+        """Count blocks this pass fetched; after the first catch-up, with peers live, say so."""
+        if blocks <= 0:
+            return
+        if not self.caught_up:
+            self.blocks_at_start += blocks
+            return
+        self.blocks_via_sync += blocks
+        if had_peers:
+            # Gossip should have brought these: a node that keeps needing this path
+            # while connected is starved of gossip (issue 20).
+            log.warning(
+                "fetched %d blocks by sync while connected to %d peers (total %d): "
+                "gossip did not bring them",
+                blocks, peers, self.blocks_via_sync,
+            )  # fmt: skip
+        else:
+            log.info("fetched %d blocks by sync after being without peers", blocks)
 
     async def _status_into(self, answers: list[tuple[str, Status]], peer: str) -> None:
         status = await self._status(peer)
