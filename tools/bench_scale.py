@@ -1,0 +1,463 @@
+"""Scale benchmark (issue 20): node CPU per height and visibility as validators and followers grow.
+
+Each point is a fresh local network of real `ledgerdns node` processes
+(`tools.localnet.Cluster`, every listener on 127.0.0.1). Per point:
+
+1. Start the cluster; one registration (the warm-up, not timed) must be visible
+   over DNS at every node: the network is connected and finalizing.
+2. **Idle**: each node's CPU rate over a short window (the node process and its
+   DNS worker children: utime + stime of every process in its process group,
+   from ``/proc/<pid>/stat``).
+3. **Load**: ``--heights`` registrations, one at a time, each to the next node in
+   turn (as `tools.bench_net.measure_visible`); each is timed from submit until
+   every node answers it over DNS (``visible_p50_ms``, ``visible_p99_ms``).
+   Bounded in count and time: a registration not visible everywhere within
+   `VISIBLE_TIMEOUT_S`, or a load phase past ``--load-timeout``, ends the point
+   with ``finalized`` false.
+4. ``node_cpu_ms_per_height``: the median over nodes of (CPU used during the
+   load − idle rate × load duration) / heights finalized during the load.
+   ``blocks_via_sync`` sums every node's ``blocks_via_sync`` status field (blocks
+   applied through the sync path after the node's first catch-up);
+   ``sync_nodes`` names the nodes where it is above 0. ``gossip`` summarizes,
+   per topic, the messages each node received during the load
+   (``gossip_received``) and its mesh peers at the end (``gossip_mesh``).
+
+The DNS polling that times visibility is itself load on the nodes' DNS workers,
+and so part of the CPU figure: each node is asked again after a tenth of the time
+elapsed since submit (5-50 ms), a few dozen queries per height at most
+(``dns_queries_per_node_height`` in the details).
+
+A point written ``V+F@RTT`` (e.g. ``10+1@50``) runs every node in its own
+network namespace (`tools.netns.Lab`) whose outbound packets are delayed by
+RTT/2 (tc netem), so any two nodes see an RTT of RTT ms. It needs root and a
+kernel with ``sch_netem``; without them the point reports ``finalized`` false
+and the reason.
+
+``cpu_ms_per_validator`` is the least-squares slope of ``node_cpu_ms_per_height``
+over the finalized points with one follower and no netem.
+
+Progress goes to stderr; stdout gets one JSON line::
+
+    {"points": [{"validators": 4, "followers": 1, "heights": 20, "finalized": true,
+                 "node_cpu_ms_per_height": 21.0, "visible_p50_ms": 70.0,
+                 "visible_p99_ms": 95.0, "blocks_via_sync": 0, ...}, ...],
+     "cpu_ms_per_validator": 0.8, "quick": true}
+
+    python tools/bench_scale.py --quick                  # 4+1 10+1 16+1 31+1 4+20
+    python tools/bench_scale.py                          # adds 64+1 and 10+1@50
+    python tools/bench_scale.py --points 4+1,10+1 --heights 10
+"""
+
+from __future__ import annotations
+
+if not __package__:  # run as `python tools/X.py`: make `tools` importable (tools/_bootstrap.py)
+    import _bootstrap  # noqa: F401
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.rdatatype
+from rich.console import Console
+
+from chain.crypto import PrivateKey
+from chain.genesis import Genesis
+from ledgerdns.api.client import NodeUnreachable, RpcClientError
+from tools.bench_net import registration
+from tools.localnet import Cluster, ClusterNode
+
+console = Console(stderr=True)
+
+QUICK_POINTS = "4+1,10+1,16+1,31+1,4+20"
+FULL_POINTS = QUICK_POINTS + ",64+1,10+1@50"
+QUICK_HEIGHTS = 20
+FULL_HEIGHTS = 50
+QUICK_IDLE_S = 3.0
+FULL_IDLE_S = 8.0
+WARMUP_TIMEOUT_S = 60.0
+VISIBLE_TIMEOUT_S = 15.0  # one registration not visible at every node by then ends the point
+START_TIMEOUT_S = 30.0  # plus START_PER_NODE_S per node: dozens of interpreters start on 2 cores
+START_PER_NODE_S = 1.5
+DNS_TIMEOUT_S = 0.25
+POLL_MIN_S, POLL_MAX_S = 0.005, 0.05
+TICK = os.sysconf("SC_CLK_TCK")
+SETTLE_S = 1.0  # after the warm-up, before the idle window: let commit notices pass
+POINT_RE = re.compile(r"^(\d+)\+(\d+)(?:@(\d+(?:\.\d+)?))?$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Point:
+    """One network shape: validators, followers, and an RTT between nodes (0: plain loopback)."""
+
+    validators: int
+    followers: int
+    rtt_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.validators < 1 or self.followers < 0 or self.rtt_ms < 0:
+            raise ValueError(f"bad point {self}")
+
+    @classmethod
+    def from_text(cls, text: str) -> Point:
+        """``V+F`` or ``V+F@RTT`` (RTT in ms between any two nodes, via netem)."""
+        m = POINT_RE.match(text.strip())
+        if m is None:
+            raise ValueError(f"a point is V+F or V+F@RTT_MS, not {text!r}")
+        return cls(validators=int(m[1]), followers=int(m[2]), rtt_ms=float(m[3] or 0))
+
+    def to_text(self) -> str:
+        """The inverse of `from_text`."""
+        base = f"{self.validators}+{self.followers}"
+        return f"{base}@{self.rtt_ms:g}" if self.rtt_ms else base
+
+    @property
+    def nodes(self) -> int:
+        return self.validators + self.followers
+
+
+def parse_points(text: str) -> list[Point]:
+    """A comma-separated list of points, e.g. ``4+1,10+1,10+1@50``."""
+    return [Point.from_text(part) for part in text.split(",") if part.strip()]
+
+
+# -- measuring --
+
+
+def cpu_by_group(pgids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system, own and reaped children's) of each process group in `pgids`.
+
+    A node runs in its own session, so its group is the node and its DNS workers.
+    """
+    wanted = set(pgids)
+    total = dict.fromkeys(pgids, 0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        pgid = int(fields[2])
+        if pgid in wanted:
+            total[pgid] += sum(int(x) for x in fields[11:15])
+    return {pgid: ticks / TICK for pgid, ticks in total.items()}
+
+
+def status_of(node: ClusterNode) -> dict[str, Any]:
+    """Node's RPC status; once more with a fresh client if the kept-alive connection was stale."""
+    try:
+        return dict(node.rpc.status())
+    except NodeUnreachable:  # the server closed an idle connection as we reused it (issue 20)
+        node.drop_rpc()
+        return dict(node.rpc.status())
+
+
+def _submit(node: ClusterNode, tx: Any) -> None:
+    try:
+        node.rpc.submit(tx)
+    except NodeUnreachable:  # as in status_of; a resent tx the node already holds is no error
+        node.drop_rpc()
+        with contextlib.suppress(RpcClientError):
+            node.rpc.submit(tx)
+
+
+def _answers(sock: socket.socket, addr: tuple[str, int], query: bytes) -> bool:
+    """Whether the node answers `query` with records; replies to earlier queries are skipped."""
+    sock.sendto(query, addr)
+    deadline = time.perf_counter() + DNS_TIMEOUT_S
+    while (left := deadline - time.perf_counter()) > 0:
+        sock.settimeout(left)
+        try:
+            reply = sock.recv(4096)
+        except TimeoutError:
+            return False
+        if reply[:2] == query[:2]:
+            return len(reply) >= 12 and reply[3] & 0x0F == 0 and reply[6:8] != b"\0\0"
+    return False
+
+
+@dataclass(slots=True)
+class Load:
+    """What a run of registrations measured: latencies (ms), DNS queries sent, why it stopped."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    queries: int = 0
+    error: str | None = None
+
+
+def run_load(
+    cluster: Cluster, genesis: Genesis, count: int, *, deadline: float, timeout: float, tag: str
+) -> Load:
+    """Submit `count` registrations one at a time, round robin; time each until visible at all nodes."""
+    owner = PrivateKey.generate(f"bench-scale {tag}".encode())
+    nodes = cluster.nodes
+    socks = {n.index: socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for n in nodes}
+    load = Load()
+    try:
+        for i in range(count):
+            if time.monotonic() > deadline:
+                load.error = f"load phase out of time after {i} of {count} heights"
+                return load
+            name = f"{tag}{i}-{time.time_ns() % 10**9}.p2p"
+            query = dns.message.make_query(name, dns.rdatatype.A).to_wire()
+            tx = registration(genesis, owner, name, f"10.3.{i // 250}.{i % 250 + 1}")
+            start = time.perf_counter()
+            _submit(nodes[i % len(nodes)], tx)
+            pending = list(nodes)
+            while pending:
+                load.queries += len(pending)
+                pending = [n for n in pending if not _answers(socks[n.index], n.dns, query)]
+                elapsed = time.perf_counter() - start
+                if pending and elapsed > timeout:
+                    late = ", ".join(str(n.index) for n in pending[:10])
+                    load.error = (
+                        f"{name} not visible at {len(pending)} nodes ({late}) after {timeout:g} s"
+                    )
+                    return load
+                if pending:  # a tenth of the wait so far: ~10 % resolution, few queries
+                    time.sleep(min(POLL_MAX_S, max(POLL_MIN_S, elapsed / 10)))
+            load.latencies_ms.append((time.perf_counter() - start) * 1000)
+    finally:
+        for s in socks.values():
+            s.close()
+    return load
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    """The nearest-rank `q` quantile of an ascending list."""
+    return sorted_ms[min(len(sorted_ms) - 1, round(q * (len(sorted_ms) - 1)))]
+
+
+def gossip_summary(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per topic: messages each node received during the load (min/median/max) and mesh sizes."""
+    topics = sorted({t for s in after for t in s.get("gossip_received") or {}})
+    out: dict[str, Any] = {}
+    for topic in topics:
+        got = [
+            int((a.get("gossip_received") or {}).get(topic, 0))
+            - int((b.get("gossip_received") or {}).get(topic, 0))
+            for b, a in zip(before, after, strict=True)
+        ]
+        mesh = [int((a.get("gossip_mesh") or {}).get(topic, 0)) for a in after]
+        out[topic] = {
+            "received_min": min(got),
+            "received_median": statistics.median(got),
+            "received_max": max(got),
+            "least_node": got.index(min(got)),
+            "mesh_min": min(mesh),
+            "mesh_max": max(mesh),
+        }
+    return out
+
+
+# -- one point --
+
+
+def measure_point(
+    cluster: Cluster, point: Point, heights: int, opts: argparse.Namespace, out: dict[str, Any]
+) -> None:
+    """Warm up, idle window, load; fills `out` as it goes (a failure leaves what was measured)."""
+    nodes = cluster.nodes
+    genesis = Genesis.from_json(cluster.genesis_path.read_text())
+    warm = run_load(
+        cluster, genesis, 1, deadline=time.monotonic() + WARMUP_TIMEOUT_S, timeout=WARMUP_TIMEOUT_S,
+        tag="warm",
+    )  # fmt: skip
+    if warm.error is not None:
+        out["error"] = f"warm-up: {warm.error}"
+        return
+    time.sleep(SETTLE_S)
+    pgids = [n.pid for n in nodes if n.pid is not None]
+    console.print(
+        f"  {point.to_text()}: warm-up visible in {warm.latencies_ms[0]:.0f} ms; idle {opts.idle:g} s"
+    )
+    cpu0, t0 = cpu_by_group(pgids), time.monotonic()
+    time.sleep(opts.idle)
+    cpu1, t1 = cpu_by_group(pgids), time.monotonic()
+    idle = {p: (cpu1[p] - cpu0[p]) / (t1 - t0) for p in pgids}
+    out["idle_cpu_pct_median"] = round(100 * statistics.median(idle.values()), 2)
+    out["idle_cpu_pct_max"] = round(100 * max(idle.values()), 2)
+
+    before = [status_of(n) for n in nodes]
+    console.print(f"  {point.to_text()}: load of {heights} heights")
+    cpu_a, t_a = cpu_by_group(pgids), time.monotonic()
+    load = run_load(
+        cluster,
+        genesis,
+        heights,
+        deadline=t_a + opts.load_timeout,
+        timeout=VISIBLE_TIMEOUT_S,
+        tag="s",
+    )
+    cpu_b, t_b = cpu_by_group(pgids), time.monotonic()
+    after = [status_of(n) for n in nodes]
+
+    grown = max(int(s["height"]) for s in after) - max(int(s["height"]) for s in before)
+    lat = sorted(load.latencies_ms)
+    out["heights_finalized"] = grown
+    out["load_s"] = round(t_b - t_a, 1)
+    if lat:
+        out["visible_p50_ms"] = round(statistics.median(lat), 1)
+        out["visible_p99_ms"] = round(percentile(lat, 0.99), 1)
+    if grown > 0:
+        per_node = [(cpu_b[p] - cpu_a[p] - idle[p] * (t_b - t_a)) * 1000 / grown for p in pgids]
+        out["node_cpu_ms_per_height"] = round(statistics.median(per_node), 2)
+        out["node_cpu_ms_per_height_max"] = round(max(per_node), 2)
+        out["dns_queries_per_node_height"] = round(load.queries / len(nodes) / grown, 1)
+    _sync_fields(after, out)
+    out["gossip"] = gossip_summary(before, after)
+    out["finalized"] = load.error is None and len(lat) == heights
+    if load.error is not None:
+        out["error"] = load.error
+
+
+def _sync_fields(statuses: list[dict[str, Any]], out: dict[str, Any]) -> None:
+    counts = [s.get("blocks_via_sync") for s in statuses]
+    known = [int(c) for c in counts if c is not None]
+    if len(known) < len(counts):
+        out["blocks_via_sync"] = None  # a node without the field (before issue 20's status change)
+        return
+    out["blocks_via_sync"] = sum(known)
+    out["sync_nodes"] = {str(i): c for i, c in enumerate(known) if c > 0}
+
+
+@contextlib.contextmanager
+def _network(point: Point, base: Path, start_timeout: float) -> Iterator[Cluster]:
+    """A started cluster for `point` (in netem namespaces when it has an RTT); stopped after."""
+    with contextlib.ExitStack() as stack:
+        kwargs: dict[str, Any] = {}
+        if point.rtt_ms:
+            from tools.netns import Lab  # only the netem points need root and iproute2
+
+            lab = stack.enter_context(Lab(point.nodes, delay_ms=point.rtt_ms / 2))
+            kwargs = {"host_of": lab.host, "wrap": lab.wrap}
+        cluster = stack.enter_context(
+            Cluster(base, point.validators, point.followers, start_timeout=start_timeout, **kwargs)
+        )
+        cluster.start()
+        yield cluster
+
+
+def run_point(point: Point, heights: int, opts: argparse.Namespace, base: Path) -> dict[str, Any]:
+    """One point's figures; a point that fails says why (``error``) and has ``finalized`` false."""
+    out: dict[str, Any] = {
+        "validators": point.validators, "followers": point.followers, "heights": heights,
+        "finalized": False, "node_cpu_ms_per_height": None, "visible_p50_ms": None,
+        "visible_p99_ms": None, "blocks_via_sync": None,
+    }  # fmt: skip
+    if point.rtt_ms:
+        out["rtt_ms"] = point.rtt_ms
+    started = time.monotonic()
+    console.print(f"[bold]{point.to_text()}[/]: starting {point.nodes} nodes")
+    try:
+        with _network(point, base, START_TIMEOUT_S + START_PER_NODE_S * point.nodes) as cluster:
+            out["start_s"] = round(time.monotonic() - started, 1)
+            measure_point(cluster, point, heights, opts, out)
+    except Exception as exc:  # the run goes on to the next point: report it, never a traceback
+        out["error"] = f"{type(exc).__name__}: {exc}"[:800]
+        (base / "error.txt").write_text(traceback.format_exc())
+    out["point_s"] = round(time.monotonic() - started, 1)
+    if out["finalized"] and not opts.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        out["logs"] = str(base)
+    colour = "green" if out["finalized"] else "red"
+    console.print(
+        f"[{colour}]{point.to_text()}[/]: cpu/height {out['node_cpu_ms_per_height']} ms, "
+        f"visible p50 {out['visible_p50_ms']} ms p99 {out['visible_p99_ms']} ms, "
+        f"via sync {out['blocks_via_sync']}" + (f" — {out['error']}" if "error" in out else "")
+    )
+    return out
+
+
+def cpu_slope(points: list[dict[str, Any]]) -> float | None:
+    """Least-squares slope of CPU per height over validators (finalized, 1 follower, no netem)."""
+    chosen = [
+        p for p in points
+        if p["finalized"] and p["followers"] == 1 and not p.get("rtt_ms")
+        and p["node_cpu_ms_per_height"] is not None
+    ]  # fmt: skip
+    if len({p["validators"] for p in chosen}) < 2:
+        return None
+    fit = statistics.linear_regression(
+        [float(p["validators"]) for p in chosen],
+        [float(p["node_cpu_ms_per_height"]) for p in chosen],
+    )
+    return round(fit.slope, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help=f"points {QUICK_POINTS}, {QUICK_HEIGHTS} heights"
+    )
+    parser.add_argument("--points", help=f"comma-separated V+F or V+F@RTT_MS (full: {FULL_POINTS})")
+    parser.add_argument(
+        "--heights",
+        type=int,
+        help=f"registrations per point (quick {QUICK_HEIGHTS}, full {FULL_HEIGHTS})",
+    )
+    parser.add_argument(
+        "--idle", type=float, help=f"idle window, s (quick {QUICK_IDLE_S:g}, full {FULL_IDLE_S:g})"
+    )
+    parser.add_argument(
+        "--load-timeout",
+        type=float,
+        help="bound on each point's load phase, s (quick 60, full 240)",
+    )
+    parser.add_argument("--dir", help="where the clusters go (default: a temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep every point's node directories")
+    args = parser.parse_args(argv)
+    try:
+        points = parse_points(args.points or (QUICK_POINTS if args.quick else FULL_POINTS))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not points or (args.heights is not None and args.heights < 1):
+        parser.error("need at least one point and one height")
+    heights = args.heights or (QUICK_HEIGHTS if args.quick else FULL_HEIGHTS)
+    args.idle = (
+        args.idle if args.idle is not None else (QUICK_IDLE_S if args.quick else FULL_IDLE_S)
+    )
+    if args.load_timeout is None:
+        args.load_timeout = 60.0 if args.quick else 240.0
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    signal.signal(signal.SIGTERM, _interrupt)  # so the clusters (and namespaces) are cleaned up
+    results = []
+    for k, point in enumerate(points):
+        results.append(
+            run_point(point, heights, args, root / f"{k}-{point.to_text().replace('@', '-rtt')}")
+        )
+    if not args.dir and not args.keep and all(p["finalized"] for p in results):
+        shutil.rmtree(root, ignore_errors=True)
+    print(
+        json.dumps(
+            {"points": results, "cpu_ms_per_validator": cpu_slope(results), "quick": args.quick}
+        ),
+        flush=True,
+    )
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
