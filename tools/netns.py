@@ -7,6 +7,8 @@
         cluster = Cluster(base, 4, 1, host_of=lab.host, wrap=lab.wrap)
         lab.partition([{0, 1, 2}, {3, 4}])            # silent drops between the groups
         lab.heal()
+    with Lab(11, delay_ms=25, loss_pct=0.5) as lab:   # a WAN: 50 ms RTT between nodes
+        lab.set_link(delay_ms=50)                     # change it while the nodes run
 
 Layout. The root namespace gets a bridge ``<prefix>b`` with address ``.1`` of a
 private /24 that overlaps no route of the machine (``ip -4 route show table
@@ -33,6 +35,17 @@ can still query both sides. TCP connections across the cut stay open and
 retransmit with back-off, new dials time out. Mode ``reject`` instead adds
 ``prohibit`` routes inside each namespace for the other side's addresses: the
 sender gets EACCES at once (dials fail fast, nothing is on the wire).
+
+Links (a WAN). ``delay_ms`` and ``loss_pct`` put a ``netem`` qdisc on the
+root of each node's own veth end (inside its namespace): every packet a node
+sends waits ``delay_ms`` and is lost with probability ``loss_pct`` %. A packet
+between two nodes leaves one namespace and enters the other, so it is delayed
+once per direction: the RTT between two nodes is 2 x ``delay_ms``; between the
+root namespace (the test, its RPC and DNS queries) and a node it is
+1 x ``delay_ms`` (only the reply is delayed). The partition filters sit on
+the bridge ports, so links and partitions combine. Needs the kernel's
+``sch_netem`` (``CONFIG_NET_SCH_NETEM``); `netem_available` says whether it
+is there, and a lab asked for delay or loss without it raises `LabError`.
 """
 
 from __future__ import annotations
@@ -85,6 +98,46 @@ def available() -> tuple[bool, str]:
         added = _run("ip", "netns", "add", probe, check=False)
         if added.returncode != 0:
             return False, f"`ip netns add` fails: {added.stderr.strip()}"
+    finally:
+        _run("ip", "netns", "del", probe, check=False)
+    return True, ""
+
+
+def netem_args(delay_ms: float = 0.0, loss_pct: float = 0.0) -> list[str]:
+    """The ``tc qdisc ... netem`` arguments for a link; empty for a plain link.
+
+    Raises:
+        ValueError: a negative delay, or a loss outside 0..100 %.
+    """
+    if delay_ms < 0 or not 0 <= loss_pct <= 100:
+        raise ValueError(f"delay must be >= 0 ms and loss 0..100 %, not {delay_ms}, {loss_pct}")
+    args = []
+    if delay_ms:
+        args += ["delay", f"{delay_ms:g}ms"]
+    if loss_pct:
+        args += ["loss", f"{loss_pct:g}%"]
+    return ["netem", *args] if args else []
+
+
+def netem_available() -> tuple[bool, str]:
+    """Whether links can get delay and loss here: (True, "") or (False, why not)."""
+    ok, reason = available()
+    if not ok:
+        return False, reason
+    probe = f"ldn{os.getpid()}zn98"
+    try:
+        _run("ip", "netns", "add", probe)
+        _run("ip", "-n", probe, "link", "add", "p0", "type", "veth", "peer", "name", "p1")
+        added = _run(
+            "tc", "-n", probe, "qdisc", "add", "dev", "p0", "root", *netem_args(1.0), check=False
+        )
+        if added.returncode != 0:
+            return False, (
+                "the kernel has no netem qdisc (sch_netem, CONFIG_NET_SCH_NETEM): "
+                + added.stderr.strip()
+            )
+    except LabError as exc:
+        return False, str(exc)
     finally:
         _run("ip", "netns", "del", probe, check=False)
     return True, ""
@@ -169,15 +222,25 @@ class Lab:
         mode: ``drop`` (silent packet loss, tc) or ``reject`` (prohibit routes).
         sysctls: set in every node namespace, e.g. ``{"net.ipv4.tcp_rto_max_ms": "1000"}``
             (namespaced network sysctls only; the root namespace is never touched).
+        delay_ms: how long every packet a node sends waits (tc netem); the RTT
+            between two nodes is twice this.
+        loss_pct: the share of the packets a node sends that are lost (tc netem).
     """
 
     def __init__(
-        self, n: int, *, mode: Mode = "drop", sysctls: dict[str, str] | None = None
+        self,
+        n: int,
+        *,
+        mode: Mode = "drop",
+        sysctls: dict[str, str] | None = None,
+        delay_ms: float = 0.0,
+        loss_pct: float = 0.0,
     ) -> None:
         if n < 1 or n > 200:
             raise ValueError("a lab has 1..200 nodes")
         if mode not in ("drop", "reject"):
             raise ValueError(f"unknown mode {mode!r}")
+        self.netem = netem_args(delay_ms, loss_pct)  # validates both
         self.n = n
         self.mode: Mode = mode
         self.sysctls = dict(sysctls or {})
@@ -193,6 +256,10 @@ class Lab:
 
     def netns(self, i: int) -> str:
         """Node `i`'s namespace."""
+        return f"{self.prefix}n{i}"
+
+    def inner(self, i: int) -> str:
+        """Node `i`'s own veth end (inside its namespace; the netem qdisc sits on it)."""
         return f"{self.prefix}n{i}"
 
     def port(self, i: int) -> str:
@@ -233,7 +300,7 @@ class Lab:
 
     def setup(self) -> None:
         """Create the bridge, the namespaces and the veth pairs (clean-up on failure)."""
-        ok, reason = available()
+        ok, reason = netem_available() if self.netem else available()
         if not ok:
             raise LabError(reason)
         try:
@@ -249,7 +316,7 @@ class Lab:
             _run("ip", "link", "add", self.sink, "type", "veth", "peer", "name", f"{self.prefix}s1")
             self._created.append(self.sink)
             for i in range(self.n):
-                ns, port, inner = self.netns(i), self.port(i), f"{self.prefix}n{i}"
+                ns, port, inner = self.netns(i), self.port(i), self.inner(i)
                 _run("ip", "netns", "add", ns)
                 self._created.append(f"netns:{ns}")
                 _run("ip", "link", "add", port, "type", "veth", "peer", "name", inner, "netns", ns)
@@ -262,6 +329,8 @@ class Lab:
                 )  # fmt: skip
                 for key, value in self.sysctls.items():
                     _run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
+                if self.netem:
+                    _run("tc", "-n", ns, "qdisc", "add", "dev", inner, "root", *self.netem)
         except BaseException:
             self.close()
             raise
@@ -281,6 +350,23 @@ class Lab:
                 _run("ip", "link", "del", name, check=False)
         self._created.clear()
         self.groups = []
+
+    # -- links --
+
+    def set_link(self, delay_ms: float = 0.0, loss_pct: float = 0.0) -> None:
+        """Give every node's outbound link this delay and loss (0, 0: a plain link again)."""
+        netem = netem_args(delay_ms, loss_pct)
+        if netem and not self.netem:
+            ok, reason = netem_available()
+            if not ok:
+                raise LabError(reason)
+        for i in range(self.n):
+            ns, dev = self.netns(i), self.inner(i)
+            if netem:
+                _run("tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", *netem)
+            elif self.netem:
+                _run("tc", "-n", ns, "qdisc", "del", "dev", dev, "root", check=False)
+        self.netem = netem
 
     # -- partitions --
 
