@@ -370,6 +370,7 @@ def run_point(point: Point, heights: int, opts: argparse.Namespace, base: Path) 
             measure_point(cluster, point, heights, opts, out)
     except Exception as exc:  # the run goes on to the next point: report it, never a traceback
         out["error"] = f"{type(exc).__name__}: {exc}"[:800]
+        base.mkdir(parents=True, exist_ok=True)
         (base / "error.txt").write_text(traceback.format_exc())
     out["point_s"] = round(time.monotonic() - started, 1)
     if out["finalized"] and not opts.keep:
