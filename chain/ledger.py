@@ -32,12 +32,19 @@ from chain.tx import Transaction
 # 2: transactions, votes, proposals and certificates at version 2 (their
 # signatures cover the genesis hash, issue 13).
 STORAGE_FORMAT = 2
-# The state tree keeps its top 16 levels in memory: at most 2**16 - 1 nodes,
-# about 12 MiB once the tree is that wide (some 100,000 domains).
-TREE_CACHE_LEVELS = 18
-# Decoded states of the most recently used domains: about 0.6 KiB for a state
-# with one record, 10 KiB or so for the largest record set the limits allow.
-STATE_CACHE_SIZE = 8192
+# The state tree keeps its top 12 levels in memory: at most 2**12 - 1 = 4,095 nodes,
+# ~270 B each (key, hash + encoded node, dict slot), so ~1.1 MiB once the tree has
+# some 4,000 domains, and no more however many it gets. At 18 levels the cache held
+# every node up to ~130,000 domains: ~540 B per name (issue 21, tools/soak_heap.py).
+# Each update then reads the levels below 12 from the store: log2(domains) - 12 reads
+# (8 at a million domains).
+TREE_CACHE_LEVELS = 12
+# Decoded states of the most recently used domains: at most 2,048 entries and
+# 2 MiB as `chain.state.cached_size` counts them (~0.5 KiB for a one-record state;
+# the largest record set the limits allow is ~10 KiB, so ~200 of those). A miss is
+# a store read and a decode (~15 us).
+STATE_CACHE_SIZE = 2048
+STATE_CACHE_BYTES = 2 * 1024 * 1024
 
 
 def genesis_anchor(chain_id: str, domain: str) -> bytes:
@@ -75,7 +82,7 @@ class Ledger:
         self.genesis = genesis
         self.params = genesis.params
         self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
-        self._states = StateCache(STATE_CACHE_SIZE)
+        self._states = StateCache(STATE_CACHE_SIZE, STATE_CACHE_BYTES)
         self._head: BlockHeader | None = None
 
     # -- set-up --

@@ -100,39 +100,73 @@ class DomainState:
         return state
 
 
+# What one cached state costs beyond its records' own bytes: the `DomainState`, its
+# name, owner and head, one `Record` and the ordered-dict slot (measured with
+# tracemalloc: ~430 B for a one-A-record state, tools/soak_heap.py).
+STATE_OVERHEAD_BYTES = 400
+RECORD_OVERHEAD_BYTES = 120
+
+
+def cached_size(state: DomainState | None) -> int:
+    """The memory `StateCache` charges for `state` (an estimate, in bytes)."""
+    if state is None:
+        return STATE_OVERHEAD_BYTES // 4  # the name and the slot only
+    return STATE_OVERHEAD_BYTES + sum(
+        RECORD_OVERHEAD_BYTES + len(r.name) + len(r.rdata) for r in state.records
+    )
+
+
 class StateCache:
     """A bounded least-recently-used map of committed domain states.
 
     Holds what the store says about a domain: its `DomainState`, or None for a
     name never registered. The ledger fills it from store reads and refreshes
     it from every block it writes, so it never holds uncommitted states.
+
+    Bounded twice, oldest out first: `size` entries and `max_bytes` of
+    `cached_size` (a state may hold up to 10 KiB or so of records).
     """
 
-    __slots__ = ("_entries", "_size")
+    __slots__ = ("_bytes", "_entries", "_max_bytes", "_size")
 
-    def __init__(self, size: int) -> None:
-        self._entries: OrderedDict[str, DomainState | None] = OrderedDict()
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self._entries: OrderedDict[str, tuple[DomainState | None, int]] = OrderedDict()
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
 
     def lookup(self, domain: str) -> tuple[bool, DomainState | None]:
         """``(True, state_or_None)`` if `domain` is cached, else ``(False, None)``."""
         entries = self._entries
-        if domain in entries:
-            entries.move_to_end(domain)
-            return True, entries[domain]
-        return False, None
+        found = entries.get(domain)
+        if found is None:
+            return False, None
+        entries.move_to_end(domain)
+        return True, found[0]
 
     def put(self, domain: str, state: DomainState | None) -> None:
         """Remember `domain`'s committed state (None: not registered)."""
         entries = self._entries
-        entries[domain] = state
-        entries.move_to_end(domain)
-        if len(entries) > self._size:
-            entries.popitem(last=False)
+        weight = cached_size(state)
+        old = entries.pop(domain, None)
+        if old is not None:
+            self._bytes -= old[1]
+        if weight > self._max_bytes:
+            return  # larger than the whole cache: not kept
+        entries[domain] = (state, weight)
+        self._bytes += weight
+        while len(entries) > self._size or self._bytes > self._max_bytes:
+            self._bytes -= entries.popitem(last=False)[1][1]
 
     def clear(self) -> None:
         """Forget everything."""
         self._entries.clear()
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """The `cached_size` of what is held now."""
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)

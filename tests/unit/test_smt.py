@@ -452,3 +452,20 @@ def test_one_change_per_subtree_writes_what_a_fresh_build_holds() -> None:
         model[key] = value
         assert root == root_of(model)
         assert _nodes(store) == _nodes(_tree(model)[0])
+
+
+def test_the_node_cache_holds_at_most_the_top_levels() -> None:
+    store = MemoryStore()
+    tree = SparseMerkleTree(store, cache_levels=4)
+    keys_ = _keys(600)
+    for start in range(0, 600, 50):  # a tree far wider than 4 levels
+        _commit_cached(store, tree, dict.fromkeys(keys_[start : start + 50], V1))
+        for key in keys_[:start:7]:
+            assert tree.get(key) == V1  # reads fill the cache too
+        assert len(tree._cache) <= 2**4 - 1
+        assert tree._staged == {}
+    assert len(tree._cache) == 2**4 - 1  # full: every node of the top 4 levels
+    assert all(
+        int.from_bytes(key[len(keys.TREE_NODE) : len(keys.TREE_NODE) + 2], "big") < 4
+        for key in tree._cache
+    )
