@@ -10,7 +10,7 @@ node's own options) through the path a node takes for every block: `build_update
 
 Phase 1 registers `--names` names; phase 2 sends `--updates` updates to the first
 `--hot` names (the soak's two phases, without the network and DNS). The store is
-compacted (memtable written out) before each sample, so LevelDB's write buffer
+flushed (memtable written out, `LevelDBStore.flush`) before each sample, so LevelDB's write buffer
 is not counted. It prints, per phase: RSS and traced Python heap growth, per name
 (phase 1) or per 1,000 updates (phase 2), and the allocation sites that grew most
 (tracemalloc, innermost frame). Phase 1 is measured from a warm start (the first
@@ -110,7 +110,7 @@ class _Chain:
 def _sample(
     chain: _Chain, trace: bool, trim: bool = False
 ) -> tuple[int, tracemalloc.Snapshot | None]:
-    chain.store.compact()  # the memtable written out: LevelDB's write buffer not counted
+    chain.store.flush()  # the memtable written out: LevelDB's write buffer not counted
     gc.collect()
     if trim:  # give freed heap back to the system: what is left is what is live
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             result["updates_traced_bytes_per_1k"] = round(_traced(snap_mid, snap_end) / per_k)
             result["updates_top"] = _top(snap_mid, snap_end, args.top, per_k)
         result["rss_end_mib"] = round(rss_end / 2**20, 1)
+        result["leveldb_memory_mib"] = round(chain.store.memory_usage() / 2**20, 1)
         chain.store.close()
     return result
 

@@ -14,6 +14,7 @@ from chain import tx as tx_module
 from chain.crypto import PrivateKey
 from chain.quorum import Vote, VoteType
 from chain.records import Record
+from chain.store import WriteBatch
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from ledgerdns.dns import rrl
 from ledgerdns.dns.forward import Forwarder
@@ -73,9 +74,33 @@ def test_leveldb_opens_with_every_memory_bound_explicit(
     monkeypatch.setattr(leveldb.plyvel, "DB", recording)
     with leveldb.LevelDBStore.open(tmp_path / "db"):
         pass
-    assert seen["lru_cache_size"] == leveldb._LRU_CACHE_BYTES == 64 * 2**20
-    assert seen["write_buffer_size"] == leveldb._WRITE_BUFFER_BYTES == 32 * 2**20
+    assert seen["lru_cache_size"] == leveldb._LRU_CACHE_BYTES == 8 * 2**20
+    assert seen["write_buffer_size"] == leveldb._WRITE_BUFFER_BYTES == 8 * 2**20
     assert seen["max_open_files"] == leveldb._MAX_OPEN_FILES == 256
+
+
+def test_leveldb_memory_stays_within_its_block_cache_and_write_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small bounds, so a few MB of writes and reads fill them; tables rewritten by
+    # compaction leave their cached blocks behind, which only the bound pushes out.
+    monkeypatch.setattr(leveldb, "_LRU_CACHE_BYTES", 256 * 1024)
+    monkeypatch.setattr(leveldb, "_WRITE_BUFFER_BYTES", 256 * 1024)
+    value = bytes(range(256)) * 2
+    with leveldb.LevelDBStore.open(tmp_path / "db") as store:
+        for generation in range(3):
+            for start in range(0, 2400, 400):
+                batch = WriteBatch()
+                for i in range(start, start + 400):
+                    batch.put(b"k%06d" % i, value + bytes([generation]))
+                store.write(batch, sync=False)
+            store.compact()
+            for i in range(0, 2400, 2):
+                assert store.get(b"k%06d" % i) == value + bytes([generation])
+            # block cache + a full memtable + the one being written out, and slack
+            assert store.memory_usage() <= 256 * 1024 * 3 + 64 * 1024
+        store.flush()
+        assert store.memory_usage() <= 256 * 1024 + 64 * 1024
 
 
 @pytest.mark.usefixtures("fresh_memo")
