@@ -342,6 +342,8 @@ def _load_fields(load: Load, heights: int, out: dict[str, Any]) -> None:
 
 
 def _sync_fields(statuses: list[dict[str, Any]], out: dict[str, Any]) -> None:
+    heights = [int(s["height"]) for s in statuses]
+    out["end_height_min_max"] = [min(heights), max(heights)]
     counts = [s.get("blocks_via_sync") for s in statuses]
     known = [int(c) for c in counts if c is not None]
     if len(known) < len(counts):
@@ -417,29 +419,26 @@ def cpu_slope(points: list[dict[str, Any]]) -> float | None:
     return round(fit.slope, 3)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[Point], int]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--quick", action="store_true", help=f"points {QUICK_POINTS}, {QUICK_HEIGHTS} heights"
-    )
-    parser.add_argument("--points", help=f"comma-separated V+F or V+F@RTT_MS (full: {FULL_POINTS})")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--quick", action="store_true", help=f"points {QUICK_POINTS}, {QUICK_HEIGHTS} heights")
+    add("--points", help=f"comma-separated V+F or V+F@RTT_MS (full: {FULL_POINTS})")
+    add(
         "--heights",
         type=int,
         help=f"registrations per point (quick {QUICK_HEIGHTS}, full {FULL_HEIGHTS})",
     )
-    parser.add_argument(
-        "--idle", type=float, help=f"idle window, s (quick {QUICK_IDLE_S:g}, full {FULL_IDLE_S:g})"
-    )
-    parser.add_argument(
+    add("--idle", type=float, help=f"idle window, s (quick {QUICK_IDLE_S:g}, full {FULL_IDLE_S:g})")
+    add(
         "--load-timeout",
         type=float,
         help="bound on each point's load phase, s (quick 60, full 240)",
     )
-    parser.add_argument("--dir", help="where the clusters go (default: a temporary directory)")
-    parser.add_argument("--keep", action="store_true", help="keep every point's node directories")
+    add("--dir", help="where the clusters go (default: a temporary directory)")
+    add("--keep", action="store_true", help="keep every point's node directories")
     args = parser.parse_args(argv)
     try:
         points = parse_points(args.points or (QUICK_POINTS if args.quick else FULL_POINTS))
@@ -447,28 +446,31 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     if not points or (args.heights is not None and args.heights < 1):
         parser.error("need at least one point and one height")
-    heights = args.heights or (QUICK_HEIGHTS if args.quick else FULL_HEIGHTS)
-    args.idle = (
-        args.idle if args.idle is not None else (QUICK_IDLE_S if args.quick else FULL_IDLE_S)
-    )
+    if args.idle is None:
+        args.idle = QUICK_IDLE_S if args.quick else FULL_IDLE_S
     if args.load_timeout is None:
         args.load_timeout = 60.0 if args.quick else 240.0
+    return args, points, args.heights or (QUICK_HEIGHTS if args.quick else FULL_HEIGHTS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, points, heights = _parse_args(argv)
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-scale-"))
     signal.signal(signal.SIGTERM, _interrupt)  # so the clusters (and namespaces) are cleaned up
-    results = []
-    for k, point in enumerate(points):
-        results.append(
-            run_point(point, heights, args, root / f"{k}-{point.to_text().replace('@', '-rtt')}")
-        )
+    results: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"points": results}
+    try:
+        for k, point in enumerate(points):
+            base = root / f"{k}-{point.to_text().replace('@', '-rtt')}"
+            results.append(run_point(point, heights, args, base))
+    except KeyboardInterrupt:  # SIGINT or SIGTERM: the points so far, and a clean exit
+        console.print("[red]interrupted[/]: the clusters are stopped")
+        report["interrupted"] = True
     if not args.dir and not args.keep and all(p["finalized"] for p in results):
         shutil.rmtree(root, ignore_errors=True)
-    print(
-        json.dumps(
-            {"points": results, "cpu_ms_per_validator": cpu_slope(results), "quick": args.quick}
-        ),
-        flush=True,
-    )
-    return 0
+    report |= {"cpu_ms_per_validator": cpu_slope(results), "quick": args.quick}
+    print(json.dumps(report), flush=True)
+    return 1 if report.get("interrupted") else 0
 
 
 def _interrupt(signum: int, frame: object) -> None:
