@@ -294,7 +294,8 @@ def measure_point(
         out["gossip"] = gossip_summary([{} for _ in after], after)
         return
     time.sleep(SETTLE_S)
-    pgids = [n.pid for n in nodes if n.pid is not None]
+    running = [n for n in nodes if n.pid is not None]
+    pgids = [n.pid for n in running if n.pid is not None]
     console.print(
         f"  {point.to_text()}: warm-up visible in {warm.latencies_ms[0]:.0f} ms; idle {opts.idle:g} s"
     )
@@ -325,6 +326,10 @@ def measure_point(
         per_node = [(cpu_b[p] - cpu_a[p] - idle[p] * (t_b - t_a)) * 1000 / grown for p in pgids]
         out["node_cpu_ms_per_height"] = round(statistics.median(per_node), 2)
         out["node_cpu_ms_per_height_max"] = round(max(per_node), 2)
+        for role, chosen in (("validators", True), ("followers", False)):
+            mine = [c for c, n in zip(per_node, running, strict=True) if n.validator is chosen]
+            if mine:  # the median node of a 4 + 20 point is a follower: both roles, apart
+                out[f"node_cpu_ms_per_height_{role}"] = round(statistics.median(mine), 2)
         out["dns_queries_per_node_height"] = round(load.queries / len(nodes) / grown, 1)
     _load_fields(load, heights, out)
     _sync_fields(after, out)
@@ -344,6 +349,9 @@ def _load_fields(load: Load, heights: int, out: dict[str, Any]) -> None:
 def _sync_fields(statuses: list[dict[str, Any]], out: dict[str, Any]) -> None:
     heights = [int(s["height"]) for s in statuses]
     out["end_height_min_max"] = [min(heights), max(heights)]
+    linked = [int(s["validators_linked"]) for s in statuses if "validators_linked" in s]
+    if linked:
+        out["validators_linked_min_max"] = [min(linked), max(linked)]
     counts = [s.get("blocks_via_sync") for s in statuses]
     known = [int(c) for c in counts if c is not None]
     if len(known) < len(counts):
