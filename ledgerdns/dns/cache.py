@@ -31,6 +31,12 @@ MAX_TCP_MESSAGE = 65535
 # Bound of the reply cache: entries, each about 330 bytes for a one-record
 # answer (key, `Reply`, its bytes, the ordered-dict slot), so 16 MiB or so full.
 DEFAULT_MAX_ENTRIES = 50_000
+# The bound when UDP workers front the node (`DnsServer` picks it): each worker keeps
+# its own table of every reply it sent (`udpworker.ReplyTable`), so the node sees a
+# question again only over TCP, from another worker, or after a worker lost its table;
+# 50,000 here was one more copy of each name asked (~330 B per name, issue 21).
+# 1,024 entries: about 330 KiB full.
+WORKER_FRONTED_ENTRIES = 1_024
 
 
 def _is_stale(reply: Reply, changed: Collection[str], now_s: int) -> bool:

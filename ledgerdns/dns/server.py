@@ -26,7 +26,12 @@ from typing import Any
 import trio
 
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
-from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, MAX_TCP_MESSAGE, AnswerCache
+from ledgerdns.dns.cache import (
+    DEFAULT_MAX_ENTRIES,
+    MAX_TCP_MESSAGE,
+    WORKER_FRONTED_ENTRIES,
+    AnswerCache,
+)
 from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updater
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType
@@ -77,7 +82,8 @@ class DnsServer:
         edns_payload: the UDP payload size we advertise and send at most.
         tcp_idle_timeout_s, max_tcp_connections: override `settings.tcp`.
         udp_queue: replies waiting to be sent (in-process UDP only).
-        cache_entries: the most cached replies.
+        cache_entries: the most cached replies (default: `WORKER_FRONTED_ENTRIES` with UDP
+            workers, else `DEFAULT_MAX_ENTRIES`).
     """
 
     def __init__(
@@ -97,7 +103,7 @@ class DnsServer:
         tcp_idle_timeout_s: float | None = None,
         max_tcp_connections: int | None = None,
         udp_queue: int = 1024,
-        cache_entries: int = DEFAULT_MAX_ENTRIES,
+        cache_entries: int | None = None,
     ) -> None:
         settings = settings or DnsSettings()
         ledger = zone
@@ -107,6 +113,8 @@ class DnsServer:
         else:
             self._workers = 0  # nobody would tell the workers when the ledger moves
         builder = AnswerBuilder(ledger, config, edns_payload=edns_payload, chaos=settings.chaos)
+        if cache_entries is None:  # the workers keep UDP replies: the node needs fewer
+            cache_entries = WORKER_FRONTED_ENTRIES if self._workers else DEFAULT_MAX_ENTRIES
         self.cache = AnswerCache(builder, max_entries=cache_entries)
         self._ledger = ledger
         self._settings = settings

@@ -30,6 +30,9 @@ from chain.records import Record, canonical_record_set
 from chain.state import DomainState
 from chain.tx import Op, Transaction
 from ledgerdns.dns import AnswerBuilder, AnswerCache, ZoneConfig
+from ledgerdns.dns.cache import DEFAULT_MAX_ENTRIES, WORKER_FRONTED_ENTRIES
+from ledgerdns.dns.server import DnsServer
+from ledgerdns.dns.settings import DnsSettings
 from tests.support.instant_node import VALIDATOR_KEY, InstantNode, now_ms
 from tools.devchain import dev_key, next_tx, register_tx, soon
 
@@ -497,6 +500,16 @@ def test_the_cache_is_bounded(node: InstantNode) -> None:
     for i in range(10):
         ask(small, f"n{i}.alice.p2p")
     assert len(small) == 3
+
+
+@pytest.mark.parametrize(("workers", "bound"), [(1, WORKER_FRONTED_ENTRIES), (0, DEFAULT_MAX_ENTRIES)])
+def test_the_node_caches_fewer_replies_when_udp_workers_keep_them(
+    node: InstantNode, workers: int, bound: int
+) -> None:
+    # Each worker keeps every reply it sent; the node's copy would be per name asked (issue 21).
+    server = DnsServer(node.ledger, "127.0.0.1", 0, blocks=node, settings=DnsSettings(workers=workers))
+    assert server.cache._max == bound
+    assert WORKER_FRONTED_ENTRIES == 1_024 and DEFAULT_MAX_ENTRIES == 50_000
 
 
 # -- malformed and unusual messages --
