@@ -33,6 +33,7 @@ import gc
 import json
 import sys
 import tempfile
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if snap_mid is not None and snap_end is not None:
             result["updates_traced_bytes_per_1k"] = round(_traced(snap_mid, snap_end) / per_k)
             result["updates_top"] = _top(snap_mid, snap_end, args.top, per_k)
+        result["cpu_s"] = round(time.process_time(), 1)
         result["rss_end_mib"] = round(rss_end / 2**20, 1)
         result["leveldb_memory_mib"] = round(chain.store.memory_usage() / 2**20, 1)
         chain.store.close()
