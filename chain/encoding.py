@@ -55,6 +55,8 @@ class Kind(IntEnum):
     INVALID_PROPOSAL = 23
     LOCK_RECORD = 24
     TX_SIGNING = 25
+    VALIDATOR_HELLO = 26
+    HELLO_SIGNING = 27
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis

@@ -51,8 +51,14 @@ def message_kind(data: bytes) -> Kind | None:
     if len(data) < 3 or data[0] & 0xE0 != 0x80:  # a CBOR array header
         return None
     first = data[1]
+    if first == 0x18:  # a CBOR one-byte unsigned integer: kinds 24..255
+        first = data[2]
+        if first < 24:
+            return None  # not canonical
+    elif first >= 24:
+        return None
     try:
-        return Kind(first) if first < 24 else None
+        return Kind(first)
     except ValueError:
         return None
 

@@ -19,7 +19,6 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable
-from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,15 +26,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import trio
 
 from chain.block import Block
-from chain.consensus_messages import Evidence, InvalidProposal
+from chain.consensus_messages import Evidence, InvalidProposal, Proposal
+from chain.encoding import Kind
 from chain.errors import ConfigError
 from chain.evidence_store import list_evidence, list_invalid_proposals
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
-from chain.quorum import CommitCertificate
+from chain.quorum import CommitCertificate, Vote
 from chain.tx import Transaction
-from chain.wire import sync_protocol, topic
+from chain.wire import message_kind, sync_protocol, topic
 from ledgerdns.api.token import load_or_create_token
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.consensus.driver import ConsensusDriver
@@ -44,11 +44,12 @@ from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.p2p import P2PConfig, P2PService
-from ledgerdns.protocol.consensus_gossip import ConsensusGossip, publish
+from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
 from ledgerdns.protocol.offences import Offences
 from ledgerdns.protocol.sync import Syncer, SyncServer
 from ledgerdns.protocol.txgossip import TxGossip
+from ledgerdns.protocol.validator_links import ValidatorLinks
 from ledgerdns.protocol.views import list_peers, list_validators
 from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.server import serve_rpc
@@ -96,13 +97,17 @@ class Node:
             clock,
         )
         self.offences = Offences(genesis, p2p)
+        self.links = ValidatorLinks(
+            genesis=genesis, p2p=p2p, key=self.key, clock=clock,
+            consensus_topic=self.topics["consensus"], blocks_topic=self.topics["blocks"],
+        )  # fmt: skip
         self.driver = driver = ConsensusDriver(
             genesis=genesis,
             ledger=ledger,
             mempool=mempool,
             key=self.key,
             guard_file=GuardFile(config.data_dir / "guard") if self.key else None,
-            broadcast=partial(publish, p2p, self.topics["consensus"]),
+            broadcast=self._broadcast,
             committed=self._committed,
             clock=clock,
             offence=self.offences.on_offence,
@@ -116,13 +121,14 @@ class Node:
         self.consensus = ConsensusGossip(
             genesis=genesis, ledger=ledger, p2p=p2p, topic=self.topics["consensus"], driver=driver,
             syncer=self.syncer, offences=self.offences, resend_pending=self.txs.resend_pending,
-            clock=clock,
+            clock=clock, resend=self.links.resend,
         )  # fmt: skip
         self.notices = CommitNotices(
             genesis=genesis, ledger=ledger, p2p=p2p, topic=self.topics["blocks"], driver=driver,
             syncer=self.syncer,
         )  # fmt: skip
         self.commits = Commits(ledger=ledger, mempool=mempool, notices=self.notices)
+        self.links.attach(self.consensus)
         self.ready: dict[str, Any] = {}
 
     # -- running --
@@ -130,9 +136,12 @@ class Node:
     async def run(self, *, task_status: TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; `task_status.started(ready_info)` once every listener is bound."""
         p2p = self.p2p
-        for name, face in (("txs", self.txs), ("consensus", self.consensus), ("blocks", self.notices)):
+        for name, face in (("txs", self.txs), ("consensus", self.consensus)):
             p2p.set_validator(self.topics[name], face.validate)
             p2p.set_handler(self.topics[name], face.on_message)
+        p2p.set_validator(self.topics["blocks"], self._validate_blocks_topic)
+        p2p.set_handler(self.topics["blocks"], self._on_blocks_topic)
+        self.links.register()
         p2p.set_request_handler(sync_protocol(self._genesis.chain_id), self.sync_server.handle)
         token = load_or_create_token(self.config.data_dir)
         try:
@@ -150,6 +159,7 @@ class Node:
                     "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, model, token, *self.config.rpc)
                 )
                 await nursery.start(self.notices.run)
+                await nursery.start(self.links.run)
                 await nursery.start(self.consensus.run)
                 await nursery.start(self.driver.run)
                 nursery.start_soon(self.syncer.run)
@@ -173,6 +183,20 @@ class Node:
     def close(self) -> None:
         """Release the store (after `run` returned)."""
         self.store.close()
+
+    async def _broadcast(self, message: Proposal | Vote) -> None:
+        log.debug("send %s h=%d r=%d", describe(message), message.height, message.round)
+        await self.links.broadcast(message)
+
+    def _validate_blocks_topic(self, peer: str, data: bytes) -> bool:
+        """The ``blocks`` topic carries commit notices and validator hellos."""
+        if message_kind(data) == Kind.VALIDATOR_HELLO:
+            return self.links.validate_hello(peer, data)
+        return self.notices.validate(peer, data)
+
+    async def _on_blocks_topic(self, peer: str, data: bytes) -> None:
+        if message_kind(data) != Kind.VALIDATOR_HELLO:  # a hello was learnt by the filter
+            await self.notices.on_message(peer, data)
 
     async def _committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
         await self.commits.committed(block, certificate, mine)
@@ -211,6 +235,7 @@ class Node:
             consensus_step=machine.step.name.lower(),
             version=_version(),
             blocks_via_sync=self.syncer.blocks_via_sync,
+            validators_linked=self.links.linked_validators(),
             gossip_received={_topic_name(t): n for t, n in self.p2p.received.items()},
             gossip_mesh={_topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
         )

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 
 import multiaddr
@@ -45,7 +45,10 @@ from ledgerdns.p2p.limits import MAX_RPC_FRAME_BYTES
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1
-MESH_DEGREE = 3
+MESH_DEGREE = 4
+MESH_DEGREE_LOW = 3
+MESH_DEGREE_HIGH = 8
+PRUNE_BACKOFF_S = 10  # the library's 60 s left a node pruned at start-up with no mesh for a minute
 
 
 def build_host(key_pair: KeyPair, listen: list[str]) -> IHost:
@@ -180,6 +183,30 @@ class BoundedGossipSub(GossipSub):
         found: dict[bytes, bytes] = self.equivocation_detection  # type: ignore[assignment]
         return found
 
+    def _get_peers_to_send(
+        self,
+        topic_ids: Iterable[str],
+        msg_forwarder: ID,
+        origin: ID,
+        msg_id: bytes | None = None,
+    ) -> Iterable[ID]:
+        """The library's choice, and for a message we publish ourselves every peer in its topics.
+
+        Flood publishing, as go-libp2p does by default: our own message goes to
+        each connected peer that joined the topic, not only to our mesh, so it
+        reaches them in one hop even when the mesh is thin (a node pruned by
+        everyone at start-up had none, and got proposals only through the next
+        heartbeat's IHAVE, up to a second late: issue 20). Forwarding others'
+        messages stays on the mesh.
+        """
+        chosen = set(super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id))
+        pubsub = self.pubsub
+        if pubsub is not None and origin == msg_forwarder == pubsub.my_id:
+            for topic in topic_ids:
+                chosen.update(pubsub.peer_topics.get(topic, ()))
+            chosen.discard(origin)
+        return chosen
+
     def _periodic_security_cleanup(self) -> None:
         super()._periodic_security_cleanup()
         for times in self.recent_message_deliveries.values():
@@ -235,8 +262,9 @@ def build_pubsub(host: IHost, seqno_start: int) -> tuple[GuardedPubsub, BoundedG
     router = BoundedGossipSub(
         protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
         degree=MESH_DEGREE,
-        degree_low=2,
-        degree_high=5,
+        degree_low=MESH_DEGREE_LOW,
+        degree_high=MESH_DEGREE_HIGH,
+        prune_back_off=PRUNE_BACKOFF_S,
         heartbeat_interval=HEARTBEAT_SECONDS,
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,

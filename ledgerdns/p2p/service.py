@@ -32,7 +32,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
-from ledgerdns.p2p import gossip, reqresp
+from ledgerdns.p2p import gossip, links, reqresp
 from ledgerdns.p2p.errors import P2PError
 from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
 from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
@@ -99,6 +99,7 @@ class _Live:
     dht: KadDHT
     nursery: trio.Nursery
     gate: gossip.GossipGate
+    senders: dict[str, links.LinkSender]
 
 
 class P2PService:
@@ -118,6 +119,7 @@ class P2PService:
         self._validators: dict[str, gossip.Validator] = {}
         self._handlers: dict[str, gossip.Handler] = {}
         self._request_handlers: dict[str, reqresp.RequestHandler] = {}
+        self._links: dict[str, _LinkSpec] = {}
         self._scores = PeerScores(threshold=config.ban_threshold, ban_seconds=config.ban_seconds)
         self._known = KnownPeers(interval=config.reconnect_interval)
         self._bootstrap = [_split_p2p_addr(addr) for addr in config.bootstrap]
@@ -178,6 +180,9 @@ class P2PService:
         pubsub.frame_refused = self._frame_refused
         for protocol, fn in self._request_handlers.items():
             host.set_stream_handler(TProtocol(protocol), reqresp.stream_handler(protocol, fn))
+        for protocol, spec in self._links.items():
+            handler = links.link_handler(spec.accept_greeting, spec.on_frame, spec.max_frame)
+            host.set_stream_handler(TProtocol(protocol), handler)
         host.get_network().register_notifee(_Notifee(self))
         with trio.CancelScope(shield=True) as stack:
             try:
@@ -186,7 +191,11 @@ class P2PService:
                     async with background_trio_service(pubsub), background_trio_service(router):
                         await pubsub.wait_until_ready()
                         async with background_trio_service(dht), trio.open_nursery() as nursery:
-                            live = self._live = _Live(host, pubsub, dht, nursery, gate)
+                            senders = {
+                                protocol: links.LinkSender(host, nursery, protocol, spec.greeting)
+                                for protocol, spec in self._links.items()
+                            }
+                            live = self._live = _Live(host, pubsub, dht, nursery, gate, senders)
                             nursery.start_soon(_stop_when, stopping, host, stack)
                             await self._join_topics(live)
                             if self._config.mdns:
@@ -277,8 +286,8 @@ class P2PService:
         """Per joined topic, how many peers are in our gossip mesh for it (0 when not running)."""
         live = self._live
         if live is None:
-            return {topic: 0 for topic in self._config.topics}
-        mesh = live.pubsub.router.mesh  # type: ignore[attr-defined]
+            return dict.fromkeys(self._config.topics, 0)
+        mesh = live.pubsub.router.mesh
         return {topic: len(mesh.get(topic, ())) for topic in self._config.topics}
 
     # -- request/response --
@@ -310,6 +319,56 @@ class P2PService:
             raise P2PError(f"request failed peer={peer_id}: peer is banned")
         _unblock(live.host, reqresp.parse_peer_id(peer_id))
         return await reqresp.request(live.host, peer_id, protocol, data, timeout)
+
+    # -- links --
+
+    def set_link_handler(
+        self,
+        protocol: str,
+        *,
+        greeting: links.Greeting,
+        accept_greeting: links.AcceptGreeting,
+        on_frame: links.OnFrame,
+        max_frame: int,
+    ) -> None:
+        """Send and receive messages on `protocol` over links (`ledgerdns.p2p.links`).
+
+        Our links open with `greeting()`; a peer's link is read only once
+        `accept_greeting(peer, first_frame)` says yes, then each frame goes to
+        `await on_frame(peer, data)` (False closes that link). Set before `run`.
+
+        Raises:
+            P2PError: the service is already running.
+        """
+        if self._live is not None:
+            raise P2PError("set link handlers before the p2p service runs")
+        self._links[protocol] = _LinkSpec(greeting, accept_greeting, on_frame, max_frame)
+
+    def send_link(self, peer_id: str, protocol: str, data: bytes) -> bool:
+        """Queue `data` on our link to a connected peer; False if it cannot go (not connected,
+        queue full, not running). Never blocks."""
+        live = self._live
+        if live is None or peer_id == self.peer_id or self._scores.is_banned(peer_id):
+            return False
+        sender = live.senders.get(protocol)
+        if sender is None:
+            raise ValueError(f"no link handler for {protocol!r}")
+        return sender.send(reqresp.parse_peer_id(peer_id), data)
+
+    def links_dropped(self) -> int:
+        """Messages dropped because a link's queue was full, over every link protocol."""
+        live = self._live
+        return 0 if live is None else sum(s.dropped for s in live.senders.values())
+
+    def keep_connected(self, peer_id: str, addrs: list[str]) -> None:
+        """Dial this peer and redial it whenever it drops, as for a bootstrap peer."""
+        if peer_id != self.peer_id:
+            self._known.pin(peer_id, addrs)
+
+    def is_connected(self, peer_id: str) -> bool:
+        """Whether the peer is connected right now."""
+        live = self._live
+        return live is not None and self._is_connected(live, peer_id)
 
     # -- peers --
 
@@ -479,6 +538,14 @@ class P2PService:
             while not (addrs := reqresp.known_addrs(live.host, pid)):
                 await trio.sleep(0.1)
             self._known.learn(pid.to_base58(), addrs, trio.current_time())
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkSpec:
+    greeting: links.Greeting
+    accept_greeting: links.AcceptGreeting
+    on_frame: links.OnFrame
+    max_frame: int
 
 
 class _Notifee(INotifee):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -39,19 +40,16 @@ RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
 # handled; the rest (a message the library then dropped) go oldest first past either bound.
 DECODED_CACHE = 256  # entries
 DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
+# A message this many heights past our head means we missed a block. One height past the
+# next is normal for a follower: the next proposal can overtake the commit notice of the
+# block before it (another topic, another queue), which comes a moment later.
+SYNC_AHEAD = 2
 PEER_VALIDATORS = 1024  # peers remembered as publishing a validator's messages (RPC peer list)
 
 
 def describe(message: Proposal | Vote) -> str:
     """"proposal", "prevote" or "precommit"."""
     return "proposal" if isinstance(message, Proposal) else message.vtype.name.lower()
-
-
-async def publish(p2p: P2PService, topic: str, message: Proposal | Vote) -> None:
-    """Publish a message this validator signed (bound with `functools.partial`, the driver's
-    `broadcast`)."""
-    log.debug("send %s h=%d r=%d", describe(message), message.height, message.round)
-    await p2p.publish(topic, message.to_bytes())
 
 
 class ConsensusGossip:
@@ -69,6 +67,7 @@ class ConsensusGossip:
         offences: Offences,
         resend_pending: Callable[[bool], Awaitable[None]],
         clock: Clock,
+        resend: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         self._genesis = genesis
         self._clock = clock  # `Resent` nonces
@@ -79,6 +78,8 @@ class ConsensusGossip:
         self._syncer = syncer
         self._offences = offences
         self._resend_pending = resend_pending
+        # where a stuck height's `Resent`s go (`ValidatorLinks.resend`); by default, gossip
+        self._resend = resend if resend is not None else partial(p2p.publish, topic)
         self._decoded: dict[bytes, Proposal | Vote] = {}  # the filter's decodes, for the handler
         self._decoded_bytes = 0  # sum of the keys' lengths, under DECODED_CACHE_BYTES
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
@@ -183,7 +184,7 @@ class ConsensusGossip:
         if isinstance(message, Vote):
             # In any wrapping: no honest node publishes two votes of one validator for one step.
             self._offences.on_vote(peer, message, self._ledger.height + 1)
-        if message.height > self._ledger.height + 1:
+        if message.height > self._ledger.height + SYNC_AHEAD:
             self._syncer.poke(message.height - 1)
         await self._hand_to_machine(peer, message)
 
@@ -208,5 +209,5 @@ class ConsensusGossip:
             if stuck:
                 for message in self._driver.stuck_messages():
                     resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
-                    await self._p2p.publish(self.topic, resent.to_bytes())
+                    await self._resend(resent.to_bytes())
             await self._resend_pending(stuck)

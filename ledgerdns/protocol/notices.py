@@ -1,7 +1,7 @@
 """The ``blocks`` gossip topic: commit notices, and what follows a stored block.
 
-A block's proposer publishes a `CommitNotice` (height, hash, certificate) a
-little after it commits. A node that holds the proposal commits it from the
+A block's proposer publishes a `CommitNotice` (height, hash, certificate) as
+soon as it commits. A node that holds the proposal commits it from the
 notice; one that does not, syncs. `Commits` is what the driver calls after
 every stored block: the mempool, the waiters of `wait_finalized`, the block
 listeners (DNS caches), and the notice.
@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledgerdns.protocol.blocks")
 
-NOTICE_DELAY_S = 0.5
+# Validators send their votes over links (`validator_links`), so followers see no votes and
+# commit from this notice: it goes out as soon as the block is stored.
+NOTICE_DELAY_S = 0.0
 
 BlockListener = Callable[[int, frozenset[str]], None]
 
@@ -102,12 +104,11 @@ class CommitNotices:
             self._nursery.start_soon(self._announce, notice)
 
     async def _announce(self, notice: CommitNotice) -> None:
-        """Publish a commit notice a little later, unless a later block is final by then.
+        """Publish a commit notice after `NOTICE_DELAY_S`, unless a later block is final by then.
 
-        Nodes that saw the votes decided on their own; the notice is for those
-        that missed some, and half a second does not matter to them. Under
-        steady traffic only the last block of a run is announced, which keeps
-        notices off the path of the next heights' votes.
+        Validators decide from the votes they get over links; followers (and a
+        validator that missed votes) commit the proposal they hold when the
+        notice comes, so it goes out at once.
         """
         await trio.sleep(NOTICE_DELAY_S)
         if self._ledger.height > notice.height:

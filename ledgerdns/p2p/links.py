@@ -1,0 +1,168 @@
+"""Links: long-lived, one-way message streams to chosen peers (validators' votes, issue 20).
+
+Gossip hands every message to a mesh that forwards it on, wrapped in a signed
+pubsub envelope, and each node gets it several times over. For a message that
+must reach a known set of peers and nobody else (a vote, from one validator to
+the others), that is several times the work of sending it to each of them once.
+A link is one libp2p stream per (peer, protocol), opened by the sender on its
+first message and kept open: the first frame is a greeting (who the sender is,
+which the receiver checks before anything else), then one frame per message.
+A frame is a 4-byte big-endian length and the bytes.
+
+Sending never blocks the caller: each link has a queue of `QUEUE_FRAMES`, and its
+writer sends whatever has queued up since its last write as one write (one
+Yamux frame, one Noise record). A full queue drops the message (gossip's re-send
+of a stuck height covers it); a link whose stream breaks is dropped and opened
+again on the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Awaitable, Callable
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+log = logging.getLogger(__name__)
+
+QUEUE_FRAMES = 256  # messages waiting per link; then new ones are dropped
+OPEN_TIMEOUT_S = 5.0
+READ_CHUNK = 1 << 16
+_LENGTH = struct.Struct(">I")
+
+Greeting = Callable[[], bytes]
+AcceptGreeting = Callable[[str, bytes], bool]
+OnFrame = Callable[[str, bytes], Awaitable[bool]]
+
+
+def encode_frame(data: bytes) -> bytes:
+    """One frame: the length, then the bytes."""
+    return _LENGTH.pack(len(data)) + data
+
+
+class LinkSender:
+    """The sending ends of one protocol's links, one writer task per peer.
+
+    Bounds: one queue of `QUEUE_FRAMES` messages per peer linked right now (a link
+    ends, and its queue with it, when its stream breaks or the peer disconnects).
+    """
+
+    def __init__(
+        self, host: IHost, nursery: trio.Nursery, protocol: str, greeting: Greeting
+    ) -> None:
+        self._host = host
+        self._nursery = nursery
+        self._protocol = TProtocol(protocol)
+        self._greeting = greeting
+        self._queues: dict[ID, trio.MemorySendChannel[bytes]] = {}
+        self.dropped = 0  # messages dropped because a link's queue was full
+
+    def send(self, peer: ID, data: bytes) -> bool:
+        """Queue `data` for `peer`; False if it is not connected or its queue is full."""
+        queue = self._queues.get(peer)
+        if queue is None:
+            if not self._host.get_network().get_connections(peer):
+                return False
+            queue, receive = trio.open_memory_channel[bytes](QUEUE_FRAMES)
+            self._queues[peer] = queue
+            self._nursery.start_soon(self._write, peer, queue, receive)
+        try:
+            queue.send_nowait(encode_frame(data))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            self.dropped += 1
+            return False
+        return True
+
+    def linked(self) -> set[ID]:
+        """Peers with a link open (or opening) right now."""
+        return set(self._queues)
+
+    async def _write(
+        self,
+        peer: ID,
+        queue: trio.MemorySendChannel[bytes],
+        receive: trio.MemoryReceiveChannel[bytes],
+    ) -> None:
+        stream: INetStream | None = None
+        try:
+            with trio.fail_after(OPEN_TIMEOUT_S):
+                stream = await self._host.new_stream(peer, [self._protocol])
+                await stream.write(encode_frame(self._greeting()))
+            async with receive:
+                async for first in receive:
+                    batch = [first]
+                    while True:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    await stream.write(b"".join(batch))
+        except Exception as exc:  # stream, muxer and dial errors (all typed differently), timeout
+            log.debug("link to %s on %s ended: %r", peer, self._protocol, exc)
+        finally:
+            if self._queues.get(peer) is queue:
+                del self._queues[peer]
+            queue.close()
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await stream.reset()
+                    except Exception:  # already gone
+                        pass
+
+
+def link_handler(
+    accept_greeting: AcceptGreeting, on_frame: OnFrame, max_frame: int
+) -> Callable[[INetStream], Awaitable[None]]:
+    """A stream handler for the receiving end of links on one protocol.
+
+    `accept_greeting(peer, data)` sees the first frame; False (or a frame over
+    `max_frame` bytes) resets the stream. Each later frame goes to
+    `await on_frame(peer, data)`, one at a time in order; False resets the stream.
+    """
+
+    async def handle(stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id.to_base58()
+        buffer = bytearray()
+        greeted = False
+        try:
+            while True:
+                try:
+                    chunk = await stream.read(READ_CHUNK)
+                except EOFError:
+                    return
+                if not chunk:
+                    return
+                buffer += chunk
+                while len(buffer) >= _LENGTH.size:
+                    (size,) = _LENGTH.unpack_from(buffer)
+                    if size > max_frame:
+                        log.info("link frame of %d bytes from %s (cap %d): closed", size, peer, max_frame)
+                        await _reset(stream)
+                        return
+                    end = _LENGTH.size + size
+                    if len(buffer) < end:
+                        break
+                    data = bytes(buffer[_LENGTH.size : end])
+                    del buffer[:end]
+                    ok = await on_frame(peer, data) if greeted else accept_greeting(peer, data)
+                    if not ok:
+                        await _reset(stream)
+                        return
+                    greeted = True
+        except Exception as exc:  # the stream broke: the sender opens a new one
+            log.debug("link from %s ended: %r", peer, exc)
+
+    return handle
+
+
+async def _reset(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True):
+        try:
+            await stream.reset()
+        except Exception:  # already gone
+            pass

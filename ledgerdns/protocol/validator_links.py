@@ -1,0 +1,288 @@
+"""Votes go straight from validator to validator; proposals and everything else by gossip.
+
+Per height each validator signs two votes and every other validator needs each
+of them once. Gossiped, a vote crossed the mesh in a signed pubsub envelope and
+reached each node several times, for about 2 ms of CPU per message per node:
+the cost grew by ~4 ms per height for every validator added, and 31 validators
+made no block on one machine (issue 20). Here validators find each other by
+signed `ValidatorHello`s (gossiped on the ``blocks`` topic now and then, and
+sent first on every link), stay connected to each other (as CometBFT's
+persistent peers), and send each vote once to each validator over a link
+(`ledgerdns.p2p.links`).
+
+Gossip stays the fallback: a validator that is not linked to every other
+validator (starting up, a peer gone, a partition) also publishes its votes on
+the ``consensus`` topic, and re-sent messages of a stuck height always go by
+gossip, which relays them around a cut link. Followers do not need votes: they
+commit from the proposal (gossiped) and the proposer's commit notice.
+
+A link carries only votes signed by the validator that greeted on it: a frame
+that is anything else closes the link and costs the peer, like a bad gossip
+message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from chain.consensus_messages import Proposal
+from chain.crypto import PrivateKey
+from chain.encoding import Kind
+from chain.errors import InvalidUpdate, RejectReason
+from chain.genesis import Genesis
+from chain.quorum import Vote
+from chain.validator_hello import ValidatorHello
+from chain.wire import message_kind
+from ledgerdns.clock import Clock
+from ledgerdns.p2p import P2PService
+from ledgerdns.p2p.limits import DEFAULT_TOPIC_LIMITS, RateLimiter
+from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+    from ledgerdns.protocol.consensus_gossip import ConsensusGossip
+
+log = logging.getLogger("ledgerdns.protocol.links")
+
+ANNOUNCE_FIRST_S = 1.0  # after start (the gossip mesh is forming)
+ANNOUNCE_MISSING_S = 2.0  # again this often while some validator is not in our directory
+ANNOUNCE_EVERY_S = 60.0  # then this often, for nodes that joined since
+MAX_FUTURE_MS = 5 * 60 * 1000  # a hello dated further ahead than this is refused
+LINK_LIMIT = DEFAULT_TOPIC_LIMITS["consensus"]  # per linked peer, as per gossip forwarder
+LINK_MAX_FRAME = LINK_LIMIT.max_bytes  # a re-sent proposal, at most what gossip would carry
+
+
+def links_protocol(chain_id: str) -> str:
+    """The link protocol id of a network's validator votes."""
+    return f"/ledgerdns/{chain_id}/votes/1"
+
+
+class ValidatorLinks:
+    """One node's validator directory, its links, and the broadcast of its consensus messages."""
+
+    def __init__(
+        self,
+        *,
+        genesis: Genesis,
+        p2p: P2PService,
+        key: PrivateKey | None,
+        clock: Clock,
+        consensus_topic: str,
+        blocks_topic: str,
+    ) -> None:
+        self._genesis = genesis
+        self._p2p = p2p
+        self._key = key
+        self._clock = clock
+        self._consensus_topic = consensus_topic
+        self._blocks_topic = blocks_topic
+        self.protocol = links_protocol(genesis.chain_id)
+        # validator key -> its newest hello; bound: the validator set (others are refused)
+        self.directory: dict[bytes, ValidatorHello] = {}
+        # peer id -> validator key, for the peers a directory entry names (same bound)
+        self._validator_of_peer: dict[str, bytes] = {}
+        self._own: ValidatorHello | None = None
+        self._limiter = RateLimiter(max_entries=1024)
+        self._consensus: ConsensusGossip | None = None
+        self.votes_linked = 0  # our votes sent over links only
+        self.votes_gossiped = 0  # our votes that also went by gossip (some validator unlinked)
+
+    def attach(self, consensus: ConsensusGossip) -> None:
+        """Where frames from links go (the consensus topic's filter and handler)."""
+        self._consensus = consensus
+
+    def register(self) -> None:
+        """Install the link protocol on the p2p service (before it runs)."""
+        self._p2p.set_link_handler(
+            self.protocol,
+            greeting=lambda: self.own_hello().to_bytes(),
+            accept_greeting=self.accept_greeting,
+            on_frame=self.on_frame,
+            max_frame=LINK_MAX_FRAME,
+        )
+
+    # -- the directory --
+
+    def own_hello(self) -> ValidatorHello:
+        """This validator's hello, signed afresh when its addresses changed (or every announce)."""
+        if self._key is None:
+            raise RuntimeError("a follower has no validator hello")
+        addrs = tuple(a.partition("/p2p/")[0] for a in self._p2p.listen_addrs)
+        if self._own is None or self._own.addrs != addrs:
+            self._own = self._sign_hello(addrs)
+        return self._own
+
+    def _sign_hello(self, addrs: tuple[str, ...]) -> ValidatorHello:
+        assert self._key is not None
+        return ValidatorHello.create(
+            self._key,
+            chain_id=self._genesis.chain_id,
+            genesis_hash=self._genesis.hash(),
+            peer_id=self._p2p.peer_id.encode(),
+            addrs=addrs,
+            time_ms=self._clock.now_ms(),
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """A validator announces itself after start, every `ANNOUNCE_MISSING_S` while it
+        has not heard from every other validator (it, or they, may have joined the
+        gossip mesh late), then every minute."""
+        task_status.started()
+        if self._key is None:
+            await trio.sleep_forever()
+        await trio.sleep(ANNOUNCE_FIRST_S)
+        last = -ANNOUNCE_EVERY_S
+        while True:
+            now = trio.current_time()
+            if self._missing() or now - last >= ANNOUNCE_EVERY_S:
+                if now - last >= ANNOUNCE_EVERY_S:
+                    self._own = None  # re-signed with a fresh time: it replaces the old one everywhere
+                await self._announce()
+                last = now
+            await trio.sleep(ANNOUNCE_MISSING_S)
+
+    def _missing(self) -> int:
+        """Other validators with no hello in our directory."""
+        return len(self._genesis.params.validators.keys) - 1 - len(
+            [k for k in self.directory if self._key is None or k != bytes(self._key.public_key)]
+        )
+
+    async def _announce(self) -> None:
+        await self._p2p.publish(self._blocks_topic, self.own_hello().to_bytes())
+
+    def check_hello(self, data: bytes) -> ValidatorHello:
+        """Decode and authenticate a hello of this network's validator set.
+
+        Raises:
+            InvalidUpdate: malformed, another network, not a validator, bad signature,
+                or dated too far ahead.
+        """
+        hello = ValidatorHello.from_bytes(data)
+        if hello.chain_id != self._genesis.chain_id:
+            raise InvalidUpdate(RejectReason.WRONG_CHAIN, "validator hello for another network")
+        if self._genesis.params.validators.index_of(hello.validator) is None:
+            raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "validator hello of a non-validator")
+        if hello.time_ms > self._clock.now_ms() + MAX_FUTURE_MS:
+            raise InvalidUpdate(RejectReason.MALFORMED, "validator hello dated in the future")
+        if not hello.is_valid_signature(self._genesis.hash()):
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "validator hello with a bad signature")
+        return hello
+
+    def learn(self, hello: ValidatorHello) -> bool:
+        """Keep `hello` if it is this validator's newest; True if it was new.
+
+        A validator (we are one) that is not us is dialled and kept connected.
+        """
+        key = bytes(hello.validator)
+        known = self.directory.get(key)
+        if known is not None and known.time_ms >= hello.time_ms:
+            return False
+        if known is not None:
+            self._validator_of_peer.pop(known.peer_id.decode(errors="replace"), None)
+        self.directory[key] = hello
+        peer = hello.peer_id.decode(errors="replace")
+        self._validator_of_peer[peer] = key
+        if self._key is not None and key != bytes(self._key.public_key):
+            self._p2p.keep_connected(peer, list(hello.addrs))
+        return True
+
+    def validate_hello(self, peer: str, data: bytes) -> bool:
+        """The ``blocks`` topic's filter for hellos: pass on only what was new to us."""
+        try:
+            hello = self.check_hello(data)
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"validator hello: {exc}")
+            return False
+        return self.learn(hello)
+
+    # -- links in --
+
+    def accept_greeting(self, peer: str, data: bytes) -> bool:
+        """A link is read only from the peer its validator's hello names."""
+        try:
+            hello = self.check_hello(data)
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"link greeting: {exc}")
+            return False
+        if hello.peer_id.decode(errors="replace") != peer:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, "link greeting: another peer's hello")
+            return False
+        self.learn(hello)
+        return True
+
+    async def on_frame(self, peer: str, data: bytes) -> bool:
+        """A vote from a linked validator, or a message it re-sends: checked and handled as
+        one from gossip."""
+        consensus = self._consensus
+        if consensus is None:
+            return True
+        if not self._limiter.allow(peer, "votes", LINK_LIMIT, trio.current_time()):
+            self._p2p.penalize(peer, 1, "link over rate")
+            return True
+        expected = self._validator_of_peer.get(peer)
+        try:
+            kind = message_kind(data)
+            if kind == Kind.VOTE:
+                vote = Vote.from_bytes(data)
+                if expected is None or bytes(vote.validator) != expected:
+                    raise InvalidUpdate(RejectReason.MALFORMED, "a vote of another validator on a link")
+            elif kind != Kind.RESENT:  # a re-send may relay others' votes, and proposals
+                raise InvalidUpdate(RejectReason.MALFORMED, "a link carries votes and re-sends only")
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"link: {exc}")
+            return False
+        if consensus.validate(peer, data):
+            await consensus.on_message(peer, data)
+        return True
+
+    # -- our messages out --
+
+    async def broadcast(self, message: Proposal | Vote) -> None:
+        """Send a message this validator signed: votes over links, the rest (and any vote
+        some validator cannot get that way) by gossip."""
+        data = message.to_bytes()
+        if isinstance(message, Vote) and self._send_linked(data):
+            self.votes_linked += 1
+            return
+        if isinstance(message, Vote):
+            self.votes_gossiped += 1
+        await self._p2p.publish(self._consensus_topic, data)
+
+    async def resend(self, resent: bytes) -> None:
+        """Send a `Resent` again: over links when every other validator is linked (one
+        copy each), else by gossip, which relays it around a missing link.
+
+        Gossiped, every stuck validator's re-sends reached every node several
+        times every two seconds: at 16 validators on one machine that load kept
+        the height stuck, a livelock (issue 20).
+        """
+        if self._key is not None and self._send_linked(resent):
+            return
+        await self._p2p.publish(self._consensus_topic, resent)
+
+    def _send_linked(self, data: bytes) -> bool:
+        """Queue `data` to every other validator; True if every one of them got it queued."""
+        own = None if self._key is None else bytes(self._key.public_key)
+        everyone = True
+        for validator in self._genesis.params.validators.keys:
+            if bytes(validator) == own:
+                continue
+            hello = self.directory.get(bytes(validator))
+            if hello is None:
+                everyone = False
+                continue
+            peer = hello.peer_id.decode(errors="replace")
+            if not self._p2p.send_link(peer, self.protocol, data):
+                everyone = False
+        return everyone
+
+    def linked_validators(self) -> int:
+        """How many other validators we know a peer for and are connected to."""
+        return sum(
+            1 for hello in self.directory.values()
+            if self._p2p.is_connected(hello.peer_id.decode(errors="replace"))
+        )  # fmt: skip
