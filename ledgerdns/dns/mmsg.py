@@ -7,8 +7,8 @@ calls per query: that is what lets a Python worker keep up with C servers.
 
 Each receive slot has its own buffer and address; each send slot has two
 iovecs: the query's ID (the first two bytes of the receive buffer, in place)
-and the stored reply's tail (the reply after its ID, a bytes object whose
-address is taken once when it is stored: see `pin`). So a repeat question is
+and the stored reply's tail (the reply after its ID, a bytes object whose data
+sits at a fixed offset from its id: see `_data_offset`). So a repeat question is
 answered with no copying and no Python address objects at all.
 
 `available()` says whether the calls exist (Linux with glibc or musl);
@@ -58,7 +58,24 @@ _IOV_SIZE = ctypes.sizeof(_IoVec)
 _U32 = struct.Struct("I")
 _IOV = struct.Struct("PN")  # base, len
 
-Entry = tuple[bytes, int, int]  # a reply tail, its address, its length
+Entry = bytes  # a reply tail; `serve` finds its bytes at id(tail) + _DATA_OFFSET
+
+
+def _data_offset() -> int | None:
+    """Where a bytes object's data starts, from its id (CPython's layout), or None if unsure.
+
+    The reply table keeps bare bytes, not (bytes, address, length) tuples: 96 bytes less
+    per reply kept, i.e. per name asked (issue 21). Checked here on two objects.
+    """
+    found = set()
+    for probe in (b"probe one", bytes(range(40))):
+        address = ctypes.cast(ctypes.c_char_p(probe), ctypes.c_void_p).value
+        found.add(None if address is None else address - id(probe))
+    offset = found.pop()
+    return offset if not found else None
+
+
+_DATA_OFFSET = _data_offset()
 
 
 def _libc() -> Any:
@@ -82,13 +99,11 @@ _LIBC = _libc()
 
 def available() -> bool:
     """Whether batched calls can be used here."""
-    return _LIBC is not None and os.environ.get("LEDGERDNS_DNS_NO_MMSG") != "1"
-
-
-def pin(tail: bytes) -> Entry:
-    """`tail` with the address of its bytes (valid while the object lives; keep the tuple)."""
-    address = ctypes.cast(ctypes.c_char_p(tail), ctypes.c_void_p).value
-    return tail, address or 0, len(tail)
+    return (
+        _LIBC is not None
+        and _DATA_OFFSET is not None
+        and os.environ.get("LEDGERDNS_DNS_NO_MMSG") != "1"
+    )
 
 
 def unpack_address(raw: bytes) -> Any:
@@ -159,6 +174,11 @@ class BatchServer:
         template = self._template
         get, check, on_other = self._replies.get, self._check, self._on_other
         u32, iov, af_inet = _U32, _IOV, int(socket.AF_INET)
+        offset = _DATA_OFFSET
+        assert offset is not None  # `available` said so
+        # The replies being sent, held until sendmmsg returns: the control thread may drop
+        # one from the table meanwhile, and the kernel reads its bytes by address.
+        held: list[Entry | None] = [None] * SLOTS
         rtemplate = self._rtemplate
         namelen_at = [i * _SIZE + _OFF_NAMELEN for i in range(SLOTS)]
         len_at = [i * _SIZE + _OFF_LEN for i in range(SLOTS)]
@@ -194,7 +214,8 @@ class BatchServer:
                 if sent != i:  # a slot before was not answered here: close the gap
                     gap = True
                     smv[sent * _SIZE : (sent + 1) * _SIZE] = template[i * _SIZE : (i + 1) * _SIZE]
-                iov.pack_into(siv, (2 * i + 1) * _IOV_SIZE, entry[1], entry[2])
+                held[sent] = entry
+                iov.pack_into(siv, (2 * i + 1) * _IOV_SIZE, id(entry) + offset, len(entry))
                 u32.pack_into(
                     smv, sent * _SIZE + _OFF_NAMELEN, u32.unpack_from(rmv, namelen_at[i])[0]
                 )

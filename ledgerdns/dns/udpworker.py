@@ -93,7 +93,7 @@ class ReplyTable:
             heapq.heappush(self._expiring, (expires_at, key))
             if len(self._expiring) > 2 * len(self.replies) + 1024:
                 self._compact_expiring()
-        self.replies[key] = mmsg.pin(tail)
+        self.replies[key] = tail
 
     def invalidate(self, changed: list[str], now_s: int) -> None:
         """Drop what a block made stale: its zones, serial-bound replies, lapsed domains."""
@@ -206,7 +206,7 @@ class Worker:
                     continue
             entry = get(data[2:])
             if entry is not None:
-                _send(send, data[:2] + entry[0], address)
+                _send(send, data[:2] + entry, address)
                 continue
             try:
                 up(dumps((UP_QUERY, address, data)))
