@@ -119,9 +119,11 @@ class KnownPeers:
     forget_after: float = 3600.0
     _peers: dict[str, _Entry] = field(default_factory=dict)
 
-    def pin(self, peer_id: str, addrs: list[str]) -> None:
-        """Remember a bootstrap peer for good."""
-        entry = self._peers.setdefault(peer_id, _Entry(addrs=[], pinned=True))
+    def pin(self, peer_id: str, addrs: list[str], not_before: float = 0.0) -> None:
+        """Remember a bootstrap peer for good; a newly pinned one is first dialled at `not_before`."""
+        entry = self._peers.get(peer_id)
+        if entry is None:
+            entry = self._peers[peer_id] = _Entry(addrs=[], pinned=True, next_try=not_before)
         entry.pinned = True
         _merge(entry.addrs, addrs)
 

@@ -360,10 +360,11 @@ class P2PService:
         live = self._live
         return 0 if live is None else sum(s.dropped for s in live.senders.values())
 
-    def keep_connected(self, peer_id: str, addrs: list[str]) -> None:
-        """Dial this peer and redial it whenever it drops, as for a bootstrap peer."""
+    def keep_connected(self, peer_id: str, addrs: list[str], *, after: float = 0.0) -> None:
+        """Dial this peer (the first time `after` seconds from now, if it has not connected to
+        us by then) and redial it whenever it drops, as for a bootstrap peer."""
         if peer_id != self.peer_id:
-            self._known.pin(peer_id, addrs)
+            self._known.pin(peer_id, addrs, not_before=trio.current_time() + after)
 
     def is_connected(self, peer_id: str) -> bool:
         """Whether the peer is connected right now."""

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerdns.protocol.consensus")
 
 RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
+# While it stays stuck, re-sends go out after 2, 4 and 8 s, then every `RESEND_MAX_S`:
+# every stuck validator re-sending every 2 s to everyone kept 31 validators on one machine
+# too busy to ever decide (issue 20); a peer that heals late waits at most this long.
+RESEND_MAX_S = 8.0
 # The filter's decodes, kept for the handler: only of messages it passed on, each popped when
 # handled; the rest (a message the library then dropped) go oldest first past either bound.
 DECODED_CACHE = 256  # entries
@@ -198,15 +202,22 @@ class ConsensusGossip:
         are what a stuck height looks like), each node publishes again its own
         messages of the current height and the prevotes behind its lock
         (`ConsensusDriver.stuck_messages`), which lets the late one catch up and
-        the quorum form. Local submissions still pending are re-sent too
+        the quorum form. While the height stays stuck the re-sends back off
+        (`RESEND_MAX_S`). Local submissions still pending are re-sent too
         (`resend_pending`, from the ``txs`` topic).
         """
         last = self._ledger.height
+        stuck_for = 0.0  # seconds the height has not moved, counted in RESEND_S steps
+        next_resend = RESEND_S
         while True:
             await trio.sleep(RESEND_S)
             stuck = self._ledger.height == last
             last = self._ledger.height
-            if stuck:
+            stuck_for = stuck_for + RESEND_S if stuck else 0.0
+            if not stuck:
+                next_resend = RESEND_S
+            elif stuck_for >= next_resend:
+                next_resend = stuck_for + min(stuck_for, RESEND_MAX_S)
                 for message in self._driver.stuck_messages():
                     resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
                     await self._resend(resent.to_bytes())

@@ -36,6 +36,8 @@ log = logging.getLogger("ledgerdns.protocol.blocks")
 # Validators send their votes over links (`validator_links`), so followers see no votes and
 # commit from this notice: it goes out as soon as the block is stored.
 NOTICE_DELAY_S = 0.0
+PROPOSAL_WAIT_S = 1.0  # a notice that came before its proposal waits this long for it
+PROPOSAL_POLL_S = 0.05
 
 BlockListener = Callable[[int, frozenset[str]], None]
 
@@ -83,19 +85,42 @@ class CommitNotices:
         return True
 
     async def on_message(self, peer: str, data: bytes) -> None:
-        """Commit the noticed block if we hold its proposal, else let sync fetch it."""
+        """Commit the noticed block if we hold its proposal, else let sync fetch it.
+
+        The proposal of the next height may still be on its way (it can come
+        over another path of the mesh than the notice): it gets
+        `PROPOSAL_WAIT_S` to arrive before sync is asked.
+        """
         notice = CommitNotice.from_bytes(data)
+        if notice.height <= self._ledger.height:
+            return
+        if await self._commit(notice):
+            return
+        if notice.height == self._ledger.height + 1 and self._nursery is not None:
+            self._nursery.start_soon(self._commit_when_proposed, notice)
+            return
+        self._syncer.poke(notice.height)
+
+    async def _commit(self, notice: CommitNotice) -> bool:
+        """Commit the noticed block if it is the next one and we hold its proposal."""
         height = notice.height
-        if height <= self._ledger.height:
-            return
         block = self._driver.proposed_block(height, notice.block_hash)
-        if height == self._ledger.height + 1 and block is not None:
-            try:
-                await self._driver.apply_finalized(block, notice.certificate)
-            except InvalidUpdate as exc:
-                log.error("a certified block does not apply: %s", exc)
-            return
-        self._syncer.poke(height)
+        if height != self._ledger.height + 1 or block is None:
+            return False
+        try:
+            await self._driver.apply_finalized(block, notice.certificate)
+        except InvalidUpdate as exc:
+            log.error("a certified block does not apply: %s", exc)
+        return True
+
+    async def _commit_when_proposed(self, notice: CommitNotice) -> None:
+        with trio.move_on_after(PROPOSAL_WAIT_S):
+            while notice.height > self._ledger.height:
+                if await self._commit(notice):
+                    return
+                await trio.sleep(PROPOSAL_POLL_S)
+        if notice.height > self._ledger.height:
+            self._syncer.poke(notice.height)
 
     def announce(self, block: Block, certificate: CommitCertificate) -> None:
         """Publish a notice for a block this node proposed, `NOTICE_DELAY_S` from now."""

@@ -49,8 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledgerdns.protocol.links")
 
 ANNOUNCE_FIRST_S = 1.0  # after start (the gossip mesh is forming)
-ANNOUNCE_MISSING_S = 2.0  # again this often while some validator is not in our directory
+ANNOUNCE_MISSING_S = 5.0  # again this often while some validator is not in our directory
 ANNOUNCE_EVERY_S = 60.0  # then this often, for nodes that joined since
+DIAL_GRACE_S = 10.0
 MAX_FUTURE_MS = 5 * 60 * 1000  # a hello dated further ahead than this is refused
 LINK_LIMIT = DEFAULT_TOPIC_LIMITS["consensus"]  # per linked peer, as per gossip forwarder
 LINK_MAX_FRAME = LINK_LIMIT.max_bytes  # a re-sent proposal, at most what gossip would carry
@@ -187,7 +188,11 @@ class ValidatorLinks:
         peer = hello.peer_id.decode(errors="replace")
         self._validator_of_peer[peer] = key
         if self._key is not None and key != bytes(self._key.public_key):
-            self._p2p.keep_connected(peer, list(hello.addrs))
+            # Of two validators, the one whose peer id sorts first dials; the other only
+            # if no connection came by `DIAL_GRACE_S` (31 validators dialling each other
+            # both ways at start-up was twice the handshakes a loaded machine could do).
+            after = 0.0 if self._p2p.peer_id < peer else DIAL_GRACE_S
+            self._p2p.keep_connected(peer, list(hello.addrs), after=after)
         return True
 
     def validate_hello(self, peer: str, data: bytes) -> bool:

@@ -1,0 +1,136 @@
+"""Links (`ledgerdns.p2p.links`) between real libp2p hosts on 127.0.0.1: greeting first, frames in
+order, a refused greeting or an oversized frame closes the link, and a broken link reopens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from ledgerdns.p2p import P2PConfig, P2PService
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+    ),
+]
+
+PROTOCOL = "/ledgerdns/test/votes/1"
+MAX_FRAME = 1024
+
+
+class End:
+    """One node's side: what it greets with, whose greetings it takes, what it received."""
+
+    def __init__(self, tmp: Path, name: str, *, bootstrap: list[str] = ()) -> None:
+        self.service = P2PService(
+            P2PConfig(
+                key_path=tmp / f"{name}.key",
+                listen=["/ip4/127.0.0.1/tcp/0"],
+                bootstrap=list(bootstrap),
+                topics=["t"],
+            )
+        )
+        self.greeting = f"hello from {name}".encode()
+        self.greetings: list[tuple[str, bytes]] = []
+        self.frames: list[tuple[str, bytes]] = []
+        self.accept = True
+        self.service.set_link_handler(
+            PROTOCOL,
+            greeting=lambda: self.greeting,
+            accept_greeting=self._greet,
+            on_frame=self._frame,
+            max_frame=MAX_FRAME,
+        )
+
+    def _greet(self, peer: str, data: bytes) -> bool:
+        self.greetings.append((peer, data))
+        return self.accept
+
+    async def _frame(self, peer: str, data: bytes) -> bool:
+        self.frames.append((peer, data))
+        return data != b"close me"
+
+    def addr(self) -> str:
+        return self.service.listen_addrs[0]
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    with trio.fail_after(timeout):
+        while not check():
+            await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def pair(tmp: Path) -> AsyncIterator[tuple[End, End]]:
+    a = End(tmp, "a")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(a.service.run)
+        b = End(tmp, "b", bootstrap=[a.addr()])
+        await nursery.start(b.service.run)
+        await eventually(lambda: b.service.is_connected(a.service.peer_id))
+        yield a, b
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_frames_arrive_in_order_after_the_greeting(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        sent = [b"vote %d" % i for i in range(50)]
+        for data in sent:
+            assert b.service.send_link(a.service.peer_id, PROTOCOL, data)
+        await eventually(lambda: len(a.frames) == len(sent))
+        assert a.greetings == [(b.service.peer_id, b"hello from b")]
+        assert a.frames == [(b.service.peer_id, data) for data in sent]
+        # the other direction is a link of its own, with its own greeting
+        assert a.service.send_link(b.service.peer_id, PROTOCOL, b"back")
+        await eventually(lambda: b.frames == [(a.service.peer_id, b"back")])
+        assert b.greetings == [(a.service.peer_id, b"hello from a")]
+
+
+@pytest.mark.trio
+async def test_a_refused_greeting_delivers_nothing(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        a.accept = False
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"vote 1")
+        await eventually(lambda: len(a.greetings) == 1)
+        await trio.sleep(0.3)
+        assert a.frames == []
+
+
+@pytest.mark.trio
+async def test_a_closed_link_is_opened_again_on_the_next_message(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"close me")
+        await eventually(lambda: len(a.frames) == 1)
+        # the receiver reset the stream; the sender notices when it next writes, drops that
+        # link, and the message after opens a new one (greeted again)
+        with trio.fail_after(10):
+            n = 0
+            while len(a.greetings) < 2:
+                n += 1
+                b.service.send_link(a.service.peer_id, PROTOCOL, b"again %d" % n)
+                await trio.sleep(0.1)
+        await eventually(lambda: a.frames[-1][1].startswith(b"again"))
+
+
+@pytest.mark.trio
+async def test_an_oversized_frame_closes_the_link_unread(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"x" * (MAX_FRAME + 1))
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"after")
+        await eventually(lambda: len(a.greetings) == 1)
+        await trio.sleep(0.3)
+        assert a.frames == []
+
+
+@pytest.mark.trio
+async def test_no_link_to_a_peer_that_is_not_connected(tmp_path: Path) -> None:
+    async with pair(tmp_path) as (a, b):
+        assert not b.service.send_link("12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", PROTOCOL, b"x")
+        assert not b.service.send_link(b.service.peer_id, PROTOCOL, b"to myself")
