@@ -40,6 +40,7 @@ log = logging.getLogger("ledgerdns.sync")
 PAGE_BYTES = 1024 * 1024
 PAGE_BLOCKS = 500
 STATUS_TIMEOUT_S = 3.0  # a status is a few bytes; a peer that has not answered by then is skipped
+IN_FLIGHT_S = 1.5  # a peer one block ahead: how long gossip gets to bring that block first
 POLL_S = 5.0  # how often a node compares heads with a random peer (gossip pokes it sooner)
 PROGRESS_MIN_BLOCKS = 20  # show a progress bar only for a real catch-up
 BAD_SYNC_PENALTY = 50
@@ -168,6 +169,13 @@ class Syncer:
             async with trio.open_nursery() as nursery:
                 for peer in peers[: 3 if self._poked else 1]:
                     nursery.start_soon(self._status_into, answers, peer)
+            best = max((status.height for _, status in answers), default=0)
+            if self.caught_up and best == self.ledger.height + 1:
+                # One block ahead is what a poll sees while that block's commit notice is
+                # on its way: give gossip `IN_FLIGHT_S` to bring it before fetching it.
+                with trio.move_on_after(IN_FLIGHT_S):
+                    while self.ledger.height < best:
+                        await trio.sleep(0.05)
             before = self.ledger.height
             for peer, status in sorted(answers, key=lambda a: -a[1].height):
                 if status.height <= self.ledger.height:
