@@ -48,6 +48,7 @@ DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
 # next is normal for a follower: the next proposal can overtake the commit notice of the
 # block before it (another topic, another queue), which comes a moment later.
 SYNC_AHEAD = 2
+LINKED_PROPOSALS = 32  # proposals handled from a link, whose gossip copy is only forwarded
 PEER_VALIDATORS = 1024  # peers remembered as publishing a validator's messages (RPC peer list)
 
 
@@ -86,6 +87,9 @@ class ConsensusGossip:
         self._resend = resend if resend is not None else partial(p2p.publish, topic)
         self._decoded: dict[bytes, Proposal | Vote] = {}  # the filter's decodes, for the handler
         self._decoded_bytes = 0  # sum of the keys' lengths, under DECODED_CACHE_BYTES
+        # Proposals that came over a link and were handled (bytes; <= LINKED_PROPOSALS): the
+        # same proposal by gossip is passed on to our mesh (followers need it), not decoded again.
+        self._linked: dict[bytes, None] = {}
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
         self._nursery: trio.Nursery | None = None
 
@@ -120,8 +124,16 @@ class ConsensusGossip:
         """(entries, wire bytes) of the decodes kept for the handler."""
         return len(self._decoded), self._decoded_bytes
 
+    def handled_by_link(self, data: bytes) -> None:
+        """A proposal that came over a link was handled: its gossip copy is only forwarded."""
+        self._linked[data] = None
+        if len(self._linked) > LINKED_PROPOSALS:
+            del self._linked[next(iter(self._linked))]
+
     def validate(self, peer: str, data: bytes) -> bool:
         """The gossip filter: True to deliver and forward; a bad message costs its sender."""
+        if data in self._linked:
+            return True  # checked when it came over the link
         try:
             message = self._decode(data)
             if message.chain_id != self._genesis.chain_id:
@@ -170,6 +182,8 @@ class ConsensusGossip:
 
     async def on_message(self, peer: str, data: bytes) -> None:
         """A message passed `validate`: note who published it, then hand it to the driver."""
+        if data in self._linked:
+            return
         try:
             message = self._decode(data)
         except InvalidUpdate:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from chain.consensus_messages import Proposal
+from chain.consensus_messages import Proposal, ProposalFrame
 from chain.crypto import PrivateKey
 from chain.encoding import Kind
 from chain.errors import InvalidUpdate, RejectReason
@@ -229,32 +229,44 @@ class ValidatorLinks:
             self._p2p.penalize(peer, 1, "link over rate")
             return True
         expected = self._validator_of_peer.get(peer)
+        signer: bytes | None
         try:
             kind = message_kind(data)
             if kind == Kind.VOTE:
-                vote = Vote.from_bytes(data)
-                if expected is None or bytes(vote.validator) != expected:
-                    raise InvalidUpdate(RejectReason.MALFORMED, "a vote of another validator on a link")
-            elif kind != Kind.RESENT:  # a re-send may relay others' votes, and proposals
-                raise InvalidUpdate(RejectReason.MALFORMED, "a link carries votes and re-sends only")
+                signer = bytes(Vote.from_bytes(data).validator)
+            elif kind == Kind.PROPOSAL:
+                signer = bytes(ProposalFrame.from_bytes(data).head.proposer)
+            elif kind == Kind.RESENT:  # a re-send may relay others' votes and proposals
+                signer = expected
+            else:
+                raise InvalidUpdate(RejectReason.MALFORMED, "a link carries consensus messages only")
+            if expected is None or signer != expected:
+                raise InvalidUpdate(RejectReason.MALFORMED, "another validator's message on a link")
         except InvalidUpdate as exc:
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"link: {exc}")
             return False
         if consensus.validate(peer, data):
             await consensus.on_message(peer, data)
+            if kind == Kind.PROPOSAL:
+                consensus.handled_by_link(data)
         return True
 
     # -- our messages out --
 
     async def broadcast(self, message: Proposal | Vote) -> None:
-        """Send a message this validator signed: votes over links, the rest (and any vote
-        some validator cannot get that way) by gossip."""
+        """Send a message this validator signed: a vote over links (by gossip too while some
+        validator is unlinked), a proposal over links and by gossip."""
         data = message.to_bytes()
-        if isinstance(message, Vote) and self._send_linked(data):
+        linked = self._send_linked(data)
+        if isinstance(message, Proposal):
+            # Over links first, on the same streams as our votes after it, so a validator
+            # has the block before the votes for it; by gossip too, for the followers.
+            await self._p2p.publish(self._consensus_topic, data)
+            return
+        if linked:
             self.votes_linked += 1
             return
-        if isinstance(message, Vote):
-            self.votes_gossiped += 1
+        self.votes_gossiped += 1
         await self._p2p.publish(self._consensus_topic, data)
 
     async def resend(self, resent: bytes) -> None:

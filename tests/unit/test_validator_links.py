@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from chain.crypto import PrivateKey
 from chain.encoding import Kind, frame
 from chain.errors import InvalidUpdate
