@@ -352,7 +352,11 @@ class ConsensusDriver:
                 await self._broadcast(effect.message)
             elif isinstance(effect, ScheduleTimeout):
                 assert self._nursery is not None
-                self._nursery.start_soon(self._timer, effect)
+                try:
+                    self._nursery.start_soon(self._timer, effect)
+                except RuntimeError:  # "Nursery is closed to new arrivals": stopping
+                    log.debug("timeout not scheduled: the node is stopping")
+                    return
             elif isinstance(effect, Decide):
                 if await self._decide(effect.block, effect.certificate):
                     now_ms = self.clock.now_ms()

@@ -236,6 +236,7 @@ class Node:
             version=_version(),
             blocks_via_sync=self.syncer.blocks_via_sync,
             validators_linked=self.links.linked_validators(),
+            validators_known=len(self.links.directory),
             gossip_received={_topic_name(t): n for t, n in self.p2p.received.items()},
             gossip_mesh={_topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
         )

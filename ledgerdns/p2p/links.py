@@ -61,15 +61,26 @@ class LinkSender:
         self._queues: dict[ID, trio.MemorySendChannel[bytes]] = {}
         self.dropped = 0  # messages dropped because a link's queue was full
 
-    def send(self, peer: ID, data: bytes) -> bool:
-        """Queue `data` for `peer`; False if it is not connected or its queue is full."""
+    def open(self, peer: ID) -> trio.MemorySendChannel[bytes] | None:
+        """The queue of our link to `peer`, opened (and greeted on) if need be; None if the
+        peer is not connected."""
         queue = self._queues.get(peer)
         if queue is None:
             if not self._host.get_network().get_connections(peer):
-                return False
+                return None
             queue, receive = trio.open_memory_channel[bytes](QUEUE_FRAMES)
+            try:
+                self._nursery.start_soon(self._write, peer, queue, receive)
+            except RuntimeError:  # "Nursery is closed to new arrivals": the service is stopping
+                return None
             self._queues[peer] = queue
-            self._nursery.start_soon(self._write, peer, queue, receive)
+        return queue
+
+    def send(self, peer: ID, data: bytes) -> bool:
+        """Queue `data` for `peer`; False if it is not connected or its queue is full."""
+        queue = self.open(peer)
+        if queue is None:
+            return False
         try:
             queue.send_nowait(encode_frame(data))
         except (trio.WouldBlock, trio.ClosedResourceError):

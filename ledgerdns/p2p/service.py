@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +120,7 @@ class P2PService:
         self._handlers: dict[str, gossip.Handler] = {}
         self._request_handlers: dict[str, reqresp.RequestHandler] = {}
         self._links: dict[str, _LinkSpec] = {}
+        self._connected_callbacks: list[Callable[[str], None]] = []
         self._scores = PeerScores(threshold=config.ban_threshold, ban_seconds=config.ban_seconds)
         self._known = KnownPeers(interval=config.reconnect_interval)
         self._bootstrap = [_split_p2p_addr(addr) for addr in config.bootstrap]
@@ -355,6 +356,20 @@ class P2PService:
             raise ValueError(f"no link handler for {protocol!r}")
         return sender.send(reqresp.parse_peer_id(peer_id), data)
 
+    def open_link(self, peer_id: str, protocol: str) -> bool:
+        """Open our link to a connected peer (it is greeted at once) without sending anything."""
+        live = self._live
+        if live is None or peer_id == self.peer_id or self._scores.is_banned(peer_id):
+            return False
+        sender = live.senders.get(protocol)
+        if sender is None:
+            raise ValueError(f"no link handler for {protocol!r}")
+        return sender.open(reqresp.parse_peer_id(peer_id)) is not None
+
+    def on_connected(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(peer_id)` for each new connection of a peer that is not banned."""
+        self._connected_callbacks.append(callback)
+
     def links_dropped(self) -> int:
         """Messages dropped because a link's queue was full, over every link protocol."""
         live = self._live
@@ -449,9 +464,12 @@ class P2PService:
     async def _maintain(self, live: _Live) -> None:
         """Keep connected to bootstrap and known peers; find more through the DHT."""
         while True:
-            if await self._reconnect_pass(live):
-                # We reached someone new: ask the network who is near us, then
-                # dial what that turned up at once instead of a pass later.
+            reached = await self._reconnect_pass(live)
+            if reached and len(self.connected_peers()) < self._config.target_peers:
+                # We reached someone new and still want peers: ask the network who is
+                # near us, then dial what that turned up at once instead of a pass later.
+                # (Not past `target_peers`: 31 validators keeping connected to each other
+                # made a lookup of a dozen streams per new connection, a start-up storm.)
                 await self._self_lookup(live)
                 await self._reconnect_pass(live)
             await trio.sleep(self._config.reconnect_interval)
@@ -523,11 +541,16 @@ class P2PService:
             log.debug("no TCP socket under the connection to peer=%s", peer)
         if live is None:
             return
-        if self._scores.is_banned(peer.to_base58()):
-            log.info("refused banned peer=%s", peer)
-            live.nursery.start_soon(self._disconnect, live, peer)
-        else:
-            live.nursery.start_soon(self._remember, live, peer)
+        try:
+            if self._scores.is_banned(peer.to_base58()):
+                log.info("refused banned peer=%s", peer)
+                live.nursery.start_soon(self._disconnect, live, peer)
+            else:
+                live.nursery.start_soon(self._remember, live, peer)
+                for callback in self._connected_callbacks:
+                    callback(peer.to_base58())
+        except RuntimeError:  # "Nursery is closed to new arrivals": we are stopping
+            log.debug("connection from peer=%s while stopping: ignored", peer)
 
     async def _remember(self, live: _Live, pid: ID) -> None:
         """Remember a new peer's listen addresses (identify brings them) to redial it later.
