@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from chain.consensus import ROUND_WINDOW
+from chain.consensus import ROUND_WINDOW, Step
 from chain.consensus_messages import Proposal
 from chain.encoding import Kind
 from chain.errors import InvalidUpdate, RejectReason
@@ -40,6 +40,7 @@ RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
 # every stuck validator re-sending every 2 s to everyone kept 31 validators on one machine
 # too busy to ever decide (issue 20); a peer that heals late waits at most this long.
 RESEND_MAX_S = 8.0
+ASK_PEERS_AFTER_S = 4.0  # a height stuck this long asks peers whether they are past it
 # The filter's decodes, kept for the handler: only of messages it passed on, each popped when
 # handled; the rest (a message the library then dropped) go oldest first past either bound.
 DECODED_CACHE = 256  # entries
@@ -232,6 +233,10 @@ class ConsensusGossip:
                 next_resend = RESEND_S
             elif stuck_for >= next_resend:
                 next_resend = stuck_for + min(stuck_for, RESEND_MAX_S)
+                if stuck_for >= ASK_PEERS_AFTER_S and self._driver.machine.step != Step.WAITING:
+                    # Others may have decided without us (their votes and notice lost;
+                    # past the height, they re-send nothing of it): ask peers for heads.
+                    self._syncer.poke()
                 for message in self._driver.stuck_messages():
                     resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
                     await self._resend(resent.to_bytes())
