@@ -13,18 +13,16 @@ them is the node's p2p service.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import multiaddr
 import trio
 from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.custom_types import TProtocol
 from libp2p.kad_dht.kad_dht import KadDHT
-from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.pb import rpc_pb2
@@ -32,7 +30,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
-from ledgerdns.p2p import gossip, links, reqresp
+from ledgerdns.p2p import connections, gossip, links, reqresp
 from ledgerdns.p2p.errors import P2PError
 from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
 from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
@@ -48,7 +46,6 @@ log = logging.getLogger(__name__)
 
 DIAL_TIMEOUT = 5.0
 LOOKUP_TIMEOUT = 10.0
-SHUTDOWN_TIMEOUT = 3.0
 IDENTIFY_WAIT = 5.0
 
 
@@ -123,7 +120,7 @@ class P2PService:
         self._connected_callbacks: list[Callable[[str], None]] = []
         self._scores = PeerScores(threshold=config.ban_threshold, ban_seconds=config.ban_seconds)
         self._known = KnownPeers(interval=config.reconnect_interval)
-        self._bootstrap = [_split_p2p_addr(addr) for addr in config.bootstrap]
+        self._bootstrap = [connections.split_p2p_addr(addr) for addr in config.bootstrap]
         for peer, addr in self._bootstrap:
             self._known.pin(peer, [addr])
         self._live: _Live | None = None
@@ -197,7 +194,7 @@ class P2PService:
                                 for protocol, spec in self._links.items()
                             }
                             live = self._live = _Live(host, pubsub, dht, nursery, gate, senders)
-                            nursery.start_soon(_stop_when, stopping, host, stack)
+                            nursery.start_soon(connections.stop_when, stopping, host, stack)
                             await self._join_topics(live)
                             if self._config.mdns:
                                 await self._start_mdns(live)
@@ -318,7 +315,7 @@ class P2PService:
         live = self._require_live()
         if self._scores.is_banned(peer_id):
             raise P2PError(f"request failed peer={peer_id}: peer is banned")
-        _unblock(live.host, reqresp.parse_peer_id(peer_id))
+        connections.unblock(live.host, reqresp.parse_peer_id(peer_id))
         return await reqresp.request(live.host, peer_id, protocol, data, timeout)
 
     # -- links --
@@ -511,7 +508,7 @@ class P2PService:
         pid = reqresp.parse_peer_id(peer)
         # One failed dial makes the swarm refuse every dial to the peer for 60 s;
         # a peer that restarted must be reachable again on the next pass.
-        _unblock(live.host, pid)
+        connections.unblock(live.host, pid)
         info = PeerInfo(pid, [multiaddr.Multiaddr(a) for a in addrs])
         try:
             with trio.fail_after(DIAL_TIMEOUT):
@@ -537,7 +534,7 @@ class P2PService:
     def _on_connected(self, conn: INetConn) -> None:
         live = self._live
         peer = conn.muxed_conn.peer_id
-        if not _fail_fast(conn):
+        if not connections.fail_fast(conn):
             log.debug("no TCP socket under the connection to peer=%s", peer)
         if live is None:
             return
@@ -596,79 +593,3 @@ class _Notifee(INotifee):
 
     async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
         pass
-
-
-TCP_USER_TIMEOUT_MS = 10_000  # data unacknowledged this long: the path is gone (a partition)
-
-
-def _fail_fast(conn: INetConn) -> bool:
-    """Let the kernel abort a connection whose packets are dropped (a partition).
-
-    Plain TCP keeps such a connection open for about 15 minutes, retransmitting
-    with a doubling back-off, so after the path heals each direction waits for
-    its next retransmission (measured: 14 s of recovery after a 15 s cut). With
-    TCP_USER_TIMEOUT, and keepalive probes for idle connections, it fails after
-    about 10 s and the reconnect loop dials a fresh one, which works as soon as
-    the path is back (3 s median after a 15 s cut).
-    The socket sits at SwarmConn → Yamux → Noise session → packet reader →
-    raw connection → trio stream → socket in py-libp2p 0.8.1.
-    """
-    sock: Any = conn.muxed_conn
-    for attr in (
-        "secured_conn",
-        "conn",
-        "read_writer",
-        "read_write_closer",
-        "stream",
-        "stream",
-        "socket",
-    ):
-        sock = getattr(sock, attr, None)
-    if sock is None or not hasattr(sock, "setsockopt"):
-        return False
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 5)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-    except (OSError, AttributeError):  # not Linux, or not TCP
-        return False
-    return True
-
-
-def _unblock(host: IHost, pid: ID) -> None:
-    """Forget a failed dial, so the swarm does not refuse to redial the peer for 60 s."""
-    network = host.get_network()
-    if isinstance(network, Swarm):
-        network.unblock_peer(pid)
-
-
-async def _stop_when(stopping: trio.Event, host: IHost, stack: trio.CancelScope) -> None:
-    """Once `stopping` is set, close connections and listeners, then cancel the stack.
-
-    Cancelling the swarm directly aborts its clean-up at the first await and
-    leaves connection sockets open.
-    """
-    await stopping.wait()
-    with trio.move_on_after(SHUTDOWN_TIMEOUT):
-        try:
-            await host.close()
-            # A dial that completed while the swarm was closing is not in the
-            # list host.close() walked: close those too.
-            for conns in list(host.get_network().get_connections_map().values()):
-                for conn in list(conns):
-                    await conn.close()
-        except Exception as exc:  # a connection that is already half gone
-            log.debug("host close failed: %r", exc)
-    stack.cancel()
-
-
-def _split_p2p_addr(text: str) -> tuple[str, str]:
-    """`/ip4/…/tcp/…/p2p/<id>` → (peer id, transport address); P2PError if malformed."""
-    addr, sep, peer = text.rpartition("/p2p/")
-    if not sep or not addr or not peer:
-        raise P2PError(f"bootstrap address needs a /p2p/<peer id> part: {text!r}")
-    reqresp.parse_peer_id(peer)
-    parse_addrs([addr])
-    return peer, addr

@@ -166,12 +166,9 @@ class ValidatorLinks:
 
     def _missing(self) -> int:
         """Other validators with no hello in our directory."""
-        return len(self._genesis.params.validators.keys) - 1 - len(
-            [k for k in self.directory if self._key is None or k != bytes(self._key.public_key)]
-        )
-
-    async def _announce(self) -> None:
-        await self._p2p.publish(self._blocks_topic, self.own_hello().to_bytes())
+        own = None if self._key is None else bytes(self._key.public_key)
+        keys = self._genesis.params.validators.keys
+        return sum(1 for k in keys if bytes(k) != own and bytes(k) not in self.directory)
 
     def check_hello(self, data: bytes) -> ValidatorHello:
         """Decode and authenticate a hello of this network's validator set.

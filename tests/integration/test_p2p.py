@@ -316,7 +316,7 @@ async def test_connections_give_up_on_a_silent_path_within_seconds(tmp_path: Pat
     """
     import socket
 
-    from ledgerdns.p2p.service import TCP_USER_TIMEOUT_MS
+    from ledgerdns.p2p.connections import TCP_USER_TIMEOUT_MS
 
     with trio.fail_after(15):
         a = P2PService(config(tmp_path / "a"))
