@@ -170,6 +170,9 @@ class ValidatorLinks:
         keys = self._genesis.params.validators.keys
         return sum(1 for k in keys if bytes(k) != own and bytes(k) not in self.directory)
 
+    async def _announce(self) -> None:
+        await self._p2p.publish(self._blocks_topic, self.own_hello().to_bytes())
+
     def check_hello(self, data: bytes) -> ValidatorHello:
         """Decode and authenticate a hello of this network's validator set.
 
