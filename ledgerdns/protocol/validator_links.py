@@ -160,6 +160,8 @@ class ValidatorLinks:
                 self._own = None  # re-signed with a fresh time: it replaces the old one everywhere
             elif not self._missing():
                 continue
+            for peer in self._p2p.connected_peers():
+                self._greet(peer)  # opens only a link that is not open (one that failed to)
             await self._announce()
             last = now
             wait = min(wait * 2, ANNOUNCE_EVERY_S)

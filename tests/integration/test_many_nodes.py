@@ -19,7 +19,7 @@ import pytest
 
 from chain.genesis import Genesis
 from chain.records import Record
-from tests.integration.conftest import wait_dns
+from tests.integration.conftest import eventually, wait_dns
 from tools.devchain import dev_key, register_tx
 from tools.localnet import Cluster
 
@@ -29,6 +29,7 @@ NAMES = 8
 WARM_UP = 3  # names registered before the steady-state counts start
 Status = dict[str, Any]
 VISIBLE_S = 20.0
+LINKED_S = 30.0
 
 
 def _run(tmp: Path, validators: int, followers: int) -> tuple[list[Status], list[Status]]:
@@ -50,6 +51,13 @@ def _run(tmp: Path, validators: int, followers: int) -> tuple[list[Status], list
             tx = register_tx(genesis, owner, name, (record,), valid_until=int(time.time()) + 3600)
             nodes[i % len(nodes)].rpc.submit(tx)
             wait_dns(nodes, name, {f"10.20.0.{i + 1}"}, timeout=VISIBLE_S)
+        # A validator that has not heard some other's hello yet retries (greets and announces
+        # again after 2, 4, 8 .. s): every link is up within that schedule.
+        eventually(
+            lambda: all(int(n.rpc.status()["validators_linked"]) == validators - 1
+                        for n in nodes[:validators]),
+            LINKED_S, "every validator linked to every other",
+        )  # fmt: skip
         return warm, [dict(node.rpc.status()) for node in nodes]
 
 
