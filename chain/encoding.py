@@ -57,6 +57,7 @@ class Kind(IntEnum):
     TX_SIGNING = 25
     VALIDATOR_HELLO = 26
     HELLO_SIGNING = 27
+    RELAYED_VOTES = 28  # issue 20: a round's proposer passes on the votes it was sent
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis
