@@ -15,6 +15,12 @@ instead of yielding a wrong key. The public key is stored in clear so that the
 wallet can tell which domains it owns without asking for the passphrase.
 A key made with ``--insecure-no-passphrase`` has ``"encryption": null`` and
 the secret in clear.
+
+A key derived from the wallet's seed (``ledgerdns.wallet.seed``) also says where
+it came from, ``"derivation": {"seed": "<seed id>", "index": 3}``, so that
+``wallet backup`` knows which keys the mnemonic restores and which need the
+encrypted export file. Keys rotated off a domain are listed in ``retired.json``
+(kept, never deleted: see ``ledgerdns.wallet.rotate``).
 """
 
 from __future__ import annotations
@@ -63,12 +69,35 @@ def validate_key_name(name: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Derivation:
+    """Where a derived key comes from: the seed's id and the key's index under it."""
+
+    seed: str
+    index: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``derivation`` object of a key file."""
+        return {"seed": self.seed, "index": self.index}
+
+    @classmethod
+    def from_json(cls, doc: object) -> Derivation | None:
+        """Read a ``derivation`` object (None when absent or not understood)."""
+        if not isinstance(doc, dict):
+            return None
+        seed, index = doc.get("seed"), doc.get("index")
+        if not isinstance(seed, str) or not isinstance(index, int) or index < 0:
+            return None
+        return cls(seed=seed, index=index)
+
+
+@dataclass(frozen=True, slots=True)
 class KeyInfo:
     """What the wallet knows about a key without its passphrase."""
 
     name: str
     public_key: PublicKey
     encrypted: bool
+    derivation: Derivation | None = None
 
 
 def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -77,6 +106,92 @@ def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 
 def _aad(name: str, public_key: bytes) -> bytes:
     return _AAD_PREFIX + name.encode() + b"\x00" + public_key
+
+
+# -- sealing: scrypt + AES-256-GCM, shared by key files, the seed file and export files --
+
+
+def seal(
+    plain: bytes, passphrase: str | None, aad: bytes, *, scrypt_n: int = SCRYPT_N
+) -> tuple[dict[str, Any] | None, str]:
+    """Encrypt `plain` under `passphrase`: the ``encryption`` object and the secret's hex.
+
+    With `passphrase` None the secret is returned in clear and ``encryption`` is None.
+    """
+    if passphrase is None:
+        return None, plain.hex()
+    salt, nonce = os.urandom(16), os.urandom(12)
+    sealing_key = _derive(passphrase, salt, scrypt_n, SCRYPT_R, SCRYPT_P)
+    sealed = AESGCM(sealing_key).encrypt(nonce, plain, aad)
+    encryption = {
+        "kdf": "scrypt",
+        "n": scrypt_n,
+        "r": SCRYPT_R,
+        "p": SCRYPT_P,
+        "salt": salt.hex(),
+        "cipher": "aes-256-gcm",
+        "nonce": nonce.hex(),
+    }
+    return encryption, sealed.hex()
+
+
+def unseal(encryption: object, secret: object, passphrase: str | None, aad: bytes, what: str) -> bytes:
+    """Decrypt what `seal` made.
+
+    Args:
+        encryption: the ``encryption`` object (None: the secret is in clear).
+        secret: the secret's hex.
+        passphrase: the passphrase (ignored for a secret in clear).
+        aad: the associated data it was sealed with.
+        what: how to name the secret in errors (``key 'default'``).
+
+    Raises:
+        WrongPassphrase: the passphrase does not open it (or none was given), or it was altered.
+        CorruptKeyFile: the document is damaged or uses an unknown scheme.
+    """
+    try:
+        raw = bytes.fromhex(secret) if isinstance(secret, str) else None
+        if raw is None:
+            raise ValueError("no secret")
+        if encryption is None:
+            return raw
+        if not isinstance(encryption, dict):
+            raise ValueError("bad encryption object")
+        if encryption.get("kdf") != "scrypt" or encryption.get("cipher") != "aes-256-gcm":
+            raise CorruptKeyFile(f"{what}: unknown encryption {encryption!r}")
+        if passphrase is None:
+            raise WrongPassphrase(f"{what} is encrypted: a passphrase is needed")
+        sealing_key = _derive(
+            passphrase, bytes.fromhex(encryption["salt"]), int(encryption["n"]),
+            int(encryption["r"]), int(encryption["p"]),
+        )  # fmt: skip
+        return AESGCM(sealing_key).decrypt(bytes.fromhex(encryption["nonce"]), raw, aad)
+    except InvalidTag:
+        raise WrongPassphrase(f"wrong passphrase for {what}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptKeyFile(f"{what} is damaged: {exc}") from None
+
+
+def write_private(path: Path, text: str, *, replace: bool) -> None:
+    """Write `text` to `path` (0600), synced; atomically replacing it, or never (`replace` False).
+
+    Raises:
+        FileExistsError: `replace` is False and `path` exists.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the name is taken: never overwrite a secret
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Keystore:
@@ -119,6 +234,7 @@ class Keystore:
             name=name,
             public_key=self._public_key(doc, name),
             encrypted=doc.get("encryption") is not None,
+            derivation=Derivation.from_json(doc.get("derivation")),
         )
 
     def keys(self) -> list[KeyInfo]:
@@ -139,38 +255,44 @@ class Keystore:
         if self._path(name).exists():
             raise KeyExists(f"a key named {name!r} already exists in {self.root}")
 
-    def create(self, name: str, key: PrivateKey, passphrase: str | None) -> KeyInfo:
+    def create(
+        self,
+        name: str,
+        key: PrivateKey,
+        passphrase: str | None,
+        *,
+        derivation: Derivation | None = None,
+    ) -> KeyInfo:
         """Store `key` as `name`, encrypted with `passphrase` (None: in clear).
+
+        Args:
+            name: the key's name.
+            key: the key.
+            passphrase: its passphrase; None stores it in clear.
+            derivation: where a key derived from the wallet's seed comes from.
 
         Raises:
             KeyExists: a key of that name is already stored.
         """
         path = self._path(name)
         public_key = key.public_key
+        encryption, secret = seal(
+            key.to_bytes(), passphrase, _aad(name, public_key), scrypt_n=self.scrypt_n
+        )
         doc: dict[str, Any] = {
             "version": FORMAT_VERSION,
             "name": name,
             "public_key": bytes(public_key).hex(),
+            "encryption": encryption,
+            "secret": secret,
         }
-        if passphrase is None:
-            doc["encryption"] = None
-            doc["secret"] = key.to_bytes().hex()
-        else:
-            salt, nonce = os.urandom(16), os.urandom(12)
-            sealing_key = _derive(passphrase, salt, self.scrypt_n, SCRYPT_R, SCRYPT_P)
-            sealed = AESGCM(sealing_key).encrypt(nonce, key.to_bytes(), _aad(name, public_key))
-            doc["encryption"] = {
-                "kdf": "scrypt",
-                "n": self.scrypt_n,
-                "r": SCRYPT_R,
-                "p": SCRYPT_P,
-                "salt": salt.hex(),
-                "cipher": "aes-256-gcm",
-                "nonce": nonce.hex(),
-            }
-            doc["secret"] = sealed.hex()
+        if derivation is not None:
+            doc["derivation"] = derivation.to_json()
         self._write_new(path, json.dumps(doc, indent=2) + "\n", name)
-        return KeyInfo(name=name, public_key=public_key, encrypted=passphrase is not None)
+        return KeyInfo(
+            name=name, public_key=public_key, encrypted=passphrase is not None,
+            derivation=derivation,
+        )  # fmt: skip
 
     def unlock(self, name: str, passphrase: str | None) -> PrivateKey:
         """Decrypt key `name`.
@@ -186,31 +308,57 @@ class Keystore:
         """
         doc = self._read(name)
         public_key = self._public_key(doc, name)
-        enc = doc.get("encryption")
+        plain = unseal(
+            doc.get("encryption"), doc.get("secret"), passphrase, _aad(name, public_key),
+            f"key {name!r}",
+        )  # fmt: skip
         try:
-            secret = bytes.fromhex(doc["secret"])
-            if enc is None:
-                key = PrivateKey.from_bytes(secret)
-            else:
-                if passphrase is None:
-                    raise WrongPassphrase(f"key {name!r} is encrypted: a passphrase is needed")
-                if enc.get("kdf") != "scrypt" or enc.get("cipher") != "aes-256-gcm":
-                    raise CorruptKeyFile(f"key {name!r}: unknown encryption {enc!r}")
-                sealing_key = _derive(
-                    passphrase, bytes.fromhex(enc["salt"]), int(enc["n"]), int(enc["r"]),
-                    int(enc["p"]),
-                )
-                plain = AESGCM(sealing_key).decrypt(
-                    bytes.fromhex(enc["nonce"]), secret, _aad(name, public_key)
-                )
-                key = PrivateKey.from_bytes(plain)
-        except InvalidTag:
-            raise WrongPassphrase(f"wrong passphrase for key {name!r}") from None
-        except (KeyError, TypeError, ValueError, InvalidUpdate) as exc:
+            key = PrivateKey.from_bytes(plain)
+        except InvalidUpdate as exc:
             raise CorruptKeyFile(f"key file {self._path(name)} is damaged: {exc}") from None
         if key.public_key != public_key:
             raise CorruptKeyFile(f"key file {self._path(name)}: secret and public key differ")
         return key
+
+    # -- retired keys --
+
+    @property
+    def retired_path(self) -> Path:
+        """The list of keys rotated off a domain."""
+        return self.root / "retired.json"
+
+    def retired(self) -> dict[str, list[dict[str, Any]]]:
+        """Each retired key's rotations (domain, successor key, height), by key name.
+
+        Raises:
+            CorruptKeyFile: the file exists but cannot be read.
+        """
+        try:
+            doc = json.loads(self.retired_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise CorruptKeyFile(f"cannot read {self.retired_path}: {exc}") from None
+        keys = doc.get("keys") if isinstance(doc, dict) else None
+        if not isinstance(keys, dict):
+            raise CorruptKeyFile(f"{self.retired_path} is not a list of retired keys")
+        return {str(k): [e for e in v if isinstance(e, dict)] for k, v in keys.items()
+                if isinstance(v, list)}  # fmt: skip
+
+    def retire(self, name: str, entry: dict[str, Any]) -> None:
+        """Record that key `name` was rotated off a domain (`entry` says which and for what).
+
+        The key file itself is kept: the old key still proves the domain's history
+        and may own other domains.
+        """
+        retired = self.retired()
+        entries = [e for e in retired.get(name, []) if e.get("domain") != entry.get("domain")]
+        retired[name] = [*entries, entry]
+        self._save_retired(retired)
+
+    def _save_retired(self, retired: dict[str, list[dict[str, Any]]]) -> None:
+        text = json.dumps({"version": FORMAT_VERSION, "keys": retired}, indent=2, sort_keys=True)
+        write_private(self.retired_path, text + "\n", replace=True)
 
     # -- files --
 
@@ -241,15 +389,7 @@ class Keystore:
     def _write_new(self, path: Path, text: str, name: str) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.key_dir.mkdir(mode=0o700, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
-            os.link(tmp, path)  # fails if the name is taken: never overwrite a key
+            write_private(path, text, replace=False)
         except FileExistsError:
             raise KeyExists(f"a key named {name!r} already exists in {self.root}") from None
-        finally:
-            tmp.unlink()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from chain.crypto import PrivateKey
 from chain.txbuilder import DomainView
 from ledgerdns.api.codec import domain_json
 from ledgerdns.wallet.context import Outcome, Wallet
@@ -20,6 +18,7 @@ from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
 from ledgerdns.wallet.link import view_from_json
 from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
+from ledgerdns.wallet.seed import create_key
 from ledgerdns.wallet.writes import load_target
 from ledgerdns.wallet.zonefile import write_zone
 
@@ -40,20 +39,25 @@ def _cells(*values: str) -> list[Text]:
 
 
 def new_key(wallet: Wallet, name: str, *, insecure: bool) -> Outcome:
-    """Create and store a key (encrypted unless `insecure`)."""
-    wallet.keystore.check_new(name)  # before asking for a passphrase
-    passphrase = None if insecure else wallet.passphrases.for_new(name)
-    info = wallet.keystore.create(name, PrivateKey.generate(os.urandom(32)), passphrase)
+    """Derive the next key from the wallet's seed and store it (encrypted unless `insecure`)."""
+    info, seed_made = create_key(wallet.keystore, wallet.passphrases, name, insecure=insecure)
+    assert info.derivation is not None
     data = {
         "ok": True,
         "name": info.name,
         "public_key": bytes(info.public_key).hex(),
         "encrypted": info.encrypted,
         "path": str(wallet.keystore.key_dir / f"{name}.json"),
+        "seed": info.derivation.seed,
+        "index": info.derivation.index,
+        "seed_created": seed_made,
     }
     lines: list[RenderableType] = [f"created key {name!r}: {data['public_key']}"]
     if insecure:
         lines.append(Text("warning: stored without a passphrase", style="yellow"))
+    if seed_made:
+        lines.append("this wallet now has a seed: write its words down with "
+                     "`ledgerdns wallet backup` (they restore every key made from now on)")
     return Outcome(data=data, show=lines)
 
 
