@@ -134,3 +134,37 @@ async def test_no_link_to_a_peer_that_is_not_connected(tmp_path: Path) -> None:
     async with pair(tmp_path) as (a, b):
         assert not b.service.send_link("12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE", PROTOCOL, b"x")
         assert not b.service.send_link(b.service.peer_id, PROTOCOL, b"to myself")
+
+
+@pytest.mark.trio
+async def test_small_frames_do_not_each_cost_a_window_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Yamux credits the sender once per half window read (`ledgerdns.p2p.yamux_window`), not
+    after every read; and a stream carrying several windows' worth still flows."""
+    from libp2p.stream_muxer.yamux.yamux import DEFAULT_WINDOW_SIZE, YamuxStream
+
+    updates: list[int] = []
+    original = YamuxStream.send_window_update
+
+    async def counting(self: YamuxStream, increment: int, skip_lock: bool = False) -> None:
+        updates.append(increment)
+        await original(self, increment, skip_lock=skip_lock)
+
+    monkeypatch.setattr(YamuxStream, "send_window_update", counting)
+    async with pair(tmp_path) as (a, b):
+        frame = b"v" * 1000
+        count = 4 * DEFAULT_WINDOW_SIZE // len(frame)  # a megabyte: four initial windows
+        sent = 0
+        with trio.fail_after(30):
+            while sent < count:
+                if b.service.send_link(a.service.peer_id, PROTOCOL, frame):
+                    sent += 1
+                else:
+                    await trio.sleep(0.01)
+                if sent % 100 == 0:
+                    await trio.sleep(0)
+        await eventually(lambda: len(a.frames) == count, timeout=30)
+        # every stream in both directions included (greetings, identify, pubsub): a
+        # window update per frame would be over a thousand
+        assert len(updates) < count // 20, len(updates)
