@@ -31,6 +31,7 @@ from ledgerdns.wallet.edit import (
 )
 from ledgerdns.wallet.errors import UsageError
 from ledgerdns.wallet.index import DomainIndex
+from ledgerdns.wallet.keycommands import add_commands as add_key_commands
 from ledgerdns.wallet.keystore import Keystore, validate_key_name
 from ledgerdns.wallet.link import RpcLink, connect
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE, PassphraseSource
@@ -417,3 +418,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("domain")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _waiting(p)
+    add_key_commands(add)  # backup, restore, rotate (ledgerdns/wallet/keycommands.py)
