@@ -148,28 +148,53 @@ def _split(signature: bytes) -> tuple[int, int] | None:
     return r, s
 
 
-VERIFIED_CACHE_SIZE = 65_536
-_verified: dict[bytes, None] = {}  # recent good (key, signature, digest): insertion-ordered
+# The good-signature memo: a direct-mapped table of SHA-256(key || signature || digest)
+# in one preallocated bytearray, so its memory is fixed from import on (issue 21):
+# VERIFIED_SLOTS x 32 bytes = 2 MiB, whatever the load. It was a dict of the 129-byte
+# concatenations, ~240 B an entry: 65,536 of them (~15 MiB) filled over the first ten
+# minutes or so of a node's life and read as growth. The slot is chosen by the
+# memo digest's first bytes, and a new entry overwrites whatever held its slot, so a
+# remembered signature may be forgotten early (one more check, ~50 µs), never the
+# other way round: a hit needs all 32 bytes equal, the SHA-256 of three fixed-size
+# fields. 65,536 slots keep most of a sync page checked ahead in a thread (1 MiB,
+# a few thousand transactions: e^(-n/65536) of them survive n later entries).
+# One slice assignment or read of a bytearray runs under the GIL: the sync thread
+# and the event loop never see half an entry.
+VERIFIED_SLOTS = 65_536  # a power of two
+MEMO_SIZE = 32  # bytes a slot
+_verified = bytearray(VERIFIED_SLOTS * MEMO_SIZE)
+
+
+def verified_memo_bytes() -> int:
+    """The good-signature memo's size in bytes: fixed, `VERIFIED_SLOTS` x `MEMO_SIZE`."""
+    return len(_verified)
+
+
+def forget_verified() -> None:
+    """Empty the good-signature memo (tests; a slot of zeros matches no SHA-256 in practice)."""
+    _verified[:] = bytes(len(_verified))
 
 
 def verify(public_key: bytes, signature: bytes, digest: bytes) -> bool:
     """Whether `signature` is a valid low-S signature of `digest` by `public_key`.
 
-    Good signatures are remembered (a bounded set, oldest forgotten first): a node
-    checks the same transaction in the mempool, in a proposal and in the block,
-    and the same vote in the gossip filter and in consensus.
+    Good signatures are remembered in a fixed-size table (`VERIFIED_SLOTS`
+    slots, newest wins a slot): a node checks the same transaction in the
+    mempool, in a proposal and in the block, and the same vote in the gossip
+    filter and in consensus.
     """
-    memo = bytes(public_key) + signature + digest
-    if memo in _verified:
+    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        return False  # also keeps the memo's fields fixed-size (no two splits of one string)
+    if len(digest) != DIGEST_SIZE:
+        return False
+    memo = hashlib.sha256(bytes(public_key) + signature + digest).digest()
+    table = _verified
+    at = (int.from_bytes(memo[:4], "little") & (len(table) // MEMO_SIZE - 1)) * MEMO_SIZE
+    if table[at : at + MEMO_SIZE] == memo:
         return True
     if not _verify(public_key, signature, digest):
         return False
-    if len(_verified) >= VERIFIED_CACHE_SIZE:
-        try:  # the node also checks signatures ahead in a worker thread: evict defensively
-            del _verified[next(iter(_verified))]
-        except (RuntimeError, KeyError, StopIteration):
-            pass
-    _verified[memo] = None
+    table[at : at + MEMO_SIZE] = memo
     return True
 
 

@@ -142,8 +142,8 @@ def _traced(old: tracemalloc.Snapshot, new: tracemalloc.Snapshot) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Both phases; the figures as one dict."""
     trace = not args.no_trace
-    if args.memo is not None:  # a full signature memo from the start: its filling not counted
-        crypto.VERIFIED_CACHE_SIZE = args.memo
+    if args.memo is not None:  # slots of the signature memo (fixed size: nothing to fill)
+        crypto._verified = bytearray(1 << max(args.memo - 1, 0).bit_length() << 5)
     if trace:
         tracemalloc.start(1)
     result: dict[str, Any] = {"names": args.names, "updates": args.updates, "hot": args.hot}
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rss1, snap1 = _sample(chain, trace, args.trim)
         added = args.names - warm
         result["rss_bytes_per_name"] = round((rss1 - rss0) / added)
-        result["verified_memo"] = len(crypto._verified)
+        result["verified_memo_bytes"] = crypto.verified_memo_bytes()
         if snap0 is not None and snap1 is not None:
             result["traced_bytes_per_name"] = round(_traced(snap0, snap1) / added)
             result["names_top"] = _top(snap0, snap1, args.top, added)
@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--series", action="store_true", help="RSS after every round of updates")
     parser.add_argument(
-        "--memo", type=int, help="entries of the signature memo (default: the node's)"
+        "--memo",
+        type=int,
+        help="slots of the signature memo, rounded up to a power of two (default: the node's)",
     )
     parser.add_argument(
         "--trim",

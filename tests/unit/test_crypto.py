@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import coincurve
 import ecdsa
 import pytest
@@ -122,8 +124,7 @@ def test_pem_round_trip_and_secret_bounds() -> None:
 def test_remembered_signatures_stay_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from chain import crypto
 
-    monkeypatch.setattr(crypto, "VERIFIED_CACHE_SIZE", 4)
-    monkeypatch.setattr(crypto, "_verified", {})
+    monkeypatch.setattr(crypto, "_verified", bytearray(4 * crypto.MEMO_SIZE))  # 4 slots
     key = PrivateKey.generate(b"cache")
     digests = [sha256(bytes([i])) for i in range(6)]
     sigs = [key.sign_digest(d) for d in digests]
@@ -131,9 +132,46 @@ def test_remembered_signatures_stay_exact_and_bounded(monkeypatch: pytest.Monkey
         assert crypto.verify(key.public_key, s, d)
         assert crypto.verify(key.public_key, s, d)  # the remembered answer
         assert not crypto.verify(key.public_key, s, sha256(b"other"))  # never a false yes
-    assert len(crypto._verified) == 4
+        assert not crypto.verify(key.public_key, s + b"\x00", d[:-1])  # sizes checked first
+    assert crypto.verified_memo_bytes() == 4 * crypto.MEMO_SIZE
+    assert bytes(crypto._verified) != bytes(4 * crypto.MEMO_SIZE)  # something is remembered
     other = PrivateKey.generate(b"cache 2")
     assert not crypto.verify(other.public_key, sigs[5], digests[5])
+
+
+def test_the_signature_memo_is_fixed_in_bytes_however_many_are_checked() -> None:
+    """Issue 21: the memo takes its 2 MiB at import and not one byte more, however full."""
+    import tracemalloc
+
+    from chain import crypto
+
+    key = PrivateKey.generate(b"memo bound")
+    digests = [sha256(i.to_bytes(4, "big")) for i in range(1_000)]
+    sigs = [key.sign_digest_native(d) for d in digests]
+    assert crypto.verified_memo_bytes() == crypto.VERIFIED_SLOTS * crypto.MEMO_SIZE <= 2 * 2**20
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        for d, s in zip(digests, sigs, strict=True):
+            assert crypto.verify(key.public_key, s, d)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    crypto_file = crypto.__file__
+    grown = sum(
+        stat.size_diff
+        for stat in after.compare_to(before, "filename")
+        if stat.traceback[0].filename == crypto_file
+    )
+    assert grown <= 0  # nothing kept per signature
+    assert crypto.verified_memo_bytes() == crypto.VERIFIED_SLOTS * crypto.MEMO_SIZE
+    table, size = bytes(crypto._verified), crypto.MEMO_SIZE
+    remembered = 0
+    for d, s in zip(digests, sigs, strict=True):
+        memo = hashlib.sha256(key.public_key + s + d).digest()
+        at = (int.from_bytes(memo[:4], "little") % crypto.VERIFIED_SLOTS) * size
+        remembered += table[at : at + size] == memo
+    assert remembered >= 0.95 * len(digests)  # a direct-mapped table keeps most of them
 
 
 def test_native_signing_matches_ecdsa_on_many_digests() -> None:
