@@ -55,7 +55,7 @@ from tools.soak_checks import (
 from tools.soak_dns import Prober
 from tools.soak_load import Ledger, Load
 from tools.soak_report import write_samples
-from tools.soak_sample import Sample, sample
+from tools.soak_sample import Sample, flush, sample
 
 MIB = 1024 * 1024
 VALIDATORS, FOLLOWERS = 4, 1
@@ -90,6 +90,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the cluster directory")
     parser.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     parser.add_argument("--log-level", default="info", help="the nodes' --log-level")
+    parser.add_argument(
+        "--no-flush",
+        dest="flush",
+        action="store_false",
+        help="do not flush each node's memtable (POST /v1/admin/flush) before each sample; "
+        "subtract an estimate of it instead",
+    )
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (10.0 if args.quick else 60.0)
     args.load_s = args.seconds if args.seconds is not None else minutes * 60
@@ -130,7 +137,9 @@ class Run:
     def take(self, phase: str) -> None:
         t = time.monotonic() - self.t0
         for node in self.cluster.nodes:
-            self.samples.append(sample(node, t, phase, _status(self.cluster, node.index)))
+            # the memtable written out first: every sample at the same point of its cycle
+            leveldb = flush(node) if self.args.flush else None
+            self.samples.append(sample(node, t, phase, _status(self.cluster, node.index), leveldb))
         last = self.samples[-len(self.cluster.nodes) :]
         d = self.prober.stats
         say(

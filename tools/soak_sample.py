@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ledgerdns.api.client import NodeUnreachable, RpcError
 from tools.localnet import ClusterNode
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -48,6 +49,10 @@ class Sample:
     cpu_s: float
     height: int | None
     mempool: int | None
+    # taken right after ``POST /v1/admin/flush`` wrote the memtable out (then `wal_bytes`
+    # is what arrived since, not a memtable's worth); LevelDB's memory estimate then
+    flushed: bool = False
+    leveldb_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,8 +121,15 @@ def wal(path: Path) -> tuple[int, int]:
     return max(logs, default=(0, 0))
 
 
-def sample(node: ClusterNode, t: float, phase: str, status: dict[str, Any] | None) -> Sample:
-    """Measure `node` now (`status` is its RPC status, None if it did not answer)."""
+def sample(
+    node: ClusterNode, t: float, phase: str, status: dict[str, Any] | None,
+    leveldb_bytes: int | None = None,
+) -> Sample:  # fmt: skip
+    """Measure `node` now (`status` is its RPC status, None if it did not answer).
+
+    `leveldb_bytes` is what the node's memtable flush returned just before
+    (None: not flushed, see `flush`).
+    """
     pids = group_pids(node.pid) if node.pid is not None else []
     number, size = wal(chain_dir(node))
     return Sample(
@@ -127,7 +139,21 @@ def sample(node: ClusterNode, t: float, phase: str, status: dict[str, Any] | Non
         cpu_s=round(sum(_cpu_s(p) for p in pids), 2),
         height=None if status is None else int(status["height"]),
         mempool=None if status is None else int(status["mempool_txs"]),
+        flushed=leveldb_bytes is not None, leveldb_bytes=leveldb_bytes,
     )  # fmt: skip
+
+
+def flush(node: ClusterNode) -> int | None:
+    """Write `node`'s LevelDB memtable out (``POST /v1/admin/flush``); None if it failed.
+
+    Issue 21 allows flushing before each sample so that every sample is at the
+    same point of the write-buffer cycle: the memtable is then never more than
+    one sampling interval of writes, and nothing has to be subtracted.
+    """
+    try:
+        return node.rpc.flush_store()
+    except (NodeUnreachable, RpcError):
+        return None
 
 
 def memtable_share(samples: list[Sample]) -> tuple[list[float], float | None]:

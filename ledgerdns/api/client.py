@@ -218,6 +218,14 @@ class RpcClient:
         """
         return list(self._get("/v1/evidence").get("invalid_proposals", []))
 
+    def flush_store(self) -> int:
+        """Have the node write its LevelDB memtable out now; LevelDB's memory estimate after.
+
+        For memory samples taken at the same point of the write-buffer cycle
+        (``POST /v1/admin/flush``; tools/soak.py).
+        """
+        return int(self._call("POST", "/v1/admin/flush")[1]["leveldb_memory_bytes"])
+
     # -- blocks and transactions --
 
     def block(self, height: int) -> Json:

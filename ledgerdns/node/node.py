@@ -153,8 +153,9 @@ class Node:
                 await nursery.start(p2p.run)
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 model = RpcModel(
-                    genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self, writer=self
-                )
+                    genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self,
+                    writer=self, admin=self,
+                )  # fmt: skip
                 rpc_addr = await _listen(
                     "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, model, token, *self.config.rpc)
                 )
@@ -264,6 +265,13 @@ class Node:
 
     def on_block_applied(self, callback: BlockListener) -> None:
         self.commits.on_block_applied(callback)
+
+    # -- maintenance (``/v1/admin/...``) --
+
+    def flush_store(self) -> int:
+        """Write LevelDB's memtable out now; LevelDB's memory estimate afterwards (bytes)."""
+        self.store.flush()
+        return self.store.memory_usage()
 
 
 async def _listen(what: str, addr: tuple[str, int], starting: Awaitable[T]) -> T:

@@ -36,7 +36,7 @@ class ChainReader(Protocol):
     def head(self) -> BlockHeader: ...
     def get_block_bytes(self, height: int) -> bytes: ...
     def get_certificate(self, height: int) -> CommitCertificate: ...
-    def get_tx(self, txid: bytes) -> tuple[Transaction, int, int]: ...
+    def get_tx_location(self, txid: bytes) -> tuple[int, int]: ...
     def get_domain(self, domain: str) -> DomainState | None: ...
     def domains(self, *, start: str = "", limit: int = 100) -> list[DomainState]: ...
     def history(self, domain: str) -> list[tuple[int, bytes]]: ...
@@ -82,6 +82,21 @@ class Submitter(Protocol):
         """``(height, index)`` once `txid` is final (at once if it is); None on timeout."""
 
 
+class Maintenance(Protocol):
+    """Operations on the node itself, for operators and benchmarks (``/v1/admin/...``)."""
+
+    def flush_store(self) -> int:
+        """Write the store's write buffer (memtable) out as a table now; may block.
+
+        Returns:
+            LevelDB's estimate of its memory in bytes afterwards (memtables and
+            block cache).
+
+        Raises:
+            StorageError: the flush failed.
+        """
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RpcModel:
     """Everything the endpoints may touch."""
@@ -91,3 +106,4 @@ class RpcModel:
     pool: PoolReader
     node: NodeInfo
     writer: Submitter
+    admin: Maintenance | None = None  # None: ``/v1/admin/...`` answers 404

@@ -222,6 +222,17 @@ def _paths() -> Json:
             _obj({"evidence": listing, "invalid_proposals": _list_of("InvalidProposal")}),
         ),
         "/v1/openapi.json": _get("This document", {"type": "object"}),
+        "/v1/admin/flush": {"post": {
+            "summary": "Write the store's write buffer (LevelDB memtable) out now "
+                       "(memory samples at the same point of its cycle: tools/soak.py)",
+            "responses": {
+                "200": {"description": "flushed", "content": {"application/json": {"schema": _obj(
+                    {"flushed": {"const": True},
+                     "leveldb_memory_bytes": {**INT, "description":
+                                              "LevelDB's estimate: memtables and block cache"}})}}},
+                **_errors(404),
+            },
+        }},
     }
 
 

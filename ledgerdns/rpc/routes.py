@@ -13,6 +13,7 @@ import logging
 from contextlib import aclosing
 from typing import Any
 
+import trio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,7 +21,7 @@ from starlette.routing import Route
 from chain.block import Block
 from chain.errors import InvalidUpdate, NotFound, RejectReason
 from chain.names import normalize_name, validate_domain
-from chain.tx import Transaction
+from chain.tx import Transaction, forget_decoded
 from ledgerdns.api import codec
 from ledgerdns.rpc.errors import TOO_LARGE, ApiError
 from ledgerdns.rpc.model import RpcModel
@@ -129,6 +130,7 @@ class Endpoints:
             Route("/v1/validators", self.validators, methods=get),
             Route("/v1/evidence", self.evidence, methods=get),
             Route("/v1/openapi.json", self.openapi, methods=get),
+            Route("/v1/admin/flush", self.flush, methods=["POST"]),
         ]
 
     # -- helpers --
@@ -146,14 +148,33 @@ class Endpoints:
 
     def _finalized_at(self, txid: bytes) -> tuple[int, int] | None:
         try:
-            _, height, index = self.model.chain.get_tx(txid)
+            return self.model.chain.get_tx_location(txid)  # no block decoded
         except NotFound:
             return None
-        return height, index
 
     def _block(self, height: int) -> tuple[Block, int]:
+        """A stored block, decoded; its transactions are not kept in the decode memo.
+
+        `Transaction.from_bytes` remembers what it decodes (for gossip, then the
+        proposal); a finalized block's transactions will never be gossiped again,
+        so every block read here would push one more block's worth of dead entries
+        into the memo, up to its 16 MiB bound: on the node a block reader polls
+        (the soak's follower, an explorer's node) that was most of its Python heap
+        (issue 21).
+        """
         raw = self.model.chain.get_block_bytes(height)
-        return Block.from_bytes(raw), len(raw)
+        block = Block.from_bytes(raw)
+        forget_decoded(block.txs)
+        return block, len(raw)
+
+    def _final_tx(self, txid: bytes) -> tuple[Transaction, int, int]:
+        """A finalized transaction with its height and index (decoded as `_block`).
+
+        Raises:
+            NotFound: no such finalized transaction.
+        """
+        height, index = self.model.chain.get_tx_location(txid)
+        return self._block(height)[0].txs[index], height, index
 
     # -- node --
 
@@ -273,7 +294,7 @@ class Endpoints:
         if wait and self._finalized_at(txid) is None:
             await self.model.writer.wait_finalized(txid, wait)
         try:
-            tx, height, index = self.model.chain.get_tx(txid)
+            tx, height, index = self._final_tx(txid)
         except NotFound:
             pending = self.model.pool.get(txid)
             if pending is None:
@@ -329,7 +350,7 @@ class Endpoints:
         entries = []
         for seq, txid in chosen[:limit]:
             try:
-                found: tuple[Transaction, int, int] | None = chain.get_tx(txid)
+                found: tuple[Transaction, int, int] | None = self._final_tx(txid)
             except NotFound:
                 found = None  # the genesis anchor: not a transaction
             entries.append(codec.history_entry_json(name, seq, txid, found, chain.params.chain_id))
@@ -346,3 +367,18 @@ class Endpoints:
                 "no certified block yet: proofs start at height 1"
             ) from None
         return JSONResponse(codec.domain_proof_json(proof, proof.header.time_ms // 1000))
+
+    # -- admin --
+
+    async def flush(self, request: Request) -> Response:
+        """``POST /v1/admin/flush``: write the store's memtable out now (soak sampling).
+
+        Memory samples taken right after a flush are all at the same point of
+        LevelDB's write-buffer cycle (docs/benchmarks.md, "Soak"). The request
+        carries the same bearer token as every other.
+        """
+        admin = self.model.admin
+        if admin is None:
+            raise ApiError.not_found("this node has no admin operations")
+        usage = await trio.to_thread.run_sync(admin.flush_store)
+        return JSONResponse({"flushed": True, "leveldb_memory_bytes": usage})

@@ -492,6 +492,59 @@ async def test_client_for_node_reads_node_json_and_token(rpc: Rpc, tmp_path: Pat
         RpcClient.for_node(tmp_path)
 
 
+# -- memory (issue 21) --
+
+
+@pytest.mark.trio
+async def test_reading_finalized_blocks_keeps_nothing_in_the_decode_memo(rpc: Rpc) -> None:
+    """A block reader (the soak's, an explorer) must not fill `Transaction.from_bytes`'s memo."""
+    from chain.tx import decoded_cached
+
+    txs = [rpc.register(f"memo{i}.p2p") for i in range(3)]
+    for tx in txs:
+        await rpc.call(rpc.client.submit, tx, wait=5)
+    before = decoded_cached()
+    for height in (1, 2, 3):
+        await rpc.call(rpc.client.block, height)
+    await rpc.call(rpc.client.blocks)
+    for tx in txs:
+        found = await rpc.call(rpc.client.tx, tx.txid.hex())
+        assert found["status"] == "finalized"
+    history = await rpc.call(rpc.client.history, "memo0.p2p")
+    assert [entry["txid"] for entry in history][-1] == txs[0].txid.hex()
+    assert decoded_cached()[0] <= before[0]
+
+
+@pytest.mark.trio
+async def test_admin_flush_empties_the_write_buffer(rpc: Rpc) -> None:
+    await rpc.call(rpc.client.submit, rpc.register("flush.p2p"), wait=5)
+    chain_dir = Path(rpc.node.store.path)
+
+    def wal_bytes() -> int:
+        logs = sorted(chain_dir.glob("*.log"), key=lambda p: int(p.stem))
+        return logs[-1].stat().st_size
+
+    assert wal_bytes() > 0
+    async with rpc.http() as http:
+        done = await http.post("/v1/admin/flush")
+        assert done.status_code == 200, done.text
+        assert done.json()["flushed"] is True and done.json()["leveldb_memory_bytes"] > 0
+        assert wal_bytes() == 0  # a new, empty write-ahead log: the memtable is on disk
+        assert (await http.get("/v1/admin/flush")).status_code == 405
+    async with httpx.AsyncClient(base_url=rpc.url, trust_env=False) as anonymous:
+        assert (await anonymous.post("/v1/admin/flush")).status_code == 401
+
+
+@pytest.mark.trio
+async def test_admin_flush_is_404_without_admin_operations(rpc: Rpc) -> None:
+    model = dataclasses.replace(rpc.node.rpc_model(), admin=None)
+    transport = httpx.ASGITransport(app=make_app(model, rpc.token))
+    headers = {"Authorization": f"Bearer {rpc.token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        response = await http.post("/v1/admin/flush")
+    assert response.status_code == 404 and response.json()["error"] == "not-found"
+
+
 # -- the OpenAPI document --
 
 

@@ -53,8 +53,9 @@ class InstantNode:
     def rpc_model(self) -> RpcModel:
         """What the RPC reads and writes, as the node builds it."""
         return RpcModel(
-            genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self, writer=self
-        )
+            genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self,
+            writer=self, admin=self,
+        )  # fmt: skip
 
     # -- NodeInfo, Submitter, Writer, BlockFeed --
 
@@ -149,6 +150,10 @@ class InstantNode:
 
     def on_block_applied(self, callback: Callable[[int, frozenset[str]], None]) -> None:
         self._callbacks.append(callback)
+
+    def flush_store(self) -> int:
+        self.store.flush()
+        return self.store.memory_usage()
 
     def close(self) -> None:
         self.store.close()
