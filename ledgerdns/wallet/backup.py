@@ -98,7 +98,10 @@ def show_words(wallet: Wallet) -> Outcome:
             "`ledgerdns wallet backup --out FILE`"
         )
     seed, _ = _unlock_seed(wallet, seeds)
-    covered = [k for k in keys if k.derivation is not None and k.derivation.seed == seed.id]
+    covered = sorted(
+        (k for k in keys if k.derivation is not None and k.derivation.seed == seed.id),
+        key=lambda k: k.derivation.index if k.derivation else 0,
+    )
     for info in covered:  # never promise a key the words would not give back
         assert info.derivation is not None
         if seed.key(info.derivation.index)[0].public_key != info.public_key:
@@ -129,14 +132,16 @@ def _key_json(info: KeyInfo) -> dict[str, Any]:
 def _words_lines(
     words: str, covered: list[KeyInfo], others: list[KeyInfo], count: int
 ) -> list[RenderableType]:
-    table = Table(title="the wallet's words: write them down in this order, keep them offline",
-                  show_header=False)  # fmt: skip
+    table = Table(title="the wallet's words", show_header=False)
     listed = words.split()
     half = (len(listed) + 1) // 2
     for i in range(half):
         right = f"{i + half + 1:2}. {listed[i + half]}" if i + half < len(listed) else ""
         table.add_row(Text(f"{i + 1:2}. {listed[i]}"), Text(right))
-    lines: list[RenderableType] = [table]
+    lines: list[RenderableType] = [table, Text(
+        "write them down in this order and keep them offline: anyone who has them can move "
+        "your domains", style="bold",
+    )]  # fmt: skip
     names = ", ".join(f"{k.name} (#{k.derivation.index})" for k in covered if k.derivation)
     lines.append(
         f"they restore {len(covered)} key(s): {names or 'none yet'}; "

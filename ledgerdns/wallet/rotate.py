@@ -132,13 +132,14 @@ def rotate(
     old_key = writes.owner_key_name(wallet, target.view)
     name = validate_key_name(new_name) if new_name else default_key_name(wallet, domain)
     insecure = not wallet.keystore.info(old_key).encrypted  # the new key is kept as the old was
-    info, _ = create_key(wallet.keystore, wallet.passphrases, name, insecure=insecure)
+    info, seed_made = create_key(wallet.keystore, wallet.passphrases, name, insecure=insecure)
     entry = {
         "old_key": old_key,
         "new_key": name,
         "new_public_key": bytes(info.public_key).hex(),
         "started_ms": wallet.now_ms(),
         "txid": None,
+        "seed_created": seed_made,
     }
     _record(wallet, domain, entry)  # before signing: a crash after it can be resumed
     return _send_and_wait(wallet, target, entry, wait_s, sleep)
@@ -265,6 +266,9 @@ def _finish(
         f"rotated {domain}: key {new!r} ({entry['new_public_key'][:16]}…) owns it in a finalized "
         f"block; {old!r} is retired for it (kept in the wallet, not deleted)",
     ]
+    if entry.get("seed_created"):
+        show.append("this wallet now has a seed, and the new key comes from it: write its words "
+                    "down with `ledgerdns wallet backup` (they do not restore the older keys)")
     if still:
         show.append(f"{old!r} still owns {', '.join(still)}: rotate those too if it leaked")
     return Outcome(data=data, show=show)

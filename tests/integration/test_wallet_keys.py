@@ -39,7 +39,7 @@ async def test_words_restore_a_wallet_that_signs(env: Env, tmp_path: Path) -> No
     backup = await env.json("backup")
     words = backup["mnemonic"]
     assert len(words.split()) == 12 and backup["keys_to_restore"] == 2
-    assert [k["name"] for k in backup["covered"]] == ["cold", "default"] and not backup["not_covered"]
+    assert [k["name"] for k in backup["covered"]] == ["default", "cold"] and not backup["not_covered"]
     assert backup["restore"] == "ledgerdns wallet restore --keys 2"
     shown = await env.run("backup")
     assert shown.code == 0 and words.split()[11] in shown.out and "NOT" not in shown.out
