@@ -155,8 +155,8 @@ class Forwarder:
         self._settings = settings
         self._clock = clock
         self._backend = dns.asyncbackend.get_backend("trio")
-        self._entries: OrderedDict[_Key, _Answer] = OrderedDict()
-        self._flights: dict[_Key, _Flight] = {}
+        self._entries: OrderedDict[_Key, _Answer] = OrderedDict()  # ≤ settings.cache_entries
+        self._flights: dict[_Key, _Flight] = {}  # questions being asked upstream now
         self._stats = {"hits": 0, "misses": 0, "coalesced": 0, "upstream_failures": 0}
 
     # -- public API --

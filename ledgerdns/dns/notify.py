@@ -67,10 +67,13 @@ class Notifier:
         if settings.transfer.tsig:
             self._keyring = make_keyring(settings.tsig)
             self._keyname = dns.name.from_text(settings.transfer.tsig[0])
+        # Bounds (issue 21): each holds a zone at most once (per target), so at most the
+        # zones changed since the secondaries last answered: ≤ domains x targets, and
+        # nothing at all without `[dns.transfer] notify`. `_queued` is emptied by `run`.
         self._queued: dict[str, None] = {}  # insertion-ordered set of zone names
         self._wake = trio.Event()
-        self._in_flight: set[tuple[str, Address]] = set()
-        self._again: set[tuple[str, Address]] = set()
+        self._in_flight: set[tuple[str, Address]] = set()  # one task each
+        self._again: set[tuple[str, Address]] = set()  # ⊆ _in_flight
         self._limiter = trio.CapacityLimiter(MAX_IN_FLIGHT)
         self.acknowledged = 0
         self.failed = 0

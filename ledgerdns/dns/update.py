@@ -86,6 +86,7 @@ class _DomainLocks:
     """One trio lock per domain with an update in flight (forgotten when unused)."""
 
     def __init__(self) -> None:
+        # bound: the domains with an UPDATE in flight now (an entry goes with its last user)
         self._locks: dict[str, tuple[trio.Lock, int]] = {}
 
     @asynccontextmanager

@@ -240,6 +240,8 @@ class Endpoints:
         tx = _tx_from_body(await _read_body(request))
         model = self.model
         location = self._finalized_at(tx.txid)
+        if location is not None:
+            forget_decoded((tx,))  # decoded from the body just now; final, so never again
         # Submitting the same bytes again (a wallet retrying) is not an error.
         if location is None and tx.txid not in model.pool:
             try:
@@ -274,6 +276,7 @@ class Endpoints:
                 tx = Transaction.from_bytes(codec.parse_hex(item, "tx"))
                 txid = tx.txid.hex()
                 if self._finalized_at(tx.txid) is not None:
+                    forget_decoded((tx,))  # a resend of a final transaction: nothing to keep
                     results.append({"txid": txid, "status": "finalized"})
                     continue
                 if tx.txid not in self.model.pool:

@@ -512,6 +512,10 @@ async def test_reading_finalized_blocks_keeps_nothing_in_the_decode_memo(rpc: Rp
         assert found["status"] == "finalized"
     history = await rpc.call(rpc.client.history, "memo0.p2p")
     assert [entry["txid"] for entry in history][-1] == txs[0].txid.hex()
+    # resends of final transactions (a wallet retrying, the soak's load) are decoded, not kept
+    assert (await rpc.call(rpc.client.submit, txs[1]))["status"] == "finalized"
+    results = await rpc.call(rpc.client.submit_batch, txs)
+    assert [r["status"] for r in results] == ["finalized"] * 3
     assert decoded_cached()[0] <= before[0]
 
 
