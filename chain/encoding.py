@@ -57,6 +57,12 @@ class Kind(IntEnum):
     TX_SIGNING = 25
     VALIDATOR_HELLO = 26
     HELLO_SIGNING = 27
+    NAME_COMMIT_BODY = 28
+    NAME_REVEAL_BODY = 29
+    NAME_COMMITMENT = 30
+    STAMP_INPUT = 31
+    NAME_COMMIT = 32
+    NAME_CLAIM = 33
     RELAYED_VOTES = 28  # issue 20: a round's proposer passes on the votes it was sent
 
 

@@ -38,6 +38,16 @@ class RejectReason(StrEnum):
     NAME_NOT_ACTIVE = "name-not-active"
     BAD_OP = "bad-op"
     DUPLICATE = "duplicate"
+    # -- naming policy (issue 15, docs/naming.md) --
+    COMMIT_REQUIRED = "commit-required"
+    COMMIT_REVEAL_OFF = "commit-reveal-off"
+    BAD_STAMP = "bad-stamp"
+    STAMP_TOO_WEAK = "stamp-too-weak"
+    COMMIT_NOT_FOUND = "commit-not-found"
+    REVEAL_TOO_EARLY = "reveal-too-early"
+    REVEAL_TOO_LATE = "reveal-too-late"
+    NAME_PROVISIONAL = "name-provisional"
+    TOO_MANY_REGISTRATIONS = "too-many-registrations"
     # -- blocks and certificates --
     BAD_HEIGHT = "bad-height"
     BAD_PREV_BLOCK = "bad-prev-block"
@@ -71,6 +81,11 @@ _PENALTY: dict[RejectReason, int] = {
     RejectReason.NAME_NOT_ACTIVE: 0,
     RejectReason.NOT_OWNER: 0,
     RejectReason.DUPLICATE: 0,
+    RejectReason.STAMP_TOO_WEAK: 0,
+    RejectReason.COMMIT_NOT_FOUND: 0,
+    RejectReason.REVEAL_TOO_EARLY: 0,
+    RejectReason.REVEAL_TOO_LATE: 0,
+    RejectReason.NAME_PROVISIONAL: 0,
     RejectReason.MEMPOOL_FULL: 0,
     RejectReason.DOMAIN_QUEUE_FULL: 0,
     RejectReason.STALE_PROOF: 0,  # an honest node that is behind serves an old head

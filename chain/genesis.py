@@ -16,7 +16,7 @@ from chain.crypto import PublicKey, sha256, validate_public_key
 from chain.encoding import CborValue, Kind, frame
 from chain.errors import ConfigError, InvalidUpdate
 from chain.names import normalize_name, validate_domain
-from chain.params import ChainParams, ConsensusParams
+from chain.params import ChainParams, ConsensusParams, NamingParams
 from chain.quorum import ValidatorSet
 from chain.records import (
     Record,
@@ -87,6 +87,7 @@ class Genesis:
                 p.record_limits.max_records,
                 p.record_limits.max_bytes,
                 domains,
+                *_naming_fields(p.naming),
             )
         )
 
@@ -109,6 +110,7 @@ class Genesis:
                 "max_records": p.record_limits.max_records,
                 "max_recordset_bytes": p.record_limits.max_bytes,
             },
+            "naming": _naming_json(p.naming),
             "domains": [
                 {
                     "domain": d.domain,
@@ -202,6 +204,7 @@ def _parse(doc: Any) -> Genesis:
         max_tx_lifetime_s=_get(names_doc, "max_tx_lifetime_s", int, "names.", default=86400),
         record_limits=limits,
         consensus=consensus,
+        naming=_naming(_get(doc, "naming", dict, "", default={}), consensus),
     )
     domains = _domains(_get(doc, "domains", list, "", default=[]), params)
     return Genesis(
@@ -233,6 +236,84 @@ def _consensus(doc: dict[str, Any]) -> ConsensusParams:
     if min(params.timeout_propose_ms, params.timeout_prevote_ms, params.timeout_precommit_ms) < 1:
         raise ConfigError("timeouts must be positive", key="consensus")
     return params
+
+
+def _naming_fields(naming: NamingParams) -> list[CborValue]:
+    """What the genesis hash covers of the naming rules: nothing when they are the defaults.
+
+    So a genesis without them (every file before issue 15) keeps its hash.
+    """
+    if naming == NamingParams():
+        return []
+    values: list[CborValue] = []
+    for f in fields(naming):
+        value = getattr(naming, f.name)
+        values.append(list(value) if isinstance(value, tuple) else value)
+    return [values]
+
+
+def _naming_json(naming: NamingParams) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(naming):
+        value = getattr(naming, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+# (key, lowest, highest) of every integer naming setting
+_NAMING_RANGES = {
+    "reveal_delay": (0, 2**20),
+    "reveal_window": (0, 2**20),
+    "stamp_work": (0, 2**40),
+    "stamp_count": (1, 64),
+    "stamp_memory_kib": (8, 1024 * 1024),
+    "stamp_passes": (1, 16),
+    "max_block_commits": (0, 2**20),
+    "max_block_registrations": (0, 2**20),
+}
+
+
+def _naming(doc: dict[str, Any], consensus: ConsensusParams) -> NamingParams:
+    known = {f.name for f in fields(NamingParams)}
+    values: dict[str, Any] = {}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(f"unknown key; known: {', '.join(sorted(known))}", key=f"naming.{key}")
+        if key == "stamp_short_factors":
+            values[key] = _short_factors(_get(doc, key, list, "naming."))
+            continue
+        value = _get(doc, key, int, "naming.")
+        low, high = _NAMING_RANGES[key]
+        if not low <= value <= high:
+            raise ConfigError(f"expected {low} to {high}", key=f"naming.{key}")
+        values[key] = value
+    naming = NamingParams(**values)
+    if not naming.commit_reveal:
+        if naming.reveal_window or naming.stamp_work:
+            raise ConfigError(
+                "reveal_delay 0 registers names directly (no commit, so no reveal window and "
+                "no stamp); set reveal_delay >= 1 for commit-reveal",
+                key="naming",
+            )
+        return naming
+    if naming.reveal_window < naming.reveal_delay:
+        raise ConfigError("reveal_window must be at least reveal_delay", key="naming.reveal_window")
+    if naming.reveal_delay > 1 and not consensus.heartbeat_ms:
+        raise ConfigError(
+            "a reveal delay over one height needs blocks on an idle network: "
+            "set consensus.heartbeat_ms",
+            key="naming.reveal_delay",
+        )
+    return naming
+
+
+def _short_factors(items: list[Any]) -> tuple[int, ...]:
+    if len(items) > 63:
+        raise ConfigError("at most 63 factors (labels are 1 to 63 characters)", key="naming.stamp_short_factors")
+    for i, item in enumerate(items):
+        if type(item) is not int or not 1 <= item <= 2**20:
+            raise ConfigError("expected an integer from 1 to 1048576", key=f"naming.stamp_short_factors[{i}]")
+    return tuple(items)
 
 
 def _domains(items: list[Any], params: ChainParams) -> tuple[InitialDomain, ...]:

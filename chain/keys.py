@@ -13,6 +13,8 @@
 | `E`    | height u64 BE, round u32 BE, vote type u8, key | equivocation evidence (`Kind.EVIDENCE`) |
 | `I`    | height u64 BE, round u32 BE, key  | invalid proposal (`Kind.INVALID_PROPOSAL`) |
 | `L`    | (none: one key)                   | the validator's lock (`Kind.LOCK_RECORD`)  |
+| `K`    | state-tree key (32)               | name commit or claim (`Kind.NAME_COMMIT`, `Kind.NAME_CLAIM`) |
+| `X`    | height u64 BE, state-tree key (32) | empty: that `K` entry leaves the state at the start of that height |
 
 Big-endian integers keep LevelDB's byte order equal to numeric order, so
 "latest block" and "history of a domain" are single range scans.
@@ -34,6 +36,8 @@ TREE_NODE = b"N"
 EVIDENCE = b"E"
 INVALID_PROPOSAL = b"I"
 LOCK = b"L"  # one key: the locked proposal and its polka, for a restart mid-height
+NAMING = b"K"  # commits and claims of commit-reveal registration (chain/commits.py)
+NAMING_EXPIRY = b"X"  # which of them leave the state at a height
 
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
@@ -119,3 +123,18 @@ def make_evidence_key(height: int, round_: int, vote_type: int, validator: bytes
 def make_invalid_proposal_key(height: int, round_: int, proposer: bytes) -> bytes:
     """Key of the invalid proposal a proposer signed at a height and round."""
     return INVALID_PROPOSAL + _U64.pack(height) + _U32.pack(round_) + proposer
+
+
+def make_naming_key(tree_key: bytes) -> bytes:
+    """Key of a name commit or claim, by its state-tree key."""
+    return NAMING + tree_key
+
+
+def make_naming_expiry_prefix(height: int) -> bytes:
+    """Prefix of the naming entries that leave the state at the start of `height`."""
+    return NAMING_EXPIRY + _U64.pack(height)
+
+
+def make_naming_expiry_key(height: int, tree_key: bytes) -> bytes:
+    """Key marking that the naming entry `tree_key` leaves the state at `height`."""
+    return make_naming_expiry_prefix(height) + tree_key

@@ -18,16 +18,17 @@ from dataclasses import dataclass
 
 from chain import keys
 from chain.block import NO_PROPOSER, Block, BlockHeader, tx_root
+from chain.blockwork import BlockWork, NamingEntry
+from chain.commits import Claim, CommitEntry, claim_tree_key, entry_from_bytes
 from chain.crypto import PublicKey, sha256
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
 from chain.lightclient import DomainProof
 from chain.quorum import CommitCertificate
-from chain.rules import apply_tx, check_tx_static
 from chain.smt import SparseMerkleTree
 from chain.state import DomainState, DomainStatus, StateCache, domain_key
 from chain.store import KVStore, WriteBatch
-from chain.tx import Transaction
+from chain.tx import Op, Transaction
 
 # 2: transactions, votes, proposals and certificates at version 2 (their
 # signatures cover the genesis hash, issue 13).
@@ -207,6 +208,27 @@ class Ledger:
         self._states.put(domain, state)
         return state
 
+    def get_naming_entry(self, tree_key: bytes) -> NamingEntry | None:
+        """A name commit or claim by its state-tree key, None if not in the state."""
+        raw = self.store.get(keys.make_naming_key(tree_key))
+        return None if raw is None else entry_from_bytes(raw)
+
+    def get_commit(self, tree_key: bytes) -> CommitEntry | None:
+        """A finalized commit not yet revealed (`chain.commits.commit_tree_key`)."""
+        found = self.get_naming_entry(tree_key)
+        return found if isinstance(found, CommitEntry) else None
+
+    def get_claim(self, domain: str) -> Claim | None:
+        """A domain's claim: set while an earlier commit may still take it over."""
+        found = self.get_naming_entry(claim_tree_key(domain))
+        return found if isinstance(found, Claim) else None
+
+    def naming_leaving(self, height: int) -> list[bytes]:
+        """The state-tree keys of the commits and claims marked to leave at `height`."""
+        prefix = keys.make_naming_expiry_prefix(height)
+        with self.store.iterate(prefix) as pairs:
+            return [key[len(prefix) :] for key, _ in pairs]
+
     def get_tx(self, txid: bytes) -> tuple[Transaction, int, int]:
         """A finalized transaction with its block height and index."""
         raw = self.store.get(keys.make_tx_key(txid))
@@ -292,33 +314,47 @@ class Ledger:
         if not block.body_matches_header():
             raise InvalidUpdate(RejectReason.BAD_TX_ROOT, f"block {header.height}: tx_root")
         batch = WriteBatch()
-        states: dict[str, DomainState] = {}
-        now_s = header.time_ms // 1000
+        work = BlockWork(self, self.params, header.height, header.time_ms // 1000)
+        work.expire()
         for i, tx in enumerate(block.txs):
             try:
-                states[tx.body.domain] = self._apply_one(tx, states, now_s)
+                work.apply(tx, i)
             except InvalidUpdate as exc:
                 raise InvalidUpdate(
                     exc.reason, f"block {header.height} tx {i} ({tx.txid.hex()[:16]}): {exc.args[0]}"
                 ) from None
-        if self._write_states(batch, states) != header.state_root:
+        if self._write_states(batch, work.states, work) != header.state_root:
             raise InvalidUpdate(RejectReason.BAD_STATE_ROOT, f"block {header.height}: state_root")
         self._write_block_keys(batch, block)
-        return BlockUpdate(block=block, batch=batch, states=states)
+        return BlockUpdate(block=block, batch=batch, states=work.states)
 
-    def _apply_one(self, tx: Transaction, states: dict[str, DomainState], now_s: int) -> DomainState:
-        check_tx_static(tx, self.params)
-        domain = tx.body.domain
-        current = states[domain] if domain in states else self.get_domain(domain)
-        return apply_tx(current, tx, self.params, now_s)
-
-    def _write_states(self, batch: WriteBatch, states: dict[str, DomainState]) -> bytes:
+    def _write_states(
+        self, batch: WriteBatch, states: dict[str, DomainState], work: BlockWork | None = None
+    ) -> bytes:
         changes: dict[bytes, bytes | None] = {}
         for name, state in states.items():
             data = state.to_bytes()
             batch.put(keys.make_domain_key(name), data)
             changes[domain_key(name)] = sha256(data)  # state.value_hash(), encoded once
+        if work is not None:
+            self._write_naming(batch, work, changes)
         return self.tree.update(batch, changes)
+
+    def _write_naming(self, batch: WriteBatch, work: BlockWork, changes: dict[bytes, bytes | None]) -> None:
+        """Commits and claims into the batch and the tree, with their expiry marks."""
+        for tree_key in work.leaving:
+            batch.delete(keys.make_naming_expiry_key(work.height, tree_key))
+        naming = self.params.naming
+        for tree_key, entry in work.naming.items():
+            if entry is None:
+                batch.delete(keys.make_naming_key(tree_key))
+                changes[tree_key] = None
+                continue
+            data = entry.to_bytes()
+            batch.put(keys.make_naming_key(tree_key), data)
+            changes[tree_key] = sha256(data)
+            leaves = entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
+            batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
 
     def _write_block_keys(self, batch: WriteBatch, block: Block) -> None:
         height = block.height
@@ -326,7 +362,8 @@ class Ledger:
         batch.put(keys.make_block_hash_key(block.hash), keys.u64(height))
         for i, tx in enumerate(block.txs):
             batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
-            batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
+            if tx.body.op != Op.COMMIT:  # a commit is no step of a domain's chain
+                batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
 
     def commit(self, update: BlockUpdate, certificate: CommitCertificate, *, sync: bool = True) -> None:
@@ -394,17 +431,24 @@ class Ledger:
         limits = self.params.consensus
         chosen: list[Transaction] = []
         rejected: list[Rejected] = []
-        states: dict[str, DomainState] = {}
+        work = BlockWork(self, self.params, head.height + 1, now_s)
+        work.expire()
+        waiting: set[str] = set()  # domains with a transaction left for a later block
         size = 0
         for tx in txs:
             if len(chosen) >= limits.max_block_txs or size + tx.size > limits.max_block_bytes:
                 break
+            if tx.body.domain in waiting or not work.fits(tx):
+                # Over the per-block registration limits: it stays pending (not
+                # rejected), and so does every later transaction of its domain.
+                if tx.body.op != Op.COMMIT:
+                    waiting.add(tx.body.domain)
+                continue
             try:
-                new_state = self._apply_one(tx, states, now_s)
+                work.apply(tx, len(chosen))
             except InvalidUpdate as exc:
                 rejected.append(Rejected(tx=tx, error=exc))
                 continue
-            states[tx.body.domain] = new_state
             chosen.append(tx)
             size += tx.size
         batch = WriteBatch()
@@ -415,9 +459,9 @@ class Ledger:
             time_ms=time_ms,
             proposer=proposer,
             tx_root=tx_root(chosen),
-            state_root=self._write_states(batch, states),
+            state_root=self._write_states(batch, work.states, work),
             validators_hash=self.params.validators.hash(),
         )
         block = Block(header=header, txs=tuple(chosen))
         self._write_block_keys(batch, block)
-        return BlockUpdate(block=block, batch=batch, states=states), rejected
+        return BlockUpdate(block=block, batch=batch, states=work.states), rejected

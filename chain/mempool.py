@@ -11,6 +11,11 @@ re-checks the remaining chain of every domain it touched; the first one that
 no longer applies is dropped with every later one of that domain (they build
 on it). Expiry is found through a heap keyed by ``valid_until`` whose stale
 entries are skipped lazily and compacted when they outnumber the live ones.
+
+A name commit belongs to no domain: it waits on its own, once per commitment
+and owner. With a view of the chain (`NamingView`), reveals and updates are
+checked against the commits and claims of the next height; without one their
+naming rules wait for the block that would carry them.
 """
 
 from __future__ import annotations
@@ -18,16 +23,37 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from typing import Protocol
 
+from chain.commits import (
+    Claim,
+    CommitEntry,
+    NameContext,
+    claim_tree_key,
+    commit_tree_key,
+    reveal_commit_key,
+)
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
 from chain.rules import apply_tx, check_tx_static
 from chain.state import DomainState
-from chain.tx import Transaction, TxHash
+from chain.tx import Op, Transaction, TxHash
 
 Finalized = Callable[[str], DomainState | None]
 """Looks up a domain's finalized state (None if never registered)."""
+
+
+class NamingView(Protocol):
+    """The finalized chain as the naming rules read it (`chain.ledger.Ledger` is one)."""
+
+    @property
+    def height(self) -> int:
+        """The last finalized height."""
+        ...
+
+    def get_naming_entry(self, tree_key: bytes) -> CommitEntry | Claim | None:
+        """A commit or claim by state-tree key."""
+        ...
 
 DEFAULT_MAX_TXS = 10_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -52,6 +78,7 @@ class Mempool:
         max_txs: int = DEFAULT_MAX_TXS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_per_domain: int = DEFAULT_MAX_PER_DOMAIN,
+        chain: NamingView | None = None,
     ) -> None:
         if min(max_txs, max_bytes, max_per_domain) < 1:
             raise ValueError("mempool limits must be positive")
@@ -59,6 +86,8 @@ class Mempool:
         self.max_txs = max_txs
         self.max_bytes = max_bytes
         self.max_per_domain = max_per_domain
+        self.chain = chain
+        self._commits: dict[bytes, TxHash] = {}  # pending commits by state-tree key
         self._txs: dict[TxHash, Transaction] = {}  # insertion order is arrival order
         self._chains: dict[str, list[_Pending]] = {}
         # (valid_until, txid) heap; entries of txs already gone stay until popped, and it is
@@ -95,12 +124,31 @@ class Mempool:
         """Pending transactions in arrival order, up to the limits (not removed).
 
         Stops at the first one that does not fit, so no domain's chain has a gap.
+        Commits and registrations past the network's per-block limits are left
+        for a later block, with every later transaction of their domains.
         """
+        naming = self.params.naming
+        commits = registrations = 0
+        waiting: set[str] = set()
         out: list[Transaction] = []
         size = 0
-        for tx in islice(self._txs.values(), max(max_txs, 0)):
-            if size + tx.size > max_bytes:
+        for tx in self._txs.values():
+            if len(out) >= max_txs or size + tx.size > max_bytes:
                 break
+            op, domain = tx.body.op, tx.body.domain
+            if op == Op.COMMIT:
+                if naming.max_block_commits and commits >= naming.max_block_commits:
+                    continue
+                commits += 1
+            elif domain in waiting or (
+                op == Op.REGISTER
+                and naming.max_block_registrations
+                and registrations >= naming.max_block_registrations
+            ):
+                waiting.add(domain)
+                continue
+            elif op == Op.REGISTER:
+                registrations += 1
             out.append(tx)
             size += tx.size
         return out
@@ -116,6 +164,9 @@ class Mempool:
         """
         if tx.txid in self._txs:
             raise InvalidUpdate(RejectReason.DUPLICATE, f"{tx.txid.hex()[:16]} already pending")
+        if tx.body.op == Op.COMMIT:
+            self._add_commit(tx)
+            return
         domain = tx.body.domain
         chain = self._chains.get(domain, [])
         # The caps come before the rules: no signature check for a tx we cannot hold.
@@ -128,11 +179,46 @@ class Mempool:
             raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
         check_tx_static(tx, self.params)
         current = chain[-1].after if chain else finalized(domain)
-        after = apply_tx(current, tx, self.params, now_s)
+        after = apply_tx(current, tx, self.params, now_s, self._context(tx))
         self._chains.setdefault(domain, chain).append(_Pending(tx=tx, after=after))
+        self._hold(tx)
+
+    def _add_commit(self, tx: Transaction) -> None:
+        body = tx.body
+        if len(self._txs) >= self.max_txs or self._bytes + tx.size > self.max_bytes:
+            raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
+        key = commit_tree_key(body.commitment, body.owner)
+        known = key in self._commits or (
+            self.chain is not None and self.chain.get_naming_entry(key) is not None
+        )
+        if known:
+            raise InvalidUpdate(
+                RejectReason.DUPLICATE, f"commit {body.commitment.hex()[:16]} is already made"
+            )
+        check_tx_static(tx, self.params)  # the stamp: after the cheap checks
+        self._commits[key] = tx.txid
+        self._hold(tx)
+
+    def _hold(self, tx: Transaction) -> None:
         self._txs[tx.txid] = tx
         self._bytes += tx.size
         heapq.heappush(self._expiry, (tx.body.valid_until, tx.txid))
+
+    def _context(self, tx: Transaction) -> NameContext | None:
+        """The naming rules' view of the next block, if this pool can see the chain."""
+        if self.chain is None or not self.params.naming.commit_reveal:
+            return None
+        view = self.chain
+        claim = view.get_naming_entry(claim_tree_key(tx.body.domain))
+        commit = None
+        if tx.body.is_reveal:
+            found = view.get_naming_entry(reveal_commit_key(tx, self.params.genesis_hash))
+            commit = found if isinstance(found, CommitEntry) else None
+        return NameContext(
+            height=view.height + 1,
+            commit=commit,
+            claim=claim if isinstance(claim, Claim) else None,
+        )
 
     # -- removal --
 
@@ -149,7 +235,10 @@ class Mempool:
             The dropped transactions (not the included ones), each with the reason.
         """
         included = {tx.txid for tx in txs}
-        touched = {tx.body.domain for tx in txs}
+        for tx in txs:
+            if tx.body.op == Op.COMMIT and tx.txid in self._txs:
+                self._forget(tx)
+        touched = {tx.body.domain for tx in txs if tx.body.op != Op.COMMIT}
         dropped: list[tuple[Transaction, InvalidUpdate]] = []
         for domain in sorted(touched):
             chain = self._chains.get(domain)
@@ -184,7 +273,7 @@ class Mempool:
         chain = self._chains[domain]
         for i, p in enumerate(chain):
             try:
-                state = apply_tx(state, p.tx, self.params, now_s)
+                state = apply_tx(state, p.tx, self.params, now_s, self._context(p.tx))
             except InvalidUpdate as exc:
                 return self._drop_from(domain, p.tx, exc)
             chain[i] = _Pending(tx=p.tx, after=state)
@@ -214,6 +303,9 @@ class Mempool:
         self, domain: str, first: Transaction, error: InvalidUpdate
     ) -> list[tuple[Transaction, InvalidUpdate]]:
         """Remove `first` and every later pending transaction of `domain`."""
+        if first.body.op == Op.COMMIT:
+            self._forget(first)
+            return [(first, error)]
         chain = self._chains[domain]
         start = next(i for i, p in enumerate(chain) if p.tx.txid == first.txid)
         out = [(first, error)]
@@ -239,3 +331,5 @@ class Mempool:
     def _forget(self, tx: Transaction) -> None:
         del self._txs[tx.txid]
         self._bytes -= tx.size
+        if tx.body.op == Op.COMMIT:
+            self._commits.pop(commit_tree_key(tx.body.commitment, tx.body.owner), None)

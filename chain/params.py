@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chain.quorum import ValidatorSet
 from chain.records import RecordLimits
@@ -38,6 +38,7 @@ class ChainParams:
         max_tx_lifetime_s: how far past block time a transaction's valid_until may lie.
         record_limits: per-domain record count and size limits.
         consensus: timeouts and block limits.
+        naming: commit-reveal, stamp and per-block registration limits.
         genesis_hash: `Genesis.hash()` of the genesis these came from, set by
             `Genesis` itself (empty only in params no genesis holds). Every
             signature covers it, so another network with the same `chain_id`
@@ -52,3 +53,52 @@ class ChainParams:
     record_limits: RecordLimits
     consensus: ConsensusParams
     genesis_hash: bytes = b""
+    naming: NamingParams = field(default_factory=lambda: NamingParams())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamingParams:
+    """How names are claimed: commit-reveal, the proof-of-work stamp, per-block limits.
+
+    The defaults are the first format's behaviour: direct registration, no
+    stamp, no limits (what dev and test networks use). docs/naming.md argues
+    the values of the public example genesis.
+
+    Attributes:
+        reveal_delay: N. A reveal is accepted from N heights after its commit's
+            block. 0 turns commit-reveal off: names are registered directly
+            (dev networks and benchmarks only: nothing stops front-running).
+        reveal_window: M. A reveal is refused after M heights past its commit's
+            block, when the commit leaves the state.
+        stamp_work: expected Argon2id evaluations per sub-stamp for a name of
+            ordinary length (0: no stamp).
+        stamp_count: k, sub-stamps per stamp (the cost's spread is 1/sqrt(k)).
+        stamp_memory_kib: Argon2id memory per evaluation.
+        stamp_passes: Argon2id passes over the memory.
+        stamp_short_factors: the work multiplier for a label of 1, 2, ...
+            characters (longer labels: 1).
+        max_block_commits: commits per block (0: no limit but the block's).
+        max_block_registrations: registrations per block (0: no limit).
+    """
+
+    reveal_delay: int = 0
+    reveal_window: int = 0
+    stamp_work: int = 0
+    stamp_count: int = 16
+    stamp_memory_kib: int = 256
+    stamp_passes: int = 1
+    stamp_short_factors: tuple[int, ...] = ()
+    max_block_commits: int = 0
+    max_block_registrations: int = 0
+
+    @property
+    def commit_reveal(self) -> bool:
+        """Whether registrations go through a commit and a later reveal."""
+        return self.reveal_delay > 0
+
+    def required_work(self, domain: str) -> int:
+        """The stamp work a registration of `domain` needs (by its first label's length)."""
+        length = len(domain.partition(".")[0])
+        factors = self.stamp_short_factors
+        factor = factors[length - 1] if 0 < length <= len(factors) else 1
+        return self.stamp_work * factor

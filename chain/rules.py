@@ -5,11 +5,13 @@ All pure: state, parameters and block time come in as arguments.
 
 from __future__ import annotations
 
+from chain.commits import NameContext, check_reveal, takes_over
 from chain.crypto import validate_public_key
 from chain.errors import DEFAULT_PENALTY, InvalidUpdate, RejectReason
 from chain.names import validate_domain
 from chain.params import ChainParams
 from chain.records import validate_record_set
+from chain.stamp import stamp_seed, verify_stamp
 from chain.state import DomainState, DomainStatus
 from chain.tx import ZERO_HASH, Op, Transaction
 
@@ -29,6 +31,49 @@ def _validate_owner_key(key: bytes) -> None:
     _valid_keys.add(bytes(key))
 
 
+# Stamps already verified, by genesis hash + txid (the stamp is part of the body): a
+# node checks a commit when it is gossiped, again when it proposes or checks the
+# block. Bounded like `_valid_keys`; only stamps that passed get in.
+_valid_stamps: set[bytes] = set()
+_VALID_STAMPS_MAX = 4096
+
+
+def _check_commit_static(tx: Transaction, params: ChainParams) -> None:
+    body = tx.body
+    naming = params.naming
+    if body.stamp_work < naming.stamp_work:
+        raise InvalidUpdate(
+            RejectReason.BAD_STAMP,
+            f"commit {body.commitment.hex()[:16]}: stamp work {body.stamp_work}, "
+            f"the network asks at least {naming.stamp_work}",
+        )
+    memo = params.genesis_hash + tx.txid
+    if memo in _valid_stamps:
+        return
+    seed = stamp_seed(params.genesis_hash, body.commitment, body.owner, body.stamp_work)
+    verify_stamp(body.stamp, seed, body.stamp_work, naming)
+    if len(_valid_stamps) >= _VALID_STAMPS_MAX:
+        _valid_stamps.clear()
+    _valid_stamps.add(memo)
+
+
+def _check_registration_form(tx: Transaction, params: ChainParams) -> None:
+    """A network uses commit-reveal or direct registration, never both."""
+    body = tx.body
+    if params.naming.commit_reveal:
+        if body.op == Op.REGISTER and not body.is_reveal:
+            raise InvalidUpdate(
+                RejectReason.COMMIT_REQUIRED,
+                f"{body.domain}: this network registers names by commit and reveal "
+                "(ledgerdns wallet register does both)",
+            )
+    elif body.op == Op.COMMIT or body.is_reveal:
+        raise InvalidUpdate(
+            RejectReason.COMMIT_REVEAL_OFF,
+            "this network registers names directly; it takes no commits or reveals",
+        )
+
+
 def check_tx_static(tx: Transaction, params: ChainParams) -> None:
     """Checks that need no state: network, name, owner key, record set, op shape, signature.
 
@@ -37,7 +82,8 @@ def check_tx_static(tx: Transaction, params: ChainParams) -> None:
     filter drops and blames a batch holding one). The signature is checkable
     here for every op but a transfer: all others keep the owner, so the key
     that must have signed is `body.owner` (a transfer is signed by the
-    previous owner, known only from the state). Cheap checks come first.
+    previous owner, known only from the state). A commit's stamp is checked
+    here too (docs/naming.md). Cheap checks come first.
 
     Raises:
         InvalidUpdate: the first rule broken.
@@ -48,6 +94,13 @@ def check_tx_static(tx: Transaction, params: ChainParams) -> None:
             RejectReason.WRONG_CHAIN,
             f"transaction is for network {body.chain_id!r}, this is {params.chain_id!r}",
         )
+    _check_registration_form(tx, params)
+    if body.op == Op.COMMIT:
+        _validate_owner_key(body.owner)
+        if not tx.is_signed_by(body.owner, params.genesis_hash):
+            raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "commit not signed by its owner key")
+        _check_commit_static(tx, params)  # last: the costly check
+        return
     validate_domain(body.domain, params.tlds)
     _validate_owner_key(body.owner)
     validate_record_set(body.records, params.record_limits)
@@ -90,17 +143,34 @@ def _expiry(params: ChainParams, now_s: int) -> int:
 
 
 def apply_tx(
-    current: DomainState | None, tx: Transaction, params: ChainParams, now_s: int
+    current: DomainState | None,
+    tx: Transaction,
+    params: ChainParams,
+    now_s: int,
+    naming: NameContext | None = None,
 ) -> DomainState:
     """The domain's state after `tx`, given its state before and the block time.
 
-    Call `check_tx_static` first (blocks and the mempool do).
+    Call `check_tx_static` first (blocks and the mempool do). A commit changes
+    no domain: `chain.commits.check_commit` takes it.
+
+    Args:
+        current: the domain's state before (None: never registered).
+        tx: the transaction.
+        params: the network.
+        now_s: the block time.
+        naming: the block height and the commit and claim state the naming
+            rules read. Blocks always pass it; without it (a mempool that
+            cannot see the chain) a reveal's commit is taken on trust, to be
+            checked when a block is built.
 
     Raises:
         InvalidUpdate: the first rule broken, with a message naming the domain.
     """
     body = tx.body
     name = body.domain
+    if body.op == Op.COMMIT:
+        raise InvalidUpdate(RejectReason.BAD_OP, "a commit changes no domain's chain")
     check_tx_window(tx, params, now_s)
     expected_seq = 0 if current is None else current.seq + 1
     if body.seq != expected_seq:
@@ -117,7 +187,11 @@ def apply_tx(
         )
     active = current is not None and current.is_active(now_s)
     if body.op == Op.REGISTER:
-        if active:
+        if body.is_reveal and naming is not None:
+            commit = check_reveal(tx, params.naming, naming)
+            if active and not takes_over(commit, naming.claim, naming.height):
+                raise InvalidUpdate(RejectReason.NAME_TAKEN, f"{name} is already registered")
+        elif active:
             raise InvalidUpdate(RejectReason.NAME_TAKEN, f"{name} is already registered")
         if not tx.is_signed_by(body.owner, params.genesis_hash):
             raise InvalidUpdate(
@@ -130,6 +204,14 @@ def apply_tx(
             raise InvalidUpdate(
                 RejectReason.NAME_NOT_ACTIVE,
                 f"{name} is not registered (free, expired or released); register it first",
+            )
+        if naming is not None and naming.claim is not None and naming.claim.is_live(naming.height):
+            # An earlier commit may still take the name: its holder must not move the
+            # chain's head under that reveal (a stale `prev` would make it fail).
+            raise InvalidUpdate(
+                RejectReason.NAME_PROVISIONAL,
+                f"{name} is provisional until height {naming.claim.until} "
+                "(an earlier commit may still reveal it)",
             )
         # Both depend on the current owner, so a peer ahead of us may send them honestly.
         if body.op == Op.TRANSFER:

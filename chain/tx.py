@@ -1,7 +1,10 @@
 """Transactions: one signed step of one domain's own hash chain.
 
 Wire form: ``[Kind.TX, 2, body, signature]`` where `body` is the framed
-`Kind.TX_BODY` bytes. ``txid = sha256(body)``, so hashing never needs a
+body bytes in one of three forms: `Kind.TX_BODY` (every op but a commit, and a
+registration without commit), `Kind.NAME_COMMIT_BODY` (a commit: the name is
+hidden in a commitment, so the body has no domain) and `Kind.NAME_REVEAL_BODY`
+(a registration that reveals a commit; docs/naming.md). ``txid = sha256(body)``, so hashing never needs a
 re-encode. The signature is over ``sha256([Kind.TX_SIGNING, 1, genesis_hash,
 txid])``: the genesis hash is not sent, the verifier supplies its own, so a
 transaction signed for another network with the same `chain_id` does not
@@ -36,7 +39,11 @@ MAX_TX_RECORDS = 1024  # a hard decode cap; the genesis limit is checked by the 
 # The most bytes a body holds besides its record items: array head 1, kind 1,
 # version 1, chain_id 2+64, domain 2+253, seq 9, prev 2+32, op 1, records array
 # head 9, owner 2+33, valid_until 9. A longer body's records are longer than this.
-MAX_BODY_OVERHEAD = 421
+# A reveal body adds commit_height 9 and salt 2+32.
+MAX_BODY_OVERHEAD = 421 + 43
+MIN_SALT = 16
+MAX_SALT = 32
+MAX_STAMP_BYTES = 64 * 8
 
 
 class Op(IntEnum):
@@ -47,6 +54,7 @@ class Op(IntEnum):
     TRANSFER = 2
     RENEW = 3
     RELEASE = 4
+    COMMIT = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +70,16 @@ class TxBody:
         records: the full, canonical record set after the step.
         owner: the owner's public key after the step.
         valid_until: last block time (unix seconds) at which it may be included.
+        commitment: a commit's ``SHA-256([30, 1, genesis_hash, domain, owner,
+            salt])`` (empty otherwise).
+        stamp_work: a commit's declared stamp work (docs/naming.md).
+        stamp: a commit's proof-of-work nonces (`chain.stamp`).
+        commit_height: a reveal's commit's block height.
+        salt: a reveal's salt (empty for every other op: a registration
+            without salt is a direct one).
+
+    A commit has no domain: `domain` is "" (what indexes and messages show),
+    `seq` 0, `prev` zeroes and no records.
     """
 
     chain_id: str
@@ -72,6 +90,11 @@ class TxBody:
     records: tuple[Record, ...]
     owner: PublicKey
     valid_until: int
+    commitment: bytes = b""
+    stamp_work: int = 0
+    stamp: bytes = b""
+    commit_height: int = 0
+    salt: bytes = b""
 
     def __post_init__(self) -> None:
         if len(self.prev) != 32:
@@ -82,9 +105,61 @@ class TxBody:
             raise InvalidUpdate(RejectReason.MALFORMED, "tx.seq or tx.valid_until out of range")
         if (self.seq == 0) != (self.prev == ZERO_HASH):
             raise InvalidUpdate(RejectReason.BAD_PREV, "tx.prev is zero exactly when seq is 0")
+        self._check_form()
+
+    def _check_form(self) -> None:
+        """The fields a commit, a reveal and every other op may carry."""
+        if self.op == Op.COMMIT:
+            if len(self.commitment) != 32 or self.domain or self.seq or self.records:
+                raise InvalidUpdate(
+                    RejectReason.MALFORMED,
+                    "a commit carries a 32-byte commitment and no domain, seq or records",
+                )
+            if len(self.stamp) > MAX_STAMP_BYTES or not 0 <= self.stamp_work < 2**63:
+                raise InvalidUpdate(RejectReason.MALFORMED, "tx.stamp out of range")
+            if self.salt or self.commit_height:
+                raise InvalidUpdate(RejectReason.MALFORMED, "a commit carries no salt")
+            return
+        if self.commitment or self.stamp or self.stamp_work:
+            raise InvalidUpdate(RejectReason.MALFORMED, "only a commit carries a commitment")
+        if self.salt and (self.op != Op.REGISTER or not MIN_SALT <= len(self.salt) <= MAX_SALT):
+            raise InvalidUpdate(
+                RejectReason.MALFORMED,
+                f"only a registration reveals a salt, of {MIN_SALT} to {MAX_SALT} bytes",
+            )
+        if not 0 <= self.commit_height < 2**63 or (self.commit_height and not self.salt):
+            raise InvalidUpdate(RejectReason.MALFORMED, "tx.commit_height belongs to a reveal")
+
+    @property
+    def is_reveal(self) -> bool:
+        """Whether this registers a name by revealing an earlier commit."""
+        return bool(self.salt)
 
     def to_bytes(self) -> bytes:
         """Canonical framed bytes (what is hashed and signed)."""
+        if self.op == Op.COMMIT:
+            return frame(
+                Kind.NAME_COMMIT_BODY,
+                self.chain_id,
+                self.commitment,
+                bytes(self.owner),
+                self.valid_until,
+                self.stamp_work,
+                self.stamp,
+            )
+        if self.salt:
+            return frame(
+                Kind.NAME_REVEAL_BODY,
+                self.chain_id,
+                self.domain,
+                self.seq,
+                self.prev,
+                records_to_cbor(self.records),
+                bytes(self.owner),
+                self.valid_until,
+                self.commit_height,
+                self.salt,
+            )
         return frame(
             Kind.TX_BODY,
             self.chain_id,
@@ -119,12 +194,17 @@ class TxBody:
                     RejectReason.RECORDS_TOO_LARGE,
                     f"a {len(data)}-byte body, records are limited to {max_bytes} bytes",
                 )
+        # Kinds 24 and up follow the array head as a one-byte CBOR integer (0x18 kind).
+        if data[1:3] == bytes([0x18, Kind.NAME_COMMIT_BODY]):
+            return cls._commit_from_bytes(data)
+        if data[1:3] == bytes([0x18, Kind.NAME_REVEAL_BODY]):
+            return cls._reveal_from_bytes(data, max_records, max_bytes)
         r = Reader.open(data, Kind.TX_BODY, "tx", fields=8, max_size=MAX_TX_BYTES)
         chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
         domain = r.text("domain", maximum=MAX_DOMAIN)
         seq = r.uint("seq", maximum=2**63 - 1)
         prev = r.bytes("prev", size=32)
-        op_value = r.uint("op", maximum=max(Op))
+        op_value = r.uint("op", maximum=Op.RELEASE)  # a commit has its own form
         records = records_from_cbor(r.raw("records"), max_records=max_records, max_bytes=max_bytes)
         owner = r.bytes("owner", size=PUBLIC_KEY_SIZE)
         valid_until = r.uint("valid_until", maximum=2**63 - 1)
@@ -139,6 +219,47 @@ class TxBody:
             owner=PublicKey(owner),
             valid_until=valid_until,
         )
+
+    @classmethod
+    def _commit_from_bytes(cls, data: bytes) -> TxBody:
+        r = Reader.open(data, Kind.NAME_COMMIT_BODY, "commit", fields=6, max_size=MAX_TX_BYTES)
+        body = cls(
+            chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
+            domain="",
+            seq=0,
+            prev=ZERO_HASH,
+            op=Op.COMMIT,
+            records=(),
+            commitment=r.bytes("commitment", size=32),
+            owner=PublicKey(r.bytes("owner", size=PUBLIC_KEY_SIZE)),
+            valid_until=r.uint("valid_until", maximum=2**63 - 1),
+            stamp_work=r.uint("stamp_work", maximum=2**63 - 1),
+            stamp=r.bytes("stamp", maximum=MAX_STAMP_BYTES),
+        )
+        r.done()
+        return body
+
+    @classmethod
+    def _reveal_from_bytes(cls, data: bytes, max_records: int, max_bytes: int | None) -> TxBody:
+        r = Reader.open(data, Kind.NAME_REVEAL_BODY, "reveal", fields=9, max_size=MAX_TX_BYTES)
+        body = cls(
+            chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
+            domain=r.text("domain", maximum=MAX_DOMAIN),
+            seq=r.uint("seq", maximum=2**63 - 1),
+            prev=r.bytes("prev", size=32),
+            op=Op.REGISTER,
+            records=records_from_cbor(
+                r.raw("records"), max_records=max_records, max_bytes=max_bytes
+            ),
+            owner=PublicKey(r.bytes("owner", size=PUBLIC_KEY_SIZE)),
+            valid_until=r.uint("valid_until", maximum=2**63 - 1),
+            commit_height=r.uint("commit_height", maximum=2**63 - 1),
+            salt=r.bytes("salt", maximum=MAX_SALT),
+        )
+        r.done()
+        if not body.salt:
+            raise InvalidUpdate(RejectReason.MALFORMED, "reveal.salt: empty")
+        return body
 
 
 def tx_signing_digest(genesis_hash: bytes, txid: TxHash) -> bytes:

@@ -360,29 +360,54 @@ def record_tuples(max_size: int = 3) -> st.SearchStrategy[tuple[Record, ...]]:
 
 @st.composite
 def tx_bodies(
-    draw: st.DrawFn, records: st.SearchStrategy[tuple[Record, ...]] | None = None
+    draw: st.DrawFn,
+    records: st.SearchStrategy[tuple[Record, ...]] | None = None,
+    forms: tuple[str, ...] = ("plain",),
 ) -> TxBody:
-    """Transaction bodies (seq 0 exactly when prev is zero), domains mostly canonical."""
+    """Transaction bodies (seq 0 exactly when prev is zero), domains mostly canonical.
+
+    `forms` picks among plain ops, commits and reveals (issue 15; `ALL_FORMS`).
+    """
+    form = draw(st.sampled_from(forms))
+    if form == "commit":
+        return TxBody(
+            chain_id=draw(chain_ids), domain="", seq=0, prev=ZERO_HASH, op=Op.COMMIT, records=(),
+            owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63),
+            commitment=draw(hashes), stamp_work=draw(uint63),
+            stamp=draw(st.binary(max_size=64).map(lambda b: b[: len(b) // 8 * 8])),
+        )  # fmt: skip
     seq = draw(st.one_of(st.just(0), uint63))
+    if form == "reveal":
+        return TxBody(
+            chain_id=draw(chain_ids), domain=draw(st.one_of(domains(), st.text(max_size=20))),
+            seq=seq, prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)), op=Op.REGISTER,
+            records=draw(record_tuples() if records is None else records),
+            owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63),
+            commit_height=draw(uint63), salt=draw(st.binary(min_size=16, max_size=32)),
+        )  # fmt: skip
     return TxBody(
         chain_id=draw(chain_ids),
         domain=draw(st.one_of(domains(), st.text(max_size=20))),
         seq=seq,
         prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)),
-        op=draw(st.sampled_from(Op)),
+        op=draw(st.sampled_from([op for op in Op if op != Op.COMMIT])),
         records=draw(record_tuples() if records is None else records),
         owner=PublicKey(draw(key_bytes)),
         valid_until=draw(uint63),
     )
 
 
+ALL_FORMS = ("plain", "plain", "commit", "reveal")
+
+
 def transactions(
     records: st.SearchStrategy[tuple[Record, ...]] | None = None,
+    forms: tuple[str, ...] = ALL_FORMS,
 ) -> st.SearchStrategy[Transaction]:
-    """Transactions with arbitrary (unverifiable) signatures."""
+    """Transactions with arbitrary (unverifiable) signatures, of every body form."""
     return st.builds(
         lambda body, sig: Transaction(body=body, body_bytes=body.to_bytes(), signature=sig),
-        tx_bodies(records),
+        tx_bodies(records, forms),
         signatures,
     )
 

@@ -84,7 +84,7 @@ class Node:
         self.store = LevelDBStore.open(config.data_dir / "chain")
         self._ledger = ledger = Ledger(self.store, genesis)
         ledger.initialize()
-        self._mempool = mempool = Mempool(genesis.params)
+        self._mempool = mempool = Mempool(genesis.params, chain=ledger)
         self.topics = {name: topic(genesis.chain_id, name) for name in ("txs", "consensus", "blocks")}
         self.p2p = p2p = P2PService(
             P2PConfig(
