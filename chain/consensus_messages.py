@@ -27,7 +27,7 @@ from chain.block import MAX_BLOCK_BYTES_HARD, Block, read_block_frame
 from chain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, PrivateKey, PublicKey, sha256, verify
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
-from chain.quorum import ValidatorSet, Vote, VoteType
+from chain.quorum import MAX_VALIDATORS, VOTE_MAX_BYTES, ValidatorSet, Vote, VoteType
 from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID
 
@@ -394,3 +394,47 @@ class SignGuard:
 def vote_step(vtype: VoteType) -> SignStep:
     """The guard step of a vote type."""
     return SignStep.PREVOTE if vtype == VoteType.PREVOTE else SignStep.PRECOMMIT
+
+
+MAX_RELAYED_VOTES = MAX_VALIDATORS  # one vote per validator and step is all a relay passes on
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedVotes:
+    """Other validators' votes, passed on together by their round's proposer (issue 20).
+
+    Each vote keeps its own signature and is checked as if its signer had sent it;
+    the relay adds nothing to trust, only saves messages: a validator sends its vote
+    of round 0 to the round's proposer alone, which passes the votes on in batches,
+    so a height costs each validator a handful of messages instead of two per
+    validator. Wire: ``[Kind.RELAYED_VOTES, 1, [vote bytes, ...]]``.
+    """
+
+    votes: tuple[bytes, ...]
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes (each vote's own wire bytes inside)."""
+        return frame(Kind.RELAYED_VOTES, list(self.votes))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RelayedVotes:
+        """Decode strictly (the votes inside are decoded by the receiver).
+
+        Raises:
+            InvalidUpdate: malformed, empty, too many votes, or an item that is not bytes.
+        """
+        r = Reader.open(
+            data, Kind.RELAYED_VOTES, "relayed_votes", fields=1,
+            max_size=64 + MAX_RELAYED_VOTES * (VOTE_MAX_BYTES + 8),
+        )  # fmt: skip
+        items = r.array("votes", maximum=MAX_RELAYED_VOTES)
+        r.done()
+        if not items:
+            raise InvalidUpdate(RejectReason.MALFORMED, "relayed_votes: empty")
+        votes = []
+        for i, item in enumerate(items):
+            if type(item) is not bytes or len(item) > VOTE_MAX_BYTES:
+                raise InvalidUpdate(RejectReason.MALFORMED, f"relayed_votes.votes[{i}]: expected vote bytes")
+            assert isinstance(item, bytes)
+            votes.append(item)
+        return cls(tuple(votes))

@@ -55,6 +55,8 @@ class NodeStatus:
     version: str
     validators_linked: int = 0  # other validators we send votes to over links (issue 20)
     validators_known: int = 0  # validators whose hello (peer and addresses) we hold, us included
+    votes_to_proposer: int = 0  # our votes sent to their round's proposer alone, to be relayed
+    votes_relayed: int = 0  # others' votes we passed on as the round's proposer
     blocks_via_sync: int = 0  # blocks fetched by sync after the first catch-up (gossip missed them)
     gossip_received: dict[str, int] = field(default_factory=dict)  # topic name -> messages handed in
     gossip_mesh: dict[str, int] = field(default_factory=dict)  # topic name -> peers in our mesh

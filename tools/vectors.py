@@ -14,7 +14,7 @@ if not __package__:  # run as `python tools/X.py`: make `tools` importable (tool
 import argparse
 
 from chain.block import Block, BlockHeader, tx_root
-from chain.consensus_messages import Proposal, proposal_sign_bytes
+from chain.consensus_messages import Proposal, RelayedVotes, proposal_sign_bytes
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import Kind, encode, frame
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
@@ -99,6 +99,7 @@ def compute() -> dict[str, str]:
     out["sync_status"] = Status(chain_id=CHAIN, genesis_hash=GENESIS_HASH, height=1, head_hash=header.hash).to_bytes().hex()
     out["sync_blocks_request_from_1_count_500"] = BlocksRequest(start=1, count=500).to_bytes().hex()
     out["gossip_resent_precommit_nonce_7"] = Resent(nonce=7, payload=vote.to_bytes()).to_bytes().hex()
+    out["link_relayed_votes_one_precommit"] = RelayedVotes((vote.to_bytes(),)).to_bytes().hex()
     return out
 
 

@@ -238,6 +238,8 @@ class Node:
             blocks_via_sync=self.syncer.blocks_via_sync,
             validators_linked=self.links.linked_validators(),
             validators_known=len(self.links.directory),
+            votes_to_proposer=self.links.votes_to_proposer,
+            votes_relayed=self.links.relay.votes_relayed,
             gossip_received={_topic_name(t): n for t, n in self.p2p.received.items()},
             gossip_mesh={_topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
         )

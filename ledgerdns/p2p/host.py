@@ -369,12 +369,12 @@ def install_record_memo() -> None:
 def build_dht(host: IHost) -> KadDHT:
     """A Kademlia DHT in server mode; create it before the first dial so it sees every peer.
 
-    Without the library's random walk: it ran a forced refresh at start and every two
-    minutes (three concurrent lookups, each up to a minute), 6.5 % of a 16-validator
-    node's samples in its first minute under load (issue 20). The reconnect loop's
-    self-lookups below `target_peers` find peers instead (`P2PService`).
+    With the library's random walk, although it costs (a forced refresh at start and
+    every two minutes: 6.5 % of a 16-validator node's samples in its first minute under
+    load, issue 20): without it, a node of a 10-validator test network stayed at 0 peers
+    for a minute (not understood yet).
     """
-    return KadDHT(host, DHTMode.SERVER, enable_random_walk=False)
+    return KadDHT(host, DHTMode.SERVER, enable_random_walk=True)
 
 
 def parse_addrs(addrs: list[str]) -> list[multiaddr.Multiaddr]:

@@ -181,8 +181,11 @@ class ConsensusGossip:
         except InvalidUpdate as exc:
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
 
-    async def on_message(self, peer: str, data: bytes) -> None:
-        """A message passed `validate`: note who published it, then hand it to the driver."""
+    async def on_message(self, peer: str, data: bytes, *, relayed: bool = False) -> None:
+        """A message passed `validate`: note who published it, then hand it to the driver.
+
+        `relayed`: passed on by its round's proposer (`RelayedVotes`), not published first-hand.
+        """
         if data in self._linked:
             return
         try:
@@ -192,7 +195,7 @@ class ConsensusGossip:
         log.debug("got %s h=%d r=%d from %s", describe(message), message.height, message.round, peer[-6:])
         signer = message.proposer if isinstance(message, Proposal) else message.validator
         index = self._genesis.params.validators.index_of(signer)
-        if index is not None and message_kind(data) != Kind.RESENT:
+        if index is not None and not relayed and message_kind(data) != Kind.RESENT:
             # Published first-hand (a node re-sending relays others' votes too), and
             # noted before the machine can find the signer misbehaving.
             if peer not in self.peer_validator:

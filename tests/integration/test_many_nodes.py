@@ -6,7 +6,8 @@ back to fetching blocks by sync while its peers were live (`blocks_via_sync` in
 ``GET /v1/status``: before this issue, in 2 of 3 runs at 10 validators a node got no
 proposals by gossip and followed the chain only through the 5 s sync poll). The
 validators send their votes over links (`validators_linked` is every other
-validator), so consensus gossip carries little more than the proposals.
+validator), to the round's proposer, which relays them (`votes_to_proposer`,
+`votes_relayed`), so consensus gossip carries little more than the proposals.
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def test_ten_validators_every_node_applies_every_block_from_gossip(tmp_path: Pat
                 for w, e in zip(warm, end, strict=True)]  # fmt: skip
     assert heights >= NAMES - WARM_UP
     assert max(received) <= 3 * heights, (received, heights)
+    # Votes of round 0 went to the round's proposer, which passed them on: each validator
+    # proposed about one height in ten, so several of them relayed.
+    to_proposer = [int(e["votes_to_proposer"]) - int(w["votes_to_proposer"]) for w, e in zip(warm, end, strict=True)]
+    relayed = [int(e["votes_relayed"]) - int(w["votes_relayed"]) for w, e in zip(warm, end, strict=True)]
+    assert sum(to_proposer) >= heights * 9, (to_proposer, heights)  # 2 x 9 per height when all goes well
+    assert sum(1 for r in relayed if r) >= 2, relayed
 
 
 def test_four_validators_and_twelve_followers_every_node_applies_every_block_from_gossip(
