@@ -310,8 +310,18 @@ def invalid_proposal_json(record: InvalidProposal, genesis: Genesis) -> Json:
 
 
 def status_json(status: NodeStatus, genesis: Genesis) -> Json:
-    """A `NodeStatus` with the network's TLDs and genesis time added."""
+    """A `NodeStatus` with the network's TLDs, genesis time and naming rules added.
+
+    ``naming`` is the genesis naming section (docs/naming.md): what a wallet needs
+    to register by commit and reveal (delay, window, stamp settings).
+    """
     doc: Json = plain_json(status)
     doc["tlds"] = list(genesis.params.tlds)
     doc["genesis_time_ms"] = genesis.genesis_time_ms
+    doc["name_lifetime_s"] = genesis.params.name_lifetime_s
+    naming = genesis.params.naming
+    doc["naming"] = {
+        f.name: list(v) if isinstance(v := getattr(naming, f.name), tuple) else v
+        for f in dataclasses.fields(naming)
+    }
     return doc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
@@ -38,10 +40,17 @@ def state_text(view: DomainView) -> Text:
     if state is None:
         return Text(f"{view.domain}: never registered", style="yellow")
     pending = len(state.get("pending") or [])
-    expires = state.get("expires_at") or "never"
+    expires_at = state.get("expires_at") or 0
+    expires = "never"
+    if isinstance(expires_at, int) and expires_at:
+        expires = datetime.datetime.fromtimestamp(expires_at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    status = str(state.get("status"))
     return Text.assemble(
         (view.domain, "bold cyan"),
-        f"  {state.get('status')}  seq {state.get('seq')}  owner {short(state.get('owner'), 16)}"
+        "  ",
+        # An expired name is answered NXDOMAIN and free to register: say so plainly.
+        (f"{status.upper()} (NXDOMAIN, free to register)", "bold red") if status == "expired" else status,
+        f"  seq {state.get('seq')}  owner {short(state.get('owner'), 16)}"
         f"  expires {expires}  pending {pending}",
     )
 

@@ -134,7 +134,9 @@ def _cmd_export(wallet: Wallet, args: argparse.Namespace) -> Outcome:
 
 def _cmd_register(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     key = validate_key_name(args.key)
-    return writes.register(wallet, _domain(args), key, args.record or [], _wait(args))
+    console = make_console(stderr=True)
+    with views.RegisterBar(console, disable=args.json or not console.is_terminal) as bar:
+        return writes.register(wallet, _domain(args), key, args.record or [], _wait(args), bar)
 
 
 def _cmd_set(wallet: Wallet, args: argparse.Namespace) -> Outcome:
@@ -383,7 +385,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("domain")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")
 
-    p = add("register", _cmd_register, "register a free name")
+    p = add("register", _cmd_register, "register a free name (on a network with commit-reveal: "
+            "commit, wait, reveal; run again to resume)")
     p.add_argument("domain")
     p.add_argument("--key", default="default", help="the owner key (default %(default)s)")
     _records(p, required=False)

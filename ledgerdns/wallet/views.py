@@ -7,7 +7,16 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import RenderableType
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +26,7 @@ from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
 from ledgerdns.wallet.link import view_from_json
+from ledgerdns.wallet.pending import PendingStore
 from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
 from ledgerdns.wallet.seed import create_key
 from ledgerdns.wallet.writes import load_target
@@ -27,6 +37,70 @@ def _when(unix_s: int) -> str:
     if not unix_s:
         return "never"
     return datetime.datetime.fromtimestamp(unix_s, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+RENEW_SOON_S = 30 * 86400  # `show` suggests a renewal this long before a name lapses
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _expiry(expires_at: int, now_s: int) -> str:
+    """When a name lapses, with how long from now ("never" for a name that never expires)."""
+    if not expires_at:
+        return "never"
+    if expires_at <= now_s:
+        return f"{_when(expires_at)} (expired {_span(now_s - expires_at)} ago)"
+    return f"{_when(expires_at)} (in {_span(expires_at - now_s)})"
+
+
+class RegisterBar:
+    """`wallet register`'s progress on stderr: the stamp search, then the heights to wait.
+
+    A `ledgerdns.wallet.commitreveal.RegisterProgress`; drawn only on a terminal.
+    """
+
+    def __init__(self, console: Console, *, disable: bool) -> None:
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            TimeElapsedColumn(), console=console, transient=True, disable=disable,
+        )  # fmt: skip
+        self._task: TaskID | None = None
+        self._kind = ""
+        self._quiet = disable
+
+    def __enter__(self) -> RegisterBar:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def _show(self, kind: str, description: str, completed: int, total: int) -> None:
+        if self._kind != kind or self._task is None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(description, total=total)
+            self._kind = kind
+        self._progress.update(self._task, completed=min(completed, total), total=total,
+                              description=description)  # fmt: skip
+
+    def stamp(self, evaluations: int, expected: int) -> None:
+        """The stamp search's evaluations against their expected number."""
+        self._show("stamp", "stamp (proof of work)", evaluations, expected)
+
+    def heights(self, head: int, target: int) -> None:
+        """The chain's height against the one the reveal waits for."""
+        self._show("heights", f"waiting for height {target} (at {head})", head, target)
+
+    def note(self, text: str) -> None:
+        """A step begins: print it above the bar."""
+        if not self._quiet:
+            self._progress.console.print(text, highlight=False)
 
 
 def _short(hex_text: str | None) -> str:
@@ -102,9 +176,24 @@ def list_wallet(wallet: Wallet) -> Outcome:
         owner = row["key"] or f"{_short(row.get('owner'))} (not in wallet)"
         domain_table.add_row(*_cells(
             row["domain"], str(row.get("status")), owner, str(row.get("seq")),
-            str(row.get("records")), _when(int(row.get("expires_at") or 0)),
+            str(row.get("records")), _expiry(int(row.get("expires_at") or 0), wallet.now_s()),
         ))
     show: list[RenderableType] = [keys_table, domain_table]
+    under_way = PendingStore(wallet.root).all()
+    data["registrations_under_way"] = [
+        {"domain": p.domain, "key": p.key, "commit_height": p.commit_height,
+         "stamp_done": p.stamp is not None}
+        for p in under_way
+    ]  # fmt: skip
+    if under_way:
+        pending_table = Table(title="registrations under way (run `wallet register` again to finish)")
+        for column in ("domain", "key", "step"):
+            pending_table.add_column(column)
+        for p in under_way:
+            step = ("stamp" if p.stamp is None else "commit" if p.commit_height is None
+                    else f"reveal (commit in block {p.commit_height})")  # fmt: skip
+            pending_table.add_row(*_cells(p.domain, p.key, step))
+        show.append(pending_table)
     if note:
         data["note"] = note
         show.append(Text(note, style="yellow"))
@@ -148,6 +237,7 @@ def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outc
         "seq": view.seq if view.status != "free" else None,
         "head": view.head.hex() if view.status != "free" else None,
         "expires_at": view.expires_at,
+        "expires_in_s": view.expires_at - wallet.now_s() if view.expires_at else None,
         "pending": view.pending,
         "records": [r.to_text(domain) for r in view.records],
     }
@@ -167,13 +257,21 @@ def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outc
     summary.add_row("owner", f"{owner}" + (f" (key {key!r})" if key else " (not in this wallet)"))
     summary.add_row("seq", str(view.seq))
     summary.add_row("head", view.head.hex())
-    summary.add_row("expires", _when(view.expires_at))
+    now_s = wallet.now_s()
+    summary.add_row("expires", _expiry(view.expires_at, now_s))
     records = Table(title="records")
     for column in ("name", "ttl", "type", "data"):
         records.add_column(column, overflow="fold")
     for r in view.records:
         records.add_row(*_cells(r.name, str(r.ttl), r.rtype.name, r.rdata_text()))
-    return Outcome(data=data, show=[summary, records, *verdict_line])
+    hints: list[RenderableType] = []
+    if view.status == "expired":
+        hints.append(Text(f"{domain} expired: DNS answers NXDOMAIN for it and anyone may "
+                          f"register it (`ledgerdns wallet register {domain}`)", style="yellow"))
+    elif view.expires_at and view.expires_at - now_s < RENEW_SOON_S and key is not None:
+        hints.append(Text(f"{domain} expires soon: `ledgerdns wallet renew {domain}` extends it",
+                          style="yellow"))
+    return Outcome(data=data, show=[summary, records, *hints, *verdict_line])
 
 
 def history(wallet: Wallet, domain: str) -> Outcome:

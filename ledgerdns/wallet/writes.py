@@ -16,11 +16,13 @@ from chain.names import normalize_name, validate_domain
 from chain.records import Record
 from chain.tx import Op
 from chain.txbuilder import DomainView, build_tx, valid_until
+from ledgerdns.wallet.commitreveal import RegisterProgress, naming_from_status, register_by_commit
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import check_record_set, parse_records
 from ledgerdns.wallet.errors import BadInput, NodeError, NotOwner, UsageError
 from ledgerdns.wallet.index import view_summary
 from ledgerdns.wallet.link import RpcLink, view_from_json
+from ledgerdns.wallet.pending import PendingStore
 
 _DONE = {
     Op.REGISTER: "registered",
@@ -189,19 +191,46 @@ def _message(data: dict[str, Any], op: Op, wait: float | None) -> str:
 
 
 def register(
-    wallet: Wallet, domain: str, key_name: str, records: list[str], wait: float | None
+    wallet: Wallet,
+    domain: str,
+    key_name: str,
+    records: list[str],
+    wait: float | None,
+    progress: RegisterProgress | None = None,
 ) -> Outcome:
-    """Register a free (or released, or expired) name with key `key_name`."""
+    """Register a free (or released, or expired) name with key `key_name`.
+
+    On a network with commit-reveal this commits, waits and reveals, and a
+    second run resumes a registration under way (`ledgerdns.wallet.commitreveal`).
+    """
     parsed = check_record_set(parse_records(records, domain))
     wallet.keystore.info(key_name)  # an unknown key fails before the node is asked
     target = load_target(wallet, domain)
     view = target.view
+    naming = naming_from_status(target.status)
+    if naming is not None and naming.commit_reveal:
+        genesis_hash = _genesis_hash(target.status)
+        under_way = PendingStore(wallet.root).load(domain, genesis_hash) is not None
+        if view.status == "active" and not under_way:
+            _refuse_taken(wallet, domain, view)
+        info = wallet.keystore.info(key_name)
+        passphrase = wallet.passphrases.for_unlock(key_name) if info.encrypted else None
+        return register_by_commit(
+            wallet, status=target.status, genesis_hash=genesis_hash, domain=domain,
+            key_name=key_name, key=wallet.keystore.unlock(key_name, passphrase), records=parsed,
+            naming=naming, wait=wait, progress=progress,
+        )  # fmt: skip
+    if view.status == "active":
+        _refuse_taken(wallet, domain, view)
+    return send(wallet, target, Op.REGISTER, key_name, wait=wait, records=parsed)
+
+
+def _refuse_taken(wallet: Wallet, domain: str, view: DomainView) -> None:
     if view.status == "active":
         assert view.owner is not None
         mine = wallet.keystore.find(view.owner)
         whose = f"this wallet's key {mine!r}" if mine else bytes(view.owner).hex()
         raise NodeError(f"{domain} is already registered (owner: {whose})", code="name-taken")
-    return send(wallet, target, Op.REGISTER, key_name, wait=wait, records=parsed)
 
 
 def update_records(
