@@ -14,12 +14,23 @@ if not __package__:  # run as `python tools/X.py`: make `tools` importable (tool
 import argparse
 
 from chain.block import Block, BlockHeader, tx_root
+from chain.commits import (
+    Claim,
+    CommitEntry,
+    build_commit,
+    build_reveal,
+    claim_tree_key,
+    commit_tree_key,
+    make_commitment,
+)
 from chain.consensus_messages import Proposal, RelayedVotes, proposal_sign_bytes
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import Kind, encode, frame
+from chain.params import NamingParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
 from chain.records import Record
 from chain.smt import Proof, leaf_hash, root_of
+from chain.stamp import solve_stamp, stamp_seed
 from chain.state import DomainState, DomainStatus, domain_key
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from chain.wire import BlocksRequest, CommitNotice, Resent, Status, StatusRequest, TxBatch
@@ -100,6 +111,45 @@ def compute() -> dict[str, str]:
     out["sync_blocks_request_from_1_count_500"] = BlocksRequest(start=1, count=500).to_bytes().hex()
     out["gossip_resent_precommit_nonce_7"] = Resent(nonce=7, payload=vote.to_bytes()).to_bytes().hex()
     out["link_relayed_votes_one_precommit"] = RelayedVotes((vote.to_bytes(),)).to_bytes().hex()
+    out.update(_naming_vectors(key, record))
+    return out
+
+
+# The stamp settings of the naming vectors: 2 sub-stamps of work 2, Argon2id of 8 KiB, 1 pass.
+VECTOR_NAMING = NamingParams(
+    reveal_delay=1, reveal_window=64, stamp_work=2, stamp_count=2, stamp_memory_kib=8
+)
+VECTOR_SALT = b"\x33" * 16
+
+
+def _naming_vectors(key: PrivateKey, record: Record) -> dict[str, str]:
+    """Commit-reveal registration (issue 15, docs/naming.md): a commit, its reveal, the leaves."""
+    out: dict[str, str] = {}
+    commitment = make_commitment(GENESIS_HASH, "alice.p2p", key.public_key, VECTOR_SALT)
+    out["name_commitment"] = commitment.hex()
+    seed = stamp_seed(GENESIS_HASH, commitment, key.public_key, 2)
+    out["stamp_seed_work_2"] = seed.hex()
+    stamp = solve_stamp(seed, 2, VECTOR_NAMING)
+    out["stamp_work_2"] = stamp.hex()
+    commit = build_commit(
+        key=key, chain_id=CHAIN, genesis_hash=GENESIS_HASH, commitment=commitment, work=2,
+        stamp=stamp, deadline=1_800_000_000,
+    )  # fmt: skip
+    out["commit_body"] = commit.body_bytes.hex()
+    out["commit_tx"] = commit.to_bytes().hex()
+    reveal = build_reveal(
+        key=key, chain_id=CHAIN, genesis_hash=GENESIS_HASH, domain="alice.p2p", seq=0,
+        prev=ZERO_HASH, records=(record,), salt=VECTOR_SALT, commit_height=5,
+        deadline=1_800_000_000,
+    )  # fmt: skip
+    out["reveal_body"] = reveal.body_bytes.hex()
+    out["reveal_tx"] = reveal.to_bytes().hex()
+    entry = CommitEntry(commitment=commitment, owner=key.public_key, height=5, index=0, work=2)
+    out["commit_entry"] = entry.to_bytes().hex()
+    out["commit_tree_key"] = commit_tree_key(commitment, key.public_key).hex()
+    claim = Claim(domain="alice.p2p", commit_height=5, commit_index=0, until=69)
+    out["claim_entry"] = claim.to_bytes().hex()
+    out["claim_tree_key"] = claim_tree_key("alice.p2p").hex()
     return out
 
 

@@ -62,3 +62,22 @@ def test_network_message_vectors_decode() -> None:
     request = decode_sync_request(v["sync_blocks_request_from_1_count_500"])
     assert request.to_bytes() == v["sync_blocks_request_from_1_count_500"]
     assert Resent.from_bytes(v["gossip_resent_precommit_nonce_7"]).payload == v["precommit"]
+
+
+def test_naming_vectors_verify() -> None:
+    from chain.commits import make_commitment
+    from chain.stamp import stamp_seed, verify_stamp
+    from tools.vectors import VECTOR_NAMING
+
+    v = {k: bytes.fromhex(x) for k, x in published().items()}
+    commit, reveal = Transaction.from_bytes(v["commit_tx"]), Transaction.from_bytes(v["reveal_tx"])
+    body = reveal.body
+    assert commit.body_bytes == v["commit_body"] and reveal.body_bytes == v["reveal_body"]
+    assert b"alice" not in v["commit_tx"] and body.domain == "alice.p2p" and body.commit_height == 5
+    commitment = make_commitment(v["genesis_hash"], body.domain, body.owner, body.salt)
+    assert commitment == commit.body.commitment == v["name_commitment"]
+    seed = stamp_seed(v["genesis_hash"], commitment, commit.body.owner, commit.body.stamp_work)
+    assert seed == v["stamp_seed_work_2"] and commit.body.stamp == v["stamp_work_2"]
+    verify_stamp(commit.body.stamp, seed, 2, VECTOR_NAMING)
+    assert commit.is_signed_by(v["public_key"], v["genesis_hash"])
+    assert reveal.is_signed_by(v["public_key"], v["genesis_hash"])
