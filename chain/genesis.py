@@ -122,6 +122,15 @@ class Genesis:
         }
         return json.dumps(doc, indent=2) + "\n"
 
+    @staticmethod
+    def naming_from_json(doc: dict[str, Any], *, heartbeat_ms: int) -> NamingParams:
+        """Parse and check a genesis ``naming`` object (for tools that build one).
+
+        Raises:
+            ConfigError: naming the offending key (``naming.stamp_count``).
+        """
+        return _naming(doc, ConsensusParams(heartbeat_ms=heartbeat_ms))
+
     @classmethod
     def from_json(cls, text: str) -> Genesis:
         """Parse and validate genesis text.

@@ -102,3 +102,21 @@ class NamingParams:
         factors = self.stamp_short_factors
         factor = factors[length - 1] if 0 < length <= len(factors) else 1
         return self.stamp_work * factor
+
+
+# The naming rules of a public network, measured in docs/naming.md (tools/bench_stamp.py):
+# ~9 CPU-seconds of stamp a name (16 sub-stamps of 256 KiB Argon2id, 4,608 evaluations
+# each on average), ~2 ms to verify; labels of 1 to 5 characters cost 64, 32, 16, 4, 2
+# times that. `ledgerdns genesis new` starts from these; genesis/example-public.json has them.
+PUBLIC_NAMING = NamingParams(
+    reveal_delay=1,
+    reveal_window=64,
+    stamp_work=4608,
+    stamp_count=16,
+    stamp_memory_kib=256,
+    stamp_passes=1,
+    stamp_short_factors=(64, 32, 16, 4, 2),
+    max_block_commits=64,
+    max_block_registrations=64,
+)
+PUBLIC_NAME_LIFETIME_S = 365 * 86400

@@ -20,6 +20,7 @@ from chain.errors import ConfigError, InvalidUpdate, LedgerError
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.lightclient import default_max_age_ms
 from chain.names import normalize_name
+from chain.params import PUBLIC_NAME_LIFETIME_S, PUBLIC_NAMING, NamingParams
 from chain.quorum import ValidatorSet
 from ledgerdns import status as status_cli
 from ledgerdns.clock import SYSTEM_CLOCK
@@ -61,9 +62,21 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
         else "none (an idle network makes no blocks; light clients cannot bound staleness)",
     )
     table.add_row("records per name", f"{p.record_limits.max_records}, {p.record_limits.max_bytes} bytes")
+    table.add_row("registration", _naming_text(p.naming))
     table.add_row("genesis domains", str(len(genesis.domains)))
     out.print(table)
     return EXIT_OK
+
+
+def _naming_text(naming: NamingParams) -> str:
+    if not naming.commit_reveal:
+        return "direct (no commit-reveal, no stamp: dev networks only)"
+    limits = (f"; per block {naming.max_block_commits or 'any'} commits, "
+              f"{naming.max_block_registrations or 'any'} registrations")  # fmt: skip
+    stamp = (f"stamp {naming.stamp_count} x {naming.stamp_work} Argon2id evaluations of "
+             f"{naming.stamp_memory_kib} KiB" if naming.stamp_work else "no stamp")  # fmt: skip
+    return (f"commit-reveal: reveal {naming.reveal_delay} to {naming.reveal_window} heights after "
+            f"the commit; {stamp}{limits}")  # fmt: skip
 
 
 def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
@@ -85,6 +98,7 @@ def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
         "default_max_staleness_s": None if bound is None else bound / 1000,
         "max_records": p.record_limits.max_records,
         "max_recordset_bytes": p.record_limits.max_bytes,
+        "naming": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(p.naming).items()},
         "genesis_domains": len(genesis.domains),
     }
 
@@ -130,10 +144,11 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     genesis = dataclasses.replace(
         base,
         params=dataclasses.replace(
-            base.params, validators=ValidatorSet(tuple(k for _, k in validators)), consensus=consensus
+            base.params, validators=ValidatorSet(tuple(k for _, k in validators)), consensus=consensus,
+            naming=_naming_flags(args), name_lifetime_s=_lifetime_flag(args),
         ),
         validator_names=tuple(names),
-    )
+    )  # fmt: skip
     genesis = Genesis.from_json(genesis.to_json())  # every check a loaded file gets
     target.write_text(genesis.to_json())
     out.print(f"wrote {target} (chain {genesis.chain_id}, {len(validators)} validators, "
@@ -141,6 +156,40 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     if args.key_file:
         out.print(f"validator key: {args.key_file}")
     return EXIT_OK
+
+
+def _lifetime_flag(args: argparse.Namespace) -> int:
+    days = args.name_lifetime_days
+    if days is None:
+        return PUBLIC_NAME_LIFETIME_S
+    if not 0 <= days <= 100 * 365:
+        raise ConfigError("must be between 0 and 36500 days", key="--name-lifetime-days")
+    return int(days * 86400)
+
+
+def _naming_flags(args: argparse.Namespace) -> NamingParams:
+    """The naming rules from the flags: the public defaults, or direct registration with
+    ``--reveal-delay 0`` (then no window, stamp or limits unless given)."""
+    direct = args.reveal_delay == 0
+    base = NamingParams() if direct else PUBLIC_NAMING
+    values = dataclasses.asdict(base)
+    for name in ("reveal_delay", "reveal_window", "stamp_work", "stamp_count", "stamp_memory_kib",
+                 "stamp_passes", "max_block_commits", "max_block_registrations"):  # fmt: skip
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+    if args.stamp_short_factors is not None:
+        try:
+            factors = [int(x) for x in args.stamp_short_factors.split(",") if x.strip()]
+        except ValueError:
+            raise ConfigError("a comma-separated list of integers", key="--stamp-short-factors") from None
+        values["stamp_short_factors"] = factors
+    doc = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    try:  # the genesis loader's own checks, naming the flag's key
+        return Genesis.naming_from_json(doc, heartbeat_ms=round(args.heartbeat_s * 1000))
+    except ConfigError as exc:
+        flag = (exc.key or "naming").removeprefix("naming.").split("[")[0].replace("_", "-")
+        raise ConfigError(str(exc).split(": ", 1)[-1], key=f"--{flag}") from None
 
 
 def _key_new(args: argparse.Namespace, out: Console) -> int:
@@ -163,6 +212,38 @@ def _key_show(args: argparse.Namespace, out: Console) -> int:
         return EXIT_OK
     out.print(bytes(key.public_key).hex())
     return EXIT_OK
+
+
+def _naming_arguments(new: argparse.ArgumentParser) -> None:
+    """`genesis new`'s naming flags (docs/naming.md); each defaults to the public rules."""
+    p = PUBLIC_NAMING
+    group = new.add_argument_group(
+        "naming rules", "how names are claimed (docs/naming.md); the defaults are a public "
+        "network's: commit-reveal, a ~9 CPU-second proof-of-work stamp a name, a one-year lifetime"
+    )  # fmt: skip
+    def flag(name: str, help_text: str, kind: type = int) -> None:
+        group.add_argument(f"--{name}", type=kind, default=None, metavar="N", help=help_text)
+
+    flag("name-lifetime-days", f"a name lapses this long after its registration or renewal "
+         f"(default {PUBLIC_NAME_LIFETIME_S // 86400}; 0 = never)", float)
+    flag("reveal-delay", f"heights between a commit's block and its reveal (default {p.reveal_delay}); "
+         "0 = names are registered directly, without commit-reveal or stamp (dev networks only: "
+         "anyone who sees a registration can take the name first)")
+    flag("reveal-window", f"heights after its commit's block until which a reveal is accepted "
+         f"(default {p.reveal_window})")
+    flag("stamp-work", f"expected Argon2id evaluations per sub-stamp for a long name "
+         f"(default {p.stamp_work}; 0 = no stamp)")
+    flag("stamp-count", f"sub-stamps per stamp: the cost spreads by 1/sqrt(N) (default {p.stamp_count})")
+    flag("stamp-memory-kib", f"Argon2id memory per evaluation (default {p.stamp_memory_kib})")
+    flag("stamp-passes", f"Argon2id passes (default {p.stamp_passes})")
+    group.add_argument(
+        "--stamp-short-factors", default=None, metavar="F1,F2,...",
+        help="work multipliers for labels of 1, 2, ... characters (default "
+        f"{','.join(map(str, p.stamp_short_factors))}; '' = none)",
+    )  # fmt: skip
+    flag("max-block-commits", f"commits per block (default {p.max_block_commits}; 0 = no limit)")
+    flag("max-block-registrations", f"registrations per block (default {p.max_block_registrations}; "
+         "0 = no limit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         "means the node is behind or hiding blocks. With 0 an idle network makes no blocks and "
         "clients cannot tell that apart from a node hiding them",
     )  # fmt: skip
+    _naming_arguments(new)
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     new.set_defaults(run=_genesis_new)
     keys = commands.add_parser("key", help="create validator keys and show their public keys")

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from chain.genesis import Genesis, InitialDomain, make_single_validator_genesis
-from chain.params import NamingParams
+from chain.params import PUBLIC_NAME_LIFETIME_S, PUBLIC_NAMING
 from chain.quorum import ValidatorSet
 from chain.records import Record, canonical_record_set
 from tools.devchain import dev_key
@@ -56,29 +56,13 @@ def localnet(n: int = 4) -> Genesis:
     )
 
 
-# The public example's naming rules, measured in docs/naming.md (tools/bench_stamp.py):
-# ~9 CPU-seconds of stamp a name (16 sub-stamps of 256 KiB Argon2id, 4,608 evaluations
-# each on average), 2 ms to verify; short labels cost more.
-PUBLIC_NAMING = NamingParams(
-    reveal_delay=1,
-    reveal_window=64,
-    stamp_work=4608,
-    stamp_count=16,
-    stamp_memory_kib=256,
-    stamp_passes=1,
-    stamp_short_factors=(64, 32, 16, 4, 2),
-    max_block_commits=64,
-    max_block_registrations=64,
-)
-ONE_YEAR_S = 365 * 86400
-
-
 def example_public() -> Genesis:
+    """The naming rules of a public network (chain.params.PUBLIC_NAMING, docs/naming.md)."""
     base = localnet(4)
     params = dataclasses.replace(
         base.params,
         chain_id="ledgerdns-example",
-        name_lifetime_s=ONE_YEAR_S,
+        name_lifetime_s=PUBLIC_NAME_LIFETIME_S,
         consensus=dataclasses.replace(base.params.consensus, heartbeat_ms=60_000),
         naming=PUBLIC_NAMING,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ from chain.errors import ConfigError, InvalidUpdate, RejectReason
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
-from chain.params import NamingParams
+from chain.params import PUBLIC_NAME_LIFETIME_S, PUBLIC_NAMING, NamingParams
 from chain.records import Record
 from chain.rules import check_tx_static
 from chain.stamp import solve_stamp, stamp_seed, verify_stamp
@@ -456,3 +457,27 @@ def test_a_long_reveal_delay_needs_a_heartbeat() -> None:
     assert info.value.key == "naming.reveal_delay"
     doc["naming"] = {"reveal_delay": 1, "reveal_window": 4}
     assert Genesis.from_json(json.dumps(doc)).params.naming.reveal_delay == 1
+
+
+# -- `ledgerdns genesis new` --
+
+
+def test_genesis_new_sets_the_public_rules_and_takes_flags(tmp_path: Path) -> None:
+    from ledgerdns.cli import main
+
+    def new(name: str, *flags: str) -> int:
+        return main(["genesis", "new", "--key-file", str(tmp_path / "v.pem"),
+                     "--out", str(tmp_path / name), *flags])  # fmt: skip
+
+    assert new("public.json") == 0
+    public = Genesis.from_json((tmp_path / "public.json").read_text()).params
+    assert public.naming == PUBLIC_NAMING and public.name_lifetime_s == PUBLIC_NAME_LIFETIME_S
+    assert new("dev.json", "--reveal-delay", "0", "--name-lifetime-days", "0") == 0
+    dev = Genesis.from_json((tmp_path / "dev.json").read_text()).params
+    assert dev.naming == NamingParams() and dev.name_lifetime_s == 0
+    assert new("tuned.json", "--stamp-work", "10", "--stamp-short-factors", "4,2",
+               "--max-block-commits", "5") == 0  # fmt: skip
+    tuned = Genesis.from_json((tmp_path / "tuned.json").read_text()).params.naming
+    assert (tuned.stamp_work, tuned.stamp_short_factors, tuned.max_block_commits) == (10, (4, 2), 5)
+    assert new("bad.json", "--reveal-window", "0") == 2  # under the reveal delay
+    assert not (tmp_path / "bad.json").exists()
