@@ -7,9 +7,10 @@ Measures, in CPU seconds of this process (one core):
   `check_ms` the whole static check of a commit a validator runs (signature
   and stamp), medians over many;
 - `solve_s`: full stamp searches at the network's work for an ordinary name,
-  each on a fresh commitment (`solves` of them; their mean and spread);
+  each on a fresh commitment (`solves` of them; their mean and spread), and
+  `solve_eval_ms`, the cost of one evaluation over all of theirs;
 
-and from `eval_ms` and the parameters, the expected cost of a stamp and its
+and from `solve_eval_ms` and the parameters, the expected cost of a stamp and its
 distribution: the sum of `stamp_count` geometric draws of mean `stamp_work`
 evaluations (an Erlang distribution to within 1/work), its median, 90th, 95th
 and 99th percentiles, and `million_core_days`, what a million registrations
@@ -120,7 +121,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 full searches instead of 8")
     parser.add_argument("--genesis", default=str(EXAMPLE), help="genesis whose naming rules to measure (default %(default)s)")
-    parser.add_argument("--solves", type=int, default=None, help="full stamp searches to time (default 8, --quick 2)")
+    parser.add_argument("--solves", type=int, default=None, help="full stamp searches to time (default 8, --quick 2; 0: none)")
     args = parser.parse_args()
     genesis = Genesis.from_json(Path(args.genesis).read_text())
     naming = genesis.params.naming
@@ -144,7 +145,10 @@ def main() -> int:
         print(f"search {i + 1}/{solves}: {times[-1]:.2f} s CPU, {evaluations[-1]} evaluations",
               file=sys.stderr)  # fmt: skip
     k, work = naming.stamp_count, naming.stamp_work
-    mean_s = k * work * eval_ms / 1000
+    # The cost of one evaluation: over the searches' many evaluations when there were
+    # some (hundreds of thousands), else the short measurement above.
+    per_eval_ms = sum(times) / sum(evaluations) * 1000 if times else eval_ms
+    mean_s = k * work * per_eval_ms / 1000
     out = {
         "genesis": Path(args.genesis).name,
         "stamp_memory_kib": naming.stamp_memory_kib,
@@ -162,11 +166,11 @@ def main() -> int:
         "p99_s": round(erlang_quantile(k, mean_s, 0.99), 2),
         "million_core_days": round(1_000_000 * mean_s / DAY_S, 1),
         "solves": solves,
-        "solve_s_mean": round(statistics.mean(times), 2),
-        "solve_s_min": round(min(times), 2),
-        "solve_s_max": round(max(times), 2),
-        "solve_evaluations_mean": round(statistics.mean(evaluations)),
-        "solve_s_per_evaluation_ms": round(sum(times) / sum(evaluations) * 1000, 4),
+        "solve_s_mean": round(statistics.mean(times), 2) if times else None,
+        "solve_s_min": round(min(times), 2) if times else None,
+        "solve_s_max": round(max(times), 2) if times else None,
+        "solve_evaluations_mean": round(statistics.mean(evaluations)) if times else None,
+        "solve_eval_ms": round(per_eval_ms, 4),
     }
     print(json.dumps(out))
     return 0
