@@ -11,8 +11,8 @@ how fast an honest network produces them (numbers in docs/p2p.md):
   senders keep batches under 960 KiB); ``consensus`` 1 MiB (a proposal carries a
   whole block, but py-libp2p neither sends nor reads a pubsub RPC frame above
   1 MiB, so no larger consensus message can be gossiped at all; the node's
-  proposals stay under ~270 KiB); ``blocks`` 40 KiB (`CommitNotice`'s decoder
-  bound; a certificate of 256 validators is ~18 KiB).
+  proposals stay under ~270 KiB); ``blocks`` 1 MiB (a finalized block with its
+  certificate, as the proposal that carried it; a certificate of 256 validators is ~18 KiB).
 - rate: the busiest single forwarder sent one node at most 54 msg/s on ``txs``,
   42 msg/s on ``consensus`` and 3 msg/s on ``blocks`` in any one second (at most
   83, 200 and 9 in any 5 s), measured in every node of a 4 + 1 cluster under
@@ -62,7 +62,7 @@ class GossipLimit:
 DEFAULT_TOPIC_LIMITS: Mapping[str, GossipLimit] = {
     "txs": GossipLimit(max_bytes=1 * MIB, rate=300.0, burst=1500.0),
     "consensus": GossipLimit(max_bytes=1 * MIB, rate=300.0, burst=1500.0),
-    "blocks": GossipLimit(max_bytes=40 * KIB, rate=30.0, burst=150.0),
+    "blocks": GossipLimit(max_bytes=1 * MIB, rate=30.0, burst=150.0),  # finalized blocks (issue 20)
 }
 # Any other topic: the frame cap and the largest of the rates above.
 DEFAULT_LIMIT = GossipLimit(max_bytes=MAX_RPC_FRAME_BYTES, rate=300.0, burst=1500.0)

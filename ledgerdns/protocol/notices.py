@@ -1,10 +1,14 @@
-"""The ``blocks`` gossip topic: commit notices, and what follows a stored block.
+"""The ``blocks`` gossip topic: finalized blocks, and what follows a stored block.
 
-A block's proposer publishes a `CommitNotice` (height, hash, certificate) as
-soon as it commits. A node that holds the proposal commits it from the
-notice; one that does not, syncs. `Commits` is what the driver calls after
-every stored block: the mempool, the waiters of `wait_finalized`, the block
-listeners (DNS caches), and the notice.
+A block's proposer publishes the block with its certificate (a one-block
+`BlocksPage`, the form sync uses) as soon as it commits: followers apply it
+from that one message (issue 20: they used to get the proposal and a separate
+`CommitNotice` of height, hash and certificate, two messages per height, each
+several times over the mesh, and a notice that overtook its proposal had to wait
+for it). A `CommitNotice` is still understood: its node commits the proposal it
+holds, or syncs. `Commits` is what the driver calls after every stored block:
+the mempool, the waiters of `wait_finalized`, the block listeners (DNS caches),
+and the announcement.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from chain.block import Block
-from chain.errors import InvalidUpdate, NotFound
+from chain.encoding import Kind
+from chain.errors import InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate
 from chain.tx import forget_decoded
-from chain.wire import CommitNotice
+from chain.wire import BlocksPage, CommitNotice, FinalizedBlock, message_kind
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PService
 from ledgerdns.protocol.offences import BAD_MESSAGE_PENALTY
@@ -38,6 +43,7 @@ log = logging.getLogger("ledgerdns.protocol.blocks")
 NOTICE_DELAY_S = 0.0
 PROPOSAL_WAIT_S = 1.0  # a notice that came before its proposal waits this long for it
 PROPOSAL_POLL_S = 0.05
+RECENT_HEIGHTS = 2  # a finalized block this far below our head is still passed on (others may lack it)
 
 BlockListener = Callable[[int, frozenset[str]], None]
 
@@ -62,6 +68,8 @@ class CommitNotices:
         self._driver = driver
         self._syncer = syncer
         self._nursery: trio.Nursery | None = None
+        # the block the filter just checked, for the handler that gets the same bytes next
+        self._checked: tuple[bytes, Block, CommitCertificate] | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the nursery that delayed announcements run in, until cancelled."""
@@ -71,7 +79,9 @@ class CommitNotices:
             await trio.sleep_forever()
 
     def validate(self, peer: str, data: bytes) -> bool:
-        """The gossip filter: a notice whose certificate does not verify costs its sender."""
+        """The gossip filter: a notice or block whose certificate does not verify costs its sender."""
+        if message_kind(data) == Kind.BLOCKS_PAGE:
+            return self._validate_block(peer, data)
         try:
             notice = CommitNotice.from_bytes(data)
             params = self._genesis.params
@@ -84,13 +94,49 @@ class CommitNotices:
             return False
         return True
 
+    def _validate_block(self, peer: str, data: bytes) -> bool:
+        """A finalized block: one block whose certificate verifies; passed on while recent."""
+        try:
+            block, certificate = _one_block(data)
+            if block.height + RECENT_HEIGHTS <= self._ledger.height:
+                return False  # old: nobody needs it from gossip (not the sender's fault)
+            params = self._genesis.params
+            certificate.verify(
+                params.validators, params.chain_id, block.hash, genesis_hash=params.genesis_hash
+            )  # fmt: skip
+        except InvalidUpdate as exc:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"finalized block: {exc}")
+            return False
+        self._checked = (data, block, certificate)
+        return True
+
+    async def _on_block(self, data: bytes) -> None:
+        """Apply a finalized block that is our next one; sync towards one further ahead."""
+        checked = self._checked
+        if checked is not None and checked[0] == data:
+            _, block, certificate = checked
+        else:
+            block, certificate = _one_block(data)
+        self._checked = None
+        if block.height == self._ledger.height + 1:
+            try:
+                await self._driver.apply_finalized(block, certificate)
+            except InvalidUpdate as exc:
+                log.error("a certified block does not apply: %s", exc)
+        elif block.height > self._ledger.height + 1:
+            self._syncer.poke(block.height)
+
     async def on_message(self, peer: str, data: bytes) -> None:
-        """Commit the noticed block if we hold its proposal, else let sync fetch it.
+        """A finalized block: apply it. A notice: commit the noticed block if we hold its
+        proposal, else let sync fetch it.
 
         The proposal of the next height may still be on its way (it can come
         over another path of the mesh than the notice): it gets
         `PROPOSAL_WAIT_S` to arrive before sync is asked.
         """
+        if message_kind(data) == Kind.BLOCKS_PAGE:
+            await self._on_block(data)
+            return
         notice = CommitNotice.from_bytes(data)
         if notice.height <= self._ledger.height:
             return
@@ -123,22 +169,22 @@ class CommitNotices:
             self._syncer.poke(notice.height)
 
     def announce(self, block: Block, certificate: CommitCertificate) -> None:
-        """Publish a notice for a block this node proposed, `NOTICE_DELAY_S` from now."""
+        """Publish a block this node proposed, with its certificate, `NOTICE_DELAY_S` from now."""
         if self._nursery is not None:
-            notice = CommitNotice(height=block.height, block_hash=block.hash, certificate=certificate)
-            self._nursery.start_soon(self._announce, notice)
+            final = BlocksPage((FinalizedBlock(block.to_bytes(), certificate.to_bytes()),))
+            self._nursery.start_soon(self._announce, block.height, final.to_bytes())
 
-    async def _announce(self, notice: CommitNotice) -> None:
-        """Publish a commit notice after `NOTICE_DELAY_S`, unless a later block is final by then.
+    async def _announce(self, height: int, data: bytes) -> None:
+        """Publish a finalized block after `NOTICE_DELAY_S`, unless a later one is final by then.
 
         Validators decide from the votes they get over links; followers (and a
-        validator that missed votes) commit the proposal they hold when the
-        notice comes, so it goes out at once.
+        validator that missed votes) apply the block when it comes, so it goes
+        out at once.
         """
         await trio.sleep(NOTICE_DELAY_S)
-        if self._ledger.height > notice.height:
+        if self._ledger.height > height:
             return  # a later block is final: nodes still behind learn of it from that one or by sync
-        await self._p2p.publish(self.topic, notice.to_bytes())
+        await self._p2p.publish(self.topic, data)
 
 
 class Commits:
@@ -205,3 +251,15 @@ class Commits:
             log.info("block %d: %d txs", block.height, len(block.txs))
         if mine:
             self._notices.announce(block, certificate)
+
+
+def _one_block(data: bytes) -> tuple[Block, CommitCertificate]:
+    """The one block of a gossiped `BlocksPage`, decoded.
+
+    Raises:
+        InvalidUpdate: malformed, or not exactly one block.
+    """
+    page = BlocksPage.from_bytes(data)
+    if len(page.blocks) != 1:
+        raise InvalidUpdate(RejectReason.MALFORMED, "a gossiped block page holds one block")
+    return page.blocks[0].decode()

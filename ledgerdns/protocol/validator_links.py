@@ -95,6 +95,7 @@ class ValidatorLinks:
         self._limiter = RateLimiter(max_entries=1024)
         self._consensus: ConsensusGossip | None = None
         self.votes_linked = 0  # our votes sent over links only
+        self.proposals_linked = 0  # our proposals sent over links only (every validator linked)
         self.votes_to_proposer = 0  # our votes sent to their round's proposer alone (relayed)
         self.relay = VoteRelay(quorum=lambda: self._genesis.params.validators.quorum, send=self._send_linked)
         self.votes_gossiped = 0  # our votes that also went by gossip (some validator unlinked)
@@ -329,9 +330,13 @@ class ValidatorLinks:
                 return
         linked = self._send_linked(data)
         if isinstance(message, Proposal):
-            # Over links first, on the same streams as our votes after it, so a validator
-            # has the block before the votes for it; by gossip too, for the followers.
-            await self._p2p.publish(self._consensus_topic, data)
+            # Over links, on the same streams as our votes after it, so a validator has the
+            # block before the votes for it; by gossip too while some validator is unlinked.
+            # Followers get the block once final, with its certificate (`notices`).
+            if linked:
+                self.proposals_linked += 1
+            else:
+                await self._p2p.publish(self._consensus_topic, data)
             return
         if linked:
             self.votes_linked += 1
