@@ -13,7 +13,7 @@ non-shortest integer and length forms, indefinite lengths and tags.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 from typing import TypeAlias
 
 import cbor2
@@ -27,6 +27,7 @@ MAX_DEPTH = 8
 UINT64_MAX = 2**64 - 1
 
 
+@unique
 class Kind(IntEnum):
     """The first element of every top-level encoded object."""
 
@@ -63,7 +64,7 @@ class Kind(IntEnum):
     STAMP_INPUT = 31
     NAME_COMMIT = 32
     NAME_CLAIM = 33
-    RELAYED_VOTES = 28  # issue 20: a round's proposer passes on the votes it was sent
+    RELAYED_VOTES = 34  # issue 20: a round's proposer passes on the votes it was sent
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis
