@@ -65,6 +65,8 @@ class Kind(IntEnum):
     NAME_COMMIT = 32
     NAME_CLAIM = 33
     RELAYED_VOTES = 34  # issue 20: a round's proposer passes on the votes it was sent
+    NAME_RENEW_BODY = 35
+    RENEWAL_STAMP_INPUT = 36
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis

@@ -11,7 +11,7 @@ from chain.errors import DEFAULT_PENALTY, InvalidUpdate, RejectReason
 from chain.names import validate_domain
 from chain.params import ChainParams
 from chain.records import validate_record_set
-from chain.stamp import stamp_seed, verify_stamp
+from chain.stamp import renewal_seed, stamp_seed, verify_stamp
 from chain.state import DomainState, DomainStatus
 from chain.tx import ZERO_HASH, Op, Transaction
 
@@ -52,6 +52,26 @@ def _check_commit_static(tx: Transaction, params: ChainParams) -> None:
         return
     seed = stamp_seed(params.genesis_hash, body.commitment, body.owner, body.stamp_work)
     verify_stamp(body.stamp, seed, body.stamp_work, naming)
+    if len(_valid_stamps) >= _VALID_STAMPS_MAX:
+        _valid_stamps.clear()
+    _valid_stamps.add(memo)
+
+
+def _check_renewal_stamp(tx: Transaction, params: ChainParams) -> None:
+    """On a network with stamps a renewal pays one, as a registration did (docs/naming.md §4)."""
+    body = tx.body
+    need = params.naming.required_work(body.domain)
+    if body.stamp_work < need:
+        raise InvalidUpdate(
+            RejectReason.BAD_STAMP,
+            f"{body.domain}: a renewal here carries a stamp of work {need} or more "
+            f"(got {body.stamp_work}; `ledgerdns wallet renew` makes one)",
+        )
+    memo = params.genesis_hash + tx.txid
+    if memo in _valid_stamps:
+        return
+    seed = renewal_seed(params.genesis_hash, body.domain, body.owner, body.prev, body.stamp_work)
+    verify_stamp(body.stamp, seed, body.stamp_work, params.naming)
     if len(_valid_stamps) >= _VALID_STAMPS_MAX:
         _valid_stamps.clear()
     _valid_stamps.add(memo)
@@ -104,6 +124,8 @@ def check_tx_static(tx: Transaction, params: ChainParams) -> None:
     validate_domain(body.domain, params.tlds)
     _validate_owner_key(body.owner)
     validate_record_set(body.records, params.record_limits)
+    if body.op == Op.RENEW and params.naming.stamp_work:
+        _check_renewal_stamp(tx, params)
     if body.op == Op.RELEASE and body.records:
         raise InvalidUpdate(RejectReason.BAD_OP, f"{body.domain}: a release carries no records")
     if body.op != Op.TRANSFER and not tx.is_signed_by(body.owner, params.genesis_hash):

@@ -41,6 +41,15 @@ def stamp_seed(genesis_hash: bytes, commitment: bytes, owner: bytes, work: int) 
     return sha256(frame(Kind.STAMP_INPUT, genesis_hash, commitment, owner, work))
 
 
+def renewal_seed(genesis_hash: bytes, domain: str, owner: bytes, prev: bytes, work: int) -> bytes:
+    """What a renewal's sub-stamps hash: bound to the name, its owner and its chain's head.
+
+    The head (`prev`) changes with every step of the name's chain, so a renewal
+    stamp serves one renewal only: a name held for years costs a stamp a lifetime.
+    """
+    return sha256(frame(Kind.RENEWAL_STAMP_INPUT, genesis_hash, domain, bytes(owner), prev, work))
+
+
 def evaluate(seed: bytes, nonce: int, params: NamingParams) -> bytes:
     """One Argon2id evaluation of `seed` and `nonce` under the network's cost settings."""
     return hash_secret_raw(

@@ -4,7 +4,8 @@ Wire form: ``[Kind.TX, 2, body, signature]`` where `body` is the framed
 body bytes in one of three forms: `Kind.TX_BODY` (every op but a commit, and a
 registration without commit), `Kind.NAME_COMMIT_BODY` (a commit: the name is
 hidden in a commitment, so the body has no domain) and `Kind.NAME_REVEAL_BODY`
-(a registration that reveals a commit; docs/naming.md). ``txid = sha256(body)``, so hashing never needs a
+(a registration that reveals a commit), and `Kind.NAME_RENEW_BODY` (a renewal
+carrying a stamp; docs/naming.md). ``txid = sha256(body)``, so hashing never needs a
 re-encode. The signature is over ``sha256([Kind.TX_SIGNING, 1, genesis_hash,
 txid])``: the genesis hash is not sent, the verifier supplies its own, so a
 transaction signed for another network with the same `chain_id` does not
@@ -72,8 +73,8 @@ class TxBody:
         valid_until: last block time (unix seconds) at which it may be included.
         commitment: a commit's ``SHA-256([30, 1, genesis_hash, domain, owner,
             salt])`` (empty otherwise).
-        stamp_work: a commit's declared stamp work (docs/naming.md).
-        stamp: a commit's proof-of-work nonces (`chain.stamp`).
+        stamp_work: a commit's or a renewal's declared stamp work (docs/naming.md).
+        stamp: a commit's or a renewal's proof-of-work nonces (`chain.stamp`).
         commit_height: a reveal's commit's block height.
         salt: a reveal's salt (empty for every other op: a registration
             without salt is a direct one).
@@ -120,8 +121,12 @@ class TxBody:
             if self.salt or self.commit_height:
                 raise InvalidUpdate(RejectReason.MALFORMED, "a commit carries no salt")
             return
-        if self.commitment or self.stamp or self.stamp_work:
+        if self.commitment:
             raise InvalidUpdate(RejectReason.MALFORMED, "only a commit carries a commitment")
+        if (self.stamp or self.stamp_work) and self.op != Op.RENEW:
+            raise InvalidUpdate(RejectReason.MALFORMED, "only a commit or a renewal carries a stamp")
+        if len(self.stamp) > MAX_STAMP_BYTES or not 0 <= self.stamp_work < 2**63:
+            raise InvalidUpdate(RejectReason.MALFORMED, "tx.stamp out of range")
         if self.salt and (self.op != Op.REGISTER or not MIN_SALT <= len(self.salt) <= MAX_SALT):
             raise InvalidUpdate(
                 RejectReason.MALFORMED,
@@ -129,6 +134,11 @@ class TxBody:
             )
         if not 0 <= self.commit_height < 2**63 or (self.commit_height and not self.salt):
             raise InvalidUpdate(RejectReason.MALFORMED, "tx.commit_height belongs to a reveal")
+
+    @property
+    def is_stamped_renewal(self) -> bool:
+        """Whether this is a renewal in the stamped form (`Kind.NAME_RENEW_BODY`)."""
+        return self.op == Op.RENEW and self.stamp_work > 0
 
     @property
     def is_reveal(self) -> bool:
@@ -142,6 +152,19 @@ class TxBody:
                 Kind.NAME_COMMIT_BODY,
                 self.chain_id,
                 self.commitment,
+                bytes(self.owner),
+                self.valid_until,
+                self.stamp_work,
+                self.stamp,
+            )
+        if self.is_stamped_renewal:
+            return frame(
+                Kind.NAME_RENEW_BODY,
+                self.chain_id,
+                self.domain,
+                self.seq,
+                self.prev,
+                records_to_cbor(self.records),
                 bytes(self.owner),
                 self.valid_until,
                 self.stamp_work,
@@ -199,6 +222,8 @@ class TxBody:
             return cls._commit_from_bytes(data)
         if data[1:3] == bytes([0x18, Kind.NAME_REVEAL_BODY]):
             return cls._reveal_from_bytes(data, max_records, max_bytes)
+        if data[1:3] == bytes([0x18, Kind.NAME_RENEW_BODY]):
+            return cls._renewal_from_bytes(data, max_records, max_bytes)
         r = Reader.open(data, Kind.TX_BODY, "tx", fields=8, max_size=MAX_TX_BYTES)
         chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
         domain = r.text("domain", maximum=MAX_DOMAIN)
@@ -259,6 +284,29 @@ class TxBody:
         r.done()
         if not body.salt:
             raise InvalidUpdate(RejectReason.MALFORMED, "reveal.salt: empty")
+        return body
+
+
+    @classmethod
+    def _renewal_from_bytes(cls, data: bytes, max_records: int, max_bytes: int | None) -> TxBody:
+        r = Reader.open(data, Kind.NAME_RENEW_BODY, "renewal", fields=9, max_size=MAX_TX_BYTES)
+        body = cls(
+            chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
+            domain=r.text("domain", maximum=MAX_DOMAIN),
+            seq=r.uint("seq", maximum=2**63 - 1),
+            prev=r.bytes("prev", size=32),
+            op=Op.RENEW,
+            records=records_from_cbor(
+                r.raw("records"), max_records=max_records, max_bytes=max_bytes
+            ),
+            owner=PublicKey(r.bytes("owner", size=PUBLIC_KEY_SIZE)),
+            valid_until=r.uint("valid_until", maximum=2**63 - 1),
+            stamp_work=r.uint("stamp_work", maximum=2**63 - 1),
+            stamp=r.bytes("stamp", maximum=MAX_STAMP_BYTES),
+        )
+        r.done()
+        if not body.stamp_work:
+            raise InvalidUpdate(RejectReason.MALFORMED, "renewal.stamp_work: 0 (use the plain form)")
         return body
 
 

@@ -377,6 +377,15 @@ def tx_bodies(
             stamp=draw(st.binary(max_size=64).map(lambda b: b[: len(b) // 8 * 8])),
         )  # fmt: skip
     seq = draw(st.one_of(st.just(0), uint63))
+    if form == "renewal":
+        return TxBody(
+            chain_id=draw(chain_ids), domain=draw(st.one_of(domains(), st.text(max_size=20))),
+            seq=seq, prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)), op=Op.RENEW,
+            records=draw(record_tuples() if records is None else records),
+            owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63),
+            stamp_work=draw(st.integers(min_value=1, max_value=2**63 - 1)),
+            stamp=draw(st.binary(max_size=64).map(lambda b: b[: len(b) // 8 * 8])),
+        )  # fmt: skip
     if form == "reveal":
         return TxBody(
             chain_id=draw(chain_ids), domain=draw(st.one_of(domains(), st.text(max_size=20))),
@@ -397,7 +406,7 @@ def tx_bodies(
     )
 
 
-ALL_FORMS = ("plain", "plain", "commit", "reveal")
+ALL_FORMS = ("plain", "plain", "commit", "reveal", "renewal")
 
 
 def transactions(

@@ -30,7 +30,7 @@ from chain.params import NamingParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
 from chain.records import Record
 from chain.smt import Proof, leaf_hash, root_of
-from chain.stamp import solve_stamp, stamp_seed
+from chain.stamp import renewal_seed, solve_stamp, stamp_seed
 from chain.state import DomainState, DomainStatus, domain_key
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
 from chain.wire import BlocksRequest, CommitNotice, Resent, Status, StatusRequest, TxBatch
@@ -150,6 +150,16 @@ def _naming_vectors(key: PrivateKey, record: Record) -> dict[str, str]:
     claim = Claim(domain="alice.p2p", commit_height=5, commit_index=0, until=69)
     out["claim_entry"] = claim.to_bytes().hex()
     out["claim_tree_key"] = claim_tree_key("alice.p2p").hex()
+    seed = renewal_seed(GENESIS_HASH, "alice.p2p", key.public_key, reveal.txid, 2)
+    out["renewal_stamp_seed_work_2"] = seed.hex()
+    renew = TxBody(
+        chain_id=CHAIN, domain="alice.p2p", seq=1, prev=reveal.txid, op=Op.RENEW,
+        records=(record,), owner=key.public_key, valid_until=1_800_000_000, stamp_work=2,
+        stamp=solve_stamp(seed, 2, VECTOR_NAMING),
+    )  # fmt: skip
+    renewal = Transaction.sign(renew, key, GENESIS_HASH)
+    out["renewal_body"] = renewal.body_bytes.hex()
+    out["renewal_tx"] = renewal.to_bytes().hex()
     return out
 
 

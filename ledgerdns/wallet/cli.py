@@ -227,7 +227,9 @@ def _cmd_transfer(wallet: Wallet, args: argparse.Namespace) -> Outcome:
 
 
 def _cmd_renew(wallet: Wallet, args: argparse.Namespace) -> Outcome:
-    return writes.renew(wallet, _domain(args), _wait(args))
+    console = make_console(stderr=True)
+    with views.RegisterBar(console, disable=args.json or not console.is_terminal) as bar:
+        return writes.renew(wallet, _domain(args), _wait(args), bar)
 
 
 def _cmd_release(wallet: Wallet, args: argparse.Namespace) -> Outcome:

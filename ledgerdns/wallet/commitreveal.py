@@ -26,7 +26,7 @@ from chain.commits import build_commit, build_reveal, make_commitment
 from chain.crypto import PrivateKey
 from chain.params import NamingParams
 from chain.records import Record
-from chain.stamp import solve_stamp, stamp_seed
+from chain.stamp import renewal_seed, solve_stamp, stamp_seed
 from chain.tx import Transaction
 from chain.txbuilder import valid_until
 from ledgerdns.wallet.context import Outcome, Wallet
@@ -242,3 +242,21 @@ def _reveal(
                 f"`ledgerdns wallet show {entry.domain}` shows when it lands")  # fmt: skip
     return Outcome(data=data, show=[line])
 
+
+
+def stamped_renewal(
+    tx: Transaction,
+    key: PrivateKey,
+    naming: NamingParams,
+    genesis_hash: bytes,
+    progress: RegisterProgress | None = None,
+) -> Transaction:
+    """`tx` (a renewal) with the stamp a network with stamps asks of it, signed again."""
+    progress = progress or _Quiet()
+    body = tx.body
+    work = naming.required_work(body.domain)
+    progress.note(f"computing the renewal stamp for {body.domain}")
+    seed = renewal_seed(genesis_hash, body.domain, body.owner, body.prev, work)
+    expected = naming.stamp_count * work
+    stamp = solve_stamp(seed, work, naming, progress=lambda n, _found: progress.stamp(n, expected))
+    return Transaction.sign(dataclasses.replace(body, stamp_work=work, stamp=stamp), key, genesis_hash)

@@ -16,7 +16,12 @@ from chain.names import normalize_name, validate_domain
 from chain.records import Record
 from chain.tx import Op
 from chain.txbuilder import DomainView, build_tx, valid_until
-from ledgerdns.wallet.commitreveal import RegisterProgress, naming_from_status, register_by_commit
+from ledgerdns.wallet.commitreveal import (
+    RegisterProgress,
+    naming_from_status,
+    register_by_commit,
+    stamped_renewal,
+)
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.edit import check_record_set, parse_records
 from ledgerdns.wallet.errors import BadInput, NodeError, NotOwner, UsageError
@@ -110,8 +115,11 @@ def send(
     wait: float | None,
     records: tuple[Record, ...] | None = None,
     new_owner: PublicKey | None = None,
+    progress: RegisterProgress | None = None,
 ) -> Outcome:
     """Unlock `key_name`, sign the next transaction, send it, and report.
+
+    A renewal on a network with stamps carries one (searched here, `progress` told).
 
     Raises:
         WalletError: the key cannot be unlocked or the node refuses.
@@ -127,6 +135,9 @@ def send(
         view, op=op, key=key, chain_id=str(status["chain_id"]),
         genesis_hash=_genesis_hash(status), deadline=deadline, records=records, new_owner=new_owner,
     )
+    naming = naming_from_status(status)
+    if op is Op.RENEW and naming is not None and naming.stamp_work:
+        tx = stamped_renewal(tx, key, naming, _genesis_hash(status), progress)
     result = target.node.submit(tx, wait)
     try:
         after: DomainView | None = view_from_json(
@@ -273,10 +284,13 @@ def receiver_key(wallet: Wallet, to: str) -> PublicKey:
         ) from None
 
 
-def renew(wallet: Wallet, domain: str, wait: float | None) -> Outcome:
-    """Extend a domain's lease (a name that never expires stays so)."""
+def renew(
+    wallet: Wallet, domain: str, wait: float | None, progress: RegisterProgress | None = None
+) -> Outcome:
+    """Extend a domain's lease (a name that never expires stays so); with a stamp where needed."""
     target = load_target(wallet, domain)
-    return send(wallet, target, Op.RENEW, owner_key_name(wallet, target.view), wait=wait)
+    key_name = owner_key_name(wallet, target.view)
+    return send(wallet, target, Op.RENEW, key_name, wait=wait, progress=progress)
 
 
 def release(wallet: Wallet, domain: str, wait: float | None) -> Outcome:

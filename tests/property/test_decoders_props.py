@@ -73,6 +73,7 @@ CODECS = [
     Codec("TxBody", Kind.TX_BODY, tx_bodies(), TxBody.from_bytes),
     Codec("CommitBody", Kind.NAME_COMMIT_BODY, tx_bodies(forms=("commit",)), TxBody.from_bytes),
     Codec("RevealBody", Kind.NAME_REVEAL_BODY, tx_bodies(forms=("reveal",)), TxBody.from_bytes),
+    Codec("RenewBody", Kind.NAME_RENEW_BODY, tx_bodies(forms=("renewal",)), TxBody.from_bytes),
     Codec("Transaction", Kind.TX, transactions(), Transaction.from_bytes),
     Codec("BlockHeader", Kind.HEADER, block_headers(), BlockHeader.from_bytes),
     Codec("Block", Kind.BLOCK, blocks(), Block.from_bytes),

@@ -304,12 +304,11 @@ def test_a_stamp_is_bound_to_name_owner_and_network(ledger: Ledger, bind: str) -
     seed_owner = MALLORY.public_key if bind == "owner" else ALICE.public_key
     seed_net = make_genesis(chain_id="other-net").hash() if bind == "network" else p.genesis_hash
     # a stamp searched for the other name, owner or network...
-    stamp = solve_stamp(stamp_seed(seed_net, other, seed_owner, 2), 2, p.naming)
-    # ...does not hold for Alice's commit here (each evaluation has a 1/2 chance: pick one
-    # that fails, deterministic since the search is)
+    stamp = solve_stamp(stamp_seed(seed_net, other, seed_owner, 64), 64, p.naming)
+    # ...does not hold for Alice's commit here (a chance of (1/64)^2 that it would)
     tx = build_commit(key=ALICE, chain_id=p.chain_id, genesis_hash=p.genesis_hash, commitment=commitment,
-                      work=2, stamp=stamp, deadline=soon(ledger))  # fmt: skip
-    good = solve_stamp(stamp_seed(p.genesis_hash, commitment, ALICE.public_key, 2), 2, p.naming)
+                      work=64, stamp=stamp, deadline=soon(ledger))  # fmt: skip
+    good = solve_stamp(stamp_seed(p.genesis_hash, commitment, ALICE.public_key, 64), 64, p.naming)
     if stamp == good:
         pytest.skip("the two searches found the same nonces")  # never with these inputs
     with pytest.raises(InvalidUpdate) as info:
@@ -481,3 +480,45 @@ def test_genesis_new_sets_the_public_rules_and_takes_flags(tmp_path: Path) -> No
     assert (tuned.stamp_work, tuned.stamp_short_factors, tuned.max_block_commits) == (10, (4, 2), 5)
     assert new("bad.json", "--reveal-window", "0") == 2  # under the reveal delay
     assert not (tmp_path / "bad.json").exists()
+
+
+# -- renewal pays a stamp too --
+
+
+def renewal(ledger: Ledger, key: PrivateKey, *, work: int | None, prev: bytes | None = None) -> Transaction:
+    from chain.stamp import renewal_seed
+
+    state = ledger.get_domain("alice.p2p")
+    assert state is not None
+    head = state.head if prev is None else prev
+    body = TxBody(chain_id=ledger.params.chain_id, domain="alice.p2p", seq=state.seq + 1, prev=state.head,
+                  op=Op.RENEW, records=state.records, owner=state.owner, valid_until=soon(ledger))  # fmt: skip
+    if work is not None:
+        seed = renewal_seed(ledger.params.genesis_hash, "alice.p2p", state.owner, head, work)
+        stamp = solve_stamp(seed, work, ledger.params.naming)
+        body = dataclasses.replace(body, stamp_work=work, stamp=stamp)
+    return Transaction.sign(body, key, ledger.params.genesis_hash)
+
+
+def test_a_renewal_carries_a_stamp_bound_to_the_head() -> None:
+    genesis = make_genesis()
+    genesis = dataclasses.replace(genesis, params=dataclasses.replace(genesis.params, name_lifetime_s=100))
+    led = Ledger(MemoryStore(), genesis)
+    led.initialize()
+    step(led, [commit_tx(led, ALICE, "alice.p2p")])
+    step(led)
+    step(led, [reveal_tx(led, ALICE, "alice.p2p", 1)])
+    for _ in range(4):  # past the claim (until height 6)
+        step(led)
+    before = led.get_domain("alice.p2p")
+    assert before is not None and before.expires_at > 0
+    for bad in (renewal(led, ALICE, work=None), renewal(led, ALICE, work=1),
+                renewal(led, ALICE, work=64, prev=b"\x01" * 32)):  # fmt: skip
+        with pytest.raises(InvalidUpdate) as info:
+            check_tx_static(bad, led.params)
+        assert info.value.reason == RejectReason.BAD_STAMP
+    good = renewal(led, ALICE, work=64)  # more than asked: (1/64)^2 that a wrong seed passes
+    assert Transaction.from_bytes(good.to_bytes()) == good and good.body_bytes[1:3] == b"\x18\x23"
+    step(led, [good])
+    after = led.get_domain("alice.p2p")
+    assert after is not None and after.expires_at > before.expires_at
