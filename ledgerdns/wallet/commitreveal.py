@@ -28,7 +28,7 @@ from chain.params import NamingParams
 from chain.records import Record
 from chain.stamp import renewal_seed, solve_stamp, stamp_seed
 from chain.tx import Transaction
-from chain.txbuilder import valid_until
+from chain.txbuilder import DomainView, valid_until
 from ledgerdns.wallet.context import Outcome, Wallet
 from ledgerdns.wallet.errors import NodeError, UsageError
 from ledgerdns.wallet.index import view_summary
@@ -118,7 +118,14 @@ def register_by_commit(
         )  # fmt: skip
         store.save(entry)  # the salt is kept before anything can depend on it
     else:
-        records = tuple(Record.from_text(line, origin=domain) for line in entry.records)
+        saved = tuple(Record.from_text(line, origin=domain) for line in entry.records)
+        if records and records != saved:
+            raise UsageError(
+                f"a registration of {domain} with other records is under way in this wallet "
+                f"({'; '.join(entry.records) or 'no records'}); run the command without --record "
+                "to finish it, then change the records"
+            )
+        records = saved
     chain_id = str(status["chain_id"])
     if entry.stamp is None:
         progress.note(f"computing the registration stamp for {domain}")
@@ -210,6 +217,8 @@ def _reveal(
     assert entry.commit_height is not None
     node = wallet.node()
     view = view_from_json(entry.domain, node.domain(entry.domain))
+    if view.status == "active" and view.owner == key.public_key:
+        return _already_ours(wallet, store, entry, view)  # an earlier run's reveal landed or waits
     progress.note(f"revealing {entry.domain} (commit in block {entry.commit_height})")
     tx = build_reveal(
         key=key, chain_id=chain_id, genesis_hash=entry.genesis_hash, domain=entry.domain,
@@ -260,3 +269,22 @@ def stamped_renewal(
     expected = naming.stamp_count * work
     stamp = solve_stamp(seed, work, naming, progress=lambda n, _found: progress.stamp(n, expected))
     return Transaction.sign(dataclasses.replace(body, stamp_work=work, stamp=stamp), key, genesis_hash)
+
+
+def _already_ours(
+    wallet: Wallet, store: PendingStore, entry: PendingRegistration, view: DomainView
+) -> Outcome:
+    wallet.index.update(view)
+    final = view.pending == 0
+    if final:
+        store.drop(entry.domain, entry.genesis_hash)
+    data: dict[str, Any] = {
+        "ok": True, "action": "registered", "domain": entry.domain, "txid": view.head.hex(),
+        "seq": view.seq, "key": entry.key, "owner": bytes(view.owner or b"").hex(),
+        "records": list(entry.records), "status": "finalized" if final else "pending",
+        "height": None, "commit_height": entry.commit_height, "expires_at": view.expires_at,
+        "state": view_summary(view),
+    }  # fmt: skip
+    line = (f"{entry.domain} is registered to this wallet's key {entry.key!r}" if final else
+            f"{entry.domain}: the reveal is sent and waits for a block; run again to see it land")
+    return Outcome(data=data, show=[line])

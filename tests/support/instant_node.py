@@ -45,7 +45,7 @@ class InstantNode:
         self.store = LevelDBStore.open(data_dir / "chain")
         self._ledger = Ledger(self.store, self._genesis)
         self._ledger.initialize()
-        self._mempool = Mempool(self._genesis.params)
+        self._mempool = Mempool(self._genesis.params, chain=self._ledger)  # as the node does
         self._callbacks: list[Callable[[int, frozenset[str]], None]] = []
         self._evidence: list[Evidence] = []
         self.hold = False  # when True, submit() only admits to the mempool
