@@ -209,7 +209,12 @@ def memory_figures(
     nodes = by_node(samples)
     mid = (phase2[0] + phase2[1]) / 2
     per: dict[int, dict[str, Any]] = {}
-    for index, series in nodes.items():
+    for index, everything in nodes.items():
+        # a node that died has no processes to measure: its later samples are not zeros
+        series = [s for s in everything if s.processes > 0]
+        if not series:
+            continue
+        gone = [s.t for s in everything if s.processes == 0 and s.t > series[0].t]
         adj = adjusted_rss(series)
         # a sample right after a rollover may still hold the old memtable: left out of slopes
         settled = [
@@ -246,6 +251,7 @@ def memory_figures(
             if series[-1].leveldb_bytes is None
             else round(series[-1].leveldb_bytes / MIB, 1),
             "fds_min_max": [min(s.fds for s in series), max(s.fds for s in series)],
+            "gone_at_s": min(gone) if gone else None,  # not running from then on (it died)
         }  # fmt: skip
     busiest = max(per, key=lambda i: per[i]["phase2_cpu_s"]) if per else None
     per_name = [p["bytes_per_name"] for p in per.values() if p["bytes_per_name"] is not None]

@@ -43,3 +43,15 @@ def test_the_steepest_node_is_reported_besides_the_busiest() -> None:
     assert figures["busiest_node"] == 0
     assert figures["rss_growth_mib_per_h_updates"] == pytest.approx(0.0, abs=0.01)
     assert figures["rss_growth_mib_per_h_updates_max"] == pytest.approx(600.0, abs=0.1)
+
+
+def test_a_node_that_died_is_measured_while_it_ran() -> None:
+    alive = [_sample(t, 100 + t / 60, 1, flushed=True) for t in range(0, 91, 10)]
+    dead = [
+        Sample(**{**_sample(t, 0, 1, flushed=False).to_json(), "processes": 0, "fds": 0})
+        for t in range(100, 121, 10)
+    ]
+    node = memory_figures(alive + dead, (0.0, 60.0), (60.0, 120.0), names_added=10)["per_node"][0]
+    assert node["gone_at_s"] == 100 and node["rss_mib_end"] == pytest.approx(101.5, abs=0.01)
+    # one live sample in the window (90..120 s): no slope, rather than one through zeros
+    assert node["slope_mib_per_h"] is None
