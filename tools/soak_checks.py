@@ -210,11 +210,12 @@ def memory_figures(
     mid = (phase2[0] + phase2[1]) / 2
     per: dict[int, dict[str, Any]] = {}
     for index, everything in nodes.items():
-        # a node that died has no processes to measure: its later samples are not zeros
-        series = [s for s in everything if s.processes > 0]
+        # a node that died has nothing to measure (no process, or a zombie of 0 bytes
+        # until the cluster reaps it): its later samples are not zeros
+        series = [s for s in everything if s.rss_bytes > 0]
         if not series:
             continue
-        gone = [s.t for s in everything if s.processes == 0 and s.t > series[0].t]
+        gone = [s.t for s in everything if s.rss_bytes == 0 and s.t > series[0].t]
         adj = adjusted_rss(series)
         # a sample right after a rollover may still hold the old memtable: left out of slopes
         settled = [

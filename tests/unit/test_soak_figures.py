@@ -48,7 +48,8 @@ def test_the_steepest_node_is_reported_besides_the_busiest() -> None:
 def test_a_node_that_died_is_measured_while_it_ran() -> None:
     alive = [_sample(t, 100 + t / 60, 1, flushed=True) for t in range(0, 91, 10)]
     dead = [
-        Sample(**{**_sample(t, 0, 1, flushed=False).to_json(), "processes": 0, "fds": 0})
+        # a zombie until reaped: one process of 0 bytes
+        Sample(**{**_sample(t, 0, 1, flushed=False).to_json(), "processes": 1, "fds": 0})
         for t in range(100, 121, 10)
     ]
     node = memory_figures(alive + dead, (0.0, 60.0), (60.0, 120.0), names_added=10)["per_node"][0]
