@@ -522,3 +522,17 @@ def test_a_renewal_carries_a_stamp_bound_to_the_head() -> None:
     step(led, [good])
     after = led.get_domain("alice.p2p")
     assert after is not None and after.expires_at > before.expires_at
+
+
+def test_a_revealed_commit_leaves_a_stale_mark_that_its_height_drops(ledger: Ledger) -> None:
+    commit = commit_tx(ledger, ALICE, "alice.p2p")
+    step(ledger, [commit])  # height 1: the commit leaves at 7 at the latest
+    step(ledger)
+    step(ledger, [reveal_tx(ledger, ALICE, "alice.p2p", 1)])  # height 3: revealed; claim until 6
+    key = commit_tree_key(commit.body.commitment, ALICE.public_key)
+    assert sorted(ledger.naming_leaving(7)) == sorted([key, claim_tree_key("alice.p2p")])
+    for _ in range(4):
+        step(ledger)  # heights 4..7: at 7 the claim leaves, the commit's mark is stale
+    assert ledger.naming_leaving(7) == [] and ledger.get_claim("alice.p2p") is None
+    state = ledger.get_domain("alice.p2p")
+    assert state is not None and state.owner == ALICE.public_key
