@@ -40,11 +40,12 @@ MAX_TX_RECORDS = 1024  # a hard decode cap; the genesis limit is checked by the 
 # The most bytes a body holds besides its record items: array head 1, kind 1,
 # version 1, chain_id 2+64, domain 2+253, seq 9, prev 2+32, op 1, records array
 # head 9, owner 2+33, valid_until 9. A longer body's records are longer than this.
-# A reveal body adds commit_height 9 and salt 2+32.
-MAX_BODY_OVERHEAD = 421 + 43
 MIN_SALT = 16
 MAX_SALT = 32
 MAX_STAMP_BYTES = 64 * 8
+# The other body forms add at most: a reveal commit_height 9 and salt 2+32; a stamped
+# renewal stamp_work 9 and its stamp 3+512 (a commit, with no records, is smaller).
+MAX_BODY_OVERHEAD = 421 + 9 + 3 + MAX_STAMP_BYTES
 
 
 class Op(IntEnum):
