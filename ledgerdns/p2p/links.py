@@ -83,7 +83,10 @@ class LinkSender:
             return False
         try:
             queue.send_nowait(encode_frame(data))
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            # Broken: the link's writer ended and closed its end, and is still closing (an
+            # await) before it forgets the queue; this raised out of a re-send and stopped a
+            # 31-validator node (issue 20). The next message opens a new link.
             self.dropped += 1
             return False
         return True

@@ -168,3 +168,28 @@ async def test_small_frames_do_not_each_cost_a_window_update(
         # every stream in both directions included (greetings, identify, pubsub): a
         # window update per frame would be over a thousand
         assert len(updates) < count // 20, len(updates)
+
+
+@pytest.mark.trio
+async def test_a_message_to_a_link_whose_writer_is_closing_is_dropped_not_raised(tmp_path: Path) -> None:
+    """The writer of a broken link closes its end of the queue, then (after an await) forgets
+    it: a message sent in between is dropped, not raised (a 31-validator node stopped when
+    trio's BrokenResourceError escaped a re-send)."""
+    from ledgerdns.p2p import reqresp
+
+    async with pair(tmp_path) as (a, b):
+        assert b.service.send_link(a.service.peer_id, PROTOCOL, b"vote 1")
+        await eventually(lambda: len(a.frames) == 1)
+        live = b.service._live
+        assert live is not None
+        sender = live.senders[PROTOCOL]
+        peer = reqresp.parse_peer_id(a.service.peer_id)
+        writers_queue = sender._queues[peer]
+        send, receive = trio.open_memory_channel[bytes](1)
+        await receive.aclose()  # what the closing writer leaves registered for a moment
+        sender._queues[peer] = send
+        assert not b.service.send_link(a.service.peer_id, PROTOCOL, b"vote 2")
+        assert sender.dropped == 1
+        sender._queues[peer] = writers_queue
+        assert b.service.send_link(a.service.peer_id, PROTOCOL, b"vote 3")
+        await eventually(lambda: a.frames[-1][1] == b"vote 3")
