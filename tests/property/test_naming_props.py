@@ -18,7 +18,7 @@ from tools.devchain import certify, dev_key
 
 VALIDATOR = dev_key("validator", 0)
 OWNERS = [dev_key("owner", i) for i in range(3)]
-DELAY, WINDOW = 2, 4
+DELAY, WINDOW = 2, 8
 NAME = "prize.p2p"
 
 
