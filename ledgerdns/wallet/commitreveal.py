@@ -141,7 +141,15 @@ def register_by_commit(
         if entry.commit_height is None:
             return _sent_only(entry)
     height = _await_reveal_height(wallet, store, entry, naming, progress)
-    return _reveal(wallet, store, entry, height, chain_id, key, records, wait, progress)
+    outcome = _reveal(wallet, store, entry, height, chain_id, key, records, wait, progress)
+    if outcome.data.get("status") == "finalized" and entry.commit_height is not None:
+        until = entry.commit_height + naming.reveal_window
+        outcome.data["provisional_until"] = until
+        outcome.show.append(
+            f"until height {until} an earlier commit of the same name could still take it, "
+            "so its records and owner cannot change before then"
+        )
+    return outcome
 
 
 def _deadline(wallet: Wallet, status: dict[str, Any]) -> int:
