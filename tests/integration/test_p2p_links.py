@@ -3,7 +3,8 @@ order, a refused greeting or an oversized frame closes the link, and a broken li
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +23,15 @@ pytestmark = [
 
 PROTOCOL = "/ledgerdns/test/votes/1"
 MAX_FRAME = 1024
+
+
+@pytest.fixture(autouse=True)
+def _collect_leaked_sockets() -> Iterator[None]:
+    """Collect, while this module's warning filters still apply, the sockets py-libp2p can
+    leave unclosed when a node stops (docs/p2p.md, "Known limits"): found only at the end of
+    the session, they fail it."""
+    yield
+    gc.collect()
 
 
 class End:
