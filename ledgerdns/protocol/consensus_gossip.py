@@ -240,7 +240,14 @@ class ConsensusGossip:
                     # Others may have decided without us (their votes and notice lost;
                     # past the height, they re-send nothing of it): ask peers for heads.
                     self._syncer.poke()
-                for message in self._driver.stuck_messages():
+                machine = self._driver.machine
+                messages = self._driver.stuck_messages()
+                if machine.step != Step.WAITING:
+                    log.info(
+                        "height %d undecided for %.0f s (round %d, %s): re-sending %d messages",
+                        machine.height, stuck_for, machine.round, machine.step.name.lower(), len(messages),
+                    )  # fmt: skip
+                for message in messages:
                     resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
                     await self._resend(resent.to_bytes())
             await self._resend_pending(stuck)
