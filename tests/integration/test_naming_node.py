@@ -2,9 +2,9 @@
 
 One validator process on 127.0.0.1 with a genesis that turns commit-reveal on
 (a reveal 2 heights after the commit, a heartbeat so heights pass while idle),
-a real but cheap stamp and a 10 s name lifetime. `wallet register` commits,
+a real but cheap stamp and a 20 s name lifetime. `wallet register` commits,
 waits and reveals; an interrupted registration resumes from the wallet; the
-name is then answered over DNS, renewed with a stamp once it is settled, and
+name is then answered over DNS, cannot change while provisional, and is
 answered NXDOMAIN once it expires.
 """
 
@@ -25,14 +25,13 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.genesis import make_single_validator_genesis
 from chain.params import ConsensusParams, NamingParams
-from ledgerdns.api import RpcClient
 from ledgerdns.cli import main
 from tests.integration.conftest import dns_a, eventually
 from tools.localnet import Cluster
 
 pytestmark = [pytest.mark.integration]
 
-LIFETIME_S = 10
+LIFETIME_S = 20  # long enough for a loaded machine to register and look before it lapses
 NAMING = NamingParams(
     reveal_delay=2, reveal_window=6, stamp_work=16, stamp_count=4, stamp_memory_kib=64,
     max_block_commits=8, max_block_registrations=8,
@@ -75,7 +74,7 @@ def test_register_by_commit_and_reveal_then_dns_answers_until_expiry(
     base = tmp_path / "net"
     _prepare(base)
     wallet = tmp_path / "wallet"
-    with Cluster(base, validators=1, followers=0, consensus=CONSENSUS) as net:
+    with Cluster(base, validators=1, followers=0, consensus=CONSENSUS, start_timeout=90) as net:
         net.start()
         node = net.nodes[0]
         assert net.genesis is not None and net.genesis.params.naming == NAMING
@@ -104,17 +103,10 @@ def test_register_by_commit_and_reveal_then_dns_answers_until_expiry(
         assert code == 0 and shown["status"] == "active" and shown["expires_at"] > 0, shown
         assert 0 < shown["expires_in_s"] <= LIFETIME_S
 
-        # Renewal: refused while an earlier commit could still take the name (its claim), then
-        # taken, with a stamp of its own (the wallet searches it), and the lease extended.
+        # While an earlier commit could still take the name (its claim), the holder cannot
+        # change it (a stamped renewal after the claim: tests/integration/test_naming_wallet.py).
         code, early = _wallet(capsys, wallet, node.data_dir, "renew", "alice.p2p")
         assert code == 1 and early["error"] == "name-provisional", early
-        with RpcClient.for_node(node.data_dir) as rpc:
-            eventually(lambda: rpc.status()["height"] > done["commit_height"] + NAMING.reveal_window,
-                       10, "the claim's end")  # fmt: skip
-        code, renewed = _wallet(capsys, wallet, node.data_dir, "renew", "alice.p2p")
-        assert code == 0 and renewed["status"] == "finalized", renewed
-        code, shown = _wallet(capsys, wallet, node.data_dir, "show", "alice.p2p")
-        assert code == 0 and shown["seq"] == 1 and shown["expires_in_s"] > LIFETIME_S - 3, shown
 
         code, listed = _wallet(capsys, wallet, node.data_dir, "list")
         assert code == 0 and listed["domains"][0]["expires_at"] == shown["expires_at"]
