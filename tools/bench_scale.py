@@ -18,9 +18,12 @@ Each point is a fresh local network of real `ledgerdns node` processes
    with ``finalized`` false.
 4. ``node_cpu_ms_per_height``: the median over nodes of (CPU used during the
    load − idle rate × load duration) / heights finalized during the load.
-   ``blocks_via_sync`` sums every node's ``blocks_via_sync`` status field (blocks
-   applied through the sync path after the node's first catch-up);
-   ``sync_nodes`` names the nodes where it is above 0. ``gossip`` summarizes,
+   ``blocks_via_sync`` sums, over the load, every node's ``blocks_via_sync``
+   status field (blocks applied through the sync path after the node's first
+   catch-up); ``sync_nodes`` names the nodes where it grew; what the nodes
+   counted before the load (start-up and warm-up: a node seconds old, whose
+   gossip mesh is still forming, may get its first block by sync) is
+   ``blocks_via_sync_warm_up``. ``gossip`` summarizes,
    per topic, the messages each node received during the load
    (``gossip_received``) and its mesh peers at the end (``gossip_mesh``).
 
@@ -333,7 +336,7 @@ def measure_point(
                 out[f"node_cpu_ms_per_height_{role}"] = round(statistics.median(mine), 2)
         out["dns_queries_per_node_height"] = round(load.queries / len(nodes) / grown, 1)
     _load_fields(load, heights, out)
-    _sync_fields(after, out)
+    _sync_fields(after, out, before=before)
     out["gossip"] = gossip_summary(before, after)
 
 
@@ -347,7 +350,13 @@ def _load_fields(load: Load, heights: int, out: dict[str, Any]) -> None:
         out["error"] = load.error
 
 
-def _sync_fields(statuses: list[dict[str, Any]], out: dict[str, Any]) -> None:
+def _sync_fields(
+    statuses: list[dict[str, Any]], out: dict[str, Any], *, before: list[dict[str, Any]] | None = None
+) -> None:
+    """Heights, links and ``blocks_via_sync``: over the load when `before` (the statuses at
+    its start) is given, with the start-up's count apart (``blocks_via_sync_warm_up``: a
+    node a few seconds old whose gossip mesh is still forming gets its first block by
+    sync); since start otherwise (a point that failed its warm-up)."""
     heights = [int(s["height"]) for s in statuses]
     out["end_height_min_max"] = [min(heights), max(heights)]
     linked = [int(s["validators_linked"]) for s in statuses if "validators_linked" in s]
@@ -358,6 +367,10 @@ def _sync_fields(statuses: list[dict[str, Any]], out: dict[str, Any]) -> None:
     if len(known) < len(counts):
         out["blocks_via_sync"] = None  # a node without the field (before issue 20's status change)
         return
+    if before is not None:
+        start = [int(s.get("blocks_via_sync") or 0) for s in before]
+        out["blocks_via_sync_warm_up"] = sum(start)
+        known = [k - s for k, s in zip(known, start, strict=True)]
     out["blocks_via_sync"] = sum(known)
     out["sync_nodes"] = {str(i): c for i, c in enumerate(known) if c > 0}
 
