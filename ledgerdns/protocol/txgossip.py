@@ -74,7 +74,10 @@ class TxGossip:
             InvalidUpdate: the mempool's or the ledger's reason.
         """
         try:
-            self._ledger.get_tx(tx.txid)
+            # Where it is, not the transaction itself: reading it decodes its whole block into
+            # the transaction decode memo, which late gossip copies kept filling on
+            # validators (issue 21).
+            self._ledger.get_tx_location(tx.txid)
         except NotFound:
             pass
         else:

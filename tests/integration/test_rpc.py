@@ -589,3 +589,36 @@ async def test_batch_submit_reports_each_transaction(rpc: Rpc) -> None:
         too_many = await http.post("/v1/txs/batch", json={"txs": ["00"] * 513})
         not_a_list = await http.post("/v1/txs/batch", json={"txs": "00"})
     assert too_many.status_code == not_a_list.status_code == 400
+
+
+@pytest.mark.trio
+async def test_a_late_gossip_copy_of_a_final_transaction_keeps_nothing_in_the_decode_memo(
+    rpc: Rpc, tmp_path: Path
+) -> None:
+    """Validators get blocks before late gossip copies of their transactions: refusing such
+    a copy as final (`TxGossip.admit`, over this node's real ledger and mempool) must not
+    decode its block into the memo (it filled the memo in about an hour)."""
+    from chain.errors import InvalidUpdate
+    from chain.tx import decoded_cached, forget_decoded
+    from ledgerdns.clock import SystemClock
+    from ledgerdns.p2p import P2PConfig, P2PService
+    from ledgerdns.protocol.txgossip import TxGossip
+
+    async def nothing() -> None:
+        pass
+
+    gossip = TxGossip(
+        genesis=rpc.node.genesis, ledger=rpc.node.ledger, mempool=rpc.node.mempool,
+        p2p=P2PService(P2PConfig(key_path=tmp_path / "p2p.key", listen=[], bootstrap=[], topics=[])),
+        topic="txs",
+        txs_available=nothing, clock=SystemClock(),
+    )  # fmt: skip
+    txs = [rpc.register(f"late{i}.p2p") for i in range(3)]
+    for tx in txs:
+        await rpc.call(rpc.client.submit, tx, wait=5)
+    forget_decoded(txs)  # as the node does once they are final
+    before = decoded_cached()
+    for tx in txs:
+        with pytest.raises(InvalidUpdate, match="already final"):
+            gossip.admit(tx)
+    assert decoded_cached()[0] <= before[0]
