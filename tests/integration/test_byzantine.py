@@ -204,9 +204,12 @@ def check(result: dict[str, Any]) -> None:
 
 def test_all_misbehaviours_at_once(cluster: Cluster, byzantine: Byzantine) -> None:
     result = run_phase(cluster, byzantine, "equivocate,invalid,garbage")
-    # a follower runs the machine too: it holds the same proofs (it has no vote to protect)
+    # a follower runs the machine too: it holds the proofs of what it sees (it has no vote to
+    # protect). Conflicting votes reach it (the Byzantine validator gossips them); proposals,
+    # which travel over validator links while every validator is linked, do not (issue 20):
+    # it applies finalized blocks, and the invalid-proposal proofs are the validators'.
     (view,) = offences_seen(cluster, result["since"], nodes=(FOLLOWER,)).values()
-    assert view["equivocations"] and view["invalid"], view
+    assert view["equivocations"], view
 
 
 @pytest.mark.parametrize("modes", ["equivocate", "invalid", "garbage"])
