@@ -25,7 +25,10 @@ def tx_table(view: TxView) -> Table:
     where = f"height {view.height}, index {view.index}" if view.height is not None else ""
     style = "green" if view.status == "finalized" else "yellow"
     grid.add_row("status", Text.assemble((view.status, style), f"  {where}"))
-    grid.add_row("domain", Text(str(tx["domain"]), style="bold cyan"))
+    if tx["op"] == "commit":  # commit-reveal (issue 15): the name stays hidden until revealed
+        grid.add_row("domain", Text("(hidden: a registration commit)", style="italic"))
+    else:
+        grid.add_row("domain", Text(str(tx["domain"]), style="bold cyan"))
     grid.add_row("seq", str(tx["seq"]))
     grid.add_row("op", str(tx["op"]))
     prev = str(tx["prev"])
@@ -105,9 +108,13 @@ class TxScreen(ExplorerScreen):
         self.explorer.open_tx(prev.txid)
 
     def action_history(self) -> None:
-        """Open the domain's whole chain."""
-        if self.view is not None:
-            self.explorer.open_domain(str(self.view.tx["domain"]))
+        """Open the domain's whole chain (a commit names none)."""
+        if self.view is None:
+            return
+        if self.view.tx["op"] == "commit":
+            self.notify("a commit hides its name until the reveal")
+            return
+        self.explorer.open_domain(str(self.view.tx["domain"]))
 
     def action_block(self) -> None:
         """Open the block holding this transaction."""

@@ -84,3 +84,21 @@ def test_a_stale_proof_is_shown_not_verified_with_the_reason() -> None:
     assert "NOT verified" in proof_text(stale).plain
     unbounded = check_proof(doc, genesis, "alice.p2p", now_ms=T1 + 600_000)  # no heartbeat
     assert unbounded.verified and "600.0 s old (no bound)" in unbounded.detail
+
+
+def test_a_commit_shows_its_name_hidden() -> None:
+    """A registration commit (issue 15) names no domain: the transaction screen says so."""
+    from rich.console import Console
+
+    from ledgerdns.explorer.data import TxView
+    from ledgerdns.explorer.tx import tx_table
+
+    tx = {"txid": "ab" * 32, "domain": "", "seq": 0, "op": "commit", "prev": "00" * 32,
+          "owner": "02" + "11" * 32, "valid_until": 1, "size": 300, "signature": "cd" * 64}  # fmt: skip
+    console = Console(width=200, record=True)
+    console.print(tx_table(TxView(tx=tx, status="finalized", height=3, index=0, step=None)))
+    shown = console.export_text()
+    assert "hidden: a registration commit" in shown
+    tx["op"], tx["domain"] = "register", "alice.p2p"
+    console.print(tx_table(TxView(tx=tx, status="finalized", height=3, index=0, step=None)))
+    assert "alice.p2p" in console.export_text()
