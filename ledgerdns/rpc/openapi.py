@@ -37,7 +37,7 @@ def _schemas() -> Json:
     tx = _obj(
         {
             "txid": HASH, "domain": {"type": "string"}, "seq": INT, "prev": HASH,
-            "op": {"enum": ["register", "update", "transfer", "renew", "release"]},
+            "op": {"enum": ["register", "update", "transfer", "renew", "release", "commit"]},
             "owner": HEX, "valid_until": INT,
             "records": {"type": "array", "items": {"type": "string"},
                         "description": "zone-file lines relative to the domain"},
@@ -52,7 +52,14 @@ def _schemas() -> Json:
             "expires_at": {**INT, "description": "unix seconds of block time; 0 = never"},
             "status": {"enum": ["active", "released", "expired"]},
             "pending": {**_list_of("Tx"), "description": "mempool transactions, in seq order"},
-        }
+            "provisional_until": _nullable({
+                **INT,
+                "description": "GET /v1/domains/{name} only: on a network with commit-reveal, the "
+                "last height at which an earlier commit may still take the name over (its holder "
+                "cannot change it until then); null when settled",
+            }),
+        },
+        required=["domain", "owner", "seq", "head", "records", "expires_at", "status", "pending"],
     )
     certificate = _obj(
         {

@@ -338,7 +338,13 @@ class Endpoints:
                 "pending": [codec.tx_json(tx) for tx in pending],
             }
             raise ApiError.not_found(f"{name} was never registered", extra=extra)
-        return JSONResponse(codec.domain_json(state, pending, self._now_s()))
+        out = codec.domain_json(state, pending, self._now_s())
+        # Commit-reveal (issue 15): while an earlier commit may still reveal, the name is
+        # provisional: its holder cannot change it, and it may go to that commit's owner.
+        claim = self.model.chain.get_claim(name)
+        live = claim is not None and claim.is_live(self.model.chain.height + 1)
+        out["provisional_until"] = claim.until if live and claim is not None else None
+        return JSONResponse(out)
 
     async def history(self, request: Request) -> Response:
         """``GET /v1/domains/{name}/history?from_seq=S&limit=N``: oldest first."""

@@ -19,6 +19,7 @@ from chain.errors import LedgerError
 from chain.genesis import make_single_validator_genesis
 from chain.params import ConsensusParams, NamingParams
 from ledgerdns.api import load_or_create_token
+from ledgerdns.api.client import RpcClient
 from ledgerdns.cli import report_error
 from ledgerdns.console import make_console
 from ledgerdns.rpc.server import serve_rpc
@@ -77,6 +78,12 @@ async def test_register_commits_then_reveals_and_a_second_claimant_is_refused(en
     commit_block = env.node.ledger.get_block(done["commit_height"])
     assert b"alice" not in commit_block.to_bytes()  # the commit's block names nothing
     assert env.node.ledger.get_domain("alice.p2p") is not None
+    # the RPC says the name is provisional, and until when, as the wallet did
+    client = RpcClient(json.loads((env.data_dir / "node.json").read_text())["rpc"],
+                       (env.data_dir / "rpc.token").read_text().strip())  # fmt: skip
+    with client:
+        view = await trio.to_thread.run_sync(client.domain, "alice.p2p")
+    assert view is not None and view["provisional_until"] == done["provisional_until"] > done["height"], view
     code, taken = await env.run("mallory", "register", "alice.p2p")
     assert code == 1 and taken["error"] == "name-taken", taken
     code, listed = await env.run("alice", "list")

@@ -346,7 +346,7 @@ async def test_domain_views_with_pending(rpc: Rpc) -> None:
     assert alice == {
         "domain": "alice.p2p", "owner": bytes(ALICE.public_key).hex(), "seq": 0,
         "head": state.head.hex(), "records": ["www 300 IN A 10.0.0.1"], "expires_at": 0,
-        "status": "active", "pending": [],
+        "status": "active", "pending": [], "provisional_until": None,  # no commit-reveal here
     }
     assert await rpc.call(rpc.client.domain, "nobody.p2p") is None
 
