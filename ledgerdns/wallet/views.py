@@ -154,21 +154,25 @@ def list_wallet(wallet: Wallet) -> Outcome:
         {"domain": name, "key": by_key.get(str(entry.get("owner"))), **entry}
         for name, entry in sorted(domains.items())
     ]
+    retired = wallet.keystore.retired()  # keys rotated off domains (`wallet rotate`): kept, not used
     data: dict[str, Any] = {
         "ok": True,
         "wallet": str(wallet.root),
         "keys": [
-            {"name": k.name, "public_key": bytes(k.public_key).hex(), "encrypted": k.encrypted}
+            {"name": k.name, "public_key": bytes(k.public_key).hex(), "encrypted": k.encrypted,
+             "retired_from": sorted(str(e.get("domain")) for e in retired.get(k.name, []))}
             for k in keys
         ],
         "domains": rows,
         "refreshed": refreshed,
     }
     keys_table = Table(title=f"keys in {wallet.root}")
-    for column in ("name", "public key", "encrypted"):
+    for column in ("name", "public key", "encrypted", "retired from"):
         keys_table.add_column(column, overflow="fold")
     for k in data["keys"]:
-        keys_table.add_row(*_cells(k["name"], k["public_key"], "yes" if k["encrypted"] else "NO"))
+        keys_table.add_row(*_cells(
+            k["name"], k["public_key"], "yes" if k["encrypted"] else "NO", ", ".join(k["retired_from"]),
+        ))  # fmt: skip
     domain_table = Table(title="domains" + ("" if refreshed else " (cached)"))
     for column in ("domain", "status", "owner", "seq", "records", "expires"):
         domain_table.add_column(column)

@@ -154,7 +154,9 @@ async def test_rotate_waits_for_finality_and_keeps_the_old_key(env: Env) -> None
     assert done["action"] == "rotated" and done["new_key"] == "rot.p2p-1"
     assert done["old_key"] == "default" and done["old_public_key"] == old_public
     assert done["txid"] == pending["txid"] and isinstance(done["height"], int)
-    assert sorted(k["name"] for k in (await env.json("list"))["keys"]) == ["default", "rot.p2p-1"]
+    listed = {k["name"]: k for k in (await env.json("list"))["keys"]}
+    assert sorted(listed) == ["default", "rot.p2p-1"]
+    assert listed["default"]["retired_from"] == ["rot.p2p"] and listed["rot.p2p-1"]["retired_from"] == []
     retired = json.loads((env.wallet_dir / "retired.json").read_text())["keys"]
     assert retired["default"][0]["domain"] == "rot.p2p"
     assert not json.loads((env.wallet_dir / "rotations.json").read_text())["pending"]
