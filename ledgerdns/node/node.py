@@ -44,6 +44,7 @@ from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.p2p import P2PConfig, P2PService
+from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
 from ledgerdns.protocol.offences import Offences
@@ -93,6 +94,7 @@ class Node:
                 bootstrap=list(config.bootstrap),
                 topics=list(self.topics.values()),
                 mdns=config.mdns,
+                mesh=DEFAULT_MESH if prepared.key is not None else FOLLOWER_MESH,
             ),
             clock,
         )

@@ -32,7 +32,14 @@ from libp2p.tools.anyio_service import background_trio_service
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.p2p import connections, gossip, links, reqresp
 from ledgerdns.p2p.errors import P2PError
-from ledgerdns.p2p.host import build_dht, build_host, build_pubsub, parse_addrs
+from ledgerdns.p2p.host import (
+    DEFAULT_MESH,
+    MeshDegree,
+    build_dht,
+    build_host,
+    build_pubsub,
+    parse_addrs,
+)
 from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
 from ledgerdns.p2p.limits import DEFAULT_LIMIT, DEFAULT_TOPIC_LIMITS, GossipLimit
 from ledgerdns.p2p.logs import tame_libp2p_logging
@@ -69,6 +76,8 @@ class P2PConfig:
         default_gossip_limit: for topics `gossip_limits` does not name.
         oversize_penalty: points a peer pays per gossip message over its topic's cap.
         rate_penalty: points a peer pays per gossip message over its rate on a topic.
+        mesh: gossipsub's mesh degree, low and high bounds (a follower keeps a smaller
+            mesh: each message reaches a node about once per mesh peer).
     """
 
     key_path: Path
@@ -86,6 +95,7 @@ class P2PConfig:
     )
     default_gossip_limit: GossipLimit = DEFAULT_LIMIT
     oversize_penalty: int = 25
+    mesh: MeshDegree = DEFAULT_MESH
     rate_penalty: int = 1
 
 
@@ -163,7 +173,7 @@ class P2PService:
         tame_libp2p_logging()
         host = build_host(self._key_pair, self._config.listen)
         dht = build_dht(host)  # before any dial, so it registers its protocol first
-        pubsub, router = build_pubsub(host, seqno_start=self._clock.now_ns())
+        pubsub, router = build_pubsub(host, seqno_start=self._clock.now_ns(), mesh=self._config.mesh)
         gate = self._gate = gossip.GossipGate(
             host.get_id(),
             self.penalize,
