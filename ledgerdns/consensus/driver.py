@@ -271,6 +271,9 @@ class ConsensusDriver:
         Raises:
             InvalidUpdate: the block or its certificate is invalid.
         """
+        # A finalized block can come by gossip before the machine runs (the p2p service starts
+        # first): applying it then advanced a machine with no timers yet and stopped the node.
+        await self._started.wait()
         async with self.lock:
             if block.height != self.ledger.height + 1:
                 return False
