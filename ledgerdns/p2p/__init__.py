@@ -3,7 +3,8 @@
 It moves bytes between peers and knows nothing of blocks or transactions.
 """
 
+from ledgerdns.p2p.config import P2PConfig
 from ledgerdns.p2p.errors import P2PError
-from ledgerdns.p2p.service import P2PConfig, P2PService
+from ledgerdns.p2p.service import P2PService
 
 __all__ = ["P2PConfig", "P2PError", "P2PService"]
