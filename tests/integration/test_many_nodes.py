@@ -95,7 +95,8 @@ def test_four_validators_and_twelve_followers_every_node_applies_every_block_fro
     _, end = _run(tmp_path, validators=4, followers=12)
     _assert_all_by_gossip(end, validators=4)
     # Followers keep a smaller gossip mesh (each message reaches a node about once per mesh
-    # peer): 3, pruned back at each heartbeat once over 6 (grafts accepted in between may
-    # pass it for a moment), where a validator keeps 6 to 12.
+    # peer): 3 to 6, where a validator keeps 6 to 12. A GRAFT to a full mesh is refused (it
+    # was seen at 12), but the library's opportunistic grafting may add up to 2 peers in a
+    # heartbeat that only the next heartbeat prunes (seen at 7).
     meshes = sorted(max(s["gossip_mesh"].values(), default=0) for s in end[4:])
-    assert meshes[len(meshes) // 2] <= 6 and meshes[-1] < 12, meshes
+    assert meshes[len(meshes) // 2] <= 6 and meshes[-1] <= 6 + 2, meshes

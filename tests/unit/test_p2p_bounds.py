@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 
@@ -120,3 +121,30 @@ def test_the_gossip_queue_drops_past_its_size() -> None:
         return receive.statistics().current_buffer_used
 
     assert trio.run(main) == gossip.QUEUE_SIZE
+
+
+def test_a_mesh_at_its_high_bound_refuses_a_graft_with_a_prune() -> None:
+    # Between heartbeats the library took every GRAFT: a follower (high bound 6) was seen
+    # holding 12 peers. Now the sixth newcomer to a mesh of high bound 5 is pruned and
+    # backed off, while a mesh below the bound still takes one.
+    r = router()
+    peers = [create_new_key_pair().public_key for _ in range(7)]
+    ids = [ID.from_pubkey(k) for k in peers]
+    pruned: list[ID] = []
+
+    async def emit_prune(topic: str, to_peer: ID, do_px: bool, is_unsubscribe: bool) -> None:
+        pruned.append(to_peer)
+
+    r.emit_prune = emit_prune  # type: ignore[method-assign]
+    r.mesh[TOPIC] = set(ids[:4])
+
+    async def graft(peer: ID) -> None:
+        await r.handle_graft(rpc_pb2.ControlGraft(topicID=TOPIC), peer)
+
+    trio.run(graft, ids[4])
+    assert ids[4] in r.mesh[TOPIC] and pruned == []
+    trio.run(graft, ids[5])
+    assert ids[5] not in r.mesh[TOPIC] and pruned == [ids[5]] and len(r.mesh[TOPIC]) == 5
+    assert r._check_back_off(ids[5], TOPIC)  # it may not come back before the back-off ends
+    trio.run(graft, ids[0])  # a peer already in the mesh is not pruned
+    assert pruned == [ids[5]]
