@@ -1,7 +1,10 @@
 """Block headers, blocks and the transaction Merkle root.
 
-Header wire form: ``[Kind.HEADER, 1, chain_id, height, prev_block, time_ms,
-proposer, tx_root, state_root, validators_hash]``; the block hash is the
+Header wire form: ``[Kind.HEADER, 2, chain_id, height, prev_block, time_ms,
+proposer, tx_root, state_root, validators_hash, next_validators_hash]``: the
+hashes of the validator sets of this height and the next (chain/validators.py:
+a change approved in this block takes effect two heights on, so both are known
+before the block is built); the block hash is the
 SHA-256 of those bytes. Block wire form: ``[Kind.BLOCK, 1, header_bytes,
 [tx_bytes, ...]]``.
 """
@@ -57,10 +60,17 @@ class BlockHeader:
     tx_root: bytes
     state_root: bytes
     validators_hash: bytes
+    next_validators_hash: bytes
     hash: BlockHash = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("prev_block", "tx_root", "state_root", "validators_hash"):
+        for name in (
+            "prev_block",
+            "tx_root",
+            "state_root",
+            "validators_hash",
+            "next_validators_hash",
+        ):
             if len(getattr(self, name)) != 32:
                 raise InvalidUpdate(RejectReason.MALFORMED, f"header.{name} must be 32 bytes")
         if len(self.proposer) != PUBLIC_KEY_SIZE:
@@ -81,6 +91,7 @@ class BlockHeader:
             self.tx_root,
             self.state_root,
             self.validators_hash,
+            self.next_validators_hash,
         )
 
     @classmethod
@@ -90,7 +101,7 @@ class BlockHeader:
         Raises:
             InvalidUpdate: malformed or non-canonical input.
         """
-        r = Reader.open(data, Kind.HEADER, "header", fields=8, max_size=HEADER_MAX_BYTES)
+        r = Reader.open(data, Kind.HEADER, "header", fields=9, max_size=HEADER_MAX_BYTES)
         header = cls(
             chain_id=r.text("chain_id", maximum=MAX_CHAIN_ID),
             height=r.uint("height", maximum=2**63 - 1),
@@ -100,6 +111,7 @@ class BlockHeader:
             tx_root=r.bytes("tx_root", size=32),
             state_root=r.bytes("state_root", size=32),
             validators_hash=r.bytes("validators_hash", size=32),
+            next_validators_hash=r.bytes("next_validators_hash", size=32),
         )
         r.done()
         return header

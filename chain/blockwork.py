@@ -19,15 +19,31 @@ from chain.commits import (
     claim_after,
     claim_tree_key,
     commit_tree_key,
+    entry_from_bytes,
     reveal_commit_key,
 )
+from chain.encoding import Kind
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
 from chain.rules import apply_tx, check_tx_static
 from chain.state import DomainState
-from chain.tx import Op, Transaction
+from chain.tx import VALIDATOR_OPS, Op, Transaction
+from chain.validator_rules import apply_validator_tx, trim_schedule
+from chain.validators import Proposal, Roster, Schedule
 
-NamingEntry = CommitEntry | Claim
+# The state-tree entries besides domains: naming's commits and claims, and the
+# validator proposals and schedule (chain/validators.py).
+NamingEntry = CommitEntry | Claim | Proposal | Schedule
+
+
+def state_entry_from_bytes(data: bytes) -> NamingEntry:
+    """Decode a stored state entry of any kind but a domain's."""
+    kind = data[1:3]
+    if kind == bytes([0x18, Kind.VALIDATOR_PROPOSAL]):
+        return Proposal.from_bytes(data)
+    if kind == bytes([0x18, Kind.VALIDATOR_SCHEDULE]):
+        return Schedule.from_bytes(data)
+    return entry_from_bytes(data)
 
 
 class ChainReader(Protocol):
@@ -59,6 +75,7 @@ class BlockWork:
         self.leaving: list[bytes] = []  # the expiry marks read for this height
         self.commits = 0
         self.registrations = 0
+        self.scheduled: list[tuple[int, Roster]] = []  # validator rosters this block scheduled
 
     # -- reading through the block's own changes --
 
@@ -71,6 +88,10 @@ class BlockWork:
         if tree_key in self.naming:
             return self.naming[tree_key]
         return self.chain.get_naming_entry(tree_key)
+
+    def set_entry(self, tree_key: bytes, entry: NamingEntry | None) -> None:
+        """Change (or remove, with None) a state entry."""
+        self.naming[tree_key] = entry
 
     def context(self, tx: Transaction) -> NameContext:
         """What the naming rules read for `tx` at this height."""
@@ -89,16 +110,23 @@ class BlockWork:
     # -- changing --
 
     def expire(self) -> None:
-        """Drop the commits and claims whose time ends at this height (before any transaction)."""
+        """Drop the entries whose time ends at this height (before any transaction).
+
+        Commits, claims and validator proposals leave by their expiry marks; the
+        validator schedule forgets the rosters a later one replaced.
+        """
         naming = self.params.naming
         self.leaving = self.chain.naming_leaving(self.height)
         for key in self.leaving:
             found = self.entry(key)
-            if found is None:
+            if found is None or isinstance(found, Schedule):
                 continue  # revealed, or replaced by an entry that leaves later
-            leaves = found.leaves_at(naming) if isinstance(found, CommitEntry) else found.leaves_at()
+            leaves = (
+                found.leaves_at(naming) if isinstance(found, CommitEntry) else found.leaves_at()
+            )
             if leaves == self.height:
                 self.naming[key] = None
+        trim_schedule(self)
 
     def fits(self, tx: Transaction) -> bool:
         """Whether the block's registration and commit limits leave room for `tx`."""
@@ -124,6 +152,9 @@ class BlockWork:
             )
         check_tx_static(tx, self.params)
         body = tx.body
+        if body.op in VALIDATOR_OPS:
+            apply_validator_tx(self, tx)
+            return
         if body.op == Op.COMMIT:
             key = commit_tree_key(body.commitment, body.owner)
             existing = self.entry(key)

@@ -67,12 +67,20 @@ class Kind(IntEnum):
     RELAYED_VOTES = 34  # issue 20: a round's proposer passes on the votes it was sent
     NAME_RENEW_BODY = 35
     RENEWAL_STAMP_INPUT = 36
+    VALIDATOR_TX_BODY = 37  # issue 15: validator-set changes (chain/validators.py)
+    VALIDATOR_CHANGE = 38
+    ROSTER = 39
+    VALIDATOR_PROPOSAL = 40
+    VALIDATOR_SCHEDULE = 41
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis
 # hash, so bytes signed under version 1 are refused by their version instead of
 # failing later as bad signatures.
-_VERSIONS: dict[Kind, int] = {Kind.TX: 2, Kind.VOTE: 2, Kind.CERTIFICATE: 2, Kind.PROPOSAL: 2}
+# Version 2 of the header (issue 15) adds `next_validators_hash`.
+_VERSIONS: dict[Kind, int] = {
+    Kind.TX: 2, Kind.VOTE: 2, Kind.CERTIFICATE: 2, Kind.PROPOSAL: 2, Kind.HEADER: 2,
+}  # fmt: skip
 
 
 def version_of(kind: Kind) -> int:

@@ -62,6 +62,10 @@ class RejectReason(StrEnum):
     NO_QUORUM = "no-quorum"
     BAD_PROOF = "bad-proof"
     STALE_PROOF = "stale-proof"
+    # -- validator-set changes (chain/validators.py) --
+    BAD_VALIDATOR_CHANGE = "bad-validator-change"
+    NOT_VALIDATOR = "not-validator"
+    PROPOSAL_NOT_FOUND = "proposal-not-found"
     # -- mempool admission --
     MEMPOOL_FULL = "mempool-full"
     DOMAIN_QUEUE_FULL = "domain-queue-full"
@@ -88,6 +92,9 @@ _PENALTY: dict[RejectReason, int] = {
     RejectReason.NAME_PROVISIONAL: 0,
     RejectReason.MEMPOOL_FULL: 0,
     RejectReason.DOMAIN_QUEUE_FULL: 0,
+    RejectReason.BAD_VALIDATOR_CHANGE: 0,  # a change that applied may no longer (set changed)
+    RejectReason.NOT_VALIDATOR: 0,  # a validator removed since it signed
+    RejectReason.PROPOSAL_NOT_FOUND: 0,  # approved, lapsed or not yet final here
     RejectReason.STALE_PROOF: 0,  # an honest node that is behind serves an old head
 }
 DEFAULT_PENALTY = 50

@@ -55,7 +55,9 @@ class Genesis:
         # Computed once and carried in the params, where every signer and verifier
         # already looks for `chain_id`. Always recomputed: `dataclasses.replace`
         # copies params holding the hash of the genesis they came from.
-        params = replace(self.params, genesis_hash=self._compute_hash())
+        params = replace(
+            self.params, genesis_hash=self._compute_hash(), validator_names=self.validator_names
+        )
         object.__setattr__(self, "params", params)
 
     @property

@@ -13,8 +13,9 @@
 | `E`    | height u64 BE, round u32 BE, vote type u8, key | equivocation evidence (`Kind.EVIDENCE`) |
 | `I`    | height u64 BE, round u32 BE, key  | invalid proposal (`Kind.INVALID_PROPOSAL`) |
 | `L`    | (none: one key)                   | the validator's lock (`Kind.LOCK_RECORD`)  |
-| `K`    | state-tree key (32)               | name commit or claim (`Kind.NAME_COMMIT`, `Kind.NAME_CLAIM`) |
+| `K`    | state-tree key (32)               | name commit or claim (`Kind.NAME_COMMIT`, `Kind.NAME_CLAIM`), validator proposal or schedule (`Kind.VALIDATOR_PROPOSAL`, `Kind.VALIDATOR_SCHEDULE`) |
 | `X`    | height u64 BE, state-tree key (32) | empty: that `K` entry leaves the state at the start of that height |
+| `V`    | from height u64 BE                | validator roster in force from there on (`Kind.ROSTER`); none for genesis |
 
 Big-endian integers keep LevelDB's byte order equal to numeric order, so
 "latest block" and "history of a domain" are single range scans.
@@ -38,6 +39,7 @@ INVALID_PROPOSAL = b"I"
 LOCK = b"L"  # one key: the locked proposal and its polka, for a restart mid-height
 NAMING = b"K"  # commits and claims of commit-reveal registration (chain/commits.py)
 NAMING_EXPIRY = b"X"  # which of them leave the state at a height
+ROSTER = b"V"  # u64 BE from_height -> the validator roster from that height on (chain/validators.py)
 
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
@@ -138,3 +140,8 @@ def make_naming_expiry_prefix(height: int) -> bytes:
 def make_naming_expiry_key(height: int, tree_key: bytes) -> bytes:
     """Key marking that the naming entry `tree_key` leaves the state at `height`."""
     return make_naming_expiry_prefix(height) + tree_key
+
+
+def make_roster_key(from_height: int) -> bytes:
+    """The validator roster in force from `from_height` (issue 15)."""
+    return ROSTER + u64(from_height)

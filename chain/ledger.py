@@ -13,26 +13,36 @@ transaction, so their first update is seq 1.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chain import keys
 from chain.block import NO_PROPOSER, Block, BlockHeader, tx_root
-from chain.blockwork import BlockWork, NamingEntry
-from chain.commits import Claim, CommitEntry, claim_tree_key, entry_from_bytes
+from chain.blockwork import BlockWork, NamingEntry, state_entry_from_bytes
+from chain.commits import Claim, CommitEntry, claim_tree_key
 from chain.crypto import PublicKey, sha256
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
 from chain.lightclient import DomainProof
-from chain.quorum import CommitCertificate
+from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt import SparseMerkleTree
 from chain.state import DomainState, DomainStatus, StateCache, domain_key
 from chain.store import KVStore, WriteBatch
-from chain.tx import Op, Transaction
+from chain.tx import Transaction
+from chain.validators import (
+    SCHEDULE_TREE_KEY,
+    Proposal,
+    Roster,
+    Schedule,
+    genesis_roster,
+    proposal_tree_key,
+)
 
 # 2: transactions, votes, proposals and certificates at version 2 (their
-# signatures cover the genesis hash, issue 13).
-STORAGE_FORMAT = 2
+# signatures cover the genesis hash, issue 13). 3: headers at version 2 (they
+# commit to the next height's validator set) and validator rosters (issue 15).
+STORAGE_FORMAT = 3
 # The state tree keeps its top 12 levels in memory: at most 2**12 - 1 = 4,095 nodes,
 # ~270 B each (key, hash + encoded node, dict slot), so ~1.1 MiB once the tree has
 # some 4,000 domains, and no more however many it gets. At 18 levels the cache held
@@ -60,6 +70,7 @@ class BlockUpdate:
     block: Block
     batch: WriteBatch
     states: dict[str, DomainState]
+    scheduled: list[tuple[int, Roster]] = field(default_factory=list)  # rosters it scheduled
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +96,9 @@ class Ledger:
         self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
         self._states = StateCache(STATE_CACHE_SIZE, STATE_CACHE_BYTES)
         self._head: BlockHeader | None = None
+        # (from_height, roster) of every validator set since genesis, oldest first: one
+        # entry per change (each ~33 B per validator), read from the store once.
+        self._rosters: list[tuple[int, Roster]] | None = None
 
     # -- set-up --
 
@@ -140,6 +154,7 @@ class Ledger:
             tx_root=tx_root([]),
             state_root=state_root,
             validators_hash=self.params.validators.hash(),
+            next_validators_hash=self.params.validators.hash(),
         )
 
     # -- reading --
@@ -211,7 +226,7 @@ class Ledger:
     def get_naming_entry(self, tree_key: bytes) -> NamingEntry | None:
         """A name commit or claim by its state-tree key, None if not in the state."""
         raw = self.store.get(keys.make_naming_key(tree_key))
-        return None if raw is None else entry_from_bytes(raw)
+        return None if raw is None else state_entry_from_bytes(raw)
 
     def get_commit(self, tree_key: bytes) -> CommitEntry | None:
         """A finalized commit not yet revealed (`chain.commits.commit_tree_key`)."""
@@ -279,17 +294,68 @@ class Ledger:
                     break
         return out
 
+    # -- the validator set (chain/validators.py) --
+
+    def rosters(self) -> list[tuple[int, Roster]]:
+        """Every validator roster since genesis with the height it starts at, oldest first.
+
+        Includes the rosters scheduled by finalized blocks that have not started yet.
+        """
+        if self._rosters is None:
+            found = [(1, genesis_roster(self.params))]
+            with self.store.iterate(keys.ROSTER) as pairs:
+                for key, value in pairs:
+                    found.append((keys.read_u64(key[len(keys.ROSTER) :]), Roster.from_bytes(value)))
+            self._rosters = found
+        return self._rosters
+
+    def roster_at(self, height: int) -> Roster:
+        """The validator roster of `height` (known up to two heights past the head)."""
+        rosters = self.rosters()
+        at = bisect.bisect_right([start for start, _ in rosters], height) - 1
+        return rosters[max(at, 0)][1]
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set that decides the block at `height`."""
+        return self.roster_at(height).validators
+
+    def get_proposal(self, proposal_id: bytes) -> Proposal | None:
+        """A pending validator-set change by id, None if not pending."""
+        found = self.get_naming_entry(proposal_tree_key(proposal_id))
+        return found if isinstance(found, Proposal) else None
+
+    def pending_proposals(self) -> list[Proposal]:
+        """Every pending validator-set change, oldest first (their expiry marks find them)."""
+        out: list[Proposal] = []
+        head = self.height
+        with self.store.iterate(
+            keys.NAMING_EXPIRY, start=keys.make_naming_expiry_prefix(head + 1)
+        ) as pairs:
+            marked = [key[len(keys.NAMING_EXPIRY) + 8 :] for key, _ in pairs]
+        for tree_key in marked:
+            found = self.get_naming_entry(tree_key)
+            if isinstance(found, Proposal) and found.tree_key == tree_key:
+                out.append(found)
+        return sorted({p.proposal: p for p in out}.values(), key=lambda p: (p.height, p.proposal))
+
+    def schedule(self) -> Schedule | None:
+        """The validator schedule in the state (None: no change was ever scheduled)."""
+        found = self.get_naming_entry(SCHEDULE_TREE_KEY)
+        return found if isinstance(found, Schedule) else None
+
     # -- checking and applying blocks --
 
     def _check_header(self, header: BlockHeader, prev: BlockHeader) -> None:
         p = self.params
+        validators = self.validators_at(header.height)
         fails = [
             (header.chain_id != p.chain_id, RejectReason.WRONG_CHAIN, "chain_id"),
             (header.height != prev.height + 1, RejectReason.BAD_HEIGHT, f"height {header.height}, expected {prev.height + 1}"),
             (header.prev_block != prev.hash, RejectReason.BAD_PREV_BLOCK, "prev_block is not the head"),
             (header.time_ms <= prev.time_ms, RejectReason.BAD_TIME, "time does not move forward"),
-            (p.validators.index_of(header.proposer) is None, RejectReason.BAD_PROPOSER, "proposer is not a validator"),
-            (header.validators_hash != p.validators.hash(), RejectReason.BAD_VALIDATORS, "validators_hash"),
+            (validators.index_of(header.proposer) is None, RejectReason.BAD_PROPOSER, "proposer is not a validator"),
+            (header.validators_hash != validators.hash(), RejectReason.BAD_VALIDATORS, "validators_hash"),
+            (header.next_validators_hash != self.validators_at(header.height + 1).hash(), RejectReason.BAD_VALIDATORS, "next_validators_hash"),
         ]  # fmt: skip
         for failed, reason, message in fails:
             if failed:
@@ -321,12 +387,13 @@ class Ledger:
                 work.apply(tx, i)
             except InvalidUpdate as exc:
                 raise InvalidUpdate(
-                    exc.reason, f"block {header.height} tx {i} ({tx.txid.hex()[:16]}): {exc.args[0]}"
+                    exc.reason,
+                    f"block {header.height} tx {i} ({tx.txid.hex()[:16]}): {exc.args[0]}",
                 ) from None
         if self._write_states(batch, work.states, work) != header.state_root:
             raise InvalidUpdate(RejectReason.BAD_STATE_ROOT, f"block {header.height}: state_root")
-        self._write_block_keys(batch, block)
-        return BlockUpdate(block=block, batch=batch, states=work.states)
+        self._write_block_keys(batch, block, work)
+        return BlockUpdate(block=block, batch=batch, states=work.states, scheduled=work.scheduled)
 
     def _write_states(
         self, batch: WriteBatch, states: dict[str, DomainState], work: BlockWork | None = None
@@ -340,7 +407,9 @@ class Ledger:
             self._write_naming(batch, work, changes)
         return self.tree.update(batch, changes)
 
-    def _write_naming(self, batch: WriteBatch, work: BlockWork, changes: dict[bytes, bytes | None]) -> None:
+    def _write_naming(
+        self, batch: WriteBatch, work: BlockWork, changes: dict[bytes, bytes | None]
+    ) -> None:
         """Commits and claims into the batch and the tree, with their expiry marks."""
         for tree_key in work.leaving:
             batch.delete(keys.make_naming_expiry_key(work.height, tree_key))
@@ -353,20 +422,27 @@ class Ledger:
             data = entry.to_bytes()
             batch.put(keys.make_naming_key(tree_key), data)
             changes[tree_key] = sha256(data)
-            leaves = entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
-            batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
+            leaves = (
+                entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
+            )
+            if leaves is not None:  # the validator schedule stays
+                batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
 
-    def _write_block_keys(self, batch: WriteBatch, block: Block) -> None:
+    def _write_block_keys(self, batch: WriteBatch, block: Block, work: BlockWork) -> None:
         height = block.height
+        for start, roster in work.scheduled:
+            batch.put(keys.make_roster_key(start), roster.to_bytes())
         batch.put(keys.make_block_key(height), block.to_bytes())
         batch.put(keys.make_block_hash_key(block.hash), keys.u64(height))
         for i, tx in enumerate(block.txs):
             batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
-            if tx.body.op != Op.COMMIT:  # a commit is no step of a domain's chain
+            if tx.body.has_domain:  # a commit or validator op is no step of a domain's chain
                 batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
 
-    def commit(self, update: BlockUpdate, certificate: CommitCertificate, *, sync: bool = True) -> None:
+    def commit(
+        self, update: BlockUpdate, certificate: CommitCertificate, *, sync: bool = True
+    ) -> None:
         """Write a checked block with its certificate in one synced batch.
 
         With ``sync=False`` the batch is still atomic but not flushed to disk at
@@ -383,7 +459,7 @@ class Ledger:
         if certificate.height != block.height:
             raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
         certificate.verify(
-            self.params.validators,
+            self.validators_at(block.height),
             self.params.chain_id,
             block.hash,
             genesis_hash=self.params.genesis_hash,
@@ -391,8 +467,12 @@ class Ledger:
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
         self._write(update.batch, update.states, sync=sync)
         self._head = block.header
+        if update.scheduled:
+            self.rosters().extend(update.scheduled)
 
-    def _write(self, batch: WriteBatch, states: dict[str, DomainState], *, sync: bool = True) -> None:
+    def _write(
+        self, batch: WriteBatch, states: dict[str, DomainState], *, sync: bool = True
+    ) -> None:
         """Write `batch` (which sets `states`) durably; keep the caches in step with it."""
         try:
             self.store.write(batch, sync=sync)
@@ -441,7 +521,7 @@ class Ledger:
             if tx.body.domain in waiting or not work.fits(tx):
                 # Over the per-block registration limits: it stays pending (not
                 # rejected), and so does every later transaction of its domain.
-                if tx.body.op != Op.COMMIT:
+                if tx.body.has_domain:
                     waiting.add(tx.body.domain)
                 continue
             try:
@@ -460,8 +540,11 @@ class Ledger:
             proposer=proposer,
             tx_root=tx_root(chosen),
             state_root=self._write_states(batch, work.states, work),
-            validators_hash=self.params.validators.hash(),
+            validators_hash=self.validators_at(head.height + 1).hash(),
+            next_validators_hash=self.validators_at(head.height + 2).hash(),
         )
         block = Block(header=header, txs=tuple(chosen))
-        self._write_block_keys(batch, block)
-        return BlockUpdate(block=block, batch=batch, states=work.states), rejected
+        self._write_block_keys(batch, block, work)
+        return BlockUpdate(
+            block=block, batch=batch, states=work.states, scheduled=work.scheduled
+        ), rejected

@@ -13,7 +13,8 @@ on it). Expiry is found through a heap keyed by ``valid_until`` whose stale
 entries are skipped lazily and compacted when they outnumber the live ones.
 
 A name commit belongs to no domain: it waits on its own, once per commitment
-and owner. With a view of the chain (`NamingView`), reveals and updates are
+and owner. So does a validator proposal or approval, from a member of the next
+height's validator set only. With a view of the chain (`NamingView`), reveals and updates are
 checked against the commits and claims of the next height; without one their
 naming rules wait for the block that would carry them.
 """
@@ -37,7 +38,8 @@ from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
 from chain.rules import apply_tx, check_tx_static
 from chain.state import DomainState
-from chain.tx import Op, Transaction, TxHash
+from chain.quorum import ValidatorSet
+from chain.tx import VALIDATOR_OPS, Op, Transaction, TxHash
 
 Finalized = Callable[[str], DomainState | None]
 """Looks up a domain's finalized state (None if never registered)."""
@@ -51,8 +53,12 @@ class NamingView(Protocol):
         """The last finalized height."""
         ...
 
-    def get_naming_entry(self, tree_key: bytes) -> CommitEntry | Claim | None:
-        """A commit or claim by state-tree key."""
+    def get_naming_entry(self, tree_key: bytes) -> object | None:
+        """A commit, claim or other state entry by state-tree key."""
+        ...
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set of `height`."""
         ...
 
 DEFAULT_MAX_TXS = 10_000
@@ -167,6 +173,9 @@ class Mempool:
         if tx.body.op == Op.COMMIT:
             self._add_commit(tx)
             return
+        if tx.body.op in VALIDATOR_OPS:
+            self._add_validator_op(tx)
+            return
         domain = tx.body.domain
         chain = self._chains.get(domain, [])
         # The caps come before the rules: no signature check for a tx we cannot hold.
@@ -197,6 +206,19 @@ class Mempool:
             )
         check_tx_static(tx, self.params)  # the stamp: after the cheap checks
         self._commits[key] = tx.txid
+        self._hold(tx)
+
+    def _add_validator_op(self, tx: Transaction) -> None:
+        if len(self._txs) >= self.max_txs or self._bytes + tx.size > self.max_bytes:
+            raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
+        if self.chain is not None:
+            height = self.chain.height + 1
+            if self.chain.validators_at(height).index_of(tx.body.owner) is None:
+                raise InvalidUpdate(
+                    RejectReason.NOT_VALIDATOR,
+                    f"key {bytes(tx.body.owner).hex()[:16]}… is not a validator at height {height}",
+                )
+        check_tx_static(tx, self.params)
         self._hold(tx)
 
     def _hold(self, tx: Transaction) -> None:
@@ -236,9 +258,9 @@ class Mempool:
         """
         included = {tx.txid for tx in txs}
         for tx in txs:
-            if tx.body.op == Op.COMMIT and tx.txid in self._txs:
+            if not tx.body.has_domain and tx.txid in self._txs:
                 self._forget(tx)
-        touched = {tx.body.domain for tx in txs if tx.body.op != Op.COMMIT}
+        touched = {tx.body.domain for tx in txs if tx.body.has_domain}
         dropped: list[tuple[Transaction, InvalidUpdate]] = []
         for domain in sorted(touched):
             chain = self._chains.get(domain)
@@ -303,7 +325,7 @@ class Mempool:
         self, domain: str, first: Transaction, error: InvalidUpdate
     ) -> list[tuple[Transaction, InvalidUpdate]]:
         """Remove `first` and every later pending transaction of `domain`."""
-        if first.body.op == Op.COMMIT:
+        if not first.body.has_domain:
             self._forget(first)
             return [(first, error)]
         chain = self._chains[domain]

@@ -43,6 +43,8 @@ class ChainParams:
             `Genesis` itself (empty only in params no genesis holds). Every
             signature covers it, so another network with the same `chain_id`
             (a second devnet) cannot replay its transactions or votes here.
+        validator_names: the genesis validators' names, set by `Genesis` (labels:
+            the genesis roster of `chain.validators`).
     """
 
     chain_id: str
@@ -53,6 +55,7 @@ class ChainParams:
     record_limits: RecordLimits
     consensus: ConsensusParams
     genesis_hash: bytes = b""
+    validator_names: tuple[str, ...] = ()
     naming: NamingParams = field(default_factory=lambda: NamingParams())
 
 

@@ -13,7 +13,8 @@ from chain.params import ChainParams
 from chain.records import validate_record_set
 from chain.stamp import renewal_seed, stamp_seed, verify_stamp
 from chain.state import DomainState, DomainStatus
-from chain.tx import ZERO_HASH, Op, Transaction
+from chain.tx import VALIDATOR_OPS, ZERO_HASH, Op, Transaction
+from chain.validators import ValidatorChange
 
 # Owner keys already found to be points on the curve. Most transactions reuse a
 # key, and parsing a point costs about a sixth of a signature check. Only keys
@@ -114,6 +115,10 @@ def check_tx_static(tx: Transaction, params: ChainParams) -> None:
             RejectReason.WRONG_CHAIN,
             f"transaction is for network {body.chain_id!r}, this is {params.chain_id!r}",
         )
+    if body.op in VALIDATOR_OPS:
+        _validate_owner_key(body.owner)
+        check_validator_static(tx, params)
+        return
     _check_registration_form(tx, params)
     if body.op == Op.COMMIT:
         _validate_owner_key(body.owner)
@@ -191,8 +196,10 @@ def apply_tx(
     """
     body = tx.body
     name = body.domain
-    if body.op == Op.COMMIT:
-        raise InvalidUpdate(RejectReason.BAD_OP, "a commit changes no domain's chain")
+    if not body.has_domain:
+        raise InvalidUpdate(
+            RejectReason.BAD_OP, "a commit or validator op changes no domain's chain"
+        )
     check_tx_window(tx, params, now_s)
     expected_seq = 0 if current is None else current.seq + 1
     if body.seq != expected_seq:
@@ -265,3 +272,30 @@ def apply_tx(
         expires_at=expires_at,
         status=status,
     )
+
+
+def decode_change(tx: Transaction) -> ValidatorChange:
+    """The change a proposal carries.
+
+    Raises:
+        InvalidUpdate: MALFORMED, it is no change at all.
+    """
+    try:
+        return ValidatorChange.from_bytes(tx.body.change)
+    except InvalidUpdate as exc:  # no state makes it valid: the default penalty
+        raise InvalidUpdate(RejectReason.MALFORMED, f"validator change: {exc.args[0]}") from None
+
+
+def check_validator_static(tx: Transaction, params: ChainParams) -> None:
+    """The checks that need no state: the change decodes and `owner` signed.
+
+    Raises:
+        InvalidUpdate: MALFORMED or BAD_SIGNATURE.
+    """
+    if tx.body.op == Op.VALIDATOR_PROPOSE:
+        decode_change(tx)
+    if not tx.is_signed_by(tx.body.owner, params.genesis_hash):
+        raise InvalidUpdate(
+            RejectReason.BAD_SIGNATURE,
+            "validator op not signed by its validator key for this network",
+        )

@@ -57,6 +57,12 @@ class Op(IntEnum):
     RENEW = 3
     RELEASE = 4
     COMMIT = 5
+    VALIDATOR_PROPOSE = 6  # issue 15: a validator-set change (chain/validators.py)
+    VALIDATOR_APPROVE = 7
+
+
+VALIDATOR_OPS = (Op.VALIDATOR_PROPOSE, Op.VALIDATOR_APPROVE)
+MAX_CHANGE_FIELD = 128  # a proposal's framed `ValidatorChange`, or an approval's 32-byte id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,9 +85,12 @@ class TxBody:
         commit_height: a reveal's commit's block height.
         salt: a reveal's salt (empty for every other op: a registration
             without salt is a direct one).
+        change: a validator proposal's framed `chain.validators.ValidatorChange`,
+            or an approval's proposal id (empty otherwise).
 
-    A commit has no domain: `domain` is "" (what indexes and messages show),
-    `seq` 0, `prev` zeroes and no records.
+    A commit and a validator proposal or approval have no domain: `domain` is
+    "" (what indexes and messages show), `seq` 0, `prev` zeroes and no records;
+    `owner` is the signing key (for a validator op, a current validator's).
     """
 
     chain_id: str
@@ -97,6 +106,7 @@ class TxBody:
     stamp: bytes = b""
     commit_height: int = 0
     salt: bytes = b""
+    change: bytes = b""
 
     def __post_init__(self) -> None:
         if len(self.prev) != 32:
@@ -110,7 +120,29 @@ class TxBody:
         self._check_form()
 
     def _check_form(self) -> None:
-        """The fields a commit, a reveal and every other op may carry."""
+        """The fields a commit, a reveal, a validator op and every other op may carry."""
+        if self.op in VALIDATOR_OPS:
+            size = 32 if self.op == Op.VALIDATOR_APPROVE else None
+            if (
+                self.domain
+                or self.seq
+                or self.records
+                or self.commitment
+                or self.stamp
+                or self.salt
+            ):
+                raise InvalidUpdate(
+                    RejectReason.MALFORMED, "a validator op carries no domain, records or stamp"
+                )
+            if self.stamp_work or self.commit_height:
+                raise InvalidUpdate(
+                    RejectReason.MALFORMED, "a validator op carries no domain, records or stamp"
+                )
+            if not 0 < len(self.change) <= MAX_CHANGE_FIELD or (size and len(self.change) != size):
+                raise InvalidUpdate(RejectReason.MALFORMED, "a validator op's change field size")
+            return
+        if self.change:
+            raise InvalidUpdate(RejectReason.MALFORMED, "only a validator op carries a change")
         if self.op == Op.COMMIT:
             if len(self.commitment) != 32 or self.domain or self.seq or self.records:
                 raise InvalidUpdate(
@@ -125,7 +157,9 @@ class TxBody:
         if self.commitment:
             raise InvalidUpdate(RejectReason.MALFORMED, "only a commit carries a commitment")
         if (self.stamp or self.stamp_work) and self.op != Op.RENEW:
-            raise InvalidUpdate(RejectReason.MALFORMED, "only a commit or a renewal carries a stamp")
+            raise InvalidUpdate(
+                RejectReason.MALFORMED, "only a commit or a renewal carries a stamp"
+            )
         if len(self.stamp) > MAX_STAMP_BYTES or not 0 <= self.stamp_work < 2**63:
             raise InvalidUpdate(RejectReason.MALFORMED, "tx.stamp out of range")
         if self.salt and (self.op != Op.REGISTER or not MIN_SALT <= len(self.salt) <= MAX_SALT):
@@ -135,6 +169,11 @@ class TxBody:
             )
         if not 0 <= self.commit_height < 2**63 or (self.commit_height and not self.salt):
             raise InvalidUpdate(RejectReason.MALFORMED, "tx.commit_height belongs to a reveal")
+
+    @property
+    def has_domain(self) -> bool:
+        """Whether this is a step of a domain's chain (not a commit or a validator op)."""
+        return self.op != Op.COMMIT and self.op not in VALIDATOR_OPS
 
     @property
     def is_stamped_renewal(self) -> bool:
@@ -148,6 +187,15 @@ class TxBody:
 
     def to_bytes(self) -> bytes:
         """Canonical framed bytes (what is hashed and signed)."""
+        if self.op in VALIDATOR_OPS:
+            return frame(
+                Kind.VALIDATOR_TX_BODY,
+                self.chain_id,
+                int(self.op),
+                self.change,
+                bytes(self.owner),
+                self.valid_until,
+            )
         if self.op == Op.COMMIT:
             return frame(
                 Kind.NAME_COMMIT_BODY,
@@ -225,6 +273,8 @@ class TxBody:
             return cls._reveal_from_bytes(data, max_records, max_bytes)
         if data[1:3] == bytes([0x18, Kind.NAME_RENEW_BODY]):
             return cls._renewal_from_bytes(data, max_records, max_bytes)
+        if data[1:3] == bytes([0x18, Kind.VALIDATOR_TX_BODY]):
+            return cls._validator_from_bytes(data)
         r = Reader.open(data, Kind.TX_BODY, "tx", fields=8, max_size=MAX_TX_BYTES)
         chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
         domain = r.text("domain", maximum=MAX_DOMAIN)
@@ -287,6 +337,28 @@ class TxBody:
             raise InvalidUpdate(RejectReason.MALFORMED, "reveal.salt: empty")
         return body
 
+    @classmethod
+    def _validator_from_bytes(cls, data: bytes) -> TxBody:
+        r = Reader.open(
+            data, Kind.VALIDATOR_TX_BODY, "validator op", fields=5, max_size=MAX_TX_BYTES
+        )
+        chain_id = r.text("chain_id", maximum=MAX_CHAIN_ID)
+        op = r.uint("op", maximum=Op.VALIDATOR_APPROVE)
+        if op not in VALIDATOR_OPS:
+            raise InvalidUpdate(RejectReason.MALFORMED, f"validator op: {op} is not one")
+        body = cls(
+            chain_id=chain_id,
+            domain="",
+            seq=0,
+            prev=ZERO_HASH,
+            op=Op(op),
+            records=(),
+            change=r.bytes("change", maximum=MAX_CHANGE_FIELD),
+            owner=PublicKey(r.bytes("owner", size=PUBLIC_KEY_SIZE)),
+            valid_until=r.uint("valid_until", maximum=2**63 - 1),
+        )
+        r.done()
+        return body
 
     @classmethod
     def _renewal_from_bytes(cls, data: bytes, max_records: int, max_bytes: int | None) -> TxBody:
@@ -307,7 +379,9 @@ class TxBody:
         )
         r.done()
         if not body.stamp_work:
-            raise InvalidUpdate(RejectReason.MALFORMED, "renewal.stamp_work: 0 (use the plain form)")
+            raise InvalidUpdate(
+                RejectReason.MALFORMED, "renewal.stamp_work: 0 (use the plain form)"
+            )
         return body
 
 

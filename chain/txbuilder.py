@@ -48,8 +48,14 @@ class DomainView:
     def free(cls, domain: str) -> DomainView:
         """A name that was never registered."""
         return cls(
-            domain=domain, status="free", owner=None, seq=-1, head=ZERO_HASH, records=(),
-            expires_at=0, pending=0,
+            domain=domain,
+            status="free",
+            owner=None,
+            seq=-1,
+            head=ZERO_HASH,
+            records=(),
+            expires_at=0,
+            pending=0,
         )
 
 
@@ -119,4 +125,25 @@ def build_tx(
         owner=owner,
         valid_until=deadline,
     )
+    return Transaction.sign(body, key, genesis_hash)
+
+
+def build_validator_tx(
+    *, op: Op, change: bytes, key: PrivateKey, chain_id: str, genesis_hash: bytes, deadline: int
+) -> Transaction:
+    """Sign a validator-set proposal or approval (chain/validators.py).
+
+    Args:
+        op: `Op.VALIDATOR_PROPOSE` or `Op.VALIDATOR_APPROVE`.
+        change: a proposal's framed `ValidatorChange`, or the 32-byte id of the
+            proposal an approval approves.
+        key: a current validator's key.
+        chain_id: the network.
+        genesis_hash: the network's genesis hash (the signature covers it).
+        deadline: the transaction's ``valid_until``.
+    """
+    body = TxBody(
+        chain_id=chain_id, domain="", seq=0, prev=ZERO_HASH, op=op, records=(),
+        owner=key.public_key, valid_until=deadline, change=change,
+    )  # fmt: skip
     return Transaction.sign(body, key, genesis_hash)

@@ -41,7 +41,7 @@ def certify(ledger: Ledger, block_hash: bytes, height: int, signers: Iterable[Pr
         )
         for key in signers
     ]
-    return CommitCertificate.from_votes(votes, ledger.params.validators)
+    return CommitCertificate.from_votes(votes, ledger.validators_at(height))
 
 
 def register_tx(

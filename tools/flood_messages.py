@@ -166,6 +166,7 @@ class Flood:
                 time_ms=time.time_ns() // 1_000_000, proposer=self.signer.key.public_key,
                 tx_root=tx_root(self._txs), state_root=sha256(b"flood state"),
                 validators_hash=self.signer.validators.hash(),
+                next_validators_hash=self.signer.validators.hash(),
             )  # fmt: skip
             block = self._blocks[height] = Block(header=header, txs=self._txs)
         return block

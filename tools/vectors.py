@@ -76,6 +76,7 @@ def compute() -> dict[str, str]:
         chain_id=CHAIN, height=1, prev_block=b"\x11" * 32, time_ms=1_700_000_000_000,
         proposer=key.public_key, tx_root=tx_root([tx]), state_root=root_of(items),
         validators_hash=validators.hash(),
+        next_validators_hash=validators.hash(),
     )
     out["header"] = header.to_bytes().hex()
     out["block_hash"] = header.hash.hex()

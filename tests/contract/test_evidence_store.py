@@ -40,6 +40,7 @@ def record(height: int, round_: int) -> InvalidProposal:
     header = BlockHeader(
         chain_id="t", height=height, prev_block=b"\x00" * 32, time_ms=1000, proposer=KEY.public_key,
         tx_root=tx_root([]), state_root=b"\x09" * 32, validators_hash=b"\x01" * 32,
+        next_validators_hash=b"\x01" * 32,
     )  # fmt: skip
     block = Block(header=header, txs=())
     proposal = Proposal.create(

@@ -21,6 +21,7 @@ def block(height: int = 3, salt: int = 0) -> Block:
         chain_id="t", height=height, prev_block=bytes([salt]) * 32, time_ms=1000 + salt,
         proposer=KEY.public_key, tx_root=tx_root([]), state_root=b"\x00" * 32,
         validators_hash=b"\x01" * 32,
+        next_validators_hash=b"\x01" * 32,
     )
     return Block(header=header, txs=())
 

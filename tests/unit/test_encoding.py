@@ -57,8 +57,8 @@ def test_reader_checks_kind_version_and_fields() -> None:
         Reader.open(encode([int(Kind.VOTE), 1, 7, b"k"]), Kind.VOTE, "vote", fields=2, max_size=100)
     assert info.value.reason == RejectReason.UNKNOWN_VERSION  # votes are at version 2
     with pytest.raises(InvalidUpdate) as info:
-        Reader.open(encode([int(Kind.HEADER), 2, 7]), Kind.HEADER, "header", fields=1, max_size=100)
-    assert info.value.reason == RejectReason.UNKNOWN_VERSION  # headers are still at version 1
+        Reader.open(encode([int(Kind.HEADER), 1, 7]), Kind.HEADER, "header", fields=1, max_size=100)
+    assert info.value.reason == RejectReason.UNKNOWN_VERSION  # headers are at version 2 (issue 15)
     with pytest.raises(InvalidUpdate, match="expected 5 fields"):
         Reader.open(data, Kind.VOTE, "vote", fields=3, max_size=100)
 

@@ -43,6 +43,7 @@ def block_with(txs: tuple[object, ...], height: int = 1, prev: bytes = b"\x02" *
         chain_id=PARAMS.chain_id, height=height, prev_block=prev, time_ms=GENESIS.genesis_time_ms + 1,
         proposer=KEYS[1].public_key, tx_root=tx_root(txs), state_root=b"\x03" * 32,  # type: ignore[arg-type]
         validators_hash=PARAMS.validators.hash(),
+        next_validators_hash=PARAMS.validators.hash(),
     )  # fmt: skip
     return Block(header=header, txs=txs)  # type: ignore[arg-type]
 

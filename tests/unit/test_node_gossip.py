@@ -156,6 +156,7 @@ def proposal_bytes(key_index: int, tx_items: list[bytes]) -> bytes:
         chain_id=PARAMS.chain_id, height=1, prev_block=b"\x02" * 32, time_ms=5,
         proposer=KEYS[key_index].public_key, tx_root=tx_root([]), state_root=b"\x03" * 32,
         validators_hash=PARAMS.validators.hash(),
+        next_validators_hash=PARAMS.validators.hash(),
     )  # fmt: skip
     block = Block(header=header, txs=())
     proposal = Proposal.create(

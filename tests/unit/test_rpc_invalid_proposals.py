@@ -18,6 +18,7 @@ def record() -> InvalidProposal:
         chain_id=GENESIS.chain_id, height=7, prev_block=b"\x00" * 32, time_ms=1000,
         proposer=KEY.public_key, tx_root=tx_root([]), state_root=b"\x09" * 32,
         validators_hash=GENESIS.params.validators.hash(),
+        next_validators_hash=GENESIS.params.validators.hash(),
     )  # fmt: skip
     block = Block(header=header, txs=())
     proposal = Proposal.create(

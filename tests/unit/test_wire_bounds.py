@@ -124,6 +124,7 @@ def header(height: int = 1) -> BlockHeader:
         chain_id=PARAMS.chain_id, height=height, prev_block=b"\x02" * 32, time_ms=5,
         proposer=KEYS[1].public_key, tx_root=tx_root([]), state_root=b"\x03" * 32,
         validators_hash=PARAMS.validators.hash(),
+        next_validators_hash=PARAMS.validators.hash(),
     )  # fmt: skip
 
 
