@@ -33,7 +33,7 @@ Differences from the paper, all for operation rather than safety:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 
 from chain.block import Block
@@ -113,10 +113,14 @@ class Tendermint:
         height: int,
         judge: BlockJudge | None = None,
         lock: LockRecord | None = None,
+        validators_at: Callable[[int], ValidatorSet] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.genesis_hash = genesis_hash  # signed into every proposal and vote, never sent
+        # The set deciding the current height; `validators_at` (the ledger's, when the set
+        # can change: chain/validators.py) gives each height's as the machine enters it.
         self.validators = validators
+        self._validators_at = validators_at
         self.params = params
         self.app = app
         self.key = key
@@ -156,9 +160,9 @@ class Tendermint:
         effects: list[Effect] = []
         if proposal.height == self.height + 1:
             # Only the round's own proposer, and only early rounds: one slot per round.
-            if proposal.round <= ROUND_WINDOW and proposal.proposer == self.validators.proposer(
-                proposal.height, proposal.round
-            ):
+            if proposal.round <= ROUND_WINDOW and proposal.proposer == self._set_of(
+                proposal.height
+            ).proposer(proposal.height, proposal.round):
                 self._future.add(proposal)
             return effects
         if proposal.height != self.height or self.step == Step.COMMITTING:
@@ -273,8 +277,16 @@ class Tendermint:
 
     # -- height and round --
 
+    def _set_of(self, height: int) -> ValidatorSet:
+        """The validator set of `height` (the current one or the next: both are known)."""
+        if self._validators_at is None or height == self.height:
+            return self.validators
+        return self._validators_at(height)
+
     def _enter_height(self, height: int) -> None:
         self.height = height
+        if self._validators_at is not None:
+            self.validators = self._validators_at(height)
         self.round = 0  # the round the height starts in (see below); WAITING until then
         self.step = Step.WAITING
         self.locked_hash = None

@@ -13,7 +13,6 @@ transaction, so their first update is seq 1.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -312,12 +311,31 @@ class Ledger:
     def roster_at(self, height: int) -> Roster:
         """The validator roster of `height` (known up to two heights past the head)."""
         rosters = self.rosters()
-        at = bisect.bisect_right([start for start, _ in rosters], height) - 1
-        return rosters[max(at, 0)][1]
+        for start, roster in reversed(rosters):  # the latest first: what nearly every call wants
+            if start <= height:
+                return roster
+        return rosters[0][1]
 
     def validators_at(self, height: int) -> ValidatorSet:
         """The validator set that decides the block at `height`."""
         return self.roster_at(height).validators
+
+    def is_validator_near(self, key: bytes) -> bool:
+        """Whether `key` is in the set of the head, the next height or the one after.
+
+        What a node's gossip filters accept from: a validator a height behind or ahead
+        of us across a change still signs for a set we know.
+        """
+        head = self.height
+        return any(self.validators_at(h).index_of(key) is not None for h in (head, head + 1, head + 2))
+
+    def validator_name(self, key: bytes) -> str | None:
+        """The name of the validator with `key` in the latest roster that has it, None if none."""
+        for _, roster in reversed(self.rosters()):
+            name = roster.name_of(key)
+            if name is not None:
+                return name
+        return None
 
     def get_proposal(self, proposal_id: bytes) -> Proposal | None:
         """A pending validator-set change by id, None if not pending."""

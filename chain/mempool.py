@@ -36,9 +36,9 @@ from chain.commits import (
 )
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
+from chain.quorum import ValidatorSet
 from chain.rules import apply_tx, check_tx_static
 from chain.state import DomainState
-from chain.quorum import ValidatorSet
 from chain.tx import VALIDATOR_OPS, Op, Transaction, TxHash
 
 Finalized = Callable[[str], DomainState | None]

@@ -196,7 +196,8 @@ class ConsensusDriver:
         self.machine = Tendermint(
             chain_id=genesis.chain_id,
             genesis_hash=genesis.hash(),
-            validators=genesis.params.validators,
+            validators=ledger.validators_at(ledger.height + 1),
+            validators_at=ledger.validators_at,
             params=genesis.params.consensus,
             app=self.app,
             key=key,
@@ -279,7 +280,10 @@ class ConsensusDriver:
                 return False
             params = self.ledger.params
             certificate.verify(
-                params.validators, params.chain_id, block.hash, genesis_hash=params.genesis_hash
+                self.ledger.validators_at(block.height),
+                params.chain_id,
+                block.hash,
+                genesis_hash=params.genesis_hash,
             )
             update = self.app.take(block)
             self.ledger.commit(update, certificate, sync=durable)

@@ -151,6 +151,11 @@ def prepare_data_dir(config: NodeConfig, clock: Clock = SYSTEM_CLOCK) -> Prepare
         index = genesis.params.validators.index_of(candidate.public_key)
         if index is not None:
             key, name = candidate, genesis.validator_names[index]
+        elif config.validator_key_file is not None:
+            # Named on the command line but not a genesis validator: it may be in the set
+            # now or join later (chain/validators.py). Until its key is in the set of a
+            # height, the node follows; from that height on it votes.
+            key = candidate
     elif config.validator_key_file is not None:
         raise ConfigError(f"validator key {config.validator_key_file} does not exist")
     return Prepared(genesis=genesis, key=key, validator_name=name, created_devnet=created)

@@ -81,7 +81,6 @@ class Node:
         self.clock = clock
         self._genesis = genesis = prepared.genesis
         self.key = prepared.key
-        self.validator_name = prepared.validator_name
         self.store = LevelDBStore.open(config.data_dir / "chain")
         self._ledger = ledger = Ledger(self.store, genesis)
         ledger.initialize()
@@ -100,7 +99,7 @@ class Node:
         )
         self.offences = Offences(genesis, p2p)
         self.links = ValidatorLinks(
-            genesis=genesis, p2p=p2p, key=self.key, clock=clock,
+            genesis=genesis, ledger=ledger, p2p=p2p, key=self.key, clock=clock,
             consensus_topic=self.topics["consensus"], blocks_topic=self.topics["blocks"],
         )  # fmt: skip
         self.driver = driver = ConsensusDriver(
@@ -134,6 +133,13 @@ class Node:
         self.ready: dict[str, Any] = {}
 
     # -- running --
+
+    @property
+    def validator_name(self) -> str | None:
+        """Our name in the validator set of the height being decided (None: we follow)."""
+        if self.key is None:
+            return None
+        return self._ledger.roster_at(self._ledger.height + 1).name_of(self.key.public_key)
 
     async def run(self, *, task_status: TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; `task_status.started(ready_info)` once every listener is bound."""
@@ -323,7 +329,7 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
                 print("READY " + json.dumps(line), flush=True)
                 log.info(
                     "%s %s on %s at height %d: DNS %s, RPC %s",
-                    "validator" if node.key else "follower",
+                    "validator" if node.validator_name else "follower",
                     node.validator_name or node.p2p.peer_id,
                     node.genesis.chain_id, node.ledger.height, ready["dns"], ready["rpc"],
                 )  # fmt: skip

@@ -139,9 +139,8 @@ class ConsensusGossip:
             message = self._decode(data)
             if message.chain_id != self._genesis.chain_id:
                 raise InvalidUpdate(RejectReason.WRONG_CHAIN, "consensus message for another network")
-            validators = self._genesis.params.validators
             signer = message.proposer if isinstance(message, Proposal) else message.validator
-            if validators.index_of(signer) is None:
+            if not self._ledger.is_validator_near(signer):
                 raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "signed by a non-validator")
             if not message.is_valid_signature(self._genesis.hash()):
                 raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
@@ -194,14 +193,14 @@ class ConsensusGossip:
             return
         log.debug("got %s h=%d r=%d from %s", describe(message), message.height, message.round, peer[-6:])
         signer = message.proposer if isinstance(message, Proposal) else message.validator
-        index = self._genesis.params.validators.index_of(signer)
-        if index is not None and not relayed and message_kind(data) != Kind.RESENT:
+        name = self._ledger.validator_name(signer)
+        if name is not None and not relayed and message_kind(data) != Kind.RESENT:
             # Published first-hand (a node re-sending relays others' votes too), and
             # noted before the machine can find the signer misbehaving.
             if peer not in self.peer_validator:
                 if len(self.peer_validator) >= PEER_VALIDATORS:
                     del self.peer_validator[next(iter(self.peer_validator))]
-                self.peer_validator[peer] = self._genesis.validator_names[index]
+                self.peer_validator[peer] = name
             self._offences.origins.note(bytes(signer), peer)
         if isinstance(message, Vote):
             # In any wrapping: no honest node publishes two votes of one validator for one step.

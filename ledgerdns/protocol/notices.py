@@ -27,6 +27,7 @@ from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate
 from chain.tx import forget_decoded
+from chain.validators import CHANGE_DELAY
 from chain.wire import BlocksPage, CommitNotice, FinalizedBlock, message_kind
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PService
@@ -82,30 +83,40 @@ class CommitNotices:
         """The gossip filter: a notice or block whose certificate does not verify costs its sender."""
         if message_kind(data) == Kind.BLOCKS_PAGE:
             return self._validate_block(peer, data)
+        height = 0
         try:
             notice = CommitNotice.from_bytes(data)
-            params = self._genesis.params
-            notice.certificate.verify(
-                params.validators, params.chain_id, notice.block_hash,
-                genesis_hash=params.genesis_hash,
-            )  # fmt: skip
+            height = notice.height
+            self._verify(notice.certificate, height, notice.block_hash)
         except InvalidUpdate as exc:
-            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
+            if not self._beyond_known_sets(height):
+                self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"commit notice: {exc}")
             return False
         return True
 
+    def _verify(self, certificate: CommitCertificate, height: int, block_hash: bytes) -> None:
+        params = self._genesis.params
+        certificate.verify(
+            self._ledger.validators_at(height), params.chain_id, block_hash,
+            genesis_hash=params.genesis_hash,
+        )  # fmt: skip
+
+    def _beyond_known_sets(self, height: int) -> bool:
+        """Past the heights whose validator set we know: a certificate there is not the sender's fault."""
+        return height > self._ledger.height + CHANGE_DELAY
+
     def _validate_block(self, peer: str, data: bytes) -> bool:
         """A finalized block: one block whose certificate verifies; passed on while recent."""
+        height = 0
         try:
             block, certificate = _one_block(data)
+            height = block.height
             if block.height + RECENT_HEIGHTS <= self._ledger.height:
                 return False  # old: nobody needs it from gossip (not the sender's fault)
-            params = self._genesis.params
-            certificate.verify(
-                params.validators, params.chain_id, block.hash, genesis_hash=params.genesis_hash
-            )  # fmt: skip
+            self._verify(certificate, block.height, block.hash)
         except InvalidUpdate as exc:
-            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"finalized block: {exc}")
+            if not self._beyond_known_sets(height):
+                self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"finalized block: {exc}")
             return False
         self._checked = (data, block, certificate)
         return True

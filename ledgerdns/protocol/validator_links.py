@@ -37,7 +37,8 @@ from chain.crypto import PrivateKey
 from chain.encoding import Kind
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis
-from chain.quorum import Vote
+from chain.ledger import Ledger
+from chain.quorum import ValidatorSet, Vote
 from chain.validator_hello import ValidatorHello
 from chain.wire import message_kind
 from ledgerdns.clock import Clock
@@ -74,6 +75,7 @@ class ValidatorLinks:
         self,
         *,
         genesis: Genesis,
+        ledger: Ledger,
         p2p: P2PService,
         key: PrivateKey | None,
         clock: Clock,
@@ -81,6 +83,7 @@ class ValidatorLinks:
         blocks_topic: str,
     ) -> None:
         self._genesis = genesis
+        self._ledger = ledger  # the validator set of each height (it can change: chain/validators.py)
         self._p2p = p2p
         self._key = key
         self._clock = clock
@@ -97,7 +100,7 @@ class ValidatorLinks:
         self.votes_linked = 0  # our votes sent over links only
         self.proposals_linked = 0  # our proposals sent over links only (every validator linked)
         self.votes_to_proposer = 0  # our votes sent to their round's proposer alone (relayed)
-        self.relay = VoteRelay(quorum=lambda: self._genesis.params.validators.quorum, send=self._send_linked)
+        self.relay = VoteRelay(quorum=lambda: self._voters().quorum, send=self._send_linked)
         self.votes_gossiped = 0  # our votes that also went by gossip (some validator unlinked)
 
     def attach(self, consensus: ConsensusGossip) -> None:
@@ -121,7 +124,18 @@ class ValidatorLinks:
         )
 
     def _greet(self, peer: str) -> None:
-        self._p2p.open_link(peer, self.protocol)
+        if self._is_member():
+            self._p2p.open_link(peer, self.protocol)
+
+    def _is_member(self) -> bool:
+        """Whether our key is in the set of this height or the next two (else we only follow)."""
+        return self._key is not None and self._ledger.is_validator_near(self._key.public_key)
+
+    def _forget_former(self) -> None:
+        """Drop the directory entries of validators no longer near the head (removed, rotated)."""
+        for key in [k for k in self.directory if not self._ledger.is_validator_near(k)]:
+            hello = self.directory.pop(key)
+            self._validator_of_peer.pop(hello.peer_id.decode(errors="replace"), None)
 
     # -- the directory --
 
@@ -168,6 +182,9 @@ class ValidatorLinks:
         wait = ANNOUNCE_MISSING_S
         while True:
             await trio.sleep(min(wait, ANNOUNCE_EVERY_S))
+            self._forget_former()
+            if not self._is_member():
+                continue  # a key not (or no longer) in the set follows: nothing to announce
             now = trio.current_time()
             if now - last >= ANNOUNCE_EVERY_S:
                 self._own = None  # re-signed with a fresh time: it replaces the old one everywhere
@@ -179,13 +196,24 @@ class ValidatorLinks:
             last = now
             wait = min(wait * 2, ANNOUNCE_EVERY_S)
 
+    def _voters(self) -> ValidatorSet:
+        """The set deciding the height consensus works on now."""
+        return self._ledger.validators_at(self._ledger.height + 1)
+
+    def _peers(self) -> list[bytes]:
+        """The validators of this height and the next (one that joins links before it votes)."""
+        head = self._ledger.height
+        keys = [bytes(k) for k in self._ledger.validators_at(head + 1).keys]
+        return keys + [bytes(k) for k in self._ledger.validators_at(head + 2).keys if bytes(k) not in keys]
+
     def _missing(self) -> int:
         """Other validators with no hello in our directory."""
         own = None if self._key is None else bytes(self._key.public_key)
-        keys = self._genesis.params.validators.keys
-        return sum(1 for k in keys if bytes(k) != own and bytes(k) not in self.directory)
+        return sum(1 for k in self._peers() if k != own and k not in self.directory)
 
     async def _announce(self) -> None:
+        if not self._is_member():
+            return
         await self._p2p.publish(self._blocks_topic, self.own_hello().to_bytes())
 
     def check_hello(self, data: bytes) -> ValidatorHello:
@@ -198,7 +226,7 @@ class ValidatorLinks:
         hello = ValidatorHello.from_bytes(data)
         if hello.chain_id != self._genesis.chain_id:
             raise InvalidUpdate(RejectReason.WRONG_CHAIN, "validator hello for another network")
-        if self._genesis.params.validators.index_of(hello.validator) is None:
+        if not self._ledger.is_validator_near(hello.validator):
             raise InvalidUpdate(RejectReason.UNKNOWN_VALIDATOR, "validator hello of a non-validator")
         if hello.time_ms > self._clock.now_ms() + MAX_FUTURE_MS:
             raise InvalidUpdate(RejectReason.MALFORMED, "validator hello dated in the future")
@@ -233,9 +261,15 @@ class ValidatorLinks:
         try:
             hello = self.check_hello(data)
         except InvalidUpdate as exc:
-            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"validator hello: {exc}")
+            self._blame(peer, exc, "validator hello")
             return False
         return self.learn(hello)
+
+    def _blame(self, peer: str, exc: InvalidUpdate, what: str) -> None:
+        """Penalize a bad hello; one of a key outside the sets we know is not proof of malice
+        (a validator just removed, or one added by blocks we have not seen yet)."""
+        if exc.reason != RejectReason.UNKNOWN_VALIDATOR:
+            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"{what}: {exc}")
 
     # -- links in --
 
@@ -244,7 +278,7 @@ class ValidatorLinks:
         try:
             hello = self.check_hello(data)
         except InvalidUpdate as exc:
-            self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"link greeting: {exc}")
+            self._blame(peer, exc, "link greeting")
             return False
         if hello.peer_id.decode(errors="replace") != peer:
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, "link greeting: another peer's hello")
@@ -295,7 +329,7 @@ class ValidatorLinks:
         """Whether we pass `vote` on: its round is ours and it was sent to us alone."""
         if self._key is None or not relayed_by_proposer(vote):
             return False
-        proposer = self._genesis.params.validators.proposer(vote.height, vote.round)
+        proposer = self._ledger.validators_at(vote.height).proposer(vote.height, vote.round)
         return bytes(proposer) == bytes(self._key.public_key)
 
     async def _on_relayed(self, peer: str, relay: bytes, data: bytes, consensus: ConsensusGossip) -> bool:
@@ -305,10 +339,10 @@ class ValidatorLinks:
             InvalidUpdate: malformed, or a vote this peer's validator does not relay.
         """
         batch = RelayedVotes.from_bytes(data)
-        validators = self._genesis.params.validators
         votes = [Vote.from_bytes(item) for item in batch.votes]
         for vote in votes:
-            if not relayed_by_proposer(vote) or bytes(validators.proposer(vote.height, vote.round)) != relay:
+            proposer = self._ledger.validators_at(vote.height).proposer(vote.height, vote.round)
+            if not relayed_by_proposer(vote) or bytes(proposer) != relay:
                 raise InvalidUpdate(RejectReason.MALFORMED, "a relayed vote of a round the relay does not lead")
         for item in batch.votes:
             if consensus.validate(peer, item):
@@ -322,7 +356,8 @@ class ValidatorLinks:
         validator is unlinked), a proposal over links and by gossip."""
         data = message.to_bytes()
         if isinstance(message, Vote) and self._key is not None:
-            proposer = bytes(self._genesis.params.validators.proposer(message.height, message.round))
+            voters = self._ledger.validators_at(message.height)
+            proposer = bytes(voters.proposer(message.height, message.round))
             if proposer == bytes(self._key.public_key):
                 self.relay.own(message)  # we pass this round's votes on; ours goes to all
             elif relayed_by_proposer(message) and self._send_to(proposer, data):
@@ -367,10 +402,10 @@ class ValidatorLinks:
         """Queue `data` to every other validator; True if every one of them got it queued."""
         own = None if self._key is None else bytes(self._key.public_key)
         everyone = True
-        for validator in self._genesis.params.validators.keys:
-            if bytes(validator) == own:
+        for validator in self._peers():
+            if validator == own:
                 continue
-            hello = self.directory.get(bytes(validator))
+            hello = self.directory.get(validator)
             if hello is None:
                 everyone = False
                 continue

@@ -100,7 +100,6 @@ async def test_the_newest_hello_of_a_validator_wins_and_a_validator_dials_it(nod
 @pytest.mark.parametrize(
     "bad",
     [
-        pytest.param(lambda: hello(PrivateKey.generate(b"not a validator")), id="non-validator"),
         pytest.param(lambda: hello(KEYS[1], genesis_hash=b"\x09" * 32), id="other-genesis"),
         pytest.param(lambda: hello(KEYS[1], chain_id="another-chain"), id="other-chain"),
         pytest.param(lambda: hello(KEYS[1], time_ms=2**62), id="far-future"),
@@ -112,6 +111,17 @@ async def test_a_bad_hello_costs_its_sender(node: Node, bad) -> None:  # type: i
     assert not passed
     assert node.links.directory == {}
     assert node.p2p.penalty(PEER) == BAD_MESSAGE_PENALTY
+
+
+@pytest.mark.trio
+async def test_a_hello_of_a_key_outside_the_set_is_refused_at_no_cost(node: Node) -> None:
+    # The validator set changes (issue 15): a validator just removed, or one added by blocks
+    # this node has not applied yet, greets in good faith. Refused, not blamed.
+    outsider = hello(PrivateKey.generate(b"not a validator"))
+    assert not node.links.validate_hello(PEER, outsider.to_bytes())
+    assert not node.links.accept_greeting(PEER, outsider.to_bytes())
+    assert node.links.directory == {}
+    assert node.p2p.penalty(PEER) == 0
 
 
 @pytest.mark.trio
