@@ -7,6 +7,14 @@ a domain's claimed state (or a claim that it is absent) and a state-tree proof,
 `verify_domain_state` decides whether the claim is what the finalized chain
 says at that height. `DomainProof` bundles the four pieces for transport.
 
+The validator set can change (chain/validators.py). Every header commits to the
+set of its own height and of the next, so a client that trusts the genesis set
+follows it through each change with `follow_validator_set`: for each change, the
+header just before it starts, certified by the set the client already trusts,
+names the new set's hash, and the new roster must hash to it (and keep more than
+a third of the old set in every quorum, the step rule). Heights between changes
+need no headers at all.
+
 A valid proof may still be old: a node that is behind, or one hiding newer
 blocks, serves a genuinely certified header of an earlier height. Given the
 caller's clock (`now_ms`) and a bound (`max_age_ms`), the check also refuses a
@@ -20,16 +28,18 @@ there is no default (issue 13). Nothing here reads a clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chain.block import BlockHeader
 from chain.encoding import Kind, Reader, frame
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
-from chain.quorum import CommitCertificate
+from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt_proof import MAX_PROOF_SIZE, Proof, verify_proof
 from chain.state import DomainState, domain_key
 from chain.tx import MAX_TX_BYTES
+from chain.validators import Roster, check_step
 
 BUNDLE_MAX_BYTES = 512 + 32 * 1024 + MAX_TX_BYTES + MAX_PROOF_SIZE + 256
 
@@ -99,14 +109,20 @@ class DomainProof:
         return cls(domain=domain, header=header, certificate=certificate, state=state, proof=proof)
 
     def verify(
-        self, params: ChainParams, *, now_ms: int | None = None, max_age_ms: int | None = None
+        self,
+        params: ChainParams,
+        *,
+        now_ms: int | None = None,
+        max_age_ms: int | None = None,
+        validators: ValidatorSet | None = None,
     ) -> DomainState | None:
         """`verify_domain_state` on the bundle against the genesis `params`; returns the proven state.
 
-        `now_ms` and `max_age_ms` are as in `verify_domain_state`.
+        `now_ms`, `max_age_ms` and `validators` are as in `verify_domain_state`.
         """
         verify_domain_state(
             params=params,
+            validators=validators,
             header=self.header,
             certificate=self.certificate,
             domain=self.domain,
@@ -128,8 +144,12 @@ def verify_domain_state(
     proof: Proof,
     now_ms: int | None = None,
     max_age_ms: int | None = None,
+    validators: ValidatorSet | None = None,
 ) -> None:
     """Check that `domain` has exactly `state` (None: was never registered) at `header`.
+
+    `validators`: the set of the header's height when it is not the genesis set
+    (followed there by `follow_validator_set`).
 
     `params` are the trusted genesis's: its validators must have certified
     `header` on its network (same `chain_id` and genesis hash). Freshness is
@@ -148,7 +168,8 @@ def verify_domain_state(
     """
     if max_age_ms is not None and (now_ms is None or max_age_ms < 0):
         raise ValueError("max_age_ms needs now_ms and must not be negative")
-    validators, chain_id = params.validators, params.chain_id
+    validators = params.validators if validators is None else validators
+    chain_id = params.chain_id
     if header.chain_id != chain_id:
         raise InvalidUpdate(RejectReason.WRONG_CHAIN, f"header is for network {header.chain_id!r}")
     if header.validators_hash != validators.hash():
@@ -183,3 +204,100 @@ def _check_fresh(header: BlockHeader, now_ms: int, max_age_ms: int | None) -> No
             f"the certified header at height {header.height} is {age_ms / 1000:.1f} s old, "
             f"over the {max_age_ms / 1000:g} s bound: the node is behind or hiding newer blocks",
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetChange:
+    """One change of the validator set, as a light client checks it.
+
+    Attributes:
+        header: the header of the last height before the change (`next_validators_hash`
+            names the new set).
+        certificate: that header's commit certificate.
+        roster: the new set, with names.
+    """
+
+    header: BlockHeader
+    certificate: CommitCertificate
+    roster: Roster
+
+    @property
+    def from_height(self) -> int:
+        """The first height the new set decides."""
+        return self.header.height + 1
+
+
+def follow_validator_set(
+    params: ChainParams,
+    changes: Sequence[SetChange],
+    *,
+    trusted: tuple[int, ValidatorSet] | None = None,
+) -> list[tuple[int, ValidatorSet]]:
+    """Check each change against the set before it, from genesis (or `trusted`) on.
+
+    Args:
+        params: the trusted genesis's parameters.
+        changes: every change since the trusted set, oldest first.
+        trusted: ``(from_height, set)`` already followed (default: genesis, from 1).
+
+    Returns:
+        ``(from_height, set)`` of the trusted set and every checked change, oldest first.
+
+    Raises:
+        InvalidUpdate: a change out of order, a header not certified by the set
+            the client trusts for its height, a roster that is not the one the
+            header names, or a step that breaks the step rule.
+    """
+    start, current = trusted if trusted is not None else (1, params.validators)
+    out = [(start, current)]
+    for change in changes:
+        header = change.header
+        if change.from_height <= start:
+            raise InvalidUpdate(
+                RejectReason.BAD_VALIDATORS, f"set change at {change.from_height} is out of order"
+            )
+        if header.chain_id != params.chain_id:
+            raise InvalidUpdate(
+                RejectReason.WRONG_CHAIN, f"header is for network {header.chain_id!r}"
+            )
+        if header.validators_hash != current.hash():
+            raise InvalidUpdate(
+                RejectReason.BAD_VALIDATORS,
+                f"the header at {header.height} names a set the client did not follow there "
+                "(a change is missing from the history)",
+            )
+        if change.certificate.height != header.height:
+            raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
+        change.certificate.verify(
+            current, params.chain_id, header.hash, genesis_hash=params.genesis_hash
+        )
+        new = change.roster.validators
+        if new.hash() != header.next_validators_hash:
+            raise InvalidUpdate(
+                RejectReason.BAD_VALIDATORS,
+                f"the roster from {change.from_height} is not the set its header names",
+            )
+        check_step(current, new)
+        start, current = change.from_height, new
+        out.append((start, current))
+    return out
+
+
+def set_for(followed: Sequence[tuple[int, ValidatorSet]], header: BlockHeader) -> ValidatorSet:
+    """The followed set that decides `header`, checked against the header's own `validators_hash`.
+
+    Raises:
+        InvalidUpdate: BAD_VALIDATORS, the header names a set the client did not
+            follow to its height (the node showed no history up to there).
+    """
+    found = followed[0][1]
+    for start, validators in followed:
+        if start <= header.height:
+            found = validators
+    if header.validators_hash != found.hash():
+        raise InvalidUpdate(
+            RejectReason.BAD_VALIDATORS,
+            f"the header at {header.height} names a validator set the client has not followed "
+            "there (the node's set history is missing a change)",
+        )
+    return found

@@ -15,6 +15,7 @@ from chain.crypto import PrivateKey
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis, make_single_validator_genesis
 from chain.ledger import Ledger
+from chain.lightclient import SetChange, follow_validator_set, set_for
 from chain.quorum import ValidatorSet
 from chain.store import MemoryStore
 from chain.tx import Op, Transaction, TxBody
@@ -312,4 +313,55 @@ def test_the_mempool_holds_validator_ops_of_members_only(ledger: Ledger) -> None
     assert pool.block_applied(block.txs, ledger.get_domain, now_s) == [] and len(pool) == 0
     approval = approve_tx(ledger, KEYS[1], proposal.txid)
     pool.add(approval, ledger.get_domain, now_s)
-    assert [tx for tx, _ in pool.block_applied([], ledger.get_domain, approval.body.valid_until + 1)] == [approval]
+    assert [
+        tx for tx, _ in pool.block_applied([], ledger.get_domain, approval.body.valid_until + 1)
+    ] == [approval]
+
+
+def set_changes(ledger: Ledger) -> list[SetChange]:
+    """What a node serves a light client: per change, the header before it, its certificate, the roster."""
+    return [
+        SetChange(
+            header=ledger.get_block(start - 1).header,
+            certificate=ledger.get_certificate(start - 1),
+            roster=roster,
+        )
+        for start, roster in ledger.rosters()[1:]
+        if start - 1 <= ledger.height
+    ]
+
+
+def test_a_light_client_follows_the_set_from_genesis_and_checks_each_step(ledger: Ledger) -> None:
+    owner = KEYS[7]
+    finalize(ledger, [register_tx(ledger.genesis, owner, "alice.p2p", valid_until=soon(ledger))])
+    rotate = ValidatorChange(action=ChangeAction.ROTATE, name="v1", key=bytes(KEYS[5].public_key))
+    # Each: proposer, approvers (a quorum with it: 3 of 4, then 4 of 5).
+    for change, proposer, approvers in (
+        (add("v4", KEYS[4]), KEYS[0], KEYS[1:3]),
+        (rotate, KEYS[1], [KEYS[0], *KEYS[2:4]]),
+    ):
+        proposal = change_tx(ledger, proposer, change)
+        finalize(ledger, [proposal])
+        finalize(ledger, [approve_tx(ledger, k, proposal.txid) for k in approvers])
+        finalize(ledger, [])
+        finalize(ledger, [])
+    assert len(ledger.rosters()) == 3 and ledger.height >= ledger.rosters()[-1][0]
+    changes = set_changes(ledger)
+    followed = follow_validator_set(ledger.params, changes)
+    assert [v.n for _, v in followed] == [4, 5, 5]
+    proof = ledger.prove_domain("alice.p2p")
+    assert proof.verify(ledger.params, validators=set_for(followed, proof.header)) is not None
+    with pytest.raises(InvalidUpdate):  # the genesis set did not certify today's head
+        proof.verify(ledger.params)
+    # A node that leaves out the last change: the client cannot reach the head's set.
+    short = follow_validator_set(ledger.params, changes[:1])
+    with pytest.raises(InvalidUpdate) as info:
+        set_for(short, proof.header)
+    assert info.value.reason == RejectReason.BAD_VALIDATORS
+    # A roster other than the one the header names, or a change out of order, is refused.
+    forged = dataclasses.replace(
+        changes[0], roster=Roster(("x",) * 1, ValidatorSet((KEYS[6].public_key,)))
+    )
+    for bad in ([forged, *changes[1:]], [changes[1], changes[0]], changes[1:]):
+        with pytest.raises(InvalidUpdate):
+            follow_validator_set(ledger.params, bad)
