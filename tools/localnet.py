@@ -60,6 +60,7 @@ class ClusterNode:
     proc: subprocess.Popen[bytes] | None = None
     pid: int | None = None
     ready: dict[str, Any] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)  # appended to its `ledgerdns node` command
     _rpc: RpcClient | None = None
 
     @property
@@ -261,6 +262,29 @@ class Cluster:
         self.nodes.append(node)
         return self.start_node(node.index)
 
+    def add_node(self, key: PrivateKey, *, start: bool = True) -> ClusterNode:
+        """A new node with a validator key that genesis does not list (empty data dir).
+
+        It runs with ``--validator-key``: it follows until the key enters the
+        validator set on chain, then votes (chain/validators.py).
+        """
+        index = len(self.nodes)
+        node = ClusterNode(index=index, data_dir=self.base_dir / f"node-{index}", validator=True)
+        node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.nodes.append(node)
+        self.use_key(index, key)
+        return self.start_node(index) if start else node
+
+    def use_key(self, i: int, key: PrivateKey) -> Path:
+        """Give node `i` this validator key from its next start (a rotation): the key file's path."""
+        node = self.nodes[i]
+        path = node.data_dir / f"validator-{bytes(key.public_key).hex()[:8]}.pem"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key.to_pem())
+        node.extra_args = ["--validator-key", str(path)]
+        return path
+
     # -- waiting --
 
     def running_nodes(self) -> list[ClusterNode]:
@@ -368,6 +392,7 @@ class Cluster:
             cmd += ["--p2p", addr]
         for peer in self._bootstrap_for(node):
             cmd += ["--bootstrap", peer]
+        cmd += node.extra_args
         return self.wrap(node, cmd) if self.wrap is not None else cmd
 
     def _bootstrap_for(self, node: ClusterNode) -> list[str]:

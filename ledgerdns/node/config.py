@@ -147,15 +147,13 @@ def prepare_data_dir(config: NodeConfig, clock: Clock = SYSTEM_CLOCK) -> Prepare
     key: PrivateKey | None = None
     name = None
     if config.key_path.exists():
-        candidate = load_key(config.key_path)
-        index = genesis.params.validators.index_of(candidate.public_key)
+        # Kept even when it is no genesis validator's: the set changes on chain
+        # (chain/validators.py), so the key may be in it now or join later. Until it is
+        # in the set of a height the node follows; from that height on it votes.
+        key = load_key(config.key_path)
+        index = genesis.params.validators.index_of(key.public_key)
         if index is not None:
-            key, name = candidate, genesis.validator_names[index]
-        elif config.validator_key_file is not None:
-            # Named on the command line but not a genesis validator: it may be in the set
-            # now or join later (chain/validators.py). Until its key is in the set of a
-            # height, the node follows; from that height on it votes.
-            key = candidate
+            name = genesis.validator_names[index]
     elif config.validator_key_file is not None:
         raise ConfigError(f"validator key {config.validator_key_file} does not exist")
     return Prepared(genesis=genesis, key=key, validator_name=name, created_devnet=created)
