@@ -53,7 +53,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from chain.params import ConsensusParams
+from chain.quorum import CommitCertificate
 from ledgerdns.api.client import NodeUnreachable, RpcError
+from tools.chaos_change import rotate_key
 from tools.chaos_checks import (
     compare_chains,
     converge,
@@ -86,6 +88,7 @@ class ChaosLog:
     catchup_s: list[float] = field(default_factory=list)
     slow_catchups: int = 0  # restarts not at the others' height within --catchup
     failures: list[str] = field(default_factory=list)
+    rotation: dict[str, Any] = field(default_factory=dict)  # --rotate: what `rotate_key` did
 
 
 def chaos_loop(
@@ -96,6 +99,8 @@ def chaos_loop(
     deadline = time.monotonic() + args.seconds
     for cycle in range(1, args.cycles + 1):
         started = time.monotonic()
+        if args.rotate and cycle == (args.cycles + 1) // 2:
+            _rotate(cluster, writer, log, args)
         victim = rng.randrange(len(cluster.nodes))
         node = cluster.nodes[victim]
         before = node_height(cluster, victim)
@@ -146,6 +151,22 @@ def chaos_loop(
     return log
 
 
+def _rotate(cluster: Cluster, writer: Writer, log: ChaosLog, args: argparse.Namespace) -> None:
+    """``--rotate``: validator 1 rotates its key (approved by 0 and 2) and restarts with it."""
+    with writer.lock:
+        writer.down.add(1)
+    try:
+        log.rotation = rotate_key(cluster, 1, [0, 2], writer.live, timeout=args.catchup * 2)
+        console.print(f"rotated {log.rotation['rotated']}'s key: the new one signs from height "
+                      f"{log.rotation['from_height']} ({log.rotation['seconds']:.1f} s)")  # fmt: skip
+    except (TimeoutError, ClusterError) as exc:
+        log.failures.append(f"key rotation: {exc}")
+        console.print(f"[red]key rotation failed: {escape(str(exc))}[/]")
+    finally:
+        with writer.lock:
+            writer.down.discard(1)
+
+
 # -- the checks at the end --
 
 
@@ -173,6 +194,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--followers", type=int, default=1)
     parser.add_argument("--log-level", default="info", help="the nodes' --log-level")
+    parser.add_argument(
+        "--rotate", action="store_true",
+        help="halfway through, validator 1 rotates its key on chain and restarts with the new one",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, help="random seed (default: from the clock; printed)")
     parser.add_argument("--dir", help="cluster directory (default: a fresh /tmp/chaos-*)")
     parser.add_argument(
@@ -274,8 +299,10 @@ def _check(
         console.print(
             f"[red]lost {f.domain} seq {f.seq} ({txid[:16]}, height {f.height}) on nodes {nodes}[/]"
         )
+    rotation = _rotation_check(cluster, log.rotation, top) if log.rotation else {}
     failures = (
         log.failures + writer.errors + ([] if converged is not None else ["did not converge"])
+        + rotation.pop("failures", [])
     )
     for line in failures:
         console.print(f"[red]{escape(line)}[/]")
@@ -296,7 +323,26 @@ def _check(
         "slow_catchups": log.slow_catchups,
         "failures": failures,
         "writer": dict(writer.stats),
-    }
+    } | ({"rotation": rotation} if rotation else {})
+
+
+def _rotation_check(cluster: Cluster, rotation: dict[str, Any], top: int) -> dict[str, Any]:
+    """After ``--rotate``: the node runs its new key as a member, and how many certificates it signed."""
+    out = dict(rotation)
+    failures: list[str] = []
+    name, start = rotation["rotated"], int(rotation["from_height"])
+    try:
+        as_seen = cluster.status(1).get("validator")
+    except (NodeUnreachable, RpcError) as exc:
+        as_seen = f"unreachable: {exc}"
+    if as_seen != name:
+        failures.append(f"key rotation: node 1 runs as {as_seen!r}, not {name!r}")
+    signed = 0
+    for height in range(start, top + 1):
+        cert = CommitCertificate.from_bytes(bytes.fromhex(cluster.nodes[0].rpc.block(height)["certificate"]["hex"]))
+        signed += any(index == 1 for index, _ in cert.signatures)
+    out.update(new_key_signed=signed, blocks_since=max(0, top - start + 1), failures=failures)
+    return out
 
 
 def _peers(cluster: Cluster, i: int) -> int | None:
