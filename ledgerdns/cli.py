@@ -23,6 +23,7 @@ from chain.names import normalize_name
 from chain.params import PUBLIC_NAME_LIFETIME_S, PUBLIC_NAMING, NamingParams
 from chain.quorum import ValidatorSet
 from ledgerdns import status as status_cli
+from ledgerdns import validator_cli
 from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.console import emit_json, make_console
 from ledgerdns.explorer import cli as explorer_cli
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     wallet_cli.register(commands)
     explorer_cli.register(commands)
     status_cli.register(commands)
+    validator_cli.register(commands)
     return parser
 
 

@@ -93,7 +93,7 @@ def fetch(args: argparse.Namespace, now_ms: int) -> Json:
     try:
         with client:
             status = client.status()
-            validators = client.validators()
+            validator_set = client.validator_set()
             peers = client.peers()
             mempool = client.mempool(limit=0)
     except NodeUnreachable as exc:
@@ -108,7 +108,11 @@ def fetch(args: argparse.Namespace, now_ms: int) -> Json:
         raise StatusFailure(
             f"the node at {client.url} answered {exc.code}: {exc.message}", code=exc.code
         ) from None
-    return summarize(status, validators, peers, mempool, _addresses(data_dir, client.url), now_ms)
+    validators = list(validator_set.get("validators") or [])
+    return summarize(
+        status, validators, peers, mempool, _addresses(data_dir, client.url), now_ms,
+        validator_set=validator_set,
+    )  # fmt: skip
 
 
 # -- the summary --
@@ -121,17 +125,22 @@ def summarize(
     mempool: Json,
     addresses: Json,
     now_ms: int,
+    *,
+    validator_set: Json | None = None,
 ) -> Json:
     """The ``--json`` object: the RPC's answers gathered under stable names.
 
     Args:
         status: ``GET /v1/status``.
-        validators: ``GET /v1/validators``'s list.
+        validators: ``GET /v1/validators``'s list: the set deciding the next block.
         peers: ``GET /v1/peers``'s list.
         mempool: ``GET /v1/mempool`` (``count``, ``bytes``).
         addresses: ``rpc``, ``dns`` (None when unknown) and ``p2p``.
         now_ms: the local clock, unix ms (the head block's age is measured on it).
+        validator_set: ``GET /v1/validators`` whole, for the quorum and the changes
+            pending or scheduled (omitted: not reported).
     """
+    doc = validator_set or {}
     head_time_ms = int(status.get("head_time_ms") or 0)
     return {
         "ok": True,
@@ -155,9 +164,17 @@ def summarize(
         "validators": {
             "online": sum(1 for v in validators if v.get("online")),
             "total": len(validators),
+            "quorum": doc.get("quorum"),
+            "pending_changes": len(doc.get("pending") or []),
+            "scheduled_changes": [
+                {"from_height": r.get("from_height"),
+                 "names": [m.get("name") for m in r.get("validators") or []]}
+                for r in doc.get("scheduled") or []
+            ],
             "list": [
                 {
                     "name": v.get("name"),
+                    "public_key": v.get("public_key"),
                     "online": bool(v.get("online")),
                     "last_vote_height": v.get("last_vote_height"),
                 }
@@ -218,9 +235,15 @@ def render(summary: Json) -> Table:
         vote = f", last vote at {seen}" if isinstance(seen, int) and seen >= 0 else ""
         row(
             f"  {one['name']}",
-            ("online" if one["online"] else "offline") + vote,
+            ("online" if one["online"] else "offline") + vote + f" (key {_short(one['public_key'])})",
             "" if one["online"] else "yellow",
         )
+    changes = [f"from height {c['from_height']}: {', '.join(map(str, c['names']))}"
+               for c in v.get("scheduled_changes") or []]  # fmt: skip
+    if v.get("pending_changes"):
+        changes.append(f"{v['pending_changes']} proposed (`ledgerdns validator list`)")
+    for text in changes:
+        row("  set change", text, "cyan")
     row("peers", f"{summary['peers']['connected']} connected ({summary['peers']['known']} known)")
     row("mempool", f"{summary['mempool']['txs']} txs, {summary['mempool']['bytes']} bytes")
     row("TLDs", ", ".join(summary["tlds"]) or None)

@@ -204,8 +204,22 @@ class RpcClient:
         return list(self._get("/v1/peers")["peers"])
 
     def validators(self) -> list[Json]:
-        """The genesis validators as this node sees them."""
+        """The validators deciding the next block, each with when this node last heard from it."""
         return list(self._get("/v1/validators")["validators"])
+
+    def validator_set(self) -> Json:
+        """``GET /v1/validators`` whole: ``validators``, ``quorum``, ``pending`` proposals,
+        ``scheduled`` rosters and the ``history`` of rosters since genesis."""
+        return self._get("/v1/validators")
+
+    def validator_history(self, from_height: int = 0) -> Json:
+        """``{"height", "changes"}``: each change of the set taking effect from `from_height`
+        on whose announcing block is final, oldest first.
+
+        Decode a change with `ledgerdns.api.codec.set_change_from_json`, check them
+        all with `chain.lightclient.follow_validator_set`.
+        """
+        return self._get("/v1/validators/history", from_height=from_height or None)
 
     def evidence(self) -> list[Json]:
         """Equivocation evidence the node recorded, oldest first."""

@@ -12,21 +12,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from chain.block import Block
+from chain.block import Block, BlockHeader
 from chain.consensus_messages import Evidence, InvalidProposal
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis
 from chain.ledger import genesis_anchor
-from chain.lightclient import DomainProof
+from chain.lightclient import DomainProof, SetChange
 from chain.quorum import CommitCertificate, Vote
 from chain.state import DomainState, DomainStatus
-from chain.tx import Transaction
+from chain.tx import Op, Transaction
+from chain.validators import Proposal, Roster, ValidatorChange, genesis_roster
 from ledgerdns.services import NodeStatus
 
 Json = dict[str, Any]
+# Who names a validator: the roster of the height in question (`Ledger.roster_at`), or a
+# genesis (its roster: right for every height before the first change of the set).
+Names = Roster | Genesis
 
 
 # -- small values --
@@ -82,10 +86,14 @@ def plain_json(value: object) -> Any:
     return value
 
 
-def validator_name(genesis: Genesis, key: bytes) -> str | None:
-    """The genesis name of the validator with `key`, or None for any other key."""
-    index = genesis.params.validators.index_of(key)
-    return None if index is None else genesis.validator_names[index]
+def roster_of(names: Names) -> Roster:
+    """The roster `names` stands for (a genesis: its first roster)."""
+    return names if isinstance(names, Roster) else genesis_roster(names.params)
+
+
+def validator_name(names: Names, key: bytes) -> str | None:
+    """The name of the validator with `key` in `names`, or None for any other key."""
+    return roster_of(names).name_of(key)
 
 
 # -- transactions --
@@ -106,7 +114,21 @@ def tx_json(tx: Transaction) -> Json:
         "signature": tx.signature.hex(),
         "size": tx.size,
         "wire": tx.to_bytes().hex(),
+        **_change_json(tx),
     }
+
+
+def _change_json(tx: Transaction) -> Json:
+    """A validator op's ``change``: a proposal's change in the CLI's words, an approval's id."""
+    body = tx.body
+    if body.op == Op.VALIDATOR_APPROVE:
+        return {"change": body.change.hex()}
+    if body.op == Op.VALIDATOR_PROPOSE:
+        try:
+            return {"change": ValidatorChange.from_bytes(body.change).describe()}
+        except InvalidUpdate:  # a pending proposal is checked when its block is built
+            return {"change": body.change.hex()}
+    return {}
 
 
 def tx_from_json(doc: Mapping[str, Any]) -> Transaction:
@@ -129,26 +151,34 @@ def tx_from_json(doc: Mapping[str, Any]) -> Transaction:
 # -- blocks --
 
 
-def certificate_json(cert: CommitCertificate, genesis: Genesis) -> Json:
-    """A commit certificate: its round, the signers by name, and its bytes."""
-    names = genesis.validator_names
+def certificate_json(cert: CommitCertificate, names: Names) -> Json:
+    """A commit certificate: its round, the signers by name, and its bytes.
+
+    Args:
+        cert: the certificate.
+        names: the roster of the certificate's height (its signer indexes are into it).
+    """
+    labels = roster_of(names).names
     return {
         "height": cert.height,
         "round": cert.round,
         "block_hash": cert.block_hash.hex(),
-        "signers": [names[i] if i < len(names) else f"#{i}" for i, _ in cert.signatures],
+        "signers": [labels[i] if i < len(labels) else f"#{i}" for i, _ in cert.signatures],
         "hex": cert.to_bytes().hex(),
     }
 
 
-def block_summary_json(block: Block, size: int, genesis: Genesis) -> Json:
-    """One line of the block list: height, hash, time, proposer, tx count, size."""
+def block_summary_json(block: Block, size: int, names: Names) -> Json:
+    """One line of the block list: height, hash, time, proposer, tx count, size.
+
+    `names` is the roster of the block's height.
+    """
     header = block.header
     return {
         "height": header.height,
         "hash": header.hash.hex(),
         "time_ms": header.time_ms,
-        "proposer": validator_name(genesis, header.proposer),
+        "proposer": validator_name(names, header.proposer),
         "proposer_key": bytes(header.proposer).hex(),
         "txs": len(block.txs),
         "size": size,
@@ -156,9 +186,12 @@ def block_summary_json(block: Block, size: int, genesis: Genesis) -> Json:
 
 
 def block_json(
-    block: Block, size: int, certificate: CommitCertificate | None, genesis: Genesis
+    block: Block, size: int, certificate: CommitCertificate | None, names: Names
 ) -> Json:
-    """A whole block: every header field, its transactions and its certificate."""
+    """A whole block: every header field, its transactions and its certificate.
+
+    `names` is the roster of the block's height (its proposer and signers are in it).
+    """
     header = block.header
     return {
         "height": header.height,
@@ -166,15 +199,16 @@ def block_json(
         "chain_id": header.chain_id,
         "prev_block": header.prev_block.hex(),
         "time_ms": header.time_ms,
-        "proposer": validator_name(genesis, header.proposer),
+        "proposer": validator_name(names, header.proposer),
         "proposer_key": bytes(header.proposer).hex(),
         "tx_root": header.tx_root.hex(),
         "state_root": header.state_root.hex(),
         "validators_hash": header.validators_hash.hex(),
+        "next_validators_hash": header.next_validators_hash.hex(),
         "header": header.to_bytes().hex(),
         "size": size,
         "txs": [tx_json(tx) for tx in block.txs],
-        "certificate": None if certificate is None else certificate_json(certificate, genesis),
+        "certificate": None if certificate is None else certificate_json(certificate, names),
     }
 
 
@@ -269,6 +303,101 @@ def domain_proof_from_json(doc: Mapping[str, Any]) -> DomainProof:
     return proof
 
 
+# -- the validator set (chain/validators.py) --
+
+
+def roster_json(roster: Roster) -> Json:
+    """A roster: its validators by name and key, in proposer-rotation order, and its quorum."""
+    return {
+        "validators": [
+            {"name": name, "public_key": bytes(key).hex()}
+            for name, key in zip(roster.names, roster.validators.keys, strict=True)
+        ],
+        "quorum": roster.validators.quorum,
+        "validators_hash": roster.validators.hash().hex(),
+    }
+
+
+def change_json(change: ValidatorChange) -> Json:
+    """A change's parts: ``action`` (add, remove, rotate), ``name``, ``public_key`` (or null)."""
+    return {
+        "action": change.action.name.lower(),
+        "name": change.name,
+        "public_key": change.key.hex() if change.key else None,
+    }
+
+
+def proposal_json(
+    proposal: Proposal, current: Roster, name_of: Callable[[bytes], str | None] | None = None
+) -> Json:
+    """A pending change with its approvals counted against the set now in force.
+
+    Args:
+        proposal: the pending proposal.
+        current: the roster of the next height (whose quorum schedules the change).
+        name_of: names a signer no longer in `current` (`Ledger.validator_name`).
+    """
+
+    def who(key: bytes) -> Json:
+        name = current.name_of(key) or (name_of(key) if name_of is not None else None)
+        return {"name": name, "public_key": bytes(key).hex()}
+
+    return {
+        "proposal": proposal.proposal.hex(),
+        "change": proposal.change.describe(),
+        **change_json(proposal.change),
+        "proposer": who(proposal.proposer),
+        "approved_by": [who(k) for k in proposal.approvals],
+        "approvals": proposal.approved_by(current.validators),
+        "needed": current.validators.quorum,
+        "height": proposal.height,
+        "lapses_at": proposal.leaves,
+    }
+
+
+def set_change_json(
+    from_height: int, roster: Roster, header: BlockHeader, certificate: CommitCertificate
+) -> Json:
+    """One change of the set as a light client follows it (`chain.lightclient.SetChange`).
+
+    `header` is the block at ``from_height - 1``: its ``next_validators_hash``
+    names the new set, and `certificate` (by the set before the change) makes it final.
+    """
+    return {
+        "from_height": from_height,
+        "roster": {"names": list(roster.names),
+                   "public_keys": [bytes(k).hex() for k in roster.validators.keys]},
+        "roster_hex": roster.to_bytes().hex(),
+        "header_hex": header.to_bytes().hex(),
+        "certificate_hex": certificate.to_bytes().hex(),
+    }
+
+
+def set_change_from_json(doc: Mapping[str, Any]) -> SetChange:
+    """The `SetChange` a `set_change_json` view carries, decoded from its bytes (not verified).
+
+    Check a list of them with `chain.lightclient.follow_validator_set`.
+
+    Raises:
+        InvalidUpdate: BAD_VALIDATORS if the document is not one, or its
+            ``from_height`` is not one past its header's height (or the decoders' reason).
+    """
+    try:
+        header = BlockHeader.from_bytes(parse_hex(doc.get("header_hex"), "header_hex"))
+        certificate = CommitCertificate.from_bytes(
+            parse_hex(doc.get("certificate_hex"), "certificate_hex")
+        )
+        roster = Roster.from_bytes(parse_hex(doc.get("roster_hex"), "roster_hex"))
+    except ValueError as exc:
+        raise InvalidUpdate(RejectReason.BAD_VALIDATORS, str(exc)) from None
+    change = SetChange(header=header, certificate=certificate, roster=roster)
+    if doc.get("from_height") != change.from_height:
+        raise InvalidUpdate(
+            RejectReason.BAD_VALIDATORS, "from_height is not one past its header's height"
+        )
+    return change
+
+
 # -- node --
 
 
@@ -280,11 +409,14 @@ def vote_json(vote: Vote) -> Json:
     }
 
 
-def evidence_json(evidence: Evidence, genesis: Genesis) -> Json:
-    """Two conflicting votes of one validator, and their canonical bytes."""
+def evidence_json(evidence: Evidence, names: Names) -> Json:
+    """Two conflicting votes of one validator, and their canonical bytes.
+
+    `names` is the roster of the votes' height.
+    """
     first = evidence.first
     return {
-        "validator": validator_name(genesis, first.validator),
+        "validator": validator_name(names, first.validator),
         "validator_key": bytes(first.validator).hex(),
         "type": first.vtype.name.lower(),
         "height": first.height,
@@ -295,11 +427,14 @@ def evidence_json(evidence: Evidence, genesis: Genesis) -> Json:
     }
 
 
-def invalid_proposal_json(record: InvalidProposal, genesis: Genesis) -> Json:
-    """A signed proposal whose block broke the ledger rules, why, and its canonical bytes."""
+def invalid_proposal_json(record: InvalidProposal, names: Names) -> Json:
+    """A signed proposal whose block broke the ledger rules, why, and its canonical bytes.
+
+    `names` is the roster of the proposal's height.
+    """
     proposal = record.proposal
     return {
-        "validator": validator_name(genesis, proposal.proposer),
+        "validator": validator_name(names, proposal.proposer),
         "validator_key": bytes(proposal.proposer).hex(),
         "height": proposal.height,
         "round": proposal.round,

@@ -9,12 +9,14 @@ wrapping (`Resent` included), is banned on its own account (`PublishedVotes`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from chain.consensus_messages import Evidence, InvalidProposal
 from chain.crypto import PublicKey
 from chain.genesis import Genesis
 from chain.quorum import Vote
+from chain.validators import genesis_roster
 from ledgerdns.p2p.peers import BAN_THRESHOLD
 
 # Both offences are signed and provable, and no honest node commits them whatever the
@@ -131,6 +133,9 @@ class Offences:
         self._p2p = p2p
         self.origins = OriginPeers()
         self.published = PublishedVotes()
+        # Names validators in messages: `Ledger.validator_name` once the node sets it;
+        # until then the genesis names.
+        self.names: Callable[[bytes], str | None] | None = None
 
     def on_offence(
         self, validator: PublicKey, proof: Evidence | InvalidProposal, what: str
@@ -160,8 +165,12 @@ class Offences:
         )
 
     def _name(self, validator: PublicKey) -> str:
-        index = self._genesis.params.validators.index_of(validator)
-        return bytes(validator).hex()[:16] if index is None else self._genesis.validator_names[index]
+        # The set changes on chain (issue 15): a validator's name is its roster's, and a
+        # key no roster had is shown by its first hex digits.
+        name = self.names(bytes(validator)) if self.names is not None else None
+        if name is None:
+            name = genesis_roster(self._genesis.params).name_of(validator)
+        return bytes(validator).hex()[:16] if name is None else name
 
 
 def _short(block_hash: bytes) -> str:

@@ -34,10 +34,16 @@ def list_peers(p2p: P2PService, peer_validator: dict[str, str]) -> list[PeerInfo
 def list_validators(
     genesis: Genesis, driver: ConsensusDriver, key: PrivateKey | None, now_ms: int
 ) -> list[ValidatorInfo]:
-    """Every genesis validator with when this node last heard from it."""
+    """Every validator of the set deciding the next block, with when this node last heard from it.
+
+    The set is the ledger's (`Ledger.roster_at`), which changes on chain (issue
+    15); `genesis` is kept for the callers' sake and names only the first set.
+    """
     out = []
     machine = driver.machine
-    for name, public in zip(genesis.validator_names, genesis.params.validators.keys, strict=True):
+    ledger = driver.ledger
+    roster = ledger.roster_at(ledger.height + 1)
+    for name, public in zip(roster.names, roster.validators.keys, strict=True):
         if key is not None and public == key.public_key:
             seen = (now_ms, machine.height, machine.round)
         else:

@@ -23,6 +23,7 @@ from chain.params import ChainParams
 from chain.quorum import CommitCertificate
 from chain.state import DomainState
 from chain.tx import Transaction
+from chain.validators import Proposal, Roster
 from ledgerdns.services import NodeStatus, PeerInfo, ValidatorInfo
 
 
@@ -43,6 +44,11 @@ class ChainReader(Protocol):
     def domains(self, *, start: str = "", limit: int = 100) -> list[DomainState]: ...
     def history(self, domain: str) -> list[tuple[int, bytes]]: ...
     def prove_domain(self, domain: str) -> DomainProof: ...
+    def rosters(self) -> list[tuple[int, Roster]]:
+        """Every roster since genesis with its first height, scheduled ones included."""
+    def roster_at(self, height: int) -> Roster: ...
+    def validator_name(self, key: bytes) -> str | None: ...
+    def pending_proposals(self) -> list[Proposal]: ...
 
 
 class PoolReader(Protocol):

@@ -34,16 +34,21 @@ def _list_of(name: str) -> Json:
 
 
 def _schemas() -> Json:
+    tx_fields: Json = {
+        "txid": HASH, "domain": {"type": "string"}, "seq": INT, "prev": HASH,
+        "op": {"enum": ["register", "update", "transfer", "renew", "release", "commit",
+                        "validator_propose", "validator_approve"]},
+        "owner": HEX, "valid_until": INT,
+        "records": {"type": "array", "items": {"type": "string"},
+                    "description": "zone-file lines relative to the domain"},
+        "signature": HEX, "size": INT,
+        "wire": {**HEX, "description": "Transaction.to_bytes()"},
+    }
     tx = _obj(
-        {
-            "txid": HASH, "domain": {"type": "string"}, "seq": INT, "prev": HASH,
-            "op": {"enum": ["register", "update", "transfer", "renew", "release", "commit"]},
-            "owner": HEX, "valid_until": INT,
-            "records": {"type": "array", "items": {"type": "string"},
-                        "description": "zone-file lines relative to the domain"},
-            "signature": HEX, "size": INT,
-            "wire": {**HEX, "description": "Transaction.to_bytes()"},
-        }
+        {**tx_fields, "change": {"type": "string", "description": "validator ops only: a "
+                                 "proposal's change ('add NAME KEY', 'remove NAME', 'rotate NAME "
+                                 "KEY'), an approval's proposal id"}},
+        required=list(tx_fields),
     )
     domain = _obj(
         {
@@ -78,7 +83,8 @@ def _schemas() -> Json:
         {
             "height": INT, "hash": HASH, "chain_id": {"type": "string"}, "prev_block": HASH,
             "time_ms": INT, "proposer": _nullable({"type": "string"}), "proposer_key": HEX,
-            "tx_root": HASH, "state_root": HASH, "validators_hash": HASH, "header": HEX,
+            "tx_root": HASH, "state_root": HASH, "validators_hash": HASH,
+            "next_validators_hash": HASH, "header": HEX,
             "size": INT, "txs": _list_of("Tx"), "certificate": _nullable(_ref("Certificate")),
         }
     )
@@ -97,8 +103,46 @@ def _schemas() -> Json:
     return {
         "Tx": tx, "Domain": domain, "Certificate": certificate,
         "BlockSummary": block_summary, "Block": block, "Error": error,
-        "InvalidProposal": invalid_proposal,
+        "InvalidProposal": invalid_proposal, **_validator_schemas(),
     }
+
+
+def _validator_schemas() -> Json:
+    member = _obj({"name": {"type": "string"}, "public_key": HEX})
+    live = _obj({
+        "name": {"type": "string"}, "public_key": HEX,
+        "online": {"type": "boolean", "description": "a message signed by it arrived lately"},
+        "last_vote_height": {"type": "integer", "description": "-1: no vote seen"},
+        "last_vote_round": {"type": "integer"},
+        "last_seen_ms": {**INT, "description": "unix ms; 0 = never"},
+    })  # fmt: skip
+    roster = _obj({
+        "from_height": INT, "until_height": _nullable(INT),
+        "state": {"enum": ["past", "current", "scheduled"]},
+        "validators": {"type": "array", "items": member}, "quorum": INT, "validators_hash": HASH,
+    })  # fmt: skip
+    proposal = _obj({
+        "proposal": {**HASH, "description": "the id: the proposing transaction's txid"},
+        "change": {"type": "string", "description": "'add NAME KEY', 'remove NAME', 'rotate NAME KEY'"},
+        "action": {"enum": ["add", "remove", "rotate"]}, "name": {"type": "string"},
+        "public_key": _nullable(HEX), "proposer": member,
+        "approved_by": {"type": "array", "items": member},
+        "approvals": {**INT, "description": "approvals by members of the set now in force"},
+        "needed": {**INT, "description": "that set's quorum: the change is scheduled on reaching it"},
+        "height": {**INT, "description": "the block that holds the proposal"},
+        "lapses_at": {**INT, "description": "the height at whose start it lapses unapproved"},
+    })  # fmt: skip
+    change = _obj({
+        "from_height": {**INT, "description": "the first height the new set decides"},
+        "roster": _obj({"names": {"type": "array", "items": {"type": "string"}},
+                        "public_keys": {"type": "array", "items": HEX}}),
+        "roster_hex": {**HEX, "description": "chain.validators.Roster bytes"},
+        "header_hex": {**HEX, "description": "BlockHeader of from_height - 1: its "
+                       "next_validators_hash names the new set"},
+        "certificate_hex": {**HEX, "description": "that block's CommitCertificate, by the old set"},
+    })  # fmt: skip
+    return {"Validator": live, "Roster": roster, "ValidatorProposal": proposal,
+            "SetChange": change}  # fmt: skip
 
 
 def _param(name: str, where: str, schema: Json, description: str) -> Json:
@@ -223,7 +267,19 @@ def _paths() -> Json:
             (400,),
         ),
         "/v1/peers": _get("Known peers", _obj({"peers": listing})),
-        "/v1/validators": _get("Genesis validators", _obj({"validators": listing})),
+        "/v1/validators": _get(
+            "The validator set deciding the next block, pending changes, every set since genesis",
+            _obj({"height": INT, "validators": _list_of("Validator"), "quorum": INT,
+                  "validators_hash": HASH, "pending": _list_of("ValidatorProposal"),
+                  "scheduled": _list_of("Roster"), "history": _list_of("Roster")}),
+        ),
+        "/v1/validators/history": _get(
+            "Each change of the set whose announcing block is final, with what a light client "
+            "checks it by (chain.lightclient.SetChange), oldest first",
+            _obj({"height": INT, "changes": _list_of("SetChange")}),
+            [_param("from_height", "query", INT, "only changes taking effect at or after this")],
+            (400,),
+        ),
         "/v1/evidence": _get(
             "Misbehaviour this node proved: equivocations and (the latest 100) invalid proposals",
             _obj({"evidence": listing, "invalid_proposals": _list_of("InvalidProposal")}),

@@ -26,6 +26,7 @@ from ledgerdns.api import codec
 from ledgerdns.rpc.errors import TOO_LARGE, ApiError
 from ledgerdns.rpc.model import RpcModel
 from ledgerdns.rpc.openapi import MAX_BATCH, openapi_spec
+from ledgerdns.rpc.validators import ValidatorEndpoints
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class Endpoints:
             Route("/v1/domains/{name}/proof", self.proof, methods=get),
             Route("/v1/mempool", self.mempool, methods=get),
             Route("/v1/peers", self.peers, methods=get),
-            Route("/v1/validators", self.validators, methods=get),
+            *ValidatorEndpoints(self.model).routes(),
             Route("/v1/evidence", self.evidence, methods=get),
             Route("/v1/openapi.json", self.openapi, methods=get),
             Route("/v1/admin/flush", self.flush, methods=["POST"]),
@@ -187,18 +188,18 @@ class Endpoints:
         """``GET /v1/peers``."""
         return JSONResponse({"peers": codec.plain_json(self.model.node.peers())})
 
-    async def validators(self, request: Request) -> Response:
-        """``GET /v1/validators``."""
-        return JSONResponse({"validators": codec.plain_json(self.model.node.validators())})
-
     async def evidence(self, request: Request) -> Response:
         """``GET /v1/evidence``: equivocations and invalid proposals, oldest first."""
-        genesis = self.model.genesis
-        items = [codec.evidence_json(e, genesis) for e in self.model.node.evidence()]
+        roster_at = self.model.chain.roster_at  # who signed is named by the set of that height
+        items = [
+            codec.evidence_json(e, roster_at(e.first.height)) for e in self.model.node.evidence()
+        ]
         invalid = self.model.node.invalid_proposals()
         return JSONResponse({
             "evidence": items,
-            "invalid_proposals": [codec.invalid_proposal_json(r, genesis) for r in invalid],
+            "invalid_proposals": [
+                codec.invalid_proposal_json(r, roster_at(r.proposal.height)) for r in invalid
+            ],
         })  # fmt: skip
 
     async def openapi(self, request: Request) -> Response:
@@ -214,8 +215,8 @@ class Endpoints:
         limit = _int_param(request, "limit", DEFAULT_BLOCKS, 1, MAX_BLOCKS)
         top = min(before - 1, head)
         heights = range(top, max(top - limit, -1), -1)
-        genesis = self.model.genesis
-        out = [codec.block_summary_json(*self._block(h), genesis) for h in heights]
+        roster_at = self.model.chain.roster_at
+        out = [codec.block_summary_json(*self._block(h), roster_at(h)) for h in heights]
         last = heights[-1] if heights else 0
         return JSONResponse({"blocks": out, "next_before": last if last > 0 else None})
 
@@ -230,7 +231,7 @@ class Endpoints:
             raise ApiError.not_found(f"no block at height {height} (head is {chain.height})")
         block, size = self._block(height)
         cert = chain.get_certificate(height) if height > 0 else None
-        return JSONResponse(codec.block_json(block, size, cert, self.model.genesis))
+        return JSONResponse(codec.block_json(block, size, cert, chain.roster_at(height)))
 
     # -- transactions --
 
