@@ -19,6 +19,7 @@ from ledgerdns.explorer.data import Link, NodeData, Snapshot
 from ledgerdns.explorer.domain import DomainScreen
 from ledgerdns.explorer.peers import PeersScreen
 from ledgerdns.explorer.tx import TxScreen
+from ledgerdns.explorer.validators import ValidatorsScreen
 from ledgerdns.explorer.widgets import ExplorerScreen
 
 
@@ -34,6 +35,7 @@ class ExplorerApp(App[None]):
         Binding("d", "dashboard", "dashboard"),
         Binding("b", "blocks", "blocks"),
         Binding("p", "peers", "peers"),
+        Binding("v", "validators", "validator set"),
         Binding("slash", "search", "search domain"),
         Binding("escape", "close_screen", "back"),
         Binding("q", "quit", "quit"),
@@ -86,6 +88,10 @@ class ExplorerApp(App[None]):
     def action_peers(self) -> None:
         """The peers view."""
         self._open(PeersScreen)
+
+    def action_validators(self) -> None:
+        """The validator set: pending changes and its history."""
+        self._open(ValidatorsScreen)
 
     def action_search(self) -> None:
         """A domain search."""

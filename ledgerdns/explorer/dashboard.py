@@ -1,4 +1,9 @@
-"""The dashboard: finalized height and age, rates, mempool, peers, validators, evidence."""
+"""The dashboard: finalized height and age, rates, mempool, peers, validators, evidence.
+
+The validators listed are the set deciding the next block (it changes on chain);
+the line under the summary says what changes are pending or scheduled, and the
+validators screen (v) shows them and the set's history.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from textual.widgets import DataTable, Label, Static
 
 from ledgerdns.explorer.data import Link, Snapshot
 from ledgerdns.explorer.widgets import ExplorerScreen, Row, age, short, sync_table
+
+MAX_SET_LINE = 3  # pending or scheduled changes named on the dashboard; the rest: press v
 
 
 def summary(snap: Snapshot, now_ms: int) -> Table:
@@ -45,8 +52,21 @@ def summary(snap: Snapshot, now_ms: int) -> Table:
     return grid
 
 
+def set_changes_text(snap: Snapshot) -> str:
+    """The set's changes under way, one clause each: ``add v4 (2/3 approvals)``, ``from h9: …``."""
+    vset = snap.validator_set
+    parts = [f"{p['action']} {p['name']} ({p['approvals']}/{p['needed']} approvals)"
+             for p in vset.get("pending") or []]  # fmt: skip
+    parts += [f"from height {r['from_height']}: {', '.join(m['name'] for m in r['validators'])}"
+              for r in vset.get("scheduled") or []]  # fmt: skip
+    if not parts:
+        return "no change of the set under way"
+    more = f"; {len(parts) - MAX_SET_LINE} more" if len(parts) > MAX_SET_LINE else ""
+    return "set changes: " + "; ".join(parts[:MAX_SET_LINE]) + more + " (press v)"
+
+
 def validator_rows(snap: Snapshot, now_ms: int) -> list[Row]:
-    """One row per genesis validator."""
+    """One row per validator of the set deciding the next block."""
     rows: list[Row] = []
     for v in snap.validators:
         online = Text("online", style="green") if v["online"] else Text("offline", style="red")
@@ -82,7 +102,7 @@ class DashboardScreen(ExplorerScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("waiting for the node…", id="summary")
-        yield Label("Validators")
+        yield Label("Validators", id="validators-label")
         validators: DataTable[str | Text] = DataTable(id="validators", cursor_type="row")
         validators.add_columns("name", "status", "last vote", "last seen", "key")
         yield validators
@@ -97,6 +117,9 @@ class DashboardScreen(ExplorerScreen):
         now_ms = self.explorer.data.now_ms()
         self.query_one("#summary", Static).update(summary(snap, now_ms))
         sync_table(self.query_one("#validators", DataTable), validator_rows(snap, now_ms))
+        quorum = snap.validator_set.get("quorum")
+        label = f"Validators (quorum {quorum}): {set_changes_text(snap)}" if quorum else "Validators"
+        self.query_one("#validators-label", Label).update(label)
         sync_table(self.query_one("#evidence", DataTable), evidence_rows(snap))
         label = f"Evidence of misbehaviour ({len(snap.evidence) or 'none'})"
         self.query_one("#evidence-label", Label).update(label)

@@ -60,6 +60,8 @@ class Snapshot:
     mempool_count: int
     mempool_bytes: int
     fetched_ms: int
+    # ``GET /v1/validators`` whole: ``pending`` proposals, ``scheduled`` and ``history`` rosters
+    validator_set: Json = field(default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -232,15 +234,17 @@ class NodeData:
 
     def _snapshot(self, client: RpcClient) -> Snapshot:
         mempool = client.mempool(limit=0)
+        validator_set = client.validator_set()
         return Snapshot(
-            status=client.status(), validators=client.validators(), peers=client.peers(),
-            evidence=client.evidence(), recent=client.blocks(limit=RECENT_BLOCKS),
-            mempool_count=int(mempool["count"]), mempool_bytes=int(mempool["bytes"]),
-            fetched_ms=self.now_ms(),
+            status=client.status(), validators=list(validator_set["validators"]),
+            peers=client.peers(), evidence=client.evidence(),
+            recent=client.blocks(limit=RECENT_BLOCKS), mempool_count=int(mempool["count"]),
+            mempool_bytes=int(mempool["bytes"]), fetched_ms=self.now_ms(),
+            validator_set=validator_set,
         )  # fmt: skip
 
     async def snapshot(self) -> Snapshot:
-        """Status, validators, peers, evidence, recent blocks and mempool size."""
+        """Status, the validator set, peers, evidence, recent blocks and mempool size."""
         return await self.call(self._snapshot)
 
     async def blocks(self, before: int | None = None, limit: int = 50) -> list[Json]:

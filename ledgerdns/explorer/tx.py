@@ -27,6 +27,10 @@ def tx_table(view: TxView) -> Table:
     grid.add_row("status", Text.assemble((view.status, style), f"  {where}"))
     if tx["op"] == "commit":  # commit-reveal (issue 15): the name stays hidden until revealed
         grid.add_row("domain", Text("(hidden: a registration commit)", style="italic"))
+    elif tx["op"] == "validator_propose":  # a validator-set change (issue 15): no domain
+        grid.add_row("change", Text(f"proposes: {tx.get('change')}", style="bold cyan"))
+    elif tx["op"] == "validator_approve":
+        grid.add_row("change", Text(f"approves proposal {tx.get('change')}", style="bold cyan"))
     else:
         grid.add_row("domain", Text(str(tx["domain"]), style="bold cyan"))
     grid.add_row("seq", str(tx["seq"]))
@@ -113,6 +117,9 @@ class TxScreen(ExplorerScreen):
             return
         if self.view.tx["op"] == "commit":
             self.notify("a commit hides its name until the reveal")
+            return
+        if str(self.view.tx["op"]).startswith("validator_"):
+            self.notify("a validator-set change has no domain: press v for the set's history")
             return
         self.explorer.open_domain(str(self.view.tx["domain"]))
 
