@@ -18,6 +18,7 @@ Sync (request/response, protocol ``/ledgerdns/<chain_id>/sync/1``): a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chain.block import MAX_BLOCK_BYTES_HARD, Block
@@ -25,7 +26,7 @@ from chain.consensus_messages import Proposal, ProposalFrame, validate_proposal_
 from chain.encoding import Kind, Reader, decode, frame
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ChainParams
-from chain.quorum import CommitCertificate, Vote
+from chain.quorum import CommitCertificate, ValidatorSet, Vote
 from chain.records import RecordLimits
 from chain.tx import MAX_CHAIN_ID, MAX_TX_BYTES, Transaction
 
@@ -296,7 +297,11 @@ def unwrap_resent(data: bytes) -> bytes:
     return Resent.from_bytes(data).payload if message_kind(data) == Kind.RESENT else data
 
 
-def decode_consensus(data: bytes, params: ChainParams | None = None) -> Proposal | Vote:
+def decode_consensus(
+    data: bytes,
+    params: ChainParams | None = None,
+    validators_at: Callable[[int], ValidatorSet] | None = None,
+) -> Proposal | Vote:
     """A consensus-topic message: a proposal or a vote, possibly inside a `Resent`.
 
     With the network's `params` (the gossip filter), a proposal is
@@ -304,7 +309,8 @@ def decode_consensus(data: bytes, params: ChainParams | None = None) -> Proposal
     be for this network, from its round's proposer and signed by it
     (`validate_proposal_signer`). Only then is the body decoded, under the
     genesis record limits. So a peer cannot make every node decode a block
-    nobody entitled to propose it signed (issue 13).
+    nobody entitled to propose it signed (issue 13). `validators_at` gives the
+    set of the proposal's height (default: the genesis set).
 
     Raises:
         InvalidUpdate: malformed, neither a proposal nor a vote; with `params`,
@@ -319,7 +325,7 @@ def decode_consensus(data: bytes, params: ChainParams | None = None) -> Proposal
         unopened = ProposalFrame.from_bytes(data)
         validate_proposal_signer(
             unopened.head, chain_id=params.chain_id, genesis_hash=params.genesis_hash,
-            validators=params.validators,
+            validators=params.validators if validators_at is None else validators_at(unopened.head.height),
         )  # fmt: skip
         return unopened.open(limits=params.record_limits)
     if kind == Kind.VOTE:

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from chain.consensus import ROUND_WINDOW, Step
-from chain.consensus_messages import Proposal
+from chain.consensus_messages import Proposal, ProposalFrame
 from chain.encoding import Kind
 from chain.errors import InvalidUpdate, RejectReason
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.quorum import Vote
-from chain.wire import Resent, decode_consensus, message_kind
+from chain.validators import CHANGE_DELAY
+from chain.wire import Resent, decode_consensus, message_kind, unwrap_resent
 from ledgerdns.clock import Clock
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PService
@@ -49,6 +50,8 @@ DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
 # next is normal for a follower: the next proposal can overtake the commit notice of the
 # block before it (another topic, another queue), which comes a moment later.
 SYNC_AHEAD = 2
+# Refusals that depend on which validator set the receiver knows (issue 15)
+SET_DEPENDENT = (RejectReason.BAD_PROPOSER, RejectReason.UNKNOWN_VALIDATOR)
 LINKED_PROPOSALS = 32  # proposals handled from a link, whose gossip copy is only forwarded
 PEER_VALIDATORS = 1024  # peers remembered as publishing a validator's messages (RPC peer list)
 
@@ -108,7 +111,22 @@ class ConsensusGossip:
             self._decoded_bytes -= len(data)
             return known
         # A proposal is authenticated from its header before its body is decoded.
-        return decode_consensus(data, self._genesis.params)
+        return decode_consensus(data, self._genesis.params, self._ledger.validators_at)
+
+    def _beyond_known_sets(self, data: bytes) -> bool:
+        """Whether the message is for a height past those whose validator set we know."""
+        try:
+            inner = unwrap_resent(data)
+            kind = message_kind(inner)
+            if kind == Kind.PROPOSAL:
+                height = ProposalFrame.from_bytes(inner).head.height
+            elif kind == Kind.VOTE:
+                height = Vote.from_bytes(inner).height
+            else:
+                return False
+        except InvalidUpdate:
+            return False
+        return height > self._ledger.height + CHANGE_DELAY
 
     def _keep_decoded(self, data: bytes, message: Proposal | Vote) -> None:
         """Keep a passed message's decode for the handler, which gets the same bytes."""
@@ -145,6 +163,8 @@ class ConsensusGossip:
             if not message.is_valid_signature(self._genesis.hash()):
                 raise InvalidUpdate(RejectReason.BAD_SIGNATURE, "bad signature")
         except InvalidUpdate as exc:
+            if exc.reason in SET_DEPENDENT and self._beyond_known_sets(data):
+                return False  # signed for a set we may not know yet: not the sender's fault
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
             return False
         # Old heights are not forwarded (nobody needs them), but are not the sender's fault.

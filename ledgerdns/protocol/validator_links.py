@@ -58,6 +58,7 @@ ANNOUNCE_FIRST_S = 1.0  # after start (the gossip mesh is forming)
 ANNOUNCE_MISSING_S = 2.0  # while some validator is not in our directory: again after 2, 4, 8 s…
 ANNOUNCE_EVERY_S = 60.0  # then this often, for nodes that joined since
 DIAL_GRACE_S = 10.0
+MEMBERSHIP_CHECK_S = 1.0  # how often a node outside the validator set looks whether it is in
 MAX_FUTURE_MS = 5 * 60 * 1000  # a hello dated further ahead than this is refused
 LINK_LIMIT = DEFAULT_TOPIC_LIMITS["consensus"]  # per linked peer, as per gossip forwarder
 LINK_MAX_FRAME = LINK_LIMIT.max_bytes  # a re-sent proposal, at most what gossip would carry
@@ -177,24 +178,32 @@ class ValidatorLinks:
         if self._key is None:
             await trio.sleep_forever()
         await trio.sleep(ANNOUNCE_FIRST_S)
-        await self._announce()
+        member = False
         last = trio.current_time()
         wait = ANNOUNCE_MISSING_S
         while True:
-            await trio.sleep(min(wait, ANNOUNCE_EVERY_S))
             self._forget_former()
             if not self._is_member():
-                continue  # a key not (or no longer) in the set follows: nothing to announce
+                # A key not (or no longer) in the set follows: nothing to announce. It looks
+                # again each second, so a validator added on chain links up as it enters.
+                member = False
+                await trio.sleep(MEMBERSHIP_CHECK_S)
+                continue
             now = trio.current_time()
-            if now - last >= ANNOUNCE_EVERY_S:
+            if not member:  # at start, or just entered the set: greet everyone now
+                member, wait = True, ANNOUNCE_MISSING_S
+            elif now - last >= ANNOUNCE_EVERY_S:
                 self._own = None  # re-signed with a fresh time: it replaces the old one everywhere
             elif not self._missing():
+                await trio.sleep(min(wait, ANNOUNCE_EVERY_S))
                 continue
+            else:
+                wait = min(wait * 2, ANNOUNCE_EVERY_S)
             for peer in self._p2p.connected_peers():
                 self._greet(peer)  # opens only a link that is not open (one that failed to)
             await self._announce()
             last = now
-            wait = min(wait * 2, ANNOUNCE_EVERY_S)
+            await trio.sleep(min(wait, ANNOUNCE_EVERY_S))
 
     def _voters(self) -> ValidatorSet:
         """The set deciding the height consensus works on now."""
