@@ -46,8 +46,8 @@ def public_key_argument(text: str) -> PublicKey:
             raise _bad_key(text, f"{len(text)} hex digits, not 66")
         try:
             return validate_public_key(bytes.fromhex(text))
-        except (ValueError, InvalidUpdate) as exc:
-            raise _bad_key(text, str(exc)) from None
+        except InvalidUpdate as exc:
+            raise _bad_key(text, str(exc.args[0])) from None
     path = Path(text).expanduser()
     if not path.is_file():
         raise _bad_key(text, "not hex, and no such file")
@@ -61,7 +61,7 @@ def public_key_argument(text: str) -> PublicKey:
         try:
             return PrivateKey.from_pem(content).public_key
         except InvalidUpdate as exc:
-            raise _bad_key(text, str(exc)) from None
+            raise _bad_key(text, str(exc.args[0])) from None
     try:
         point = ecdsa.VerifyingKey.from_pem(content)
         return validate_public_key(bytes(point.to_string("compressed")))

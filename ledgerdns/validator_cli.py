@@ -332,6 +332,11 @@ def run(args: argparse.Namespace, out: Console) -> int:
         raise UsageError("pass either --node or --rpc, not both")
     if args.validator_command != "list":  # a bad command line fails before any node is asked
         wait_argument(args)
+        if args.validator_command == "propose":
+            change_argument(args)
+        else:
+            proposal_argument(args.proposal_id)
+        load_key(Path(os.path.expanduser(args.validator_key)))
     node_dir = None if args.rpc else Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR))
     token = Path(os.path.expanduser(args.token_file)) if args.token_file else None
     link = ValidatorLink.of(connect(node_dir, args.rpc, token))
