@@ -76,6 +76,7 @@ class BlockWork:
         self.commits = 0
         self.registrations = 0
         self.scheduled: list[tuple[int, Roster]] = []  # validator rosters this block scheduled
+        self.proposals_touched: set[bytes] = set()  # tree keys of validator proposals set or removed
 
     # -- reading through the block's own changes --
 
@@ -92,6 +93,8 @@ class BlockWork:
     def set_entry(self, tree_key: bytes, entry: NamingEntry | None) -> None:
         """Change (or remove, with None) a state entry."""
         self.naming[tree_key] = entry
+        if isinstance(entry, Proposal) or (entry is None and isinstance(self.entry(tree_key), Proposal)):
+            self.proposals_touched.add(tree_key)
 
     def context(self, tx: Transaction) -> NameContext:
         """What the naming rules read for `tx` at this height."""
@@ -125,6 +128,8 @@ class BlockWork:
                 found.leaves_at(naming) if isinstance(found, CommitEntry) else found.leaves_at()
             )
             if leaves == self.height:
+                if isinstance(found, Proposal):
+                    self.proposals_touched.add(key)
                 self.naming[key] = None
         trim_schedule(self)
 

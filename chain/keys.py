@@ -16,6 +16,7 @@
 | `K`    | state-tree key (32)               | name commit or claim (`Kind.NAME_COMMIT`, `Kind.NAME_CLAIM`), validator proposal or schedule (`Kind.VALIDATOR_PROPOSAL`, `Kind.VALIDATOR_SCHEDULE`) |
 | `X`    | height u64 BE, state-tree key (32) | empty: that `K` entry leaves the state at the start of that height |
 | `V`    | from height u64 BE                | validator roster in force from there on (`Kind.ROSTER`); none for genesis |
+| `P`    | state-tree key (32)               | empty: that `K` entry is a pending validator proposal |
 
 Big-endian integers keep LevelDB's byte order equal to numeric order, so
 "latest block" and "history of a domain" are single range scans.
@@ -40,6 +41,7 @@ LOCK = b"L"  # one key: the locked proposal and its polka, for a restart mid-hei
 NAMING = b"K"  # commits and claims of commit-reveal registration (chain/commits.py)
 NAMING_EXPIRY = b"X"  # which of them leave the state at a height
 ROSTER = b"V"  # u64 BE from_height -> the validator roster from that height on (chain/validators.py)
+PROPOSAL_INDEX = b"P"  # state-tree key of each pending validator proposal (which `K` entries they are)
 
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
@@ -145,3 +147,8 @@ def make_naming_expiry_key(height: int, tree_key: bytes) -> bytes:
 def make_roster_key(from_height: int) -> bytes:
     """The validator roster in force from `from_height` (issue 15)."""
     return ROSTER + u64(from_height)
+
+
+def make_proposal_index_key(tree_key: bytes) -> bytes:
+    """Marks a `K` entry as a pending validator proposal (for listing them without a scan)."""
+    return PROPOSAL_INDEX + tree_key

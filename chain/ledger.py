@@ -29,14 +29,8 @@ from chain.smt import SparseMerkleTree
 from chain.state import DomainState, DomainStatus, StateCache, domain_key
 from chain.store import KVStore, WriteBatch
 from chain.tx import Transaction
-from chain.validators import (
-    SCHEDULE_TREE_KEY,
-    Proposal,
-    Roster,
-    Schedule,
-    genesis_roster,
-    proposal_tree_key,
-)
+from chain.validator_history import RosterHistory
+from chain.validators import SCHEDULE_TREE_KEY, Proposal, Roster, Schedule, proposal_tree_key
 
 # 2: transactions, votes, proposals and certificates at version 2 (their
 # signatures cover the genesis hash, issue 13). 3: headers at version 2 (they
@@ -95,9 +89,7 @@ class Ledger:
         self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
         self._states = StateCache(STATE_CACHE_SIZE, STATE_CACHE_BYTES)
         self._head: BlockHeader | None = None
-        # (from_height, roster) of every validator set since genesis, oldest first: one
-        # entry per change (each ~33 B per validator), read from the store once.
-        self._rosters: list[tuple[int, Roster]] | None = None
+        self.roster_history = RosterHistory(store, self.params)
 
     # -- set-up --
 
@@ -300,25 +292,15 @@ class Ledger:
 
         Includes the rosters scheduled by finalized blocks that have not started yet.
         """
-        if self._rosters is None:
-            found = [(1, genesis_roster(self.params))]
-            with self.store.iterate(keys.ROSTER) as pairs:
-                for key, value in pairs:
-                    found.append((keys.read_u64(key[len(keys.ROSTER) :]), Roster.from_bytes(value)))
-            self._rosters = found
-        return self._rosters
+        return self.roster_history.all()
 
     def roster_at(self, height: int) -> Roster:
         """The validator roster of `height` (known up to two heights past the head)."""
-        rosters = self.rosters()
-        for start, roster in reversed(rosters):  # the latest first: what nearly every call wants
-            if start <= height:
-                return roster
-        return rosters[0][1]
+        return self.roster_history.at(height)
 
     def validators_at(self, height: int) -> ValidatorSet:
         """The validator set that decides the block at `height`."""
-        return self.roster_at(height).validators
+        return self.roster_history.at(height).validators
 
     def is_validator_near(self, key: bytes) -> bool:
         """Whether `key` is in the set of the head, the next height or the one after.
@@ -331,11 +313,7 @@ class Ledger:
 
     def validator_name(self, key: bytes) -> str | None:
         """The name of the validator with `key` in the latest roster that has it, None if none."""
-        for _, roster in reversed(self.rosters()):
-            name = roster.name_of(key)
-            if name is not None:
-                return name
-        return None
+        return self.roster_history.name_of(key)
 
     def get_proposal(self, proposal_id: bytes) -> Proposal | None:
         """A pending validator-set change by id, None if not pending."""
@@ -343,18 +321,15 @@ class Ledger:
         return found if isinstance(found, Proposal) else None
 
     def pending_proposals(self) -> list[Proposal]:
-        """Every pending validator-set change, oldest first (their expiry marks find them)."""
+        """Every pending validator-set change, oldest first (from the local `P` index)."""
         out: list[Proposal] = []
-        head = self.height
-        with self.store.iterate(
-            keys.NAMING_EXPIRY, start=keys.make_naming_expiry_prefix(head + 1)
-        ) as pairs:
-            marked = [key[len(keys.NAMING_EXPIRY) + 8 :] for key, _ in pairs]
+        with self.store.iterate(keys.PROPOSAL_INDEX) as pairs:
+            marked = [key[len(keys.PROPOSAL_INDEX) :] for key, _ in pairs]
         for tree_key in marked:
             found = self.get_naming_entry(tree_key)
-            if isinstance(found, Proposal) and found.tree_key == tree_key:
+            if isinstance(found, Proposal):
                 out.append(found)
-        return sorted({p.proposal: p for p in out}.values(), key=lambda p: (p.height, p.proposal))
+        return sorted(out, key=lambda p: (p.height, p.proposal))
 
     def schedule(self) -> Schedule | None:
         """The validator schedule in the state (None: no change was ever scheduled)."""
@@ -435,10 +410,14 @@ class Ledger:
         for tree_key, entry in work.naming.items():
             if entry is None:
                 batch.delete(keys.make_naming_key(tree_key))
+                if tree_key in work.proposals_touched:
+                    batch.delete(keys.make_proposal_index_key(tree_key))
                 changes[tree_key] = None
                 continue
             data = entry.to_bytes()
             batch.put(keys.make_naming_key(tree_key), data)
+            if isinstance(entry, Proposal):
+                batch.put(keys.make_proposal_index_key(tree_key), b"")
             changes[tree_key] = sha256(data)
             leaves = (
                 entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
@@ -485,8 +464,7 @@ class Ledger:
         update.batch.put(keys.make_certificate_key(block.height), certificate.to_bytes())
         self._write(update.batch, update.states, sync=sync)
         self._head = block.header
-        if update.scheduled:
-            self.rosters().extend(update.scheduled)
+        self.roster_history.extend(update.scheduled)
 
     def _write(
         self, batch: WriteBatch, states: dict[str, DomainState], *, sync: bool = True

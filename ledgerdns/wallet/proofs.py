@@ -20,7 +20,7 @@ from typing import Any
 
 from chain.errors import ConfigError, InvalidUpdate, RejectReason
 from chain.genesis import Genesis
-from chain.lightclient import DomainProof, default_max_age_ms
+from chain.lightclient import DomainProof, default_max_age_ms, follow_validator_set, set_for
 from ledgerdns.wallet.errors import UsageError, WalletError
 from ledgerdns.wallet.link import RpcLink
 
@@ -86,6 +86,7 @@ class Verdict:
     proof: DomainProof
     age_ms: int
     trust: Trust
+    quorum: int  # of the validator set that certified the header
 
     @property
     def height(self) -> int:
@@ -106,7 +107,7 @@ class Verdict:
     def to_text(self) -> str:
         """One line for people."""
         signers = len(self.proof.certificate.signatures)
-        quorum = self.trust.genesis.params.validators.quorum
+        quorum = self.quorum
         bound = self.trust.max_age_ms
         limit = (
             f"bound {bound / 1000:g} s from {self.trust.bound_from}"
@@ -139,7 +140,14 @@ def verify_domain(node: RpcLink, domain: str, trust: Trust, now_ms: int) -> Verd
     try:
         if proof.domain != domain:
             raise InvalidUpdate(RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {domain}")
-        proof.verify(trust.genesis.params, now_ms=now_ms, max_age_ms=trust.max_age_ms)
+        params = trust.genesis.params
+        validators = params.validators
+        if proof.header.validators_hash != params.validators.hash():
+            # The set changed since genesis: follow it from genesis, each step checked
+            # against the one before (chain.lightclient.follow_validator_set).
+            followed = follow_validator_set(params, node.set_changes())
+            validators = set_for(followed, proof.header)
+        proof.verify(params, now_ms=now_ms, max_age_ms=trust.max_age_ms, validators=validators)
     except InvalidUpdate as exc:
         raise ProofRefused(domain, exc, data) from None
-    return Verdict(proof=proof, age_ms=age_ms, trust=trust)
+    return Verdict(proof=proof, age_ms=age_ms, trust=trust, quorum=validators.quorum)
