@@ -28,7 +28,7 @@ there is no default (issue 13). Nothing here reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chain.block import BlockHeader
@@ -301,3 +301,19 @@ def set_for(followed: Sequence[tuple[int, ValidatorSet]], header: BlockHeader) -
             "there (the node's set history is missing a change)",
         )
     return found
+
+
+def validators_for(
+    params: ChainParams, header: BlockHeader, changes: Callable[[], Sequence[SetChange]]
+) -> ValidatorSet:
+    """The set to check `header`'s certificate with: the genesis set, or the one followed to it.
+
+    `changes` is called only when the header names another set than genesis's
+    (a node's ``GET /v1/validators/history``, decoded).
+
+    Raises:
+        InvalidUpdate: a change does not verify, or the changes do not reach the header's set.
+    """
+    if header.validators_hash == params.validators.hash():
+        return params.validators
+    return set_for(follow_validator_set(params, changes()), header)

@@ -24,7 +24,7 @@ class PeerInfo:
 
 @dataclass(frozen=True, slots=True)
 class ValidatorInfo:
-    """One genesis validator as this node sees it."""
+    """One validator of the current set as this node sees it."""
 
     name: str
     public_key: bytes

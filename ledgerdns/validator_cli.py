@@ -52,29 +52,16 @@ _REFUSED = {
 }
 
 
-class ValidatorLink(RpcLink):
-    """The wallet's node link (its failures in the user's terms) with the validator-set reads."""
-
-    @classmethod
-    def of(cls, link: RpcLink) -> ValidatorLink:
-        """The same node and connection as `link`."""
-        return cls(link._client, link.where)
-
-    def validator_set(self) -> Json:
-        """``GET /v1/validators``: the set in force, pending changes, the history."""
-        with self._calls():
-            return self._client.validator_set()
-
-    def send(self, tx: Transaction, wait: float | None) -> Json:
-        """Submit a validator op; a refusal is said in the operator's terms."""
-        try:
-            return self.submit(tx, wait)
-        except NodeError as exc:
-            why = _REFUSED.get(exc.code)
-            if why is None:
-                raise
-            detail = str(exc).split(": ", 2)[-1]
-            raise NodeError(f"{why}: {detail}", code=exc.code) from None
+def send(link: RpcLink, tx: Transaction, wait: float | None) -> Json:
+    """Submit a validator op; a refusal is said in the operator's terms."""
+    try:
+        return link.submit(tx, wait)
+    except NodeError as exc:
+        why = _REFUSED.get(exc.code)
+        if why is None:
+            raise
+        detail = str(exc).split(": ", 2)[-1]
+        raise NodeError(f"{why}: {detail}", code=exc.code) from None
 
 
 # -- reading the node's answers --
@@ -160,7 +147,7 @@ def _genesis_hash(status: Json) -> bytes:
 
 
 def _send(
-    link: ValidatorLink, key: PrivateKey, op: Op, change: bytes, wait: float | None, what: str,
+    link: RpcLink, key: PrivateKey, op: Op, change: bytes, wait: float | None, what: str,
     progress: Console | None,
 ) -> tuple[Transaction, Json]:  # fmt: skip
     status = link.status()
@@ -172,18 +159,18 @@ def _send(
                              lifetime if isinstance(lifetime, int) else None),
     )  # fmt: skip
     if progress is None or not wait:
-        return tx, link.send(tx, wait)
+        return tx, send(link, tx, wait)
     line = (f"sending {what} (tx {tx.txid.hex()[:16]}); waiting up to {wait:g} s for the block "
             "that makes it final…")  # fmt: skip
     if not progress.is_terminal:  # no spinner on a pipe or a file: one plain line instead
         progress.print(line, markup=False, highlight=False, soft_wrap=True)
-        return tx, link.send(tx, wait)
+        return tx, send(link, tx, wait)
     with progress.status(line):
-        return tx, link.send(tx, wait)
+        return tx, send(link, tx, wait)
 
 
 def _outcome(
-    link: ValidatorLink, tx: Transaction, result: Json, proposal: str, change: ValidatorChange
+    link: RpcLink, tx: Transaction, result: Json, proposal: str, change: ValidatorChange
 ) -> Json:
     """What became of the change once `tx` was sent: pending, scheduled, or not known."""
     data: Json = {
@@ -230,7 +217,7 @@ def _message(data: Json, wait: float | None) -> list[str]:
     return lines
 
 
-def propose(args: argparse.Namespace, link: ValidatorLink, progress: Console | None) -> Json:
+def propose(args: argparse.Namespace, link: RpcLink, progress: Console | None) -> Json:
     """Sign and send a proposal; wait for it; what became of it."""
     change = change_argument(args)
     key = load_key(Path(os.path.expanduser(args.validator_key)))
@@ -248,7 +235,7 @@ def propose(args: argparse.Namespace, link: ValidatorLink, progress: Console | N
     return _outcome(link, tx, result, tx.txid.hex(), change)
 
 
-def approve(args: argparse.Namespace, link: ValidatorLink, progress: Console | None) -> Json:
+def approve(args: argparse.Namespace, link: RpcLink, progress: Console | None) -> Json:
     """Sign and send an approval of a pending proposal; wait for it; what became of it."""
     wanted = proposal_argument(args.proposal_id)
     key = load_key(Path(os.path.expanduser(args.validator_key)))
@@ -339,7 +326,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         load_key(Path(os.path.expanduser(args.validator_key)))
     node_dir = None if args.rpc else Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR))
     token = Path(os.path.expanduser(args.token_file)) if args.token_file else None
-    link = ValidatorLink.of(connect(node_dir, args.rpc, token))
+    link = connect(node_dir, args.rpc, token)
     progress = None if args.json else make_console(stderr=True)
     try:
         if args.validator_command == "list":

@@ -18,10 +18,11 @@ import httpx
 
 from chain.errors import InvalidUpdate, NetworkError, RejectReason
 from chain.genesis import Genesis
+from chain.lightclient import SetChange, validators_for
 from chain.names import normalize_name
 from chain.state import DomainState
 from chain.tx import Transaction
-from ledgerdns.api.codec import Json, domain_proof_from_json
+from ledgerdns.api.codec import Json, domain_proof_from_json, set_change_from_json
 from ledgerdns.api.token import TOKEN_FILE, read_token
 
 NODE_FILE = "node.json"
@@ -361,4 +362,16 @@ class RpcClient:
             raise InvalidUpdate(
                 RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {name}"
             )
-        return proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms)
+        validators = validators_for(genesis.params, proof.header, self.set_changes)
+        return proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms, validators=validators)
+
+    def set_changes(self) -> list[SetChange]:
+        """The validator set's changes from ``GET /v1/validators/history``, decoded, NOT verified.
+
+        Raises:
+            InvalidUpdate: the document is not a list of changes.
+        """
+        changes = self.validator_history().get("changes")
+        if not isinstance(changes, list):
+            raise InvalidUpdate(RejectReason.MALFORMED, "the node's validator history has no list of changes")
+        return [set_change_from_json(item) for item in changes]

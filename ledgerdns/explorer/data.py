@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from chain.errors import ConfigError, InvalidUpdate, NetworkError
 from chain.genesis import Genesis
+from chain.lightclient import SetChange, validators_for
 from chain.names import normalize_name
 from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
 from ledgerdns.api.codec import domain_proof_from_json
@@ -123,8 +124,12 @@ class TxView:
 def check_proof(
     doc: Json, genesis: Genesis | None, name: str, *,
     now_ms: int | None = None, max_age_ms: int | None = None,
+    changes: Callable[[], Sequence[SetChange]] | None = None,
 ) -> ProofCheck:  # fmt: skip
     """Verify a ``/proof`` document against the trusted genesis's validators.
+
+    When the header names another set than genesis's, `changes` (the node's set
+    history, decoded) lets it be followed there from genesis.
 
     With `now_ms` (the wall clock) the header's age is shown and a header dated
     over a minute ahead refused; with `max_age_ms` too, a header older than that
@@ -137,12 +142,13 @@ def check_proof(
         proof = domain_proof_from_json(doc)
         if proof.domain != normalize_name(name):
             return ProofCheck(verified=False, height=height, detail=f"proof is for {proof.domain}")
-        state = proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms)
+        validators = validators_for(genesis.params, proof.header, changes or list)
+        state = proof.verify(genesis.params, now_ms=now_ms, max_age_ms=max_age_ms, validators=validators)
     except (InvalidUpdate, ValueError, KeyError) as exc:
         return ProofCheck(verified=False, height=height, detail=str(exc))
     what = "absent" if state is None else f"seq {state.seq}, head {state.head.hex()[:16]}"
     signers = len(proof.certificate.signatures)
-    need = genesis.params.validators.quorum
+    need = validators.quorum
     age = ""
     if now_ms is not None:
         bound = "no bound" if max_age_ms is None else f"bound {max_age_ms / 1000:g} s"
@@ -280,7 +286,7 @@ class NodeData:
         try:
             proof = check_proof(
                 client.proof(domain), self.genesis, domain,
-                now_ms=self.now_ms(), max_age_ms=self.max_age_ms,
+                now_ms=self.now_ms(), max_age_ms=self.max_age_ms, changes=client.set_changes,
             )  # fmt: skip
         except RpcError as exc:
             proof = ProofCheck(verified=False, height=None, detail=f"no proof: {exc.message}")

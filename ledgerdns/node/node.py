@@ -98,6 +98,7 @@ class Node:
             clock,
         )
         self.offences = Offences(genesis, p2p)
+        self.offences.names = ledger.validator_name  # validators added on chain by name too
         self.links = ValidatorLinks(
             genesis=genesis, ledger=ledger, p2p=p2p, key=self.key, clock=clock,
             consensus_topic=self.topics["consensus"], blocks_topic=self.topics["blocks"],

@@ -19,7 +19,7 @@ from chain.records import Record
 from chain.tx import Op, Transaction
 from chain.txbuilder import DomainView
 from ledgerdns.api.client import NodeNotStarted, NodeUnreachable, RpcClient, RpcError
-from ledgerdns.api.codec import domain_proof_from_json, set_change_from_json
+from ledgerdns.api.codec import domain_proof_from_json
 from ledgerdns.api.token import read_token
 from ledgerdns.wallet.errors import NodeError, UsageError
 
@@ -155,6 +155,11 @@ class RpcLink:
         with self._calls(name):
             return domain_proof_from_json(self._client.proof(name))
 
+    def validator_set(self) -> Json:
+        """``GET /v1/validators``: the set in force, pending changes, the history."""
+        with self._calls():
+            return self._client.validator_set()
+
     def set_changes(self) -> list[SetChange]:
         """The validator set's changes, decoded but NOT verified (`follow_validator_set` does).
 
@@ -163,11 +168,7 @@ class RpcLink:
             NodeError: no node answers.
         """
         with self._calls():
-            document = self._client.validator_history()
-        changes = document.get("changes") if isinstance(document, dict) else None
-        if not isinstance(changes, list):
-            raise InvalidUpdate(RejectReason.MALFORMED, "the node's validator history has no list of changes")
-        return [set_change_from_json(item) for item in changes]
+            return self._client.set_changes()
 
     def submit(self, tx: Transaction, wait: float | None) -> Json:
         """Send `tx`; with `wait`, wait up to that many seconds for a block."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from chain.errors import ConfigError, InvalidUpdate, RejectReason
 from chain.genesis import Genesis
-from chain.lightclient import DomainProof, default_max_age_ms, follow_validator_set, set_for
+from chain.lightclient import DomainProof, default_max_age_ms, validators_for
 from ledgerdns.wallet.errors import UsageError, WalletError
 from ledgerdns.wallet.link import RpcLink
 
@@ -141,12 +141,9 @@ def verify_domain(node: RpcLink, domain: str, trust: Trust, now_ms: int) -> Verd
         if proof.domain != domain:
             raise InvalidUpdate(RejectReason.BAD_PROOF, f"the node proved {proof.domain}, not {domain}")
         params = trust.genesis.params
-        validators = params.validators
-        if proof.header.validators_hash != params.validators.hash():
-            # The set changed since genesis: follow it from genesis, each step checked
-            # against the one before (chain.lightclient.follow_validator_set).
-            followed = follow_validator_set(params, node.set_changes())
-            validators = set_for(followed, proof.header)
+        # The set may have changed since genesis: then it is followed from genesis, each
+        # step checked against the one before (chain.lightclient.follow_validator_set).
+        validators = validators_for(params, proof.header, node.set_changes)
         proof.verify(params, now_ms=now_ms, max_age_ms=trust.max_age_ms, validators=validators)
     except InvalidUpdate as exc:
         raise ProofRefused(domain, exc, data) from None

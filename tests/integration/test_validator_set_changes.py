@@ -31,6 +31,7 @@ from chain.tx import Op, Transaction
 from chain.txbuilder import build_validator_tx
 from chain.validators import CHANGE_DELAY, ChangeAction, ValidatorChange
 from ledgerdns.api.client import NodeUnreachable, RpcClient, RpcError
+from ledgerdns.explorer.data import check_proof
 from ledgerdns.wallet.link import RpcLink
 from ledgerdns.wallet.proofs import Trust, verify_domain
 from tests.integration.conftest import chain_time, dns_a, eventually
@@ -187,8 +188,12 @@ def test_validators_are_added_removed_and_rotated_while_names_are_registered(tmp
         trust = Trust(genesis=genesis, max_age_ms=None, bound_from="test")
         with RpcClient.for_node(follower.data_dir) as client:
             link = RpcLink(client, str(follower.data_dir))
-            eventually(lambda: client.domain(name), 30, f"{name} on the follower")
+            # what the explorer and scripts use (registered names may still be coming in)
+            state = eventually(lambda: client.verified_domain(name, genesis), 30, f"{name} proven on the follower")
+            assert state.domain == name
             verdict = verify_domain(link, name, trust, now_ms=time.time_ns() // 1_000_000)
+            check = check_proof(client.proof(name), genesis, name, changes=client.set_changes)
+            assert check.verified, check
         assert verdict.height >= start and verdict.quorum == 3
         # 5. Every name, on every running node.
         running = [n for n in cluster.nodes if n.running]
