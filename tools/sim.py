@@ -7,18 +7,23 @@ seed. Progress goes to stderr; stdout gets exactly one JSON line:
     {"seeds": ..., "violations": ..., "heights_finalized": ..., "faults_injected": ...,
      "max_rounds": ..., "quorum_restarts_past_round_0": ..., "max_proposals": ...,
      "max_vote_entries": ..., "max_conflicting_votes": ..., "max_buffered": ...,
-     "max_buffered_bytes": ..., "max_evidence": ..., "max_rss_mib": ...}
+     "max_buffered_bytes": ..., "max_evidence": ..., "max_rss_mib": ...,
+     "validator_changes": ..., "validator_changes_by_action": {...}}
 
 The ``max_*`` state sizes are the largest any honest validator's machine held in
 any run (`StateSizes`: what the floods would grow without the machine's
 bounds); ``max_rss_mib`` is the peak resident set of the largest process (a
 worker with ``--jobs``); ``quorum_restarts_past_round_0`` counts the runs whose
-quorum restart hit a validator at round >= 1.
+quorum restart hit a validator at round >= 1. With ``--changes`` every seed also
+makes 1-3 validator-set changes (add, remove, rotate a key) while its faults act
+(`scenario.with_changes`); ``validator_changes`` counts those that took effect
+(0 without the flag).
 
 The exit status is 1 if any run reported a violation (each is printed to stderr).
 
     python tools/sim.py --seeds 10000
     python tools/sim.py --seeds 300 --quick     # small runs, stops starting new ones at 55 s
+    python tools/sim.py --seeds 2000 --changes  # the same faults, with validator-set changes
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import json
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from multiprocessing import Pool
 
@@ -39,13 +45,13 @@ from tests.simulation.simnet import Report, StateSizes, run_seed
 QUICK_BUDGET_S = 55.0
 
 
-def _run(job: tuple[int, bool]) -> Report:
-    seed, quick = job
-    return run_seed(seed, quick=quick)
+def _run(job: tuple[int, bool, bool]) -> Report:
+    seed, quick, changes = job
+    return run_seed(seed, quick=quick, changes=changes)
 
 
-def _reports(seeds: range, quick: bool, jobs: int) -> Iterator[Report]:
-    work = [(seed, quick) for seed in seeds]
+def _reports(seeds: range, quick: bool, changes: bool, jobs: int) -> Iterator[Report]:
+    work = [(seed, quick, changes) for seed in seeds]
     if jobs <= 1:
         yield from map(_run, work)
         return
@@ -63,6 +69,10 @@ def main() -> int:
         "--quick", action="store_true",
         help=f"small runs (n <= 4, <= 2 transactions); stop starting runs after {QUICK_BUDGET_S:.0f} s",
     )  # fmt: skip
+    parser.add_argument(
+        "--changes", action="store_true",
+        help="add 1-3 validator-set changes (add, remove, rotate) to every seed's faults",
+    )  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     args = parser.parse_args()
     if args.seeds < 1 or args.jobs < 1:
@@ -72,10 +82,13 @@ def main() -> int:
     last_note = started
     runs = violations = heights = faults = max_rounds = restarts = 0
     state = StateSizes()
+    changes: Counter[str] = Counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slowest = (0.0, -1)  # (finalization time / liveness bound, seed)
-    for report in _reports(range(args.start, args.start + args.seeds), args.quick, args.jobs):
+    seeds = range(args.start, args.start + args.seeds)
+    for report in _reports(seeds, args.quick, args.changes, args.jobs):
         runs += 1
+        changes.update(report.validator_changes)
         heights += report.finalized
         faults += report.faults_injected
         max_rounds = max(max_rounds, report.max_round)
@@ -120,6 +133,8 @@ def main() -> int:
         "max_buffered_bytes": state.buffered_bytes,
         "max_evidence": state.evidence,
         "max_rss_mib": round(rss, 1),
+        "validator_changes": sum(changes.values()),
+        "validator_changes_by_action": dict(sorted(changes.items())),
     }
     print(json.dumps(summary))
     return 1 if violations else 0

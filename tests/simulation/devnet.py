@@ -24,6 +24,8 @@ from tools.devchain import dev_key, register_tx
 from tools.make_dev_genesis import localnet
 
 START_MS = 10_000  # simulated time 0 is genesis time + START_MS
+
+
 class FastKey(PrivateKey):
     """A dev key signing through libsecp256k1: the same RFC 6979 low-S signatures as
     `PrivateKey.sign_digest` (checked in the tests), about 30 times faster."""
@@ -58,33 +60,53 @@ GENESIS_DOMAIN = "ledgerdns.p2p"  # in every localnet genesis, owned by dev_key(
 
 
 @cache
-def genesis_for(n: int, tight: bool = False) -> Genesis:
-    """The n-validator local network (with `TIGHT` timeouts if asked)."""
+def genesis_for(n: int, tight: bool = False, heartbeat_ms: int = 0) -> Genesis:
+    """The n-validator local network (with `TIGHT` timeouts and a heartbeat if asked)."""
     genesis = localnet(n)
-    if tight:
-        genesis = replace(genesis, params=replace(genesis.params, consensus=TIGHT))
+    consensus = TIGHT if tight else genesis.params.consensus
+    if heartbeat_ms:
+        consensus = replace(consensus, heartbeat_ms=heartbeat_ms)
+    if consensus != genesis.params.consensus:
+        genesis = replace(genesis, params=replace(genesis.params, consensus=consensus))
     return genesis
 
 
-def client_tx(n: int, sub: Submission, *, tight: bool = False) -> Transaction:
+def client_tx(n: int, sub: Submission, *, tight: bool = False, heartbeat_ms: int = 0) -> Transaction:
     """The transaction a submission sends (see `Submission`) on the network `genesis_for(n, tight)`.
 
     The timeouts are part of the genesis, so of the genesis hash every signature covers.
     """
-    return _client_tx(n, tight, sub.name, sub.owner, sub.seq, sub.variant)
+    return _client_tx(n, tight, heartbeat_ms, sub.name, sub.owner, sub.seq, sub.variant)
+
+
+def tx_deadline(genesis: Genesis) -> int:
+    """The `valid_until` of every simulated transaction: two hours after simulated time 0."""
+    return (genesis.genesis_time_ms + START_MS) // 1000 + 7200
+
+
+def node_key(index: int) -> FastKey:
+    """The key simulated node `index` starts with (in the genesis set if index < n)."""
+    return fast_key("validator", index)
+
+
+def rotated_key(index: int) -> FastKey:
+    """The `index`-th fresh key a validator's key is rotated to (never in a genesis set)."""
+    return fast_key("rotated", index)
 
 
 @cache
-def _client_tx(n: int, tight: bool, name: int, owner: int, seq: int, variant: int) -> Transaction:
-    genesis = genesis_for(n, tight)
-    valid_until = (genesis.genesis_time_ms + START_MS) // 1000 + 7200
+def _client_tx(
+    n: int, tight: bool, heartbeat_ms: int, name: int, owner: int, seq: int, variant: int
+) -> Transaction:
+    genesis = genesis_for(n, tight, heartbeat_ms)
+    valid_until = tx_deadline(genesis)
     if seq == 0:
         key = fast_key("owner", name + 1 if owner < 0 else owner)
         return register_tx(genesis, key, f"name{name}.p2p", valid_until=valid_until)
     if seq == 1:
         prev = genesis_anchor(genesis.chain_id, GENESIS_DOMAIN)
     else:
-        prev = _client_tx(n, tight, 0, -1, seq - 1, 0).txid
+        prev = _client_tx(n, tight, heartbeat_ms, 0, -1, seq - 1, 0).txid
     text = f'@ 300 TXT "update {seq} variant {variant}"'
     body = TxBody(
         chain_id=genesis.chain_id, domain=GENESIS_DOMAIN, seq=seq, prev=prev, op=Op.UPDATE,

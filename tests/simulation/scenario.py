@@ -36,6 +36,11 @@ The mixes:
   random block hashes per round (fresh-hash equivocation). What they made the
   others keep stays (the state a flood left must not stop the chain either).
 
+With ``changes`` (`with_changes`, `tools/sim.py --changes`) a seed's faults also
+get 1-3 validator-set changes (add a node outside the genesis set, remove a
+validator, rotate one's key), proposed before the heal, drawn from their own
+random stream so the faults stay the same.
+
 Every fault that breaks synchrony (loss, partition, heavy delays, crashes)
 happens before `heal_ms`, the global stabilisation time: from then on no
 message is lost and every delay is at most `DelayModel.max_after_heal`.
@@ -53,7 +58,7 @@ of ``jitter`` and every ``adversary`` seed.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MIXES = (
     "clean", "jitter", "lossy", "partition", "crash", "equivocate", "invalid", "silent", "chaos",
@@ -146,6 +151,29 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class ValidatorPlan:
+    """A validator-set change its operators make (chain/validators.py), as transactions.
+
+    Validator `proposer`'s operator proposes it at `at_ms` (once the plan's previous
+    change is scheduled in its node's ledger, as an operator waits for one change
+    before the next); then the operator of every honest validator of the set that
+    sees the proposal pending in its node's ledger approves it through its node's
+    mempool. ``add`` puts node `node` (outside the genesis set) in the set,
+    ``remove`` takes it out (it goes on following), ``rotate`` gives it the fresh
+    key `devnet.rotated_key(new_key)`: the node restarts with that key when its
+    ledger reaches the height before the change takes effect, with a fresh signing
+    guard (a new data directory) or, without `fresh_guard`, the guard it had.
+    """
+
+    at_ms: int
+    action: str  # "add", "remove" or "rotate"
+    node: int
+    proposer: int
+    new_key: int = -1
+    fresh_guard: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """Everything one run injects."""
 
@@ -168,6 +196,13 @@ class Scenario:
     restart: QuorumRestart | None = None  # a quorum (or all) crashing together mid-height
     flood_bursts: int = 1  # bursts a ``flood`` validator sends per gossip tick
     flood_after_heal: bool = False  # a ``flood`` validator floods after the heal too
+    extra: int = 0  # nodes n..n+extra-1: keys outside the genesis set, following until added
+    changes: tuple[ValidatorPlan, ...] = ()  # validator-set changes, made in this order
+
+    @property
+    def nodes(self) -> int:
+        """How many simulated nodes run: the genesis validators and the extra ones."""
+        return self.n + self.extra
 
     @property
     def f(self) -> int:
@@ -194,12 +229,20 @@ class Scenario:
             q = self.restart
             lock = f" locked+{q.delay_ms}" if q.locked else ""
             parts.append(f"restart={','.join(map(str, q.nodes))}@round{q.round}{lock}+{q.down_ms}")
+        if self.changes:
+            parts.append("changes=" + ",".join(map(_describe_plan, self.changes))
+                         + f" extra={self.extra}")  # fmt: skip
         parts.append(f"heal={self.heal_ms} txs={len(self.submissions)}")
         if self.tight:
             parts.append("tight")
         if self.adversary:
             parts.append("adversary={}/{}/{} (safety only)".format(*self.adversary))
         return " ".join(parts)
+
+
+def _describe_plan(c: ValidatorPlan) -> str:
+    key = "" if c.new_key < 0 else f"->k{c.new_key}" + ("" if c.fresh_guard else "+guard")
+    return f"{c.action}:{c.node}{key}@{c.at_ms}/by{c.proposer}"
 
 
 def _delay(rng: random.Random, kinds: tuple[str, ...] = ("fixed", "uniform", "heavy")) -> DelayModel:
@@ -217,11 +260,68 @@ def _delay(rng: random.Random, kinds: tuple[str, ...] = ("fixed", "uniform", "he
     )
 
 
-def generate(seed: int, mix: str | None = None, *, quick: bool = False) -> Scenario:
+def generate(
+    seed: int, mix: str | None = None, *, quick: bool = False, changes: bool = False
+) -> Scenario:
     """The scenario of `seed` (fault mix ``MIXES[seed % len(MIXES)]`` unless given).
 
     `quick` keeps runs small (n <= 4, at most two transactions) for a fast smoke run.
+    `changes` adds validator-set changes (`with_changes`) to the same faults.
     """
+    scenario = _generate(seed, mix, quick)
+    return with_changes(scenario, quick=quick) if changes else scenario
+
+
+def with_changes(sc: Scenario, *, quick: bool = False) -> Scenario:
+    """`sc` with 1-3 validator-set changes proposed before its heal (while its faults act).
+
+    Drawn from their own random stream, so the faults stay those of `generate(seed)`.
+    Each change keeps every set within the fault bound: the Byzantine validators in a
+    set never exceed its f (so with n = 4 and one of them, a removal takes that one out,
+    or follows an addition). The proposer is an honest genesis validator that no change
+    touches; a rotated validator gets a fresh key. Networks of one validator get none
+    (rotating the only key breaks the step rule; see `chain.validators.check_step`).
+    """
+    if sc.n < 4:
+        return sc
+    rng = random.Random(f"ledgerdns-sim-changes-{sc.seed}")
+    byzantine = {i for i, _ in sc.byzantine}
+    honest = [i for i in range(sc.n) if i not in byzantine]
+    proposer = rng.choice(honest)
+    members = list(range(sc.n))
+    extra = rotated = 0
+    window = min(sc.heal_ms, 6000) if sc.heal_ms > 0 else 3000  # a restart heals early
+    plans: list[ValidatorPlan] = []
+    for _ in range(rng.randint(1, 2 if quick else 3)):
+        removable = [
+            i for i in members
+            if i != proposer
+            and len(byzantine.intersection(members)) - (i in byzantine) <= (len(members) - 2) // 3
+        ]  # fmt: skip
+        rotatable = [i for i in members if i != proposer and i not in byzantine]
+        options = ["add"] + ["remove"] * bool(removable) + ["rotate"] * bool(rotatable)
+        action = rng.choice(options)
+        at = rng.randint(0, window)
+        if action == "add":
+            node = sc.n + extra
+            extra += 1
+            members.append(node)
+            plans.append(ValidatorPlan(at, action, node, proposer))
+        elif action == "remove":
+            node = rng.choice(removable)
+            members.remove(node)
+            plans.append(ValidatorPlan(at, action, node, proposer))
+        else:
+            fresh = (sc.seed + rotated) % 2 == 0  # both ways, without another draw
+            plans.append(ValidatorPlan(at, action, rng.choice(rotatable), proposer, rotated, fresh))
+            rotated += 1
+    partition = sc.partition
+    if partition:  # the extra nodes are on either side
+        partition |= {sc.n + i for i in range(extra) if rng.random() < 0.5}
+    return replace(sc, extra=extra, changes=tuple(plans), partition=partition)
+
+
+def _generate(seed: int, mix: str | None, quick: bool) -> Scenario:
     rng = random.Random(seed)
     mix = mix or MIXES[seed % len(MIXES)]
     sizes: tuple[int, ...] = (1, 4, 4, 7) if mix in ("clean", "jitter", "lossy") else (4, 4, 7)

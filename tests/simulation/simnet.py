@@ -36,6 +36,12 @@ Modelled around the machine (the node's gossip and sync layers, simplified):
   blocks and vote for them, stay silent, or flood.
 - Validators sign with `devnet.FastKey`: the same signatures as
   `PrivateKey`, made by libsecp256k1.
+- Validator-set changes (`Scenario.changes`, see `changes.py`): every machine
+  takes each height's set from its own ledger (`validators_at`); nodes whose
+  keys are outside the genesis set follow until added; operators propose and
+  approve changes as transactions while the faults act; a rotated node
+  restarts with its new key. Change scenarios have a 1 s heartbeat, so the
+  chain reaches the heights where changes take effect.
 
 Measured after every step: the largest state an honest machine holds
 (`StateSizes`: proposals, vote entries, an equivocator's extra votes, the
@@ -44,7 +50,8 @@ grow without the machine's bounds, and the process's peak RSS.
 
 Checked after every step (a violation is a string in `Report.violations`):
 
-- agreement: no two honest validators commit different blocks at a height;
+- agreement: no two honest validators commit different blocks at a height
+  (honest: every node that is not Byzantine, members or not);
 - validity: every block an honest validator commits passes `check_block` and
   its certificate passes `CommitCertificate.verify`;
 - no double signing: every (height, round, step) an honest validator signs or
@@ -56,13 +63,16 @@ Checked after every step (a violation is a string in `Report.violations`):
   every honest mempool is empty by the last such deadline (so a transaction
   that lost a conflict was dropped, not left hanging). Not for the
   ``adversary`` mix, whose network never heals. In the ``restart`` mixes the
-  heal is when the crashed validators are back up, so the bound starts there.
+  heal is when the crashed validators are back up, so the bound starts there;
+- with validator-set changes, the checks of `changes.py` (roster history,
+  membership of every signer and every vote taken, certificates against the
+  reference set of their height, the changes' own liveness bound).
 
 The liveness bound (simulated ms, from max(submission time, heal time)) is
 ``2 * (GOSSIP_MS + 2Δ) + sum(T(r0 + k)) + sum(T(k))`` for k in 0..K-1, where
 ``T(r) = timeout_propose(r) + timeout_prevote(r) + timeout_precommit(r) + 4Δ``,
 r0 is the highest round an honest validator is in at that moment, and
-``K = f + 2 + s`` with s the number of rounds before ``timeout_propose(r) >=
+``K = f + 2 + s`` (f of the largest set in the roster history) with s the number of rounds before ``timeout_propose(r) >=
 2Δ`` (0 with the default timeouts). That is: one gossip/sync exchange to
 repair what the faults lost, then two heights (the one in progress and the
 one that includes the transaction) of K rounds each (one to re-align rounds,
@@ -86,6 +96,7 @@ from chain.consensus_messages import Evidence, Proposal, SignGuard, SignStep, vo
 from chain.errors import InvalidUpdate
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType
 from chain.tx import Transaction
+from tests.simulation.changes import HEARTBEAT_MS, Changes
 from tests.simulation.devnet import (
     GENESIS_DOMAIN,
     START_MS,
@@ -110,7 +121,8 @@ def make_machine(
     return cls(
         chain_id=node.sim.genesis.chain_id,
         genesis_hash=node.sim.genesis.hash(),
-        validators=node.sim.validators,
+        validators=node.ledger.validators_at(height),
+        validators_at=node.ledger.validators_at,
         params=node.sim.params.consensus,
         app=node.app,
         key=node.key,
@@ -169,6 +181,8 @@ class Report:
     state: StateSizes  # the largest machine state an honest validator held
     restarts: list[tuple[int, int, int]]  # quorum restart: (node, height, round) when it crashed
     max_rss_mib: float  # this process's peak resident set so far
+    validator_changes: dict[str, int]  # changes that took effect, by action
+    roster_heights: list[int]  # the height each roster of the history starts at
 
     @property
     def faults_injected(self) -> int:
@@ -211,7 +225,8 @@ class Simulation:
         if scenario.adversary:
             gossip_ms = 0
         self.rng = random.Random(f"ledgerdns-sim-run-{scenario.seed}")
-        genesis = genesis_for(scenario.n, scenario.tight)
+        self.heartbeat_ms = HEARTBEAT_MS if scenario.changes else 0
+        genesis = genesis_for(scenario.n, scenario.tight, self.heartbeat_ms)
         if validators is not None:  # a test's broken variant of the validator set
             genesis = replace(genesis, params=replace(genesis.params, validators=validators))
         self.genesis = genesis
@@ -229,10 +244,10 @@ class Simulation:
         byz = dict(scenario.byzantine)
         self.nodes: list[SimNode] = [
             ByzantineNode(self, i, byz[i]) if i in byz else SimNode(self, i)
-            for i in range(scenario.n)
+            for i in range(scenario.nodes)
         ]
         self.honest = [node for node in self.nodes if not node.byzantine]
-        order = list(range(scenario.n))
+        order = list(range(scenario.nodes))
         self.rng.shuffle(order)
         self.group_a = set(order[: scenario.n // 2])
         honest_ids = [node.index for node in self.honest]
@@ -244,6 +259,8 @@ class Simulation:
         self.faults: Counter[str] = Counter()
         self.faults_seen: Counter[str] = Counter()  # not faults: consequences worth counting
         self.signed: dict[tuple[int, int, int, int], bytes] = {}
+        # (node, key) -> the lowest and highest height an honest node signed for with that key
+        self.signed_heights: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.committed: dict[int, bytes] = {}
         self.decisions: list[tuple[int, int, int, int]] = []
         self.proposals_sent: dict[tuple[int, int], int] = {}
@@ -259,6 +276,7 @@ class Simulation:
         self.restart_phase = 1 if scenario.restart else 0
         self.restarts: list[tuple[int, int, int]] = []
         self.heal_at = 0  # not before this (the quorum restart's validators are back)
+        self.changes = Changes(self)  # validator-set changes: operators and checks
 
     # -- running --
 
@@ -284,6 +302,7 @@ class Simulation:
             self.schedule(crash.at_ms, Event.ARM if crash.after_guard else Event.CRASH, node, None)
         for sub in sc.submissions:
             self.schedule(sub.at_ms, Event.SUBMIT, self.nodes[sub.node], sub)
+        self.changes.start()
         self.schedule(max(sc.heal_ms, 0), Event.HEAL, self.nodes[0], None)
         while self.queue and not self.violations:
             at, _, kind, index, incarnation, payload = heapq.heappop(self.queue)
@@ -310,6 +329,9 @@ class Simulation:
         if kind == Event.QUORUM_CRASH:
             self.quorum_restart()
             return
+        if kind == Event.CHANGE:
+            self.changes.propose(payload)  # type: ignore[arg-type]
+            return
         if kind in (Event.SUBMIT, Event.RESTART):
             if kind == Event.RESTART:
                 node.boot(self.now)
@@ -332,6 +354,10 @@ class Simulation:
             self.crash(node, after_guard=False)
         elif kind == Event.ARM:
             node.armed = True
+
+    def schedule_change(self, at: int, k: int) -> None:
+        """Plan `k`'s proposer proposes it at `at` (see `Changes.propose`)."""
+        self.schedule(at, Event.CHANGE, self.nodes[self.sc.changes[k].proposer], k)
 
     def crash(self, node: SimNode, *, after_guard: bool) -> None:
         node.crash()
@@ -388,8 +414,16 @@ class Simulation:
         if self.sc.restart:  # clients resend what is not final: crashed mempools are gone
             for p in list(self.pending.values()):
                 self.hand_over(self.nodes[p.via], p.tx)
+        if self.sc.changes:
+            self.changes.set_deadline()
+            for node in self.honest:
+                self.changes.operate(node, resend=True)
 
     def done(self) -> bool:
+        """Drained (`drained`), and every validator-set change in effect everywhere."""
+        return self.drained() and self.changes.done()
+
+    def drained(self) -> bool:
         """Healed, every transaction sent and finalized, every honest mempool empty."""
         if not self.healed or self.submissions_left or self.pending:
             return False
@@ -453,7 +487,7 @@ class Simulation:
         if not node.up and self.sc.restart:  # the client retries until its validator is back
             self.schedule(self.now + 100, Event.SUBMIT, node, sub)
             return
-        tx = client_tx(self.sc.n, sub, tight=self.sc.tight)
+        tx = client_tx(self.sc.n, sub, tight=self.sc.tight, heartbeat_ms=self.heartbeat_ms)
         self.submissions_left -= 1
         final = any(tx.txid in h.finalized for h in self.honest)
         p = None
@@ -479,6 +513,12 @@ class Simulation:
             if peer is not node:
                 self.transmit(node.index, peer.index, Event.TX, tx)
 
+    def resend(self, node: SimNode) -> None:
+        """The clients of `node`, restarted, send again what they gave it and is not final."""
+        for p in list(self.pending.values()):
+            if p.via == node.index:
+                self.hand_over(node, p.tx)
+
     def liveness_budget(self, r0: int) -> int:
         """How long after max(submission, heal) a transaction may take (see the module doc)."""
         c = self.params.consensus
@@ -492,7 +532,8 @@ class Simulation:
 
         # rounds until a proposal sent at the start of a round beats the propose timeout
         slow = max(0, -(-(2 * delta - c.timeout_propose_ms) // c.timeout_delta_ms))
-        rounds = range((self.sc.n - 1) // 3 + 2 + slow)
+        n = max(roster.validators.n for _, roster in self.changes.history)  # the largest f
+        rounds = range((n - 1) // 3 + 2 + slow)
         first = sum(t(r0 + k) for k in rounds)
         return 2 * (self.gossip_ms + 2 * delta) + first + sum(t(k) for k in rounds)
 
@@ -517,7 +558,8 @@ class Simulation:
                     )
             later = [p.deadline for p in self.pending.values() if p.deadline is not None]
             self.next_deadline = min(later, default=None)
-        if self.drain_deadline is not None and self.now > self.drain_deadline and not self.done():
+        self.changes.check_liveness()
+        if self.drain_deadline is not None and self.now > self.drain_deadline and not self.drained():
             busy = {n.index: len(n.mempool) for n in self.honest if n.up and len(n.mempool)}
             self.violation(f"liveness: mempools not drained by t={self.drain_deadline}: {busy}")
             self.drain_deadline = None
@@ -541,8 +583,17 @@ class Simulation:
             return
         g = SignGuard.from_bytes(data)
         self.claim(node, (g.height, g.round, g.step), g.block_hash, "guard write")
+        self.changes.check_member(node, node.key.public_key, g.height, "guard write")
 
     def on_signed(self, node: SimNode, message: Message) -> None:
+        if not node.byzantine:
+            signer = message.proposer if isinstance(message, Proposal) else message.validator
+            what = "proposal" if isinstance(message, Proposal) else "vote"
+            self.changes.check_member(node, signer, message.height, what)
+            low, high = self.signed_heights.get((node.index, bytes(signer)), (message.height, 0))
+            self.signed_heights[(node.index, bytes(signer))] = (
+                min(low, message.height), max(high, message.height)
+            )
         if isinstance(message, Proposal):
             self.proposals_sent.setdefault((message.height, message.round), self.now)
             self.claim(node, (message.height, message.round, SignStep.PROPOSAL), message.block.hash,
@@ -563,6 +614,7 @@ class Simulation:
                 f"agreement: validator {node.index} finalized {block.hash.hex()[:8]} at height "
                 f"{block.height}, another honest validator {first.hex()[:8]}"
             )
+        self.changes.on_commit(node, block, cert)
         if decided:
             self.decisions.append((node.index, block.height, cert.round, now))
         for tx in block.txs:
@@ -579,7 +631,7 @@ class Simulation:
     def on_evidence(self, node: SimNode, evidence: Evidence) -> None:
         if node.byzantine:
             return
-        index = self.validators.index_of(evidence.first.validator)
+        index = self.changes.node_of(evidence.first.validator)
         try:
             evidence.verify(self.genesis.hash())
         except InvalidUpdate as exc:
@@ -591,12 +643,12 @@ class Simulation:
             self.evidence.add(index)
 
     def expect_evidence(self, node: SimNode, known: Vote, vote: Vote) -> None:
-        index = self.validators.index_of(vote.validator)
+        index = node.machine.validators.index_of(vote.validator)
         held = node.machine.evidence.get((index, vote.round, vote.vtype)) if index is not None else None
         if held is None or held.first.validator != vote.validator:
             self.violation(
                 f"evidence: validator {node.index} accepted conflicting votes of "
-                f"{self.validators.index_of(vote.validator)} without recording evidence"
+                f"{self.changes.node_of(vote.validator)} without recording evidence"
             )
 
     def observe(self, node: SimNode) -> None:
@@ -606,6 +658,7 @@ class Simulation:
         m = node.machine
         self.max_round = max(self.max_round, m.round)
         self.sizes.note(m)
+        self.changes.check_machine(node)
         q = self.sc.restart
         if self.restart_phase != 1 or q is None or m.step in (Step.WAITING, Step.COMMITTING):
             return
@@ -633,12 +686,14 @@ class Simulation:
             state=self.sizes,
             restarts=self.restarts,
             max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            validator_changes=Counter(self.sc.changes[k].action for k in self.changes.starts),
+            roster_heights=[start for start, _ in self.changes.history],
         )
 
 
-def run_seed(seed: int, *, quick: bool = False) -> Report:
-    """Generate and run the scenario of `seed`."""
-    return Simulation(generate(seed, quick=quick)).run()
+def run_seed(seed: int, *, quick: bool = False, changes: bool = False) -> Report:
+    """Generate and run the scenario of `seed` (with validator-set changes if asked)."""
+    return Simulation(generate(seed, quick=quick, changes=changes)).run()
 
 
 __all__ = [

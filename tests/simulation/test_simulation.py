@@ -16,11 +16,15 @@ from chain.block import Block
 from chain.consensus import MAX_CONFLICTING_PER_SLOT, NIL, ROUND_WINDOW, Tendermint, replay
 from chain.consensus_effects import Broadcast, Effect, EvidenceFound, TimeoutKind
 from chain.consensus_messages import Proposal, SignGuard, SignStep
-from chain.crypto import sha256
+from chain.crypto import PrivateKey, sha256
 from chain.errors import InvalidUpdate, RejectReason
 from chain.ledger import Ledger
 from chain.quorum import ValidatorSet, Vote, VoteType
 from chain.store import MemoryStore
+from chain.tx import Op
+from chain.validators import CHANGE_DELAY
+from tests.simulation.changes import Changes
+from tests.simulation.devnet import node_key, rotated_key
 from tests.simulation.scenario import (
     MIXES,
     Crash,
@@ -28,12 +32,17 @@ from tests.simulation.scenario import (
     QuorumRestart,
     Scenario,
     Submission,
+    ValidatorPlan,
     generate,
 )
 from tests.simulation.simnet import (
     GENESIS_DOMAIN,
+    MachineFactory,
+    Report,
+    SimNode,
     Simulation,
     client_tx,
+    default_factory,
     fast_key,
     genesis_for,
     make_machine,
@@ -482,3 +491,154 @@ def test_a_polka_completed_by_a_flooding_equivocator_still_counts_for_its_re_pro
                 if isinstance(e, Broadcast) and isinstance(e.message, Vote)
                 and e.message.vtype == VoteType.PREVOTE]  # fmt: skip
     assert [(v.round, v.block_hash) for v in prevotes] == [(1, block.hash)]
+
+
+# -- (g) validator-set changes (issue 15): under every fault mix, and at the right height --
+
+CHANGE_SEEDS = 156  # 12 per fault mix; `tools/sim.py --seeds 2000 --changes` for the long run
+
+
+@pytest.mark.parametrize("seed", range(CHANGE_SEEDS), ids=lambda s: f"seed-{s}-changes")
+def test_seed_with_validator_changes_has_no_violation(seed: int) -> None:
+    report = run_seed(seed, changes=True)
+    sc = report.scenario
+    assert not report.violations, sc.describe() + "\n" + "\n".join(report.violations)
+    if not sc.adversary:  # no heal, no liveness: the changes may not get through
+        assert sum(report.validator_changes.values()) == len(sc.changes), sc.describe()
+
+
+def _change_run(
+    plan: ValidatorPlan, *, extra: int = 0, factory: MachineFactory = default_factory
+) -> tuple[Simulation, Report]:
+    """Four validators (and `extra` nodes outside the set) on a clean 5 ms network, one change."""
+    subs = (Submission(0, 1, name=0), Submission(3000, 2, name=1))
+    scenario = Scenario(seed=15, mix="changes", n=4, delay=DelayModel("fixed", 5, 5),
+                        submissions=subs, extra=extra, changes=(plan,))  # fmt: skip
+    sim = Simulation(scenario, factory=factory)
+    return sim, sim.run()
+
+
+def _approved_at(ledger: Ledger) -> int:
+    """The height of the block with the approval that completed the quorum (the last one)."""
+    return max(
+        h for h in range(1, ledger.height + 1)
+        if any(tx.body.op == Op.VALIDATOR_APPROVE for tx in ledger.get_block(h).txs)
+    )  # fmt: skip
+
+
+def _observer(ledger: Ledger, height: int, key: PrivateKey | None = None,
+              guard: SignGuard | None = None) -> Tendermint:  # fmt: skip
+    """A machine at `height` that takes each height's set from `ledger`."""
+    genesis = ledger.genesis
+    return Tendermint(
+        chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+        validators=ledger.validators_at(height), validators_at=ledger.validators_at,
+        params=genesis.params.consensus, app=_LedgerApp(ledger), key=key,
+        guard=guard or SignGuard(), height=height,
+    )  # fmt: skip
+
+
+def _precommit(key: PrivateKey, ledger: Ledger, height: int) -> Vote:
+    genesis = ledger.genesis
+    return Vote.create(key, chain_id=genesis.chain_id, genesis_hash=genesis.hash(),
+                       vtype=VoteType.PRECOMMIT, height=height, round_=0,
+                       block_hash=ledger.get_block(height).hash)  # fmt: skip
+
+
+def test_a_removed_validators_votes_stop_counting_at_exactly_two_heights_after_approval() -> None:
+    sim, report = _change_run(ValidatorPlan(0, "remove", 3, proposer=0))
+    assert not report.violations, report.violations
+    assert report.validator_changes == {"remove": 1}
+    ledger, start = sim.nodes[0].ledger, report.roster_heights[1]
+    assert start == _approved_at(ledger) + CHANGE_DELAY
+    assert ledger.height > start  # the heartbeat kept heights coming
+    removed = node_key(3)
+    # It voted up to the height before and signed nothing from then on (it follows).
+    assert sim.signed_heights[(3, bytes(removed.public_key))][1] == start - 1
+    assert sim.nodes[3].ledger.height == ledger.height
+    # Its vote still counts at start - 1 and is refused at start, where the set is 3.
+    _observer(ledger, start - 1).on_vote(_precommit(removed, ledger, start - 1), 0)
+    with pytest.raises(InvalidUpdate) as info:
+        _observer(ledger, start).on_vote(_precommit(removed, ledger, start), 0)
+    assert info.value.reason == RejectReason.UNKNOWN_VALIDATOR
+    for h in range(start, ledger.height + 1):
+        assert all(i < 3 for i, _ in ledger.get_certificate(h).signatures)
+
+
+def test_a_rotated_key_cannot_sign_after_the_change_and_the_guards_stay_apart() -> None:
+    sim, report = _change_run(ValidatorPlan(0, "rotate", 2, proposer=0, new_key=0))
+    assert not report.violations, report.violations
+    node, start = sim.nodes[2], report.roster_heights[1]
+    old, new = node_key(2), rotated_key(0)
+    assert start == _approved_at(node.ledger) + CHANGE_DELAY
+    assert report.faults["restart with a rotated key"] == 1 and node.key is new
+    # The old key signed up to start - 1, the new one from start: never both for one height.
+    assert sim.signed_heights[(2, bytes(old.public_key))][1] == start - 1
+    assert sim.signed_heights[(2, bytes(new.public_key))][0] == start
+    (old_guard,) = node.old_guards
+    assert SignGuard.from_bytes(old_guard).height == start - 1
+    # Height `start`'s round-0 proposal: the old key with its guard signs nothing for it,
+    # the new key with its fresh guard prevotes it.
+    ledger = node.ledger
+    proposer = ledger.validators_at(start).proposer(start, 0)
+    signer = next(n.key for n in sim.nodes if n.key.public_key == proposer)
+    proposal = Proposal.create(signer, chain_id=ledger.genesis.chain_id,
+                               genesis_hash=ledger.genesis.hash(), round_=0,
+                               block=ledger.get_block(start), pol_round=-1)  # fmt: skip
+    now = ledger.get_block(start).header.time_ms
+    for key, guard, signs in ((old, SignGuard.from_bytes(old_guard), False), (new, SignGuard(), True)):
+        machine = _observer(ledger, start, key, guard)
+        effects = machine.on_txs_available(now) + machine.on_proposal(proposal, now)
+        effects += machine.on_timeout(TimeoutKind.PROPOSE, start, 0, now)
+        sent = [e.message for e in effects if isinstance(e, Broadcast)]
+        assert bool(sent) == signs, (key is new, sent)
+
+
+def test_a_node_added_mid_run_follows_and_starts_voting_at_its_height() -> None:
+    sim, report = _change_run(ValidatorPlan(0, "add", 4, proposer=1), extra=1)
+    assert not report.violations, report.violations
+    start = report.roster_heights[1]
+    added = sim.nodes[4]
+    assert start == _approved_at(added.ledger) + CHANGE_DELAY
+    assert sim.signed_heights[(4, bytes(node_key(4).public_key))][0] == start
+    assert any(h < start for i, h, _, _ in report.decisions if i == 4)  # it followed before
+    assert {(h, r) for (i, h, r, _) in sim.signed if i == 4} >= {(start, 0)}
+
+
+def _off_by_one(shift: int) -> MachineFactory:
+    """Broken: each height is decided by the set of height + `shift` (a change applied late
+    with -1, early with +1); the ledger itself is right."""
+
+    def factory(node: SimNode, guard: SignGuard, height: int) -> Tendermint:
+        def validators_at(h: int) -> ValidatorSet:
+            return node.ledger.validators_at(max(h + shift, 1))
+
+        return Tendermint(
+            chain_id=node.sim.genesis.chain_id, genesis_hash=node.sim.genesis.hash(),
+            validators=validators_at(height), validators_at=validators_at,
+            params=node.sim.params.consensus, app=node.app, key=node.key, guard=guard,
+            height=height, lock=node.stored_lock(),
+        )  # fmt: skip
+
+    return factory
+
+
+@pytest.mark.parametrize(
+    "shift, plan, signer, extra",
+    [
+        (-1, ValidatorPlan(0, "remove", 3, proposer=0), 3, 0),  # still signs at its first height out
+        (+1, ValidatorPlan(0, "add", 4, proposer=1), 4, 1),  # signs a height before it is in
+    ],
+    ids=["late-removal", "early-addition"],
+)
+def test_a_change_applied_a_height_off_is_caught(
+    shift: int, plan: ValidatorPlan, signer: int, extra: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without the check that each machine holds its height's set: the behaviour is caught.
+    monkeypatch.setattr(Changes, "check_machine", lambda self, node: None)
+    sim, report = _change_run(plan, extra=extra, factory=_off_by_one(shift))
+    start = report.roster_heights[1]
+    height = start if shift < 0 else start - 1
+    assert report.violations, "not caught"
+    assert f"membership: validator {signer} signed a " in report.violations[0], report.violations
+    assert f"for height {height} " in report.violations[0], report.violations

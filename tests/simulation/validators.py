@@ -33,7 +33,7 @@ from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote, VoteType
 from chain.store import MemoryStore
 from chain.tx import Transaction
-from tests.simulation.devnet import fast_key
+from tests.simulation.devnet import node_key
 
 if TYPE_CHECKING:
     from tests.simulation.simnet import Simulation
@@ -57,6 +57,7 @@ class Event(IntEnum):
     RESTART = 8
     HEAL = 9
     QUORUM_CRASH = 10  # the scenario's quorum restart
+    CHANGE = 11  # a validator-set change's proposer proposes it (payload: the plan's index)
 
 
 def message_key(m: Message) -> tuple[int, int, int, bytes, bytes]:
@@ -101,7 +102,7 @@ class SimNode:
     def __init__(self, sim: Simulation, index: int) -> None:
         self.sim = sim
         self.index = index
-        self.key = fast_key("validator", index)
+        self.key = node_key(index)  # a genesis validator's, or (index >= n) one outside the set
         self.store = MemoryStore()  # the ledger's data directory: survives crashes
         self.disk: dict[str, bytes] = {}  # the guard file: survives crashes
         self.finalized: set[bytes] = set()  # txids in the ledger (derived from the store)
@@ -110,6 +111,8 @@ class SimNode:
         self.incarnation = 0
         self.armed = False  # crash at the next guard write
         self.down_ms = 0
+        self.seen_height = 0  # the last height whose validator set the checks compared
+        self.old_guards: list[bytes] = []  # the guards of keys rotated away (kept, unused)
 
     # -- life cycle --
 
@@ -119,6 +122,14 @@ class SimNode:
         self.ledger.initialize()
         self.mempool = Mempool(self.sim.params)
         self.app = _App(self)
+        self.seen_height = 0
+        rotated = self.sim.changes.key_for(self)
+        if rotated is not None:  # the operator starts it with the new key (and maybe a new guard)
+            if self.sim.changes.fresh_guard(rotated):
+                self.old_guards.append(self.disk.pop("guard", b""))
+                self.disk.pop("lock", None)
+            self.key = rotated
+            self.sim.faults["restart with a rotated key"] += 1
         raw = self.disk.get("guard")
         guard = SignGuard.from_bytes(raw) if raw is not None else SignGuard()
         self.machine = self.sim.factory(self, guard, self.ledger.height + 1)
@@ -137,6 +148,8 @@ class SimNode:
         self.execute(self.machine.start(self.sim.ms(now)), now)
         if self.sim.gossip_ms:
             self.sim.schedule(now + self.sim.rng.randint(1, self.sim.gossip_ms), Event.TICK, self, None)
+        if self.up and not self.byzantine:
+            self.sim.changes.operate(self, resend=True)
 
     def stored_lock(self) -> LockRecord | None:
         """The lock record on disk (the machine checks it against the guard)."""
@@ -178,8 +191,16 @@ class SimNode:
         if decided and self.up:
             if not self.byzantine:
                 self.sim.sizes.note(self.machine)  # the height's state, before advance() drops it
-            more = self.machine.advance(self.sim.ms(now), txs_available=len(self.mempool) > 0)
-            self.execute(more, now)
+            self.advance(now)
+
+    def advance(self, now: int) -> None:
+        """Enter the next height; first restart with a new key if a rotation takes effect there."""
+        if not self.byzantine and self.sim.changes.key_for(self) is not None:
+            self.crash()
+            self.boot(now)
+            self.sim.resend(self)  # its clients send again what its lost mempool held
+            return
+        self.execute(self.machine.advance(self.sim.ms(now), txs_available=len(self.mempool) > 0), now)
 
     def broadcast(self, message: Message, now: int) -> None:
         self.sim.on_signed(self, message)
@@ -200,7 +221,8 @@ class SimNode:
             if update is None or block.header.prev_block != self.ledger.head.hash:
                 update = self.ledger.check_block(block)
             genesis = self.sim.genesis
-            cert.verify(self.sim.validators, genesis.chain_id, block.hash, genesis_hash=genesis.hash())
+            validators = self.ledger.validators_at(block.height)
+            cert.verify(validators, genesis.chain_id, block.hash, genesis_hash=genesis.hash())
             self.ledger.commit(update, cert)
         except InvalidUpdate as exc:
             self.sim.on_bad_commit(self, block, exc)
@@ -228,8 +250,9 @@ class SimNode:
         if message.height > m.height + 1:
             self.maybe_sync(now)
         known: Vote | None = None
-        if isinstance(message, Vote) and message.height == m.height and m.step != Step.COMMITTING:
-            index = self.sim.validators.index_of(message.validator)
+        taken = message.height == m.height and m.step != Step.COMMITTING
+        if taken and isinstance(message, Vote):
+            index = m.validators.index_of(message.validator)
             if index is not None:
                 known = m.votes.get((message.round, message.vtype), {}).get(index)
             if known is not None and known.block_hash == message.block_hash:
@@ -244,6 +267,8 @@ class SimNode:
             return
         if known is not None and isinstance(message, Vote) and not self.byzantine:
             self.sim.expect_evidence(self, known, message)
+        if taken and isinstance(message, Vote) and not self.byzantine:
+            self.sim.changes.check_vote_taken(self, message)
         if m.height <= message.height <= m.height + 1:
             self.relay.setdefault(message.height, {})[message_key(message)] = message
         self.execute(effects, now)
@@ -328,8 +353,7 @@ class SimNode:
             if not self.commit(block, cert, now, decided_here=False):
                 return
             self.sim.faults_seen["blocks synced"] += 1
-            more = m.advance(self.sim.ms(now), txs_available=len(self.mempool) > 0)
-            self.execute(more, now)
+            self.advance(now)
 
 
 class ByzantineNode(SimNode):
@@ -415,12 +439,14 @@ class ByzantineNode(SimNode):
         would only make the others build empty blocks (and the runs long).
         """
         sim, m, rng = self.sim, self.machine, self.sim.rng
-        h, r, n, me = m.height, m.round, sim.sc.n, self.index
+        h, r = m.height, m.round
+        me = self.key.public_key
+        now_set, next_set = m.validators, self.ledger.validators_at(h + 1)
         vtypes = (VoteType.PREVOTE, VoteType.PRECOMMIT)
         out: list[Message] = [
             self._junk_vote(rng.choice(vtypes), h + 1, rng.randint(0, ROUND_WINDOW))
         ]
-        others = [x for x in range(ROUND_WINDOW + 1) if (h + 1 + x) % n != me]
+        others = [x for x in range(ROUND_WINDOW + 1) if next_set.proposer(h + 1, x) != me]
         if others:
             out.append(self._junk_proposal(h + 1, rng.choice(others), now))
         if m.step not in (Step.WAITING, Step.COMMITTING):
@@ -432,11 +458,13 @@ class ByzantineNode(SimNode):
             ]
             vtype, round_ = rng.choice(vtypes), rng.randint(r, r + ROUND_WINDOW)
             out += [self._junk_vote(vtype, h, round_) for _ in range(FLOOD_HASHES)]
-            others = [x for x in range(r, r + ROUND_WINDOW + 1) if (h + x) % n != me]
+            others = [x for x in range(r, r + ROUND_WINDOW + 1) if now_set.proposer(h, x) != me]
             if others:
                 out.append(self._junk_proposal(h, rng.choice(others), now))
             ahead = r + ROUND_WINDOW + 1
-            out.append(self._junk_proposal(h, ahead + (me - h - ahead) % n, now))
+            mine = now_set.index_of(me)
+            if mine is not None:  # a round it leads past the window (a member only leads)
+                out.append(self._junk_proposal(h, ahead + (mine - h - ahead) % now_set.n, now))
         sim.faults["flooded message"] += len(out)
         for message in out:
             for peer in sim.nodes:
