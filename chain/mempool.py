@@ -61,6 +61,11 @@ class NamingView(Protocol):
         """The validator set of `height`."""
         ...
 
+    def get_proposal(self, proposal_id: bytes) -> object | None:
+        """A pending validator-set proposal by id, None if not pending."""
+        ...
+
+
 DEFAULT_MAX_TXS = 10_000
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_PER_DOMAIN = 16
@@ -212,12 +217,7 @@ class Mempool:
         if len(self._txs) >= self.max_txs or self._bytes + tx.size > self.max_bytes:
             raise InvalidUpdate(RejectReason.MEMPOOL_FULL, "the mempool is full")
         if self.chain is not None:
-            height = self.chain.height + 1
-            if self.chain.validators_at(height).index_of(tx.body.owner) is None:
-                raise InvalidUpdate(
-                    RejectReason.NOT_VALIDATOR,
-                    f"key {bytes(tx.body.owner).hex()[:16]}… is not a validator at height {height}",
-                )
+            self._check_validator_op(tx, self.chain.validators_at(self.chain.height + 1))
         check_tx_static(tx, self.params)
         self._hold(tx)
 
@@ -271,8 +271,41 @@ class Mempool:
                     self._forget(p.tx)
             chain[:] = [p for p in chain if p.tx.txid not in included]
             dropped += self._recheck(domain, finalized(domain), now_s)
+        dropped += self._drop_stale_validator_ops()
         dropped += self._expire(now_s)
         return dropped
+
+    def _drop_stale_validator_ops(self) -> list[tuple[Transaction, InvalidUpdate]]:
+        """Validator ops the chain has made useless: an approval of a proposal no longer
+        pending (scheduled or lapsed), any op of a key that left the set. A node that never
+        proposes would otherwise hold (and gossip) them until their `valid_until`."""
+        ops = [t for t in self._txs.values() if t.body.op in VALIDATOR_OPS]
+        if self.chain is None or not ops:
+            return []
+        out: list[tuple[Transaction, InvalidUpdate]] = []
+        members = self.chain.validators_at(self.chain.height + 1)
+        for tx in ops:
+            try:
+                self._check_validator_op(tx, members)
+            except InvalidUpdate as exc:
+                self._forget(tx)
+                out.append((tx, exc))
+        return out
+
+    def _check_validator_op(self, tx: Transaction, members: ValidatorSet) -> None:
+        """NOT_VALIDATOR or PROPOSAL_NOT_FOUND against the chain this pool sees."""
+        assert self.chain is not None
+        if members.index_of(tx.body.owner) is None:
+            raise InvalidUpdate(
+                RejectReason.NOT_VALIDATOR,
+                f"key {bytes(tx.body.owner).hex()[:16]}… is not a validator at height {self.chain.height + 1}",
+            )
+        if tx.body.op == Op.VALIDATOR_APPROVE and self.chain.get_proposal(tx.body.change) is None:
+            raise InvalidUpdate(
+                RejectReason.PROPOSAL_NOT_FOUND,
+                f"no pending proposal {tx.body.change.hex()[:16]} (approved already, lapsed, "
+                "or not yet in a finalized block here)",
+            )
 
     def remove_expired(self, now_s: int) -> list[Transaction]:
         """Drop transactions with ``valid_until < now_s`` and the later ones of their domains."""

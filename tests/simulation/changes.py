@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 from chain.block import Block
 from chain.crypto import PublicKey, sha256, verify
-from chain.errors import InvalidUpdate, RejectReason
+from chain.errors import InvalidUpdate
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
-from chain.tx import VALIDATOR_OPS, Op, Transaction
+from chain.tx import Op, Transaction
 from chain.txbuilder import build_validator_tx
 from chain.validators import CHANGE_DELAY, ChangeAction, Roster, ValidatorChange, genesis_roster
 from tests.simulation.devnet import FastKey, node_key, rotated_key, tx_deadline
@@ -189,27 +189,6 @@ class Changes:
             sim.faults_seen["validator change approvals"] += 1
             sim.hand_over(node, tx)
 
-    def drop_stale(self, node: SimNode) -> None:
-        """Drop validator operations that can no longer apply from `node`'s mempool.
-
-        An approval whose proposal was scheduled (or lapsed), or an operation whose
-        signer left the set, would otherwise stay until its `valid_until` in the
-        mempool of a node that never proposes (a follower, a removed validator):
-        `Mempool.block_applied` re-checks only domains. This stands in for that
-        re-check (see the simulator section of docs/consensus.md).
-        """
-        ledger, members = node.ledger, node.ledger.validators_at(node.ledger.height + 1)
-        for tx in node.mempool.snapshot():
-            if tx.body.op not in VALIDATOR_OPS:
-                continue
-            gone = (
-                tx.body.op == Op.VALIDATOR_APPROVE and ledger.get_proposal(tx.body.change) is None
-            )
-            if gone or members.index_of(tx.body.owner) is None:
-                error = InvalidUpdate(RejectReason.PROPOSAL_NOT_FOUND, "no longer applies")
-                for dropped, exc in node.mempool.discard(tx.txid, error):
-                    node.reject(dropped, exc, "stale validator operation")
-
     # -- checks --
 
     def on_commit(self, node: SimNode, block: Block, cert: CommitCertificate) -> None:
@@ -217,7 +196,6 @@ class Changes:
         self.note_rosters(node)
         self.check_certificate(node, block, cert)
         if self.plans:
-            self.drop_stale(node)
             self.operate(node)
 
     def note_rosters(self, node: SimNode) -> None:

@@ -120,7 +120,7 @@ class SimNode:
         """Start, or restart from the disk."""
         self.ledger = Ledger(self.store, self.sim.genesis)
         self.ledger.initialize()
-        self.mempool = Mempool(self.sim.params)
+        self.mempool = Mempool(self.sim.params, chain=self.ledger)
         self.app = _App(self)
         self.seen_height = 0
         rotated = self.sim.changes.key_for(self)

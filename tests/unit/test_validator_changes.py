@@ -365,3 +365,25 @@ def test_a_light_client_follows_the_set_from_genesis_and_checks_each_step(ledger
     for bad in ([forged, *changes[1:]], [changes[1], changes[0]], changes[1:]):
         with pytest.raises(InvalidUpdate):
             follow_validator_set(ledger.params, bad)
+
+
+def test_the_mempool_drops_approvals_the_chain_made_useless(ledger: Ledger) -> None:
+    # Redundant approvals (the change was scheduled without them) and ops of keys that left
+    # the set would wait in a follower's mempool until their valid_until, gossiped again.
+    from chain.mempool import Mempool
+
+    pool = Mempool(ledger.params, chain=ledger)
+    now_s = ledger.head.time_ms // 1000
+    proposal = change_tx(ledger, KEYS[0], ValidatorChange(action=ChangeAction.REMOVE, name="v3"))
+    finalize(ledger, [proposal])
+    late = approve_tx(ledger, KEYS[3], proposal.txid)  # v3 approves its own removal, too late
+    pool.add(late, ledger.get_domain, now_s)
+    with pytest.raises(InvalidUpdate) as info:  # an approval of nothing pending here
+        pool.add(approve_tx(ledger, KEYS[1], b"\x05" * 32), ledger.get_domain, now_s)
+    assert info.value.reason == RejectReason.PROPOSAL_NOT_FOUND
+    approvals = [approve_tx(ledger, k, proposal.txid) for k in KEYS[1:3]]
+    block, _ = block_of(ledger, approvals)  # another proposer's block schedules it
+    ledger.apply_block(block, certify(ledger, block.hash, block.height, KEYS[:4]))
+    dropped = pool.block_applied(block.txs, ledger.get_domain, now_s)
+    assert [(tx, exc.reason) for tx, exc in dropped] == [(late, RejectReason.PROPOSAL_NOT_FOUND)]
+    assert len(pool) == 0
