@@ -20,7 +20,8 @@ from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType
 from chain.records import Record, RecordLimits, RType
 from chain.smt import EMPTY, Proof
 from chain.state import DomainState, DomainStatus
-from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from chain.tx import VALIDATOR_OPS, ZERO_HASH, Op, Transaction, TxBody
+from chain.validators import NAME_PATTERN, ChangeAction, Roster, ValidatorChange
 
 # -- names --
 
@@ -394,19 +395,26 @@ def tx_bodies(
             owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63),
             commit_height=draw(uint63), salt=draw(st.binary(min_size=16, max_size=32)),
         )  # fmt: skip
+    if form == "validator":
+        op = draw(st.sampled_from(VALIDATOR_OPS))
+        size = {"min_size": 32, "max_size": 32} if op == Op.VALIDATOR_APPROVE else {"min_size": 1, "max_size": 128}
+        return TxBody(
+            chain_id=draw(chain_ids), domain="", seq=0, prev=ZERO_HASH, op=op, records=(),
+            owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63), change=draw(st.binary(**size)),
+        )  # fmt: skip
     return TxBody(
         chain_id=draw(chain_ids),
         domain=draw(st.one_of(domains(), st.text(max_size=20))),
         seq=seq,
         prev=ZERO_HASH if seq == 0 else _nonzero(draw(hashes)),
-        op=draw(st.sampled_from([op for op in Op if op != Op.COMMIT])),
+        op=draw(st.sampled_from([op for op in Op if op != Op.COMMIT and op not in VALIDATOR_OPS])),
         records=draw(record_tuples() if records is None else records),
         owner=PublicKey(draw(key_bytes)),
         valid_until=draw(uint63),
     )
 
 
-ALL_FORMS = ("plain", "plain", "commit", "reveal", "renewal")
+ALL_FORMS = ("plain", "plain", "commit", "reveal", "renewal", "validator")
 
 
 def transactions(
@@ -433,6 +441,7 @@ def block_headers() -> st.SearchStrategy[BlockHeader]:
         tx_root=hashes,
         state_root=hashes,
         validators_hash=hashes,
+        next_validators_hash=hashes,
     )
 
 
@@ -581,3 +590,24 @@ cbor_atoms = st.one_of(
     st.text(max_size=10),
 )
 cbor_values = st.recursive(cbor_atoms, lambda inner: st.lists(inner, max_size=5), max_leaves=10)
+
+
+# A few real keys (a validator key must be a point on the curve).
+_VALIDATOR_KEYS = [PrivateKey.generate(bytes([i + 1]) * 32).public_key for i in range(6)]
+validator_names = st.from_regex(NAME_PATTERN, fullmatch=True)
+
+
+@st.composite
+def validator_changes(draw: st.DrawFn) -> ValidatorChange:
+    """Validator-set changes (issue 15): add and rotate carry a real key, remove none."""
+    action = draw(st.sampled_from(list(ChangeAction)))
+    key = b"" if action == ChangeAction.REMOVE else bytes(draw(st.sampled_from(_VALIDATOR_KEYS)))
+    return ValidatorChange(action=action, name=draw(validator_names), key=key)
+
+
+@st.composite
+def rosters(draw: st.DrawFn) -> Roster:
+    """Rosters of 1 to 6 distinct real keys with distinct names."""
+    keys = draw(st.lists(st.sampled_from(_VALIDATOR_KEYS), min_size=1, max_size=6, unique=True))
+    names = draw(st.lists(validator_names, min_size=len(keys), max_size=len(keys), unique=True))
+    return Roster(tuple(names), ValidatorSet(tuple(keys)))

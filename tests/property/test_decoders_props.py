@@ -31,6 +31,7 @@ from chain.smt import Proof
 from chain.state import DomainState
 from chain.store import MemoryStore
 from chain.tx import Transaction, TxBody
+from chain.validators import Roster, ValidatorChange
 from tests.strategies import (
     GENESIS_KEYS,
     GENESIS_SIGNERS,
@@ -42,8 +43,10 @@ from tests.strategies import (
     geneses,
     mutations,
     proofs,
+    rosters,
     transactions,
     tx_bodies,
+    validator_changes,
     votes,
 )
 from tools.devchain import certify, register_tx
@@ -74,6 +77,7 @@ CODECS = [
     Codec("CommitBody", Kind.NAME_COMMIT_BODY, tx_bodies(forms=("commit",)), TxBody.from_bytes),
     Codec("RevealBody", Kind.NAME_REVEAL_BODY, tx_bodies(forms=("reveal",)), TxBody.from_bytes),
     Codec("RenewBody", Kind.NAME_RENEW_BODY, tx_bodies(forms=("renewal",)), TxBody.from_bytes),
+    Codec("ValidatorBody", Kind.VALIDATOR_TX_BODY, tx_bodies(forms=("validator",)), TxBody.from_bytes),
     Codec("Transaction", Kind.TX, transactions(), Transaction.from_bytes),
     Codec("BlockHeader", Kind.HEADER, block_headers(), BlockHeader.from_bytes),
     Codec("Block", Kind.BLOCK, blocks(), Block.from_bytes),
@@ -81,6 +85,8 @@ CODECS = [
     Codec("CommitCertificate", Kind.CERTIFICATE, certificates(), CommitCertificate.from_bytes),
     Codec("DomainState", Kind.DOMAIN_STATE, domain_states(), DomainState.from_bytes),
     Codec("Proof", Kind.PROOF, proofs(), Proof.from_bytes),
+    Codec("ValidatorChange", Kind.VALIDATOR_CHANGE, validator_changes(), ValidatorChange.from_bytes),
+    Codec("Roster", Kind.ROSTER, rosters(), Roster.from_bytes),
 ]
 codecs = pytest.mark.parametrize("codec", CODECS, ids=str)
 
