@@ -33,6 +33,8 @@ from chain.smt import Proof, leaf_hash, root_of
 from chain.stamp import renewal_seed, solve_stamp, stamp_seed
 from chain.state import DomainState, DomainStatus, domain_key
 from chain.tx import ZERO_HASH, Op, Transaction, TxBody
+from chain.txbuilder import build_validator_tx
+from chain.validators import ChangeAction, Roster, ValidatorChange
 from chain.wire import BlocksRequest, CommitNotice, Resent, Status, StatusRequest, TxBatch
 
 SECRET = bytes.fromhex("01" * 32)
@@ -161,7 +163,30 @@ def _naming_vectors(key: PrivateKey, record: Record) -> dict[str, str]:
     renewal = Transaction.sign(renew, key, GENESIS_HASH)
     out["renewal_body"] = renewal.body_bytes.hex()
     out["renewal_tx"] = renewal.to_bytes().hex()
+    out |= _validator_vectors(key)
     return out
+
+
+def _validator_vectors(key: PrivateKey) -> dict[str, str]:
+    """A proposal to add `02…` (the key of secret `02` × 32) as ``ns-b`` and its approval (issue 15)."""
+    new_key = PrivateKey.generate(b"\x02" * 32).public_key
+    change = ValidatorChange(action=ChangeAction.ADD, name="ns-b", key=bytes(new_key))
+    propose = build_validator_tx(
+        op=Op.VALIDATOR_PROPOSE, change=change.to_bytes(), key=key, chain_id=CHAIN,
+        genesis_hash=GENESIS_HASH, deadline=1_800_000_000,
+    )  # fmt: skip
+    approve = build_validator_tx(
+        op=Op.VALIDATOR_APPROVE, change=propose.txid, key=key, chain_id=CHAIN,
+        genesis_hash=GENESIS_HASH, deadline=1_800_000_000,
+    )  # fmt: skip
+    roster = Roster(("ns-a", "ns-b"), ValidatorSet((key.public_key, new_key)))
+    return {
+        "validator_change_add": change.to_bytes().hex(),
+        "validator_propose_tx": propose.to_bytes().hex(),
+        "validator_approve_tx": approve.to_bytes().hex(),
+        "roster_two": roster.to_bytes().hex(),
+        "roster_two_validators_hash": roster.validators.hash().hex(),
+    }
 
 
 def _sibling(items: dict[bytes, bytes]) -> bytes:

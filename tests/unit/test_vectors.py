@@ -13,7 +13,8 @@ from chain.crypto import sha256, verify
 from chain.encoding import Kind, frame
 from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt import Proof, verify_proof
-from chain.tx import Transaction
+from chain.tx import Op, Transaction
+from chain.validators import Roster, ValidatorChange
 from tools.vectors import compute
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -81,3 +82,16 @@ def test_naming_vectors_verify() -> None:
     verify_stamp(commit.body.stamp, seed, 2, VECTOR_NAMING)
     assert commit.is_signed_by(v["public_key"], v["genesis_hash"])
     assert reveal.is_signed_by(v["public_key"], v["genesis_hash"])
+
+
+def test_validator_vectors_are_self_consistent() -> None:
+    v = {k: bytes.fromhex(x) for k, x in published().items()}
+    propose = Transaction.from_bytes(v["validator_propose_tx"])
+    approve = Transaction.from_bytes(v["validator_approve_tx"])
+    assert propose.body.op == Op.VALIDATOR_PROPOSE and propose.body.change == v["validator_change_add"]
+    assert approve.body.op == Op.VALIDATOR_APPROVE and approve.body.change == propose.txid
+    for tx in (propose, approve):
+        assert tx.is_signed_by(v["public_key"], v["genesis_hash"])
+    change = ValidatorChange.from_bytes(v["validator_change_add"])
+    roster = Roster.from_bytes(v["roster_two"])
+    assert roster.key_of("ns-b") == change.key and roster.validators.hash() == v["roster_two_validators_hash"]
