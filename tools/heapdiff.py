@@ -3,6 +3,13 @@
     python tools/heapdiff.py OLD.snapshot NEW.snapshot [--top 15] [--by lineno|traceback|filename]
         [--frames 6] [--match ledgerdns] [--json]
 
+    python tools/heapdiff.py OLD.alloc.json NEW.alloc.json [--top 15]
+
+The second form compares the allocator figures every SIGUSR1 writes, traced or
+not (``heap-<unix ms>.alloc.json``): glibc's heap, CPython's small-object heap
+(live bytes against the arenas it holds), the transaction decode memo's fill,
+and the object types whose counts changed most (`alloc_diff`).
+
 The snapshots are the ``DATA_DIR/heap-<unix ms>.snapshot`` files a node writes
 on SIGUSR1 when started with ``--tracemalloc FRAMES`` (``ledgerdns.node.heap``).
 Prints the total traced memory of each, the growth and its rate per hour (from
@@ -29,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 MIB = 2**20
-_STAMP = re.compile(r"heap-(\d+)\.snapshot$")
+_STAMP = re.compile(r"heap-(\d+)\.(?:snapshot|alloc\.json)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +119,40 @@ def _total(snapshot: tracemalloc.Snapshot) -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
+def alloc_diff(old: dict[str, Any], new: dict[str, Any], *, top: int = 15) -> list[str]:
+    """Lines comparing two ``.alloc.json`` files (`ledgerdns.node.heap.allocator_stats`)."""
+
+    def row(name: str, a: float, b: float, unit: str = "MiB") -> str:
+        scale = MIB if unit == "MiB" else 1
+        return f"{name:44s} {a / scale:12.1f} -> {b / scale:12.1f}  ({(b - a) / scale:+.1f} {unit})"
+
+    out = []
+    g0, g1 = old.get("glibc", {}), new.get("glibc", {})
+    for key, name in (
+        ("uordblks", "glibc: in use (LevelDB, blocks > 512 B)"),
+        ("fordblks", "glibc: free, kept"),
+        ("hblkhd", "glibc: mmapped chunks"),
+    ):
+        if key in g0 and key in g1:
+            out.append(row(name, g0[key], g1[key]))
+    p0, p1 = old.get("pymalloc", {}), new.get("pymalloc", {})
+    live = "bytes in allocated blocks"
+    if live in p0 and live in p1:
+        out.append(row("pymalloc: live objects of <= 512 B", p0[live], p1[live]))
+        arenas = "arenas allocated current"
+        out.append(row("pymalloc: 1 MiB arenas held", p0[arenas] * MIB, p1[arenas] * MIB))
+    m0 = old.get("memos", {}).get("tx_decoded", {})
+    m1 = new.get("memos", {}).get("tx_decoded", {})
+    if m0 and m1:
+        out.append(row("tx decode memo: entries", m0["entries"], m1["entries"], "entries"))
+    t0 = old.get("gc", {}).get("top_types", {})
+    t1 = new.get("gc", {}).get("top_types", {})
+    changed = sorted(set(t0) | set(t1), key=lambda t: -abs(t1.get(t, 0) - t0.get(t, 0)))
+    for name in changed[:top]:
+        out.append(row(f"objects: {name}", t0.get(name, 0), t1.get(name, 0), "objects"))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="What grew between two heap snapshots of a node (ledgerdns node "
@@ -131,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
     args = parser.parse_args(argv)
 
+    if args.old.name.endswith(".alloc.json"):
+        minutes = (taken_at_s(args.new) - taken_at_s(args.old)) / 60
+        print(f"allocators, {minutes:.1f} min apart")
+        for line in alloc_diff(json.loads(args.old.read_text()), json.loads(args.new.read_text()),
+                               top=args.top):  # fmt: skip
+            print(line)
+        return 0
     old = tracemalloc.Snapshot.load(str(args.old))
     new = tracemalloc.Snapshot.load(str(args.new))
     hours = (taken_at_s(args.new) - taken_at_s(args.old)) / 3600

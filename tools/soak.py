@@ -28,6 +28,7 @@ fields of issue 21 (docs/benchmarks.md explains each).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import signal
 import sys
@@ -97,11 +98,28 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="do not flush each node's memtable (POST /v1/admin/flush) before each sample; "
         "subtract an estimate of it instead",
     )
+    parser.add_argument(
+        "--trace-node", type=int, action="append", default=[], metavar="N",
+        help="start node N with --tracemalloc (repeatable; nodes 0-3 validate, 4 follows) and "
+        "send it SIGUSR1 every --trace-every-s: heap snapshots in its data dir for "
+        "tools/heapdiff.py (use --keep or --dir to keep them)",
+    )  # fmt: skip
+    parser.add_argument("--trace-frames", type=int, default=4, help="frames per traced allocation")
+    parser.add_argument(
+        "--heap-stats", action="store_true",
+        help="send SIGUSR1 to every node every --trace-every-s, traced or not: each writes its "
+        "allocators' figures (glibc, pymalloc) to DATA_DIR/heap-<unix ms>.alloc.json",
+    )  # fmt: skip
+    parser.add_argument(
+        "--trace-every-s", type=float, default=60.0, help="seconds between heap snapshots"
+    )
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (10.0 if args.quick else 60.0)
     args.load_s = args.seconds if args.seconds is not None else minutes * 60
     if args.load_s <= 0 or args.rate <= 0 or args.dns_rate < 0 or not 0 <= args.new_share <= 1:
         parser.error("--minutes, --rate must be positive; --new-share within 0..1")
+    if any(not 0 <= n < VALIDATORS + FOLLOWERS for n in args.trace_node) or args.trace_every_s <= 0:
+        parser.error(f"--trace-node takes 0..{VALIDATORS + FOLLOWERS - 1}; --trace-every-s > 0")
     default_sample = 15.0 if args.quick else 30.0
     args.sample_s = args.sample_s or max(1.0, min(default_sample, args.load_s / 20))
     if args.seed is None:
@@ -133,9 +151,17 @@ class Run:
         self.samples: list[Sample] = []
         self.t0 = time.monotonic()
         self.names_phase1 = 0
+        self.next_snapshot = 0.0
 
     def take(self, phase: str) -> None:
         t = time.monotonic() - self.t0
+        signalled = range(len(self.cluster.nodes)) if self.args.heap_stats else self.args.trace_node
+        if signalled and t >= self.next_snapshot:
+            self.next_snapshot += self.args.trace_every_s
+            for i in signalled:  # the node writes DATA_DIR/heap-<unix ms>.snapshot, .alloc.json
+                node = self.cluster.nodes[i]
+                if node.pid is not None and node.running:
+                    os.kill(node.pid, signal.SIGUSR1)
         for node in self.cluster.nodes:
             # the memtable written out first: every sample at the same point of its cycle
             leveldb = flush(node) if self.args.flush else None
@@ -180,8 +206,13 @@ class Run:
 
 def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     started = time.monotonic()
+    traced = set(args.trace_node)
+
+    def wrap(node: Any, cmd: list[str]) -> list[str]:
+        return cmd + ["--tracemalloc", str(args.trace_frames)] if node.index in traced else cmd
+
     with Cluster(
-        base, validators=VALIDATORS, followers=FOLLOWERS, log_level=args.log_level
+        base, validators=VALIDATORS, followers=FOLLOWERS, log_level=args.log_level, wrap=wrap
     ) as cluster:
         cluster.start()
         cluster.wait_peers(1, timeout=60)

@@ -53,6 +53,12 @@ class Sample:
     # is what arrived since, not a memtable's worth); LevelDB's memory estimate then
     flushed: bool = False
     leveldb_bytes: int | None = None
+    # from /proc/PID/status, summed over the group: anonymous (heap, arenas, LevelDB's
+    # memtable and cache) against file-backed (code, mapped libraries); and the DNS
+    # workers' share of `rss_bytes` (everything but the node process itself)
+    rss_anon_bytes: int | None = None
+    rss_file_bytes: int | None = None
+    worker_rss_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +83,21 @@ def _rss(pid: int) -> int:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """The ``kB`` fields of ``/proc/PID/status`` (RssAnon, RssFile, VmRSS, ...) in bytes; {} if gone."""
+    out: dict[str, int] = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB" and parts[0].isdigit():
+            out[key] = int(parts[0]) * 1024
+    return out
 
 
 def _cpu_s(pid: int) -> float:
@@ -132,6 +153,7 @@ def sample(
     """
     pids = group_pids(node.pid) if node.pid is not None else []
     number, size = wal(chain_dir(node))
+    statuses = {p: proc_status(p) for p in pids}
     return Sample(
         t=round(t, 2), phase=phase, node=node.index,
         rss_bytes=sum(_rss(p) for p in pids), processes=len(pids), fds=sum(_fds(p) for p in pids),
@@ -140,6 +162,9 @@ def sample(
         height=None if status is None else int(status["height"]),
         mempool=None if status is None else int(status["mempool_txs"]),
         flushed=leveldb_bytes is not None, leveldb_bytes=leveldb_bytes,
+        rss_anon_bytes=sum(st.get("RssAnon", 0) for st in statuses.values()),
+        rss_file_bytes=sum(st.get("RssFile", 0) for st in statuses.values()),
+        worker_rss_bytes=sum(st.get("VmRSS", 0) for p, st in statuses.items() if p != node.pid),
     )  # fmt: skip
 
 

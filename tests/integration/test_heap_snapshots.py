@@ -58,7 +58,7 @@ def test_sigusr1_writes_snapshots_that_heapdiff_reads(
     assert node.stop() == 0
 
 
-def test_sigusr1_without_tracing_writes_nothing_and_does_not_stop_the_node(
+def test_sigusr1_without_tracing_writes_only_allocator_figures_and_does_not_stop_the_node(
     tmp_path: Path, started: list[Running]
 ) -> None:
     node = Running(tmp_path / "node")
@@ -69,5 +69,7 @@ def test_sigusr1_without_tracing_writes_nothing_and_does_not_stop_the_node(
         time.sleep(0.1)
     assert "tracemalloc is off" in node.tail()
     assert node.proc.poll() is None
-    assert not list(node.data_dir.glob("heap-*"))
+    assert not list(node.data_dir.glob("heap-*.snapshot"))
+    (figures,) = node.data_dir.glob("heap-*.alloc.json")  # the allocators' figures only
+    assert json.loads(figures.read_text())["pymalloc"]["arenas allocated current"] > 0
     assert node.stop() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from ledgerdns.node.heap import count_tasks, dump_snapshot, snapshot_path, start_tracing
+from ledgerdns.node.heap import (
+    count_tasks,
+    dump_allocator_stats,
+    dump_snapshot,
+    snapshot_path,
+    start_tracing,
+)
 from tools import heapdiff
 
 _kept: list[str] = []
@@ -53,7 +60,18 @@ def test_without_tracing_no_snapshot_is_written(tmp_path: Path) -> None:
     if tracemalloc.is_tracing():
         pytest.skip("the test run itself is traced (PYTHONTRACEMALLOC)")
     assert dump_snapshot(tmp_path, 5) is None
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["heap-5.alloc.json"]  # the allocators only
+
+
+def test_allocator_stats_tell_python_objects_from_native_memory(tmp_path: Path) -> None:
+    path = dump_allocator_stats(tmp_path, 7)
+    stats = json.loads(path.read_text())
+    assert path.name == "heap-7.alloc.json" and (path.stat().st_mode & 0o777) == 0o600
+    py = stats["pymalloc"]
+    assert py["arenas allocated current"] >= 1
+    assert 0 < py["bytes in allocated blocks"] <= py["arenas allocated current"] * 2**20
+    if stats["glibc"]:  # glibc only
+        assert stats["glibc"]["uordblks"] > 0 and stats["glibc"]["arena"] > 0
 
 
 @pytest.mark.parametrize("frames", [-1, 101])
@@ -76,3 +94,19 @@ def test_trio_tasks_are_counted() -> None:
     before, during = trio.run(main)
     assert during == before + 5
     assert count_tasks() == -1  # outside a trio loop
+
+
+def test_alloc_diff_reads_two_allocator_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = dump_allocator_stats(tmp_path, 1_000)
+    grow(20_000)  # small str objects: pymalloc's live bytes grow
+    new = dump_allocator_stats(tmp_path, 31_000)
+    lines = heapdiff.alloc_diff(json.loads(old.read_text()), json.loads(new.read_text()))
+    live = next(line for line in lines if line.startswith("pymalloc: live"))
+    assert float(live.rsplit("(", 1)[1].split()[0]) > 0.5  # MiB
+    assert any(line.startswith("tx decode memo: entries") for line in lines)
+    assert any(line.startswith("objects: ") for line in lines)
+    assert heapdiff.main([str(old), str(new), "--top", "3"]) == 0
+    assert "allocators, 0.5 min apart" in capsys.readouterr().out
+    _kept.clear()

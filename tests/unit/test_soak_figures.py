@@ -36,9 +36,7 @@ def test_flushed_samples_are_neither_adjusted_nor_left_out() -> None:
 def test_the_steepest_node_is_reported_besides_the_busiest() -> None:
     flat = [_sample(t, 100, 1, flushed=True, node=0) for t in range(0, 121, 10)]
     steep = [_sample(t, 100 + t / 6, 1, flushed=True, node=1) for t in range(0, 121, 10)]
-    busy = [
-        Sample(**{**s.to_json(), "cpu_s": s.t * 10}) for s in flat
-    ]  # node 0 used more CPU
+    busy = [Sample(**{**s.to_json(), "cpu_s": s.t * 10}) for s in flat]  # node 0 used more CPU
     figures = memory_figures(busy + steep, (0.0, 60.0), (60.0, 120.0), names_added=10)
     assert figures["busiest_node"] == 0
     assert figures["rss_growth_mib_per_h_updates"] == pytest.approx(0.0, abs=0.01)
@@ -56,3 +54,18 @@ def test_a_node_that_died_is_measured_while_it_ran() -> None:
     assert node["gone_at_s"] == 100 and node["rss_mib_end"] == pytest.approx(101.5, abs=0.01)
     # one live sample in the window (90..120 s): no slope, rather than one through zeros
     assert node["slope_mib_per_h"] is None
+
+
+def test_trace_options_and_proc_status() -> None:
+    import os
+
+    from tools import soak
+    from tools.soak_sample import proc_status
+
+    args = soak._parse(["--quick", "--trace-node", "1", "--trace-node", "4", "--heap-stats"])
+    assert args.trace_node == [1, 4] and args.trace_frames == 4 and args.heap_stats
+    with pytest.raises(SystemExit):
+        soak._parse(["--trace-node", "5"])
+    mine = proc_status(os.getpid())
+    assert mine["RssAnon"] > 0 and mine["VmRSS"] >= mine["RssAnon"]
+    assert proc_status(2**22 + 1) == {}  # no such process
