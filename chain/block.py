@@ -37,9 +37,18 @@ def tx_root(txs: Sequence[Transaction]) -> bytes:
     Committing to the signatures (not just txids) means a relay cannot alter a
     block's body while keeping its header and proposal signature valid.
     """
-    if not txs:
+    return _merkle_root([tx.wire_hash for tx in txs])
+
+
+def tx_root_of_wire(txs: Sequence[bytes]) -> bytes:
+    """`tx_root` from the transactions' wire bytes, without decoding them."""
+    return _merkle_root([sha256(tx) for tx in txs])
+
+
+def _merkle_root(wire_hashes: Sequence[bytes]) -> bytes:
+    if not wire_hashes:
         return sha256(b"")
-    level = [sha256(b"\x00" + tx.wire_hash) for tx in txs]
+    level = [sha256(b"\x00" + h) for h in wire_hashes]
     while len(level) > 1:
         nxt = [sha256(b"\x01" + level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:

@@ -393,10 +393,12 @@ def tx_signing_digest(genesis_hash: bytes, txid: TxHash) -> bytes:
 
 # Recent decodes by wire bytes, oldest forgotten first past either bound, and each dropped
 # once final (`forget_decoded`): the entries cover a full mempool's wait between a
-# transaction's gossip and the proposal that carries it (a 15,000-tx burst: 537 -> 799 tx/s);
-# the bytes keep 16,384 transactions of up to MAX_TX_BYTES from holding a gigabyte.
-DECODED_CACHE_SIZE = 16_384
-DECODED_CACHE_BYTES = 16 * 1024 * 1024  # of wire bytes (the decoded objects are ~4x that)
+# transaction's gossip and the proposal that carries it (a 15,000-tx burst: 537 -> 799 tx/s),
+# so the count is the mempool's own bound (`chain.mempool.DEFAULT_MAX_TXS`); the bytes keep
+# them from holding a gigabyte of large transactions. A ~190-byte transaction costs ~1.6 KiB
+# of Python objects (8x its wire bytes, measured in the soak, issue 21): ~16 MiB when full.
+DECODED_CACHE_SIZE = 10_000
+DECODED_CACHE_BYTES = 16 * 1024 * 1024  # of wire bytes
 _decoded: dict[bytes, Transaction] = {}  # wire bytes -> decoded, insertion-ordered
 _decoded_bytes = [0]  # the keys' total length (a list: updated in place)
 

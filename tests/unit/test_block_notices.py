@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import trio
 
+from chain.block import read_block_frame
+from chain.encoding import Kind, frame
+from chain.tx import decoded_cached
 from chain.wire import BlocksPage, FinalizedBlock
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.node import Node
-from tools.devchain import certify, dev_key
+from tools.devchain import certify, dev_key, register_tx
 from tools.make_dev_genesis import localnet
 
 GENESIS = localnet(4)
@@ -61,6 +64,44 @@ async def test_a_block_that_comes_before_the_machine_runs_waits_for_it(node: Nod
 def test_a_block_without_a_quorum_costs_its_sender(node: Node) -> None:
     async def main() -> tuple[bool, int]:
         return node.notices.validate(PEER, next_block_page(node, signers=2)), node.p2p.penalty(PEER)
+
+    passed, penalty = trio.run(main)
+    assert not passed and penalty > 0
+
+
+def _block_with_txs(node: Node) -> tuple[bytes, list[bytes]]:
+    """A certified next block holding three registrations: its page, and its transactions' bytes."""
+    ledger = node.driver.ledger
+    owner = dev_key("owner", 5)
+    valid = GENESIS.genesis_time_ms // 1000 + 3600
+    txs = [register_tx(GENESIS, owner, f"memo{i}.p2p", valid_until=valid) for i in range(3)]
+    update, _ = ledger.build_update(txs, time_ms=GENESIS.genesis_time_ms + 1_000, proposer=KEYS[1].public_key)
+    cert = certify(ledger, update.block.hash, update.block.height, KEYS[:3])
+    page = BlocksPage((FinalizedBlock(update.block.to_bytes(), cert.to_bytes()),)).to_bytes()
+    ledger.commit(update, cert)  # as a validator does over its links, before the page comes
+    return page, [tx.to_bytes() for tx in txs]
+
+
+@pytest.mark.trio
+async def test_a_block_final_here_already_is_passed_on_without_decoding_its_transactions(node: Node) -> None:
+    # Issue 21: a validator commits over links before the proposer's page arrives; decoding the
+    # page's transactions then filled the decode memo with final ones (~26 MiB per validator).
+    page, _ = _block_with_txs(node)
+    before = decoded_cached()
+    assert node.notices.validate(PEER, page)  # still passed on: others may need it
+    await node.notices.on_message(PEER, page)
+    assert decoded_cached() == before and node.p2p.penalty(PEER) == 0
+
+
+def test_a_page_whose_body_is_not_its_headers_costs_its_sender(node: Node) -> None:
+    page, raw = _block_with_txs(node)
+    item = BlocksPage.from_bytes(page).blocks[0]
+    header, _ = read_block_frame(item.block)
+    swapped = frame(Kind.BLOCK, header.to_bytes(), list(reversed(raw)))  # same header, other order
+    forged = BlocksPage((FinalizedBlock(swapped, item.certificate),)).to_bytes()
+
+    async def main() -> tuple[bool, int]:
+        return node.notices.validate(PEER, forged), node.p2p.penalty(PEER)
 
     passed, penalty = trio.run(main)
     assert not passed and penalty > 0
