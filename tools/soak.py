@@ -4,6 +4,13 @@ Four validators and a follower, each a real ``ledgerdns node`` on 127.0.0.1
 (`tools/localnet.Cluster`; killed by process group at the end). The load
 (`tools/soak_load.py`) keeps a ledger of every transaction it signs:
 
+0. **Warm-up** (``--warm-up-minutes``, quick 2, default 10): the load of phase 1,
+   not measured, so the bounded caches (LevelDB's 8 MiB block cache, the ledger's
+   state and tree caches, the DNS workers' tables) are full when the measuring
+   starts, as on a node that has run for a while. Filling them cost every node
+   ~19-21 MiB in the first minutes whatever it did (issue 21, docs/operations.md),
+   which a 5-minute phase 1 divided by its names (`rss_bytes_per_name_cold`
+   keeps that figure for comparison).
 1. **Registrations + updates** (the first half): ``--rate`` transactions a second
    over the validators, 30 % new names and 70 % updates of names already
    registered, each chained on the name's last accepted transaction.
@@ -71,9 +78,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true", help="10 minutes of load, sampled every 15 s"
+        "--quick", action="store_true",
+        help="2 minutes of warm-up and 10 of load, sampled every 15 s",
     )
     parser.add_argument("--minutes", type=float, help="minutes of load (quick 10, default 60)")
+    parser.add_argument(
+        "--warm-up-minutes", type=float,
+        help="minutes of the same mixed load before the measured phases, so the bounded caches "
+        "(LevelDB's block cache, the ledger's) are full as on a node that has run a while "
+        "(quick 2, default 10; 0: measure from a cold start)",
+    )  # fmt: skip
     # tests: a run of seconds (overrides --minutes)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=50.0, help="transactions per second")
@@ -116,6 +130,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (10.0 if args.quick else 60.0)
     args.load_s = args.seconds if args.seconds is not None else minutes * 60
+    warm = args.warm_up_minutes if args.warm_up_minutes is not None else (2.0 if args.quick else 10.0)
+    args.warm_s = 0.0 if args.seconds is not None and args.warm_up_minutes is None else warm * 60
+    if args.warm_s < 0:
+        parser.error("--warm-up-minutes must not be negative")
     if args.load_s <= 0 or args.rate <= 0 or args.dns_rate < 0 or not 0 <= args.new_share <= 1:
         parser.error("--minutes, --rate must be positive; --new-share within 0..1")
     if any(not 0 <= n < VALIDATORS + FOLLOWERS for n in args.trace_node) or args.trace_every_s <= 0:
@@ -150,7 +168,8 @@ class Run:
                              rng=random.Random(rng.random()))  # fmt: skip
         self.samples: list[Sample] = []
         self.t0 = time.monotonic()
-        self.names_phase1 = 0
+        self.names_phase1 = 0  # names registered during phase 1
+        self.names_cold = 0  # names registered from the start (warm-up included) to the end of phase 1
         self.next_snapshot = 0.0
 
     def take(self, phase: str) -> None:
@@ -188,20 +207,28 @@ class Run:
             time.sleep(max(0.05, min(next_at, self.t0 + until) - time.monotonic()))
 
     def load_phases(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        half = self.args.load_s / 2
+        warm, half = self.args.warm_s, self.args.load_s / 2
         self.t0 = time.monotonic()
         self.load.start()
         self.prober.start()
-        self.run_phase("registration", half)
+        names_before = 0
+        if warm > 0:
+            self.run_phase("warm-up", warm)
+            self.take("warm-up")  # the last sample of the warm-up is the first of phase 1
+            with self.ledger.lock:
+                names_before = len(self.ledger.live)
+            say(f"phase 1 from {warm / 60:g} min: the caches warmed up with {names_before} names")
+        self.run_phase("registration", warm + half)
         self.take("registration")  # the last sample of phase 1 ...
         with self.ledger.lock:
-            self.names_phase1 = len(self.ledger.live)
+            self.names_cold = len(self.ledger.live)
+            self.names_phase1 = self.names_cold - names_before
             self.load.fixed = list(self.ledger.live[: self.args.fixed_names])
         self.load.registering = False
         say(f"phase 2: updates only, to {len(self.load.fixed)} names")
-        self.run_phase("updates", self.args.load_s)
+        self.run_phase("updates", warm + self.args.load_s)
         self.take("updates")  # ... and of phase 2
-        return (0.0, half), (half, self.args.load_s)
+        return (warm, warm + half), (warm + half, warm + self.args.load_s)
 
 
 def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
@@ -235,7 +262,12 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         result["settle_s"] = None if converged is None else round(converged, 2)
         result["txs_open"] = open_left
         result |= memory_figures(soak.samples, phase1, phase2, soak.names_phase1)
+        if args.warm_s > 0:  # the same figure from a cold start, for comparison
+            cold = memory_figures(soak.samples, (0.0, phase1[1]), phase2, soak.names_cold)
+            result["rss_bytes_per_name_cold"] = cold["rss_bytes_per_name"]
+        result["warm_up_minutes"] = round(args.warm_s / 60, 2)
         meta = {"validators": VALIDATORS, "phase1_s": phase1, "phase2_s": phase2,
+                "warm_up_s": (0.0, args.warm_s),
                 "title": f"soak {args.load_s / 60:g} min, {args.rate:g} tx/s, "
                          f"{args.dns_rate:g} DNS q/s (seed {args.seed})"}  # fmt: skip
         result["files"] = [str(p) for p in write_samples(args.out, soak.samples, meta | result)]

@@ -55,6 +55,7 @@ def plot_rss(path: Path, samples: Sequence[Sample], meta: dict[str, Any]) -> Pat
         ax.plot(ts, [s.rss_bytes / MIB for s in series], marker=".", label=label)
         ax_db.plot(ts, [s.db_bytes / MIB for s in series], label=label)
     for (start, end), name, shade in (
+        (meta.get("warm_up_s", (0.0, 0.0)), "warm-up", "#f2f2f2"),
         (meta["phase1_s"], "registrations + updates", "#eef3ff"),
         (meta["phase2_s"], "updates only", "#fff3e6"),
     ):
