@@ -4,13 +4,13 @@ Four validators and a follower, each a real ``ledgerdns node`` on 127.0.0.1
 (`tools/localnet.Cluster`; killed by process group at the end). The load
 (`tools/soak_load.py`) keeps a ledger of every transaction it signs:
 
-0. **Warm-up** (``--warm-up-minutes``, quick 2, default 10): the load of phase 1,
+0. **Warm-up** (``--warm-up-minutes``, quick 4, default 10): the load of phase 1,
    not measured, so the bounded caches (LevelDB's 8 MiB block cache, the ledger's
    state and tree caches, the DNS workers' tables) are full when the measuring
    starts, as on a node that has run for a while. Filling them cost every node
-   ~19-21 MiB in the first minutes whatever it did (issue 21, docs/operations.md),
-   which a 5-minute phase 1 divided by its names (`rss_bytes_per_name_cold`
-   keeps that figure for comparison).
+   ~19-21 MiB in the first ~4 minutes at 50 tx/s whatever it did (issue 21,
+   docs/operations.md), which a 5-minute phase 1 divided by its names
+   (`rss_bytes_per_name_cold` keeps that figure for comparison).
 1. **Registrations + updates** (the first half): ``--rate`` transactions a second
    over the validators, 30 % new names and 70 % updates of names already
    registered, each chained on the name's last accepted transaction.
@@ -79,14 +79,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--quick", action="store_true",
-        help="2 minutes of warm-up and 10 of load, sampled every 15 s",
+        help="4 minutes of warm-up and 10 of load, sampled every 15 s",
     )
     parser.add_argument("--minutes", type=float, help="minutes of load (quick 10, default 60)")
     parser.add_argument(
         "--warm-up-minutes", type=float,
         help="minutes of the same mixed load before the measured phases, so the bounded caches "
         "(LevelDB's block cache, the ledger's) are full as on a node that has run a while "
-        "(quick 2, default 10; 0: measure from a cold start)",
+        "(quick 4, default 10; 0: measure from a cold start)",
     )  # fmt: skip
     # tests: a run of seconds (overrides --minutes)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
@@ -130,7 +130,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (10.0 if args.quick else 60.0)
     args.load_s = args.seconds if args.seconds is not None else minutes * 60
-    warm = args.warm_up_minutes if args.warm_up_minutes is not None else (2.0 if args.quick else 10.0)
+    warm = args.warm_up_minutes if args.warm_up_minutes is not None else (4.0 if args.quick else 10.0)
     args.warm_s = 0.0 if args.seconds is not None and args.warm_up_minutes is None else warm * 60
     if args.warm_s < 0:
         parser.error("--warm-up-minutes must not be negative")
