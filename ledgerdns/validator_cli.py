@@ -39,6 +39,7 @@ from ledgerdns.validator_args import (
 )
 from ledgerdns.wallet.errors import NodeError, UsageError
 from ledgerdns.wallet.link import RpcLink, connect
+from ledgerdns.wallet.writes import genesis_hash_of
 
 Json = dict[str, Any]
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
@@ -132,17 +133,6 @@ def _why(exc: InvalidUpdate) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 
 
-def _genesis_hash(status: Json) -> bytes:
-    text = status.get("genesis_hash")
-    try:
-        value = bytes.fromhex(text) if isinstance(text, str) else b""
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise NodeError("the node's status has no valid genesis_hash", code="bad-reply")
-    return value
-
-
 # -- the commands --
 
 
@@ -154,7 +144,7 @@ def _send(
     lifetime = status.get("max_tx_lifetime_s")
     tx = build_validator_tx(
         op=op, change=change, key=key, chain_id=str(status["chain_id"]),
-        genesis_hash=_genesis_hash(status),
+        genesis_hash=genesis_hash_of(status),
         deadline=valid_until(int(status.get("head_time_ms") or 0), SYSTEM_CLOCK.now_ms() // 1000,
                              lifetime if isinstance(lifetime, int) else None),
     )  # fmt: skip

@@ -133,11 +133,11 @@ def send(
     )
     tx = build_tx(
         view, op=op, key=key, chain_id=str(status["chain_id"]),
-        genesis_hash=_genesis_hash(status), deadline=deadline, records=records, new_owner=new_owner,
+        genesis_hash=genesis_hash_of(status), deadline=deadline, records=records, new_owner=new_owner,
     )
     naming = naming_from_status(status)
     if op is Op.RENEW and naming is not None and naming.stamp_work:
-        tx = stamped_renewal(tx, key, naming, _genesis_hash(status), progress)
+        tx = stamped_renewal(tx, key, naming, genesis_hash_of(status), progress)
     result = target.node.submit(tx, wait)
     try:
         after: DomainView | None = view_from_json(
@@ -164,7 +164,7 @@ def send(
     return Outcome(data=data, show=[_message(data, op, wait)])
 
 
-def _genesis_hash(status: dict[str, Any]) -> bytes:
+def genesis_hash_of(status: dict[str, Any]) -> bytes:
     """The node's genesis hash: what the signature binds the transaction to.
 
     Raises:
@@ -220,7 +220,7 @@ def register(
     view = target.view
     naming = naming_from_status(target.status)
     if naming is not None and naming.commit_reveal:
-        genesis_hash = _genesis_hash(target.status)
+        genesis_hash = genesis_hash_of(target.status)
         under_way = PendingStore(wallet.root).load(domain, genesis_hash) is not None
         if view.status == "active" and not under_way:
             _refuse_taken(wallet, domain, view)
