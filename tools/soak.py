@@ -266,6 +266,7 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             cold = memory_figures(soak.samples, (0.0, phase1[1]), phase2, soak.names_cold)
             result["rss_bytes_per_name_cold"] = cold["rss_bytes_per_name"]
         result["warm_up_minutes"] = round(args.warm_s / 60, 2)
+        result["names_phase1"] = soak.names_phase1
         meta = {"validators": VALIDATORS, "phase1_s": phase1, "phase2_s": phase2,
                 "warm_up_s": (0.0, args.warm_s),
                 "title": f"soak {args.load_s / 60:g} min, {args.rate:g} tx/s, "

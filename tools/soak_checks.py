@@ -201,6 +201,21 @@ def slope_per_h(ts: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var * 3600
 
 
+def _phase_growth(ts: Sequence[float], ys: Sequence[float], duration: float) -> float | None:
+    """RSS growth over a phase: the least-squares slope times its duration.
+
+    Not last minus first: one sample can be off by megabytes. LevelDB maps its table
+    files, and just after a compaction or a memtable flush their pages are out of RSS
+    until read again (the 30-minute run of 2026-12-07 had one sample, at the end of phase 1,
+    6.4 MiB low in file-backed RSS, anonymous memory unchanged: the endpoints gave 5.1 MiB
+    of growth where every other sample says ~11). With under 3 samples, last minus first.
+    """
+    if len(ts) < 2:
+        return None
+    slope = slope_per_h(ts, ys)
+    return ys[-1] - ys[0] if slope is None else slope / 3600 * duration
+
+
 def memory_figures(
     samples: Sequence[Sample], phase1: tuple[float, float], phase2: tuple[float, float],
     names_added: int,
@@ -231,7 +246,7 @@ def memory_figures(
         slope = slope_per_h([t for t, _ in late], [a for _, a in late])
         raw_slope = slope_per_h([t for t, _ in raw], [float(r) for _, r in raw])
         p1 = [(s, a) for s, a in zip(series, adj, strict=True) if phase1[0] <= s.t <= phase1[1] + 1]
-        growth = p1[-1][1] - p1[0][1] if len(p1) >= 2 else None
+        growth = _phase_growth([s.t for s, _ in p1], [a for _, a in p1], phase1[1] - phase1[0])
         cpu2 = [s.cpu_s for s in series if phase2[0] <= s.t <= phase2[1] + 1]
         per[index] = {
             "slope_mib_per_h": None if slope is None else round(slope / MIB, 1),
