@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from enum import IntEnum
 
 from chain.block import Block
-from chain.consensus_buffer import FUTURE_BUFFER, NextHeightBuffer
+from chain.consensus_buffer import NextHeightBuffer
 from chain.consensus_effects import (
     BlockJudge,
     Broadcast,
@@ -60,6 +60,7 @@ from chain.consensus_messages import (
     validate_proposal_signer,
     vote_step,
 )
+from chain.consensus_votes import VoteBook
 from chain.crypto import PrivateKey
 from chain.errors import InvalidUpdate, RejectReason
 from chain.params import ConsensusParams
@@ -73,8 +74,6 @@ ROUND_WINDOW = 2
 # issue 13): blocks are built when their round starts and gossiped in milliseconds, so
 # half a minute leaves room for slow links and clocks that are seconds apart.
 MAX_BLOCK_AGE_MS = 30_000
-# At most this many distinct block hashes are counted per equivocating validator and slot.
-MAX_CONFLICTING_PER_SLOT = 4
 
 
 class Step(IntEnum):
@@ -98,7 +97,6 @@ class Tendermint:
     valid_value: Block | None
     valid_round: int
     proposals: dict[int, Proposal]
-    votes: dict[tuple[int, VoteType], dict[int, Vote]]
 
     def __init__(
         self,
@@ -126,8 +124,6 @@ class Tendermint:
         self.key = key
         self.guard = guard
         self.judge = judge
-        # (validator index, round, vote type) -> the first evidence found there, this height
-        self.evidence: dict[tuple[int, int, VoteType], Evidence] = {}
         self._future = NextHeightBuffer()
         self._restored = lock
         self._enter_height(height)
@@ -201,36 +197,12 @@ class Tendermint:
             self._wake(now_ms, effects)
             self._evaluate(now_ms, effects)
             return effects
-        slot = self.votes.setdefault((vote.round, vote.vtype), {})
-        known = slot.get(index)
-        if known is not None:
-            if known.block_hash == vote.block_hash:
-                return effects
-            where = (index, vote.round, vote.vtype)
-            if where not in self.evidence:  # one piece of evidence per slot is proof enough
-                evidence = Evidence.of(known, vote)
-                self.evidence[where] = evidence
-                effects.append(EvidenceFound(evidence))
-            # Algorithm 1 counts messages: the equivocator's other vote still counts for
-            # its block. Keeping only the first one lets an equivocator hide, from this
-            # validator, a polka that others locked on, and the height never ends.
-            extra = self._conflicting.setdefault((vote.round, vote.vtype), {}).setdefault(index, {})
-            if vote.block_hash in extra:
-                return effects
-            full = len(extra) >= MAX_CONFLICTING_PER_SLOT or self._conflicting_count >= FUTURE_BUFFER
-            # Past the cap only a vote for a block we were proposed still counts: junk hashes
-            # must not push out the one vote that completes a polka (a lock elsewhere would
-            # then wait forever for a re-proposal this validator can never accept).
-            if full and not self._was_proposed(vote.block_hash):
-                return effects
-            extra[vote.block_hash] = vote
-            self._conflicting_count += 1
+        counts, evidence = self.book.add(index, vote, self._was_proposed)
+        if evidence is not None:
+            effects.append(EvidenceFound(evidence))
+        if counts:
             self._wake(now_ms, effects)
             self._evaluate(now_ms, effects)
-            return effects
-        slot[index] = vote
-        self._wake(now_ms, effects)
-        self._evaluate(now_ms, effects)
         return effects
 
     def on_timeout(self, kind: TimeoutKind, height: int, round_: int, now_ms: int) -> list[Effect]:
@@ -294,15 +266,11 @@ class Tendermint:
         self.valid_value = None
         self.valid_round = -1
         self.proposals = {}
-        self.votes = {}
-        self.evidence = {}
+        self.book = VoteBook()
         self._received_ms: dict[int, int] = {}  # round -> when its proposal arrived
         self._ahead: dict[int, int] = {}  # validator index -> highest round seen past the window
         if self.guard.height == height and self.guard.round >= 0:
             self._resume(height)
-        # an equivocator's votes after its first, per (round, type), validator and block hash
-        self._conflicting: dict[tuple[int, VoteType], dict[int, dict[bytes, Vote]]] = {}
-        self._conflicting_count = 0
         self._valid: dict[bytes, bool] = {}
         self._done: set[tuple[str, int]] = set()  # "upon ... for the first time" rules fired
 
@@ -484,22 +452,24 @@ class Tendermint:
     # -- helpers --
 
     def _count(self, round_: int, vtype: VoteType, block_hash: bytes | None) -> int:
-        """Validators voting in one round and type for `block_hash` (None: for anything)."""
-        if block_hash is None:
-            return len(self.votes.get((round_, vtype), ()))
-        return len(self._votes_for(round_, vtype, block_hash))
+        return self.book.count(round_, vtype, block_hash)
 
     def _votes_for(self, round_: int, vtype: VoteType, block_hash: bytes) -> list[Vote]:
-        """One vote per validator for `block_hash`, conflicting ones included."""
-        slot = self.votes.get((round_, vtype))
-        if not slot:
-            return []
-        votes = [v for v in slot.values() if v.block_hash == block_hash]
-        for extra in self._conflicting.get((round_, vtype), {}).values():
-            vote = extra.get(block_hash)
-            if vote is not None:
-                votes.append(vote)
-        return votes
+        return self.book.votes_for(round_, vtype, block_hash)
+
+    @property
+    def votes(self) -> dict[tuple[int, VoteType], dict[int, Vote]]:
+        """This height's votes: (round, type) -> validator index -> its first vote."""
+        return self.book.votes
+
+    @property
+    def evidence(self) -> dict[tuple[int, int, VoteType], Evidence]:
+        """(validator index, round, vote type) -> the first evidence found there, this height."""
+        return self.book.evidence
+
+    @property
+    def _conflicting(self) -> dict[tuple[int, VoteType], dict[int, dict[bytes, Vote]]]:
+        return self.book.conflicting
 
     def _is_valid(self, block: Block) -> bool:
         known = self._valid.get(block.hash)

@@ -157,7 +157,7 @@ class StateSizes:
         self.votes = max(self.votes, sum(len(slot) for slot in m.votes.values()))
         self.evidence = max(self.evidence, len(m.evidence))
         # Private to the machine; the simulator reads them to show they stay bounded.
-        self.conflicting = max(self.conflicting, m._conflicting_count)
+        self.conflicting = max(self.conflicting, m.book.conflicting_count)
         self.buffered = max(self.buffered, len(m._future))
         self.buffered_bytes = max(self.buffered_bytes, m._future.size_bytes)
 

@@ -13,9 +13,10 @@ import pytest
 
 import chain.consensus
 from chain.block import Block
-from chain.consensus import MAX_CONFLICTING_PER_SLOT, NIL, ROUND_WINDOW, Tendermint, replay
+from chain.consensus import NIL, ROUND_WINDOW, Tendermint, replay
 from chain.consensus_effects import Broadcast, Effect, EvidenceFound, TimeoutKind
 from chain.consensus_messages import Proposal, SignGuard, SignStep
+from chain.consensus_votes import MAX_CONFLICTING_PER_SLOT
 from chain.crypto import PrivateKey, sha256
 from chain.errors import InvalidUpdate, RejectReason
 from chain.ledger import Ledger

@@ -14,7 +14,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from chain.block import Block, tx_root
-from chain.consensus import MAX_CONFLICTING_PER_SLOT, NIL, ROUND_WINDOW, Step
+from chain.consensus import NIL, ROUND_WINDOW, Step
 from chain.consensus_effects import (
     Broadcast,
     Decide,
@@ -26,6 +26,7 @@ from chain.consensus_effects import (
 )
 from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Proposal, SignGuard
+from chain.consensus_votes import MAX_CONFLICTING_PER_SLOT
 from chain.crypto import sha256
 from chain.errors import InvalidUpdate
 from chain.ledger import BlockUpdate, Ledger

@@ -14,7 +14,7 @@ import os
 from itertools import count
 
 from chain.block import Block
-from chain.consensus import MAX_BLOCK_AGE_MS, MAX_CONFLICTING_PER_SLOT, ROUND_WINDOW, Tendermint
+from chain.consensus import MAX_BLOCK_AGE_MS, ROUND_WINDOW, Tendermint
 from chain.consensus_effects import (
     Broadcast,
     Decide,
@@ -25,6 +25,7 @@ from chain.consensus_effects import (
 )
 from chain.consensus_lock import LockRecord
 from chain.consensus_messages import Proposal, SignGuard, SignStep
+from chain.consensus_votes import MAX_CONFLICTING_PER_SLOT
 from chain.errors import InvalidUpdate, RejectReason
 from chain.ledger import Ledger
 from chain.quorum import Vote, VoteType
