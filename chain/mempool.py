@@ -99,6 +99,7 @@ class Mempool:
         self.max_per_domain = max_per_domain
         self.chain = chain
         self._commits: dict[bytes, TxHash] = {}  # pending commits by state-tree key
+        self._validator_ops: dict[TxHash, Transaction] = {}  # pending validator ops, in arrival order
         self._txs: dict[TxHash, Transaction] = {}  # insertion order is arrival order
         self._chains: dict[str, list[_Pending]] = {}
         # (valid_until, txid) heap; entries of txs already gone stay until popped, and it is
@@ -224,6 +225,8 @@ class Mempool:
     def _hold(self, tx: Transaction) -> None:
         self._txs[tx.txid] = tx
         self._bytes += tx.size
+        if tx.body.op in VALIDATOR_OPS:
+            self._validator_ops[tx.txid] = tx
         heapq.heappush(self._expiry, (tx.body.valid_until, tx.txid))
 
     def _context(self, tx: Transaction) -> NameContext | None:
@@ -279,7 +282,7 @@ class Mempool:
         """Validator ops the chain has made useless: an approval of a proposal no longer
         pending (scheduled or lapsed), any op of a key that left the set. A node that never
         proposes would otherwise hold (and gossip) them until their `valid_until`."""
-        ops = [t for t in self._txs.values() if t.body.op in VALIDATOR_OPS]
+        ops = list(self._validator_ops.values())  # not a scan of the whole pool each block
         if self.chain is None or not ops:
             return []
         out: list[tuple[Transaction, InvalidUpdate]] = []
@@ -388,3 +391,4 @@ class Mempool:
         self._bytes -= tx.size
         if tx.body.op == Op.COMMIT:
             self._commits.pop(commit_tree_key(tx.body.commitment, tx.body.owner), None)
+        self._validator_ops.pop(tx.txid, None)
