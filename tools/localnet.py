@@ -206,6 +206,7 @@ class Cluster:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for node in chosen:
             if node.pid is None:
+                node.drop_rpc()  # a client made after an earlier stop must not leak its socket
                 continue
             while node.running and time.monotonic() < deadline:
                 time.sleep(POLL_S)
