@@ -72,6 +72,8 @@ class Kind(IntEnum):
     ROSTER = 39
     VALIDATOR_PROPOSAL = 40
     VALIDATOR_SCHEDULE = 41
+    DNS_PROOF_REQUEST = 42  # issue 16: proofs over DNS (chain/dns_proof.py)
+    DNS_PROOF_ANSWER = 43
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis

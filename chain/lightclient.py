@@ -168,6 +168,34 @@ def verify_domain_state(
     """
     if max_age_ms is not None and (now_ms is None or max_age_ms < 0):
         raise ValueError("max_age_ms needs now_ms and must not be negative")
+    verify_header(params=params, header=header, certificate=certificate, validators=validators)
+    if state is not None and state.domain != domain:
+        raise InvalidUpdate(RejectReason.BAD_PROOF, f"state is for {state.domain}, not {domain}")
+    value_hash = None if state is None else state.value_hash()
+    if not verify_proof(header.state_root, domain_key(domain), value_hash, proof):
+        raise InvalidUpdate(
+            RejectReason.BAD_PROOF, f"{domain}: the proof does not match the header's state_root"
+        )
+    if now_ms is not None:
+        check_fresh(header, now_ms, max_age_ms)
+
+
+def verify_header(
+    *,
+    params: ChainParams,
+    header: BlockHeader,
+    certificate: CommitCertificate,
+    validators: ValidatorSet | None = None,
+) -> None:
+    """Check that `validators` (default: the genesis set) certified `header` on `params`' network.
+
+    The first half of `verify_domain_state`, for a caller that proves several
+    things against one header (chain/dns_proof.py) and checks freshness itself
+    (`check_fresh`) once the proofs are checked.
+
+    Raises:
+        InvalidUpdate: WRONG_CHAIN, BAD_VALIDATORS, BAD_VOTE, NO_QUORUM, BAD_SIGNATURE.
+    """
     validators = params.validators if validators is None else validators
     chain_id = params.chain_id
     if header.chain_id != chain_id:
@@ -177,18 +205,14 @@ def verify_domain_state(
     if certificate.height != header.height:
         raise InvalidUpdate(RejectReason.BAD_VOTE, "certificate is for another height")
     certificate.verify(validators, chain_id, header.hash, genesis_hash=params.genesis_hash)
-    if state is not None and state.domain != domain:
-        raise InvalidUpdate(RejectReason.BAD_PROOF, f"state is for {state.domain}, not {domain}")
-    value_hash = None if state is None else state.value_hash()
-    if not verify_proof(header.state_root, domain_key(domain), value_hash, proof):
-        raise InvalidUpdate(
-            RejectReason.BAD_PROOF, f"{domain}: the proof does not match the header's state_root"
-        )
-    if now_ms is not None:
-        _check_fresh(header, now_ms, max_age_ms)
 
 
-def _check_fresh(header: BlockHeader, now_ms: int, max_age_ms: int | None) -> None:
+def check_fresh(header: BlockHeader, now_ms: int, max_age_ms: int | None) -> None:
+    """Refuse a header dated too far after `now_ms` (BAD_TIME) or more than `max_age_ms` before it.
+
+    Raises:
+        InvalidUpdate: BAD_TIME or STALE_PROOF.
+    """
     age_ms = now_ms - header.time_ms
     if -age_ms > FUTURE_SLACK_MS:
         # An honest quorum does not date blocks a minute ahead; the clock here may be slow.
