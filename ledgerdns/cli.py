@@ -30,6 +30,7 @@ from ledgerdns.explorer import cli as explorer_cli
 from ledgerdns.keyfiles import create_key, load_key
 from ledgerdns.node import cli as node_cli
 from ledgerdns.node.config import read_genesis
+from ledgerdns.resolver import cli as resolver_cli
 from ledgerdns.wallet import cli as wallet_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     explorer_cli.register(commands)
     status_cli.register(commands)
     validator_cli.register(commands)
+    resolver_cli.register(commands)
     return parser
 
 
