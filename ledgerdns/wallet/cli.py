@@ -35,7 +35,7 @@ from ledgerdns.wallet.keycommands import add_commands as add_key_commands
 from ledgerdns.wallet.keystore import Keystore, validate_key_name
 from ledgerdns.wallet.link import RpcLink, connect
 from ledgerdns.wallet.passphrase import ENV_PASSPHRASE, PassphraseSource
-from ledgerdns.wallet.proofs import Trust, load_trust
+from ledgerdns.wallet.proofs import Trust, Unverified, load_trust
 from ledgerdns.wallet.zonefile import read_zone
 
 ENV_WALLET_DIR = "LEDGERDNS_WALLET_DIR"
@@ -105,19 +105,28 @@ def _cmd_list(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     return views.list_wallet(wallet)
 
 
-def _trust(args: argparse.Namespace) -> Trust | None:
-    """The trusted genesis and freshness bound of ``show --verify`` (None without --verify)."""
-    if not args.verify:
-        if args.genesis is not None or args.max_staleness is not None:
-            raise UsageError("--genesis and --max-staleness go with --verify")
-        return None
+def _trust(args: argparse.Namespace) -> Trust | Unverified:
+    """What ``show`` and ``history`` check the node's proof against (issue 16: by default).
+
+    The genesis is ``--genesis``, else the local node's own (as the explorer does).
+    With ``--rpc`` and no ``--genesis`` there is nothing to trust: an explicit
+    ``--verify`` is then a usage error, the default an answer marked NOT verified.
+    """
+    if args.no_verify:
+        if args.verify or args.genesis is not None or args.max_staleness is not None:
+            raise UsageError("--no-verify goes without --verify, --genesis and --max-staleness")
+        return Unverified("--no-verify")
     if args.genesis is not None:
         path = Path(os.path.expanduser(args.genesis))
     elif args.rpc:
-        raise UsageError("--verify with --rpc needs --genesis FILE (the genesis you trust)")
+        if args.verify:
+            raise UsageError("--verify with --rpc needs --genesis FILE (the genesis you trust)")
+        return Unverified("no trusted genesis: with --rpc, pass --genesis FILE to check the node's proof")
     else:  # the local node's own genesis, as the explorer does
         path = Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR)) / "genesis.json"
-    return load_trust(path, args.max_staleness)
+        if not path.exists() and not args.verify:  # no node there: the node error says so
+            return Unverified(f"no genesis at {path}: pass --genesis FILE")
+    return load_trust(path, args.max_staleness, strict=args.verify)
 
 
 def _cmd_show(wallet: Wallet, args: argparse.Namespace) -> Outcome:
@@ -125,7 +134,7 @@ def _cmd_show(wallet: Wallet, args: argparse.Namespace) -> Outcome:
 
 
 def _cmd_history(wallet: Wallet, args: argparse.Namespace) -> Outcome:
-    return views.history(wallet, _domain(args))
+    return views.history(wallet, _domain(args), _trust(args))
 
 
 def _cmd_export(wallet: Wallet, args: argparse.Namespace) -> Outcome:
@@ -319,23 +328,30 @@ def _waiting(parser: argparse.ArgumentParser) -> None:
 
 def _verifying(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="show what the node says without checking its proof (by default the node's "
+        "light-client proof is checked against the genesis you trust and the local clock; a "
+        "proof that fails, or whose certified header is older than --max-staleness, is an "
+        "error, exit 1)",
+    )
+    parser.add_argument(
         "--verify",
         action="store_true",
-        help="check the node's light-client proof against a genesis you trust and the local "
-        "clock, and show the proven state: a proof that fails, or whose certified header is "
-        "older than --max-staleness, is an error (exit 1)",
+        help="insist on a proof: where none can be checked (--rpc without --genesis, a chain "
+        "with no certified block yet) fail instead of showing the answer as NOT verified",
     )
     parser.add_argument(
         "--genesis",
         metavar="FILE",
-        help="with --verify: the genesis you trust (default DATA_DIR/genesis.json of --node; "
-        "required with --rpc)",
+        help="the genesis you trust (default DATA_DIR/genesis.json of --node; with --rpc "
+        "and no --genesis answers show as NOT verified)",
     )
     parser.add_argument(
         "--max-staleness",
         type=float,
         metavar="SECONDS",
-        help="with --verify: refuse state certified longer ago than this. Default: two "
+        help="refuse state certified longer ago than this. Default: two "
         "heartbeats + 60 s when the genesis sets consensus.heartbeat_ms (an idle network then "
         "still makes a block every heartbeat, so an older head means the node is behind or "
         "hiding blocks); with no heartbeat the age is only reported",
@@ -382,7 +398,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("show", _cmd_show, "show a domain's owner, state and records")
     p.add_argument("domain")
     _verifying(p)
-    add("history", _cmd_history, "show a domain's chain of transactions").add_argument("domain")
+    p = add("history", _cmd_history, "show a domain's chain of transactions")
+    p.add_argument("domain")
+    _verifying(p)
     p = add("export-zone", _cmd_export, "write a domain's records as a zone file")
     p.add_argument("domain")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")

@@ -1,4 +1,4 @@
-"""`wallet show --verify`: the node's answer checked with a light-client proof, and its age.
+"""`wallet show` and `history`: the node's answer checked with a light-client proof, and its age.
 
 The wallet trusts a genesis file, never the node. The node's proof bundle (a
 certified header, its commit certificate, the domain's state and a state-tree
@@ -10,6 +10,13 @@ heartbeat, the newest header is never much older than a heartbeat even when
 nothing changes, and the bound defaults to `chain.lightclient.default_max_age_ms`;
 without a heartbeat an idle network's head may be any age, so the age is only
 reported unless ``--max-staleness`` is given (issue 13).
+
+Both commands verify by default (issue 16), as the explorer does; ``--no-verify``
+skips it. The default is forgiving only where nothing can be checked (no genesis
+at hand with ``--rpc``, or a chain with no certified block yet): the output then
+says "NOT verified" and why. An explicit ``--verify`` makes those cases errors. A
+history is proven by its hash links down from the proven head
+(`chain.history_proof`).
 """
 
 from __future__ import annotations
@@ -20,9 +27,13 @@ from typing import Any
 
 from chain.errors import ConfigError, InvalidUpdate, RejectReason
 from chain.genesis import Genesis
+from chain.history_proof import HistoryStep, verify_history
 from chain.lightclient import DomainProof, default_max_age_ms, validators_for
-from ledgerdns.wallet.errors import UsageError, WalletError
+from ledgerdns.api.codec import tx_from_json
+from ledgerdns.wallet.errors import NodeError, UsageError, WalletError
 from ledgerdns.wallet.link import RpcLink
+
+HISTORY_ATTEMPTS = 3  # a block may land between the proof and the listing: fetch again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,14 +44,32 @@ class Trust:
         genesis: the genesis the user trusts.
         max_age_ms: the oldest certified header accepted; None: any age (reported only).
         bound_from: where the bound comes from, for the output.
+        strict: ``--verify`` was given: a chain with no certified block yet is an
+            error, not an unverified answer.
     """
 
     genesis: Genesis
     max_age_ms: int | None
     bound_from: str
+    strict: bool = False
 
 
-def load_trust(genesis_path: Path, max_staleness_s: float | None) -> Trust:
+@dataclass(frozen=True, slots=True)
+class Unverified:
+    """Why the node's answer is shown without a proof (``--no-verify``, no genesis...)."""
+
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields ``--json`` adds."""
+        return {"verified": False, "not_verified": self.reason}
+
+    def to_text(self) -> str:
+        """One line for people."""
+        return f"NOT verified: {self.reason}"
+
+
+def load_trust(genesis_path: Path, max_staleness_s: float | None, *, strict: bool = False) -> Trust:
     """The trusted genesis and the freshness bound (``--max-staleness`` or the genesis's default).
 
     Raises:
@@ -56,13 +85,16 @@ def load_trust(genesis_path: Path, max_staleness_s: float | None) -> Trust:
         if not max_staleness_s > 0:
             raise UsageError("--max-staleness must be a positive number of seconds")
         return Trust(
-            genesis=genesis, max_age_ms=int(max_staleness_s * 1000), bound_from="--max-staleness"
-        )
+            genesis=genesis, max_age_ms=int(max_staleness_s * 1000), bound_from="--max-staleness",
+            strict=strict,
+        )  # fmt: skip
     default = default_max_age_ms(genesis.params)
     heartbeat_s = genesis.params.consensus.heartbeat_ms / 1000
     if default is None:
-        return Trust(genesis=genesis, max_age_ms=None, bound_from="none: the genesis sets no heartbeat")
-    return Trust(genesis=genesis, max_age_ms=default, bound_from=f"the genesis heartbeat of {heartbeat_s:g} s")
+        return Trust(genesis=genesis, max_age_ms=None, bound_from="none: the genesis sets no heartbeat",
+                     strict=strict)  # fmt: skip
+    return Trust(genesis=genesis, max_age_ms=default, bound_from=f"the genesis heartbeat of {heartbeat_s:g} s",
+                 strict=strict)  # fmt: skip
 
 
 class ProofRefused(WalletError):
@@ -148,3 +180,60 @@ def verify_domain(node: RpcLink, domain: str, trust: Trust, now_ms: int) -> Verd
     except InvalidUpdate as exc:
         raise ProofRefused(domain, exc, data) from None
     return Verdict(proof=proof, age_ms=age_ms, trust=trust, quorum=validators.quorum)
+
+
+def check_domain(node: RpcLink, domain: str, trust: Trust | Unverified, now_ms: int) -> Verdict | Unverified:
+    """`verify_domain` as ``show`` and ``history`` apply it by default.
+
+    Raises:
+        ProofRefused: the proof does not verify or is too old.
+        NodeError: no node answers; or, with a strict `trust`, the chain has no
+            certified block yet.
+    """
+    if isinstance(trust, Unverified):
+        return trust
+    try:
+        return verify_domain(node, domain, trust, now_ms)
+    except NodeError as exc:
+        if exc.code != "not-found" or trust.strict:
+            raise
+        return Unverified("the chain has no certified block yet (proofs start at height 1)")
+
+
+def proven_history(
+    node: RpcLink, domain: str, trust: Trust | Unverified, now_ms: int
+) -> tuple[list[dict[str, Any]], Verdict | Unverified]:
+    """The node's listing of `domain`'s chain and, with `trust`, its proof by hash links.
+
+    Raises:
+        ProofRefused: the proof does not verify, is too old, or the listing does
+            not hash down from the proven head.
+        NodeError: as `check_domain`.
+    """
+    if isinstance(trust, Unverified):
+        return node.history(domain), trust
+    for _ in range(HISTORY_ATTEMPTS):
+        verdict = check_domain(node, domain, trust, now_ms)
+        steps = node.history(domain)
+        if isinstance(verdict, Unverified):
+            return steps, verdict
+        state = verdict.proof.state
+        if state is None or len(steps) <= state.seq + 1:
+            break  # else a block landed after the proof: prove again
+    data = {**verdict.to_json(), "verified": False}
+    try:
+        verify_history(domain, trust.genesis.params.chain_id, state, [_step(s) for s in steps])
+    except InvalidUpdate as exc:
+        raise ProofRefused(domain, exc, data) from None
+    return steps, verdict
+
+
+def _step(doc: dict[str, Any]) -> HistoryStep:
+    """One listed step, decoded from its canonical bytes (InvalidUpdate: malformed)."""
+    try:
+        txid = bytes.fromhex(str(doc["txid"]))
+        seq = int(doc["seq"])
+        tx = None if doc.get("tx") is None else tx_from_json(doc["tx"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidUpdate(RejectReason.MALFORMED, f"history: a malformed step ({exc})") from None
+    return HistoryStep(seq=seq, txid=txid, tx=tx)

@@ -27,7 +27,7 @@ from ledgerdns.wallet.errors import NodeError, WalletError
 from ledgerdns.wallet.index import view_summary
 from ledgerdns.wallet.link import view_from_json
 from ledgerdns.wallet.pending import PendingStore
-from ledgerdns.wallet.proofs import Trust, Verdict, verify_domain
+from ledgerdns.wallet.proofs import Trust, Unverified, Verdict, check_domain, proven_history
 from ledgerdns.wallet.seed import create_key
 from ledgerdns.wallet.writes import load_target
 from ledgerdns.wallet.zonefile import write_zone
@@ -213,20 +213,19 @@ def _proven_view(verdict: Verdict, pending: int) -> DomainView:
     return dataclasses.replace(view_from_json(proof.domain, doc), pending=pending)
 
 
-def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outcome:
+def show_domain(wallet: Wallet, domain: str, trust: Trust | Unverified) -> Outcome:
     """A domain's state as the node has it, pending updates included.
 
-    With `trust`, the finalized state is taken from the node's proof, checked
+    With a `Trust`, the finalized state is taken from the node's proof, checked
     against the trusted genesis and the freshness bound (pending updates are
-    only counted: nothing proves them).
+    only counted: nothing proves them); `Unverified` says why it is not.
 
     Raises:
-        ProofRefused: with `trust`, the proof does not verify or is too old.
+        ProofRefused: the proof does not verify or is too old.
     """
     view = load_target(wallet, domain).view
-    verdict = None
-    if trust is not None:
-        verdict = verify_domain(wallet.node(), domain, trust, wallet.now_ms())
+    verdict = check_domain(wallet.node(), domain, trust, wallet.now_ms())
+    if isinstance(verdict, Verdict):
         view = _proven_view(verdict, view.pending)
     owner = None if view.owner is None else bytes(view.owner).hex()
     key = None if view.owner is None else wallet.keystore.find(view.owner)
@@ -245,16 +244,14 @@ def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outc
         "pending": view.pending,
         "records": [r.to_text(domain) for r in view.records],
     }
-    verdict_line: list[RenderableType] = []
-    if verdict is not None:
-        data.update(verdict.to_json())
-        verdict_line.append(Text(verdict.to_text(), style="green"))
+    data.update(verdict.to_json())
+    verdict_line: list[RenderableType] = [_verdict_line(verdict)]
     if view.status == "free":
         return Outcome(data=data, show=[f"{domain} is not registered", *verdict_line])
     summary = Table(title=domain, show_header=False)
     summary.add_column("field", no_wrap=True)
     summary.add_column("value", overflow="fold")
-    unproven = ", not verified" if verdict is not None else ""
+    unproven = ", not verified" if isinstance(verdict, Verdict) else ""
     summary.add_row(
         "status", view.status + (f" ({view.pending} pending{unproven})" if view.pending else "")
     )
@@ -278,10 +275,22 @@ def show_domain(wallet: Wallet, domain: str, trust: Trust | None = None) -> Outc
     return Outcome(data=data, show=[summary, records, *hints, *verdict_line])
 
 
-def history(wallet: Wallet, domain: str) -> Outcome:
-    """The domain's finalized chain, oldest first."""
+def _verdict_line(verdict: Verdict | Unverified) -> Text:
+    """The line saying whether, and against what, the answer was proven."""
+    if isinstance(verdict, Verdict):
+        return Text(verdict.to_text(), style="green")
+    return Text(verdict.to_text(), style="dim" if verdict.reason == "--no-verify" else "yellow")
+
+
+def history(wallet: Wallet, domain: str, trust: Trust | Unverified) -> Outcome:
+    """The domain's finalized chain, oldest first, proven by its hash links (`proven_history`).
+
+    Raises:
+        ProofRefused: the proof does not verify, is too old, or the chain does not
+            hash down from the proven head.
+    """
     load_target(wallet, domain)  # checks the name and the node
-    steps = wallet.node().history(domain)
+    steps, verdict = proven_history(wallet.node(), domain, trust, wallet.now_ms())
     if not steps:
         raise NodeError(f"{domain} was never registered: it has no history", code="not-found")
     entries = []
@@ -303,7 +312,8 @@ def history(wallet: Wallet, domain: str) -> Outcome:
             str(e["seq"]), str(e["height"]), str(e["op"]), _short(e["owner"]),
             str(len(e["records"])), _short(e["txid"]),
         ))
-    return Outcome(data={"ok": True, "domain": domain, "history": entries}, show=[table])
+    data = {"ok": True, "domain": domain, "history": entries, **verdict.to_json()}
+    return Outcome(data=data, show=[table, _verdict_line(verdict)])
 
 
 def export_zone(wallet: Wallet, domain: str, out: Path | None) -> Outcome:

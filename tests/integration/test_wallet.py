@@ -94,6 +94,7 @@ async def env(
     data_dir = tmp_path / "node"
     data_dir.mkdir()
     node = InstantNode(data_dir)
+    (data_dir / "genesis.json").write_text(node.genesis.to_json())  # what `show` checks against
     token = load_or_create_token(data_dir)
     async with trio.open_nursery() as nursery:
         host, port = await nursery.start(serve_rpc, node.rpc_model(), token, "127.0.0.1", 0)
@@ -153,6 +154,7 @@ async def test_a_domain_lifetime(env: Env) -> None:
     assert (await env.json("show", "alice.p2p"))["key"] == "second"
 
     history = await env.json("history", "alice.p2p")
+    assert history["verified"] is True and history["height"] == env.node.ledger.height
     ops = [step["op"] for step in history["history"]]
     assert ops == ["register", "update", "update", "update", "update", "transfer"]
     assert [step["seq"] for step in history["history"]] == list(range(6))
@@ -335,5 +337,41 @@ async def test_show_verify_checks_the_proof_and_refuses_stale_state(env: Env, tm
     assert refused.code == 1 and len(refused.err.strip().splitlines()) == 1
     assert "NOT verified: bad-signature" in refused.err
 
-    usage = await env.run("show", "alice.p2p", "--max-staleness", "1")
-    assert usage.code == 2 and "--verify" in usage.err
+    usage = await env.run("show", "alice.p2p", "--no-verify", "--max-staleness", "1")
+    assert usage.code == 2 and "--no-verify" in usage.err
+
+
+async def test_show_and_history_verify_by_default(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16: no flag needed; the local node's genesis is the trusted one.
+    await env.run("new", "--insecure-no-passphrase")
+    before = await env.json("show", "alice.p2p")  # no certified block yet: nothing to prove
+    assert before["verified"] is False and "no certified block" in before["not_verified"]
+    strict = await env.run("--json", "show", "alice.p2p", "--verify")
+    assert strict.code == 1 and strict.json()["error"] == "not-found"
+
+    assert (await env.run("register", "alice.p2p", "--record", "www 300 A 10.0.0.1")).code == 0
+    await env.json("set", "alice.p2p", "--record", "www 300 A 10.0.0.2")
+    shown = await env.run("show", "alice.p2p")
+    assert shown.code == 0 and "verified: certified height" in shown.out
+    history = await env.run("history", "alice.p2p")
+    assert history.code == 0 and "verified: certified height" in history.out
+    skipped = await env.json("history", "alice.p2p", "--no-verify")
+    assert skipped["verified"] is False and skipped["not_verified"] == "--no-verify"
+    url = json.loads((env.data_dir / "node.json").read_text())["rpc"]
+    remote = await env.run("--json", "show", "alice.p2p", rpc=url)  # no genesis to trust
+    assert remote.code == 0 and "--genesis" in remote.json()["not_verified"]
+
+    # A node that drops the newest step, or swaps two, is caught by the hash links.
+    ledger = env.node.ledger
+    steps = ledger.history("alice.p2p")
+    monkeypatch.setattr(ledger, "history", lambda domain: steps[:-1])
+    dropped = await env.run("--json", "history", "alice.p2p")
+    assert dropped.code == 1 and dropped.json()["error"] == "bad-proof"
+    assert "proven head is seq 1" in dropped.json()["message"]
+    swapped = [(0, steps[1][1]), (1, steps[0][1])]
+    monkeypatch.setattr(ledger, "history", lambda domain: swapped)
+    lied = await env.run("history", "alice.p2p")
+    assert lied.code == 1 and "NOT verified: bad-proof" in lied.err and "step 1" in lied.err
+    assert (await env.json("history", "alice.p2p", "--no-verify"))["history"][0]["seq"] == 0
