@@ -17,8 +17,9 @@ venv: $(STAMP)
 
 # Debian packages the tests and benchmarks use, installed with apt-get when one is missing
 # and we are root: dig and nsupdate (bind9-dnsutils), kdig (knot-dnsutils), a Knot secondary
-# (knot), dnsperf, and dnsmasq (dnsmasq-base: the binary only, no system service).
-SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base
+# (knot), dnsperf, dnsmasq (dnsmasq-base: the binary only, no system service), and unbound
+# (the resolver tests forward a ledger TLD to `ledgerdns resolver` through it; started in a temp dir).
+SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \
