@@ -88,7 +88,7 @@ def _label(name: Labels) -> dnslib.DNSLabel:
     return dnslib.DNSLabel(name)  # from label bytes: never through dnslib's IDNA codec
 
 
-def _pack(message: dnslib.DNSRecord) -> bytes:
+def pack_message(message: dnslib.DNSRecord) -> bytes:
     """`message` on the wire, with names compressed against the whole question name only.
 
     The question's bytes are rewritten for each client (0x20 case), so only
@@ -105,6 +105,21 @@ def _pack(message: dnslib.DNSRecord) -> bytes:
     for rr in (*message.rr, *message.auth, *message.ar):
         rr.pack(buffer)
     return bytes(buffer.data)
+
+
+def truncated_of(message: dnslib.DNSRecord) -> dnslib.DNSRecord:
+    """What goes over UDP when `message` does not fit: its header with TC=1, the
+    question, and its OPT record without options."""
+    opts = [
+        dnslib.RR(rname=rr.rname, rtype=rr.rtype, rclass=rr.rclass, ttl=rr.ttl, rdata=[])
+        for rr in message.ar
+        if rr.rtype == dnslib.QTYPE.OPT
+    ]
+    return dnslib.DNSRecord(
+        dnslib.DNSHeader(id=message.header.id, bitmap=message.header.bitmap | FLAG_TC),
+        questions=message.questions,
+        ar=opts,
+    )
 
 
 def _to_dnslib(rr: RR, name: Labels) -> dnslib.RR:
@@ -195,19 +210,28 @@ class AnswerBuilder:
     def respond(self, query: Query) -> Reply:
         """The encoded reply to `query`, whole and truncated."""
         message, res = self._message(query)
-        full = _pack(message)
+        full = pack_message(message)
         truncated = None
         if len(full) > _MIN_UDP_LIMIT:
-            truncated = _pack(
-                dnslib.DNSRecord(
-                    dnslib.DNSHeader(id=query.id, bitmap=message.header.bitmap | FLAG_TC),
-                    questions=message.questions,
-                    ar=[rr for rr in message.ar if rr.rtype == dnslib.QTYPE.OPT],
-                )
-            )
+            truncated = pack_message(truncated_of(message))
         if res is None:
             return Reply(full, truncated, cacheable=False)
         return Reply(full, truncated, True, res.zone, res.serial_bound, res.expires_at)
+
+    def message(self, query: Query) -> tuple[dnslib.DNSRecord, Resolution | None]:
+        """The whole reply to `query` as a dnslib message (to add options to), and its lookup.
+
+        The `Resolution` is None when no lookup was made (BADVERS).
+        """
+        return self._message(query)
+
+    def error(self, query: Query, rcode: Rcode, options: Iterable[dnslib.EDNSOption] = ()) -> bytes:
+        """A reply with `rcode` and no records, `options` in its OPT (the query must have one)."""
+        message = self._compose(query, rcode, authoritative=False)
+        for rr in message.ar:
+            if rr.rtype == dnslib.QTYPE.OPT:
+                rr.rdata.extend(options)
+        return pack_message(message)
 
     # -- composing --
 

@@ -46,7 +46,12 @@ class ProofReply:
 
 
 def make_query(
-    qname: str, qtype: int | str, request: ProofRequest, *, msg_id: int | None = None
+    qname: str,
+    qtype: int | str,
+    request: ProofRequest,
+    *,
+    msg_id: int | None = None,
+    payload: int = UDP_PAYLOAD,
 ) -> bytes:
     """A query for `qname`/`qtype` with the proof option holding `request`.
 
@@ -55,6 +60,7 @@ def make_query(
         qtype: the type, as a number or a name (``"A"``).
         request: what the client already has (`ProofRequest.following`).
         msg_id: the message ID (default: random).
+        payload: the UDP payload size we say we take (RFC 6891).
     """
     rtype = dnslib.QTYPE.reverse[qtype] if isinstance(qtype, str) else qtype
     query = dnslib.DNSRecord(
@@ -62,7 +68,7 @@ def make_query(
         q=dnslib.DNSQuestion(qname, rtype),
     )
     option = dnslib.EDNSOption(PROOF_OPTION_CODE, request.to_bytes())
-    query.add_ar(dnslib.EDNS0(udp_len=UDP_PAYLOAD, opts=[option]))
+    query.add_ar(dnslib.EDNS0(udp_len=payload, opts=[option]))
     return bytes(query.pack())
 
 

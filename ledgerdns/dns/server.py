@@ -33,6 +33,8 @@ from ledgerdns.dns.cache import (
     AnswerCache,
 )
 from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updater
+from ledgerdns.dns.proof_reply import ProofResponder
+from ledgerdns.dns.proofs import ProofSource
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
@@ -79,6 +81,8 @@ class DnsServer:
         settings: the ``[dns]`` configuration (workers, rate limiting, TCP
             limits, CHAOS answers, who may recurse).
         forwarder, updater, transfers, notifier: the optional faces.
+        proofs: where proofs over DNS are read from (`ledgerdns.dns.proof_reply`;
+            usually the same ledger as `zone`); None: the proof option is ignored.
         edns_payload: the UDP payload size we advertise and send at most.
         tcp_idle_timeout_s, max_tcp_connections: override `settings.tcp`.
         udp_queue: replies waiting to be sent (in-process UDP only).
@@ -99,6 +103,7 @@ class DnsServer:
         updater: Updater | None = None,
         transfers: Transfers | None = None,
         notifier: Notifier | None = None,
+        proofs: ProofSource | None = None,
         edns_payload: int = EDNS_PAYLOAD,
         tcp_idle_timeout_s: float | None = None,
         max_tcp_connections: int | None = None,
@@ -123,6 +128,7 @@ class DnsServer:
         self._updater = updater
         self._transfers = transfers
         self._notifier = notifier
+        self._proof_replies = ProofResponder(builder, proofs) if proofs is not None else None
         self._rrl = RateLimiter(
             settings.rrl.rate,
             settings.rrl.slip,
@@ -300,6 +306,10 @@ class DnsServer:
                     limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._edns_payload)
                     return self._guarded(self._forwarder.answer(data, limit=limit), data)
                 return self.cache.lookup(query, tcp=tcp)[0], None  # REFUSED, for this client only
+            if query.edns is not None and query.edns.proof and self._proof_replies is not None:
+                # Never kept (no Keep): a proof is of the head now, the next block outdates it.
+                limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._edns_payload)
+                return self._proof_replies.respond(query, limit=limit), None
         reply, cached = self.cache.lookup(query, tcp=tcp)
         if cached is None or not cached.cacheable:
             return reply, None

@@ -43,6 +43,9 @@ _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _OPTION = struct.Struct("!HH")  # option code, option length
 _OPT_RR = struct.Struct("!BHHBBHH")  # root owner, type, payload, ext rcode, version, flags, rdlen
 _OPTION_COOKIE = 10
+# chain.dns_proof.PROOF_OPTION_CODE, repeated so that the UDP worker's imports stay
+# stdlib-only (tests/unit/test_dns_proof_reply.py checks they agree).
+PROOF_OPTION_CODE = 65353
 # Types that only ever appear as records in other sections, never as a question.
 _META_QTYPES = frozenset({QType.OPT, QType.TSIG})
 _META_QCLASSES = frozenset({254, 255})  # NONE and ANY: never a zone's class
@@ -68,11 +71,14 @@ class Edns:
         payload: the UDP size it can receive (as sent; see `Query.udp_limit`).
         version: the EDNS version (only 0 is answered; others get BADVERS).
         do: the DNSSEC OK bit (RFC 3225), copied into the reply's OPT.
+        proof: the data of each proof option (`chain.dns_proof.PROOF_OPTION_CODE`)
+            it carries, undecoded: empty for a query that asks for no proof.
     """
 
     payload: int
     version: int
     do: bool = False
+    proof: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,8 +92,8 @@ class Query:
         qname_wire: its wire bytes as sent (uncompressed).
         qtype, qclass: the question's type and class.
         edns: the OPT record, if any.
-        plain: exactly one question and at most one OPT, nothing else: the
-            shape whose reply is cached.
+        plain: exactly one question and at most one OPT asking for no proof,
+            nothing else: the shape whose reply is cached.
     """
 
     id: int
@@ -216,17 +222,26 @@ def _skip_name(data: bytes, pos: int, checked: dict[int, int]) -> int:
     return end or cursor
 
 
-def _check_options(data: bytes, pos: int, end: int) -> None:
-    """The OPT rdata between `pos` and `end` must be whole options (RFC 6891 6.1.2)."""
+def _check_options(data: bytes, pos: int, end: int) -> tuple[bytes, ...]:
+    """The OPT rdata between `pos` and `end` must be whole options (RFC 6891 6.1.2).
+
+    Returns:
+        The data of the proof options, if any (read by `ledgerdns.dns.proof_reply`).
+    """
+    proof: tuple[bytes, ...] = ()
     while pos < end:
         if pos + _OPTION.size > end:
             raise _Malformed
         code, length = _OPTION.unpack_from(data, pos)
-        pos += _OPTION.size + length
+        start = pos + _OPTION.size
+        pos = start + length
         if pos > end:
             raise _Malformed
         if code == _OPTION_COOKIE and not (length == 8 or 16 <= length <= 40):
             raise _Malformed  # RFC 7873 5.2.2: a malformed COOKIE is FORMERR
+        if code == PROOF_OPTION_CODE:
+            proof += (data[start:pos],)
+    return proof
 
 
 def _read_records(
@@ -248,8 +263,10 @@ def _read_records(
             # One OPT, owned by the root, in the additional section only (RFC 6891 6.1.1).
             if not additional or edns is not None or data[name_start] != 0:
                 raise _Malformed
-            _check_options(data, rdata_start, pos)
-            edns = Edns(payload=rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_FLAG_DO))
+            proof = _check_options(data, rdata_start, pos)
+            edns = Edns(
+                payload=rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_FLAG_DO), proof=proof
+            )
     return pos, edns
 
 
@@ -312,7 +329,10 @@ def parse_query(data: bytes) -> Query | Rejection | None:
         qtype=body.qtype,
         qclass=body.qclass,
         edns=body.edns,
-        plain=ancount == 0 and nscount == 0 and arcount == (0 if body.edns is None else 1),
+        plain=ancount == 0
+        and nscount == 0
+        and arcount == (0 if body.edns is None else 1)
+        and not (body.edns is not None and body.edns.proof),
     )
 
 

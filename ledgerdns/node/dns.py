@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.dns.faces import BlockFeed, Writer
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.notify import Notifier
+from ledgerdns.dns.proofs import ProofSource
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
 from ledgerdns.dns.signing_times import SigningTimes
@@ -18,10 +21,14 @@ from ledgerdns.node.config import NodeConfig
 TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
 
 
+class ServedChain(TransferSource, ProofSource, Protocol):
+    """The finalized chain as the DNS server reads it: zones, transfers, proofs (a `Ledger`)."""
+
+
 def build_dns_server(
     config: NodeConfig,
     *,
-    chain: TransferSource,
+    chain: ServedChain,
     blocks: BlockFeed,
     writer: Writer,
     clock: Clock = SYSTEM_CLOCK,
@@ -64,4 +71,5 @@ def build_dns_server(
         updater=updater,
         transfers=transfers,
         notifier=notifier,
+        proofs=chain,
     )
