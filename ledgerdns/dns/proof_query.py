@@ -131,14 +131,23 @@ async def fetch_proof(
     *,
     timeout_s: float = 2.0,
     tcp_only: bool = False,
+    payload: int = UDP_PAYLOAD,
 ) -> ProofReply:
     """Ask ``host:port`` for `qname`/`qtype` with its proof: UDP first, TCP when truncated.
+
+    Args:
+        host, port: the node's DNS address.
+        qname, qtype: the question.
+        request: what the client already has (`ProofRequest.following`).
+        timeout_s: how long to wait for each transport's reply.
+        tcp_only: skip UDP (a client that knows its proofs never fit).
+        payload: the UDP size we say we take; the node truncates past it.
 
     Raises:
         NetworkError: no reply within `timeout_s` (per transport), or a socket error.
         InvalidUpdate: the reply is malformed or answers another query.
     """
-    query = make_query(qname, qtype, request)
+    query = make_query(qname, qtype, request, payload=payload)
     if not tcp_only:
         reply = await _udp_exchange(host, port, query, timeout_s)
         _check_matches(query, reply)
@@ -198,6 +207,7 @@ def fetch_proof_sync(
     *,
     timeout_s: float = 2.0,
     tcp_only: bool = False,
+    payload: int = UDP_PAYLOAD,
 ) -> ProofReply:
     """`fetch_proof` with blocking sockets, for scripts and tests.
 
@@ -205,7 +215,7 @@ def fetch_proof_sync(
         NetworkError: no reply within `timeout_s`, or a socket error.
         InvalidUpdate: the reply is malformed or answers another query.
     """
-    query = make_query(qname, qtype, request)
+    query = make_query(qname, qtype, request, payload=payload)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         if not tcp_only:
