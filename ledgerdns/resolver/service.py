@@ -98,13 +98,17 @@ class ResolverServer:
 
     # -- running --
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind, report the bound address through `task_status`, serve until cancelled.
+    async def run(
+        self,
+        sockets: tuple[stdlib_socket.socket, stdlib_socket.socket],
+        *,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve on the bound UDP and TCP `sockets` (`bind`) until cancelled.
 
-        Raises:
-            ConfigError: the listen address cannot be bound.
+        Reports the bound address through `task_status`.
         """
-        udp, tcp = _bind(self._config.listen)
+        udp, tcp = sockets
         self.address = (udp.getsockname()[0], udp.getsockname()[1])
         front = TcpFront(
             lambda data, peer: self.dispatch(data, peer, tcp=True),
@@ -222,7 +226,7 @@ def _servfail(data: bytes) -> bytes | None:
     return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
 
 
-def _bind(listen: Address) -> tuple[stdlib_socket.socket, stdlib_socket.socket]:
+def bind(listen: Address) -> tuple[stdlib_socket.socket, stdlib_socket.socket]:
     """UDP, then TCP on the same port; with port 0, retry if TCP finds that port taken.
 
     Raises:
@@ -265,10 +269,11 @@ def run_resolver(config: ResolverConfig, clock: Clock = SYSTEM_CLOCK) -> int:
         ConfigError: the listen address cannot be bound.
     """
     server = ResolverServer(config, clock)
+    sockets = bind(config.listen)  # before the event loop: a failure is one clear error
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            address = await nursery.start(server.run)
+            address = await nursery.start(server.run, sockets)
             ready = {
                 "listen": format_address(address),
                 "upstreams": [format_address(u) for u in config.upstreams],
