@@ -42,7 +42,9 @@ _LDH_NAME = re.compile(rf"{_LDH_LABEL.pattern}(?:\.{_LDH_LABEL.pattern})*")
 def _q(value: object) -> str:
     """`value` quoted for a message, shortened if long (names come from outside)."""
     text = repr(value)
-    return text if len(text) <= 66 else text[:62] + "..."
+    if len(text) <= 66:
+        return text
+    return repr(value[:58] + "...") if isinstance(value, str) else text[:62] + "..."
 
 
 def _bad(message: str) -> InvalidUpdate:
@@ -54,7 +56,7 @@ def _label_problem(label: str) -> str | None:
     if not label:
         return "empty label"
     if len(label) > MAX_LABEL_BYTES:
-        return f"label {_q(label)} is longer than {MAX_LABEL_BYTES} bytes"
+        return f"label {_q(label)} too long ({len(label)} > {MAX_LABEL_BYTES})"
     if _LDH_LABEL.fullmatch(label) is None:
         return (
             f"label {_q(label)} may hold only lower-case letters, digits and hyphens,"
@@ -77,7 +79,7 @@ def _service_label_problem(label: str) -> str | None:
     if "_" not in label:
         return _label_problem(label)
     if len(label) > MAX_LABEL_BYTES:
-        return f"label {_q(label)} is longer than {MAX_LABEL_BYTES} bytes"
+        return f"label {_q(label)} too long ({len(label)} > {MAX_LABEL_BYTES})"
     if _SERVICE_LABEL.fullmatch(label) is None:
         return (
             f"label {_q(label)} may hold only lower-case letters, digits, hyphens and"
@@ -90,9 +92,15 @@ def _to_alabel(raw: str, text: str) -> str:
     """Convert one user-typed label to its canonical A-label."""
     if not raw:
         raise _bad(f"name {_q(text)} has an empty label")
+    if raw.isascii() and len(raw) > MAX_LABEL_BYTES:  # said plainly, not as idna's "Label too long"
+        raise _bad(f"name {_q(text)}: label too long ({len(raw)} > {MAX_LABEL_BYTES})")
     try:
         label = idna.encode(raw, uts46=True, strict=True).decode("ascii")
     except UnicodeError as exc:
+        size = len(b"xn--" + raw.encode("punycode"))
+        if size > MAX_LABEL_BYTES:
+            raise _bad(f"name {_q(text)}: label {_q(raw)} too long ({size} > {MAX_LABEL_BYTES} "
+                       "bytes as an A-label)") from None  # fmt: skip
         raise _bad(f"name {_q(text)}: label {_q(raw)} is not a valid IDNA label ({exc})") from None
     problem = _label_problem(label)
     if problem is not None:

@@ -52,7 +52,9 @@ _CAA_TAG = re.compile(rf"[a-z0-9]{{1,{MAX_CAA_TAG}}}")
 def brief_repr(value: object) -> str:
     """`value` quoted for a message, shortened if long (it may come from outside)."""
     text = repr(value)
-    return text if len(text) <= 66 else text[:62] + "..."
+    if len(text) <= 66:
+        return text
+    return repr(value[:58] + "...") if isinstance(value, str) else text[:62] + "..."
 
 
 def bad_record(message: str) -> InvalidUpdate:

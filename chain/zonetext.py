@@ -126,6 +126,7 @@ def _tokenize(line: str) -> list[_Token]:
 
 _UINT = re.compile(r"[0-9]{1,10}")
 _TTL = re.compile(r"[0-9]+|(?:[0-9]+[smhdwSMHDW])+")
+_TTL_LIKE = re.compile(r"[+-]?[0-9][0-9a-z.]*", re.IGNORECASE)  # meant as a TTL: no type starts so
 _TTL_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _CLASS = re.compile(r"IN|CH|CS|HS|NONE|ANY|CLASS[0-9]+", re.IGNORECASE)
 
@@ -162,6 +163,9 @@ def _split_header(
         raise bad_record(f"{owner}: the record type is missing")
     token = rest.pop(0)
     rtype = None if token.quoted else RType.__members__.get(token.text.upper())
+    if rtype is None and ttl is None and _TTL_LIKE.fullmatch(token.text):  # "x -5 A ...", "x 5y A"
+        raise bad_record(f"{owner}: TTL {brief_repr(token.text)} is not valid "
+                         f"(seconds from 0 to {MAX_TTL}, or units such as 1h30m)")  # fmt: skip
     if rtype is None:
         raise unsupported_type(token.text, owner)
     return (default_ttl if ttl is None else ttl), rtype, rest

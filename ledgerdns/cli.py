@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A peer-to-peer DNS ledger: signed per-domain hash chains, BFT-finalized "
         "blocks, standard DNS answers.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     genesis = commands.add_parser("genesis", help="create and check network genesis files")
     sub = genesis.add_subparsers(dest="genesis_command", metavar="ACTION", required=True)
@@ -301,10 +303,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    """The installed package's version (its metadata), or "unknown" when run uninstalled."""
+    try:
+        return importlib.metadata.version("ledgerdns")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _chosen_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that `args` came through: the deepest one chosen."""
+    for action in parser._actions:  # argparse has no public walk of its subparsers
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            chosen = action.choices.get(name) if isinstance(name, str) else None
+            if chosen is not None:
+                return _chosen_parser(chosen, args)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ledgerdns` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the subcommand, with its usage (argparse would print the top level's)
+        _chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "tld", "absent") is None:
         args.tld = ["p2p"]
     out = make_console()

@@ -45,6 +45,7 @@ DEFAULT_WAIT_S = 30.0
 MAX_WAIT_S = 60.0  # the RPC's limit
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LARGE_ZONE_LINES = 200  # a smaller zone file is read in a blink: no progress bar
+DEFAULT_KEY = "default"
 
 
 # -- opening the wallet --
@@ -121,7 +122,9 @@ def _trust(args: argparse.Namespace) -> Trust | Unverified:
     elif args.rpc:
         if args.verify:
             raise UsageError("--verify with --rpc needs --genesis FILE (the genesis you trust)")
-        return Unverified("no trusted genesis: with --rpc, pass --genesis FILE to check the node's proof")
+        return Unverified(
+            "no trusted genesis: with --rpc, pass --genesis FILE to check the node's proof"
+        )
     else:  # the local node's own genesis, as the explorer does
         path = Path(os.path.expanduser(args.node or DEFAULT_NODE_DIR)) / "genesis.json"
         if not path.exists() and not args.verify:  # no node there: the node error says so
@@ -141,8 +144,25 @@ def _cmd_export(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     return views.export_zone(wallet, _domain(args), Path(args.out) if args.out else None)
 
 
+def _owner_key(wallet: Wallet, given: str | None) -> str:
+    """``--key``, else the wallet's only key, else the key named ``default``.
+
+    Raises:
+        UsageError: several keys and none named ``default``: the user must choose.
+    """
+    if given is not None:
+        return validate_key_name(given)
+    names = wallet.keystore.names()
+    if len(names) == 1:
+        return names[0]
+    if len(names) > 1 and DEFAULT_KEY not in names:
+        raise UsageError(f"this wallet has {len(names)} keys ({', '.join(names)}): "
+                         "choose the owner with --key NAME")  # fmt: skip
+    return DEFAULT_KEY  # none yet: the unknown-key error says how to make one
+
+
 def _cmd_register(wallet: Wallet, args: argparse.Namespace) -> Outcome:
-    key = validate_key_name(args.key)
+    key = _owner_key(wallet, args.key)
     console = make_console(stderr=True)
     with views.RegisterBar(console, disable=args.json or not console.is_terminal) as bar:
         return writes.register(wallet, _domain(args), key, args.record or [], _wait(args), bar)
@@ -220,6 +240,9 @@ def _cmd_import(wallet: Wallet, args: argparse.Namespace) -> Outcome:
         records = check_record_set(zone.records)
         progress.update(step, advance=1, description=f"reading {domain} from the node")
         target = writes.load_target(wallet, domain)
+        if not records and target.view.records and not args.yes:
+            progress.stop()  # never draw over the question
+            _confirm_emptying(wallet, domain, path, len(target.view.records))
         sending = "sending" if wait is None else "sending and waiting for a block"
         progress.update(step, advance=1, description=sending)
         if _may_prompt(wallet, target):
@@ -229,6 +252,20 @@ def _cmd_import(wallet: Wallet, args: argparse.Namespace) -> Outcome:
     outcome.data["skipped"] = list(zone.skipped)
     outcome.show.extend(zone.skipped)
     return outcome
+
+
+def _confirm_emptying(wallet: Wallet, domain: str, path: str, count: int) -> None:
+    """Ask before an import removes every record (an empty file, or nothing on stdin).
+
+    Raises:
+        UsageError: no terminal to ask on and no ``--yes``, or the user said no.
+    """
+    source = "stdin" if path == "-" else path
+    what = f"{source} holds no records: importing it removes all {count} records of {domain}"
+    if wallet.confirm is None:
+        raise UsageError(f"{what}; pass --yes to do that (or `wallet set {domain} --clear`)")
+    if not wallet.confirm(f"{what}. Go on?"):
+        raise UsageError("nothing imported")
 
 
 def _cmd_transfer(wallet: Wallet, args: argparse.Namespace) -> Outcome:
@@ -405,10 +442,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("domain")
     p.add_argument("--out", metavar="FILE", help="write to FILE instead of printing")
 
-    p = add("register", _cmd_register, "register a free name (on a network with commit-reveal: "
-            "commit, wait, reveal; run again to resume)")
+    p = add(
+        "register",
+        _cmd_register,
+        "register a free name (on a network with commit-reveal: "
+        "commit, wait, reveal; run again to resume)",
+    )
     p.add_argument("domain")
-    p.add_argument("--key", default="default", help="the owner key (default %(default)s)")
+    p.add_argument(
+        "--key", help=f"the owner key (default: the wallet's only key, else {DEFAULT_KEY!r})"
+    )
     _records(p, required=False)
     _waiting(p)
     p = add("set", _cmd_set, "replace a domain's records")
@@ -429,6 +472,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = add("import-zone", _cmd_import, "replace a domain's records with a zone file's")
     p.add_argument("domain")
     p.add_argument("file", help="an RFC 1035 zone file ($ORIGIN, $TTL, ...), - for stdin")
+    p.add_argument("--yes", action="store_true", help="do not ask before a file with no records "
+                   "removes every record of the domain")  # fmt: skip
     _waiting(p)
     p = add("transfer", _cmd_transfer, "give a domain to another key")
     p.add_argument("domain")

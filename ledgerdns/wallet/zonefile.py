@@ -141,13 +141,23 @@ def _is_soa(fields: list[str]) -> bool:
 
 
 def _record(entry: ZoneEntry, owner: str, rest: str, origin: str, domain: str, ttl: int) -> Record:
-    """Read the entry's TTL, type and rdata (names in rdata are relative to `origin`)."""
+    """Read the entry's TTL, type and rdata (names in rdata are relative to `origin`).
+
+    The line is read with ``@`` for its owner (the owner may lie outside a later
+    ``$ORIGIN``), so a message the reader starts with ``@:`` names the real owner.
+    """
     try:
-        parsed = Record.from_text(f"@ {rest}", origin=origin, default_ttl=ttl)
         name = relative_name(owner, domain)
-        return Record(name=name, rtype=parsed.rtype, ttl=parsed.ttl, rdata=parsed.rdata)
     except InvalidUpdate as exc:
         raise BadInput(f"line {entry.line}: {entry.text!r}: {exc.args[0]}") from None
+    try:
+        parsed = Record.from_text(f"@ {rest}", origin=origin, default_ttl=ttl)
+        return Record(name=name, rtype=parsed.rtype, ttl=parsed.ttl, rdata=parsed.rdata)
+    except InvalidUpdate as exc:
+        message = str(exc.args[0])
+        if message.startswith(f"{APEX}: "):
+            message = f"{name}{message[len(APEX) :]}"
+        raise BadInput(f"line {entry.line}: {entry.text!r}: {message}") from None
 
 
 def read_zone(text: str, domain: str, *, default_ttl: int = DEFAULT_TTL) -> ZoneImport:
