@@ -19,12 +19,19 @@ the lowest head (``diverged_nodes``), and looks up every update the writer saw
 finalized in every node's domain history, plus the latest ones by txid
 (``lost_updates``). A node that cannot restart ends the loop and is reported.
 
+What the writer's re-sends hide is counted (issue 17): ``accepted_then_unknown``
+is the updates a node accepted (its submit succeeded) that a live node did not
+know when the writer sent them again, i.e. the accepting node was killed with
+them in its mempool (a mempool is not durable; a client must re-send until it
+sees its write final, as the wallet's `--wait` does). ``updates_open``, updates
+still not final after the drain, fails the run like a lost or diverged one.
+
 Progress goes to stderr (each restart with its time to READY and to catch up);
 stdout gets exactly one JSON line: ``cycles``, ``lost_updates``,
 ``diverged_nodes``, ``convergence_s`` plus details, among them ``phases_s`` (the
 seconds spent starting the nodes, registering, in the chaos loop, stopping the
 writer, draining, converging, checking and stopping the nodes). Exit code
-0 when nothing was lost or diverged and every node restarted, else 1.
+0 when nothing was lost, diverged or left open and every node restarted, else 1.
 ``--quick``: 5 cycles, 4 s apart (under 90 s on two cores). The load is in
 `tools.chaos_load`, the end checks in `tools.chaos_checks`.
 
@@ -317,6 +324,7 @@ def _check(
         "kills_follower": log.kills["follower"],
         "updates_finalized": len(writer.finalized),
         "updates_open": remaining,
+        "accepted_then_unknown": len(writer.accepted_then_unknown),
         "height": top,
         "restart_max_s": round(max(log.restart_s, default=0.0), 2),
         "catchup_max_s": round(max(log.catchup_s, default=0.0), 2),
@@ -367,11 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # the cluster's context manager has stopped every node by now
         console.print(f"[yellow]interrupted; cluster directory: {base}[/]")
         return 130
-    ok = not (result["lost_updates"] or result["diverged_nodes"] or result["failures"])
+    ok = not (
+        result["lost_updates"] or result["diverged_nodes"] or result["failures"] or result["updates_open"]
+    )
     summary = (
         f"{result['cycles']} cycles "
         f"({result['kills_validator']} validator, {result['kills_follower']} follower kills), "
         f"{result['updates_finalized']} updates final, {result['lost_updates']} lost, "
+        f"{result['updates_open']} still open, {result['accepted_then_unknown']} accepted by a "
+        "node that died with them (re-sent), "
         f"{result['diverged_nodes']} diverged, converged in {result['convergence_s']} s, "
         f"height {result['height']}, {result['duration_s']} s"
     )

@@ -45,6 +45,7 @@ class _Slot:
     head: bytes = ZERO_HASH
     outstanding: Transaction | None = None
     sent_at: float = 0.0
+    accepted: bool = False  # a node accepted the outstanding update (its submit succeeded)
 
 
 class Writer:
@@ -68,6 +69,9 @@ class Writer:
         self.finalized: list[Finalized] = []
         self.stats: Counter[str] = Counter()
         self.errors: list[str] = []
+        # Updates a node accepted, that no live node knew later: the accepting node died
+        # with them in its mempool, and only the writer's re-send saved them (issue 17).
+        self.accepted_then_unknown: set[str] = set()
         self.valid_until = int(time.time()) + 7200
         self._stop = threading.Event()
         self._clients: dict[int, RpcClient] = {}
@@ -125,6 +129,8 @@ class Writer:
             self._finalized(slot, tx, int(doc["height"]))
             return True
         if time.monotonic() - slot.sent_at > resend_after:
+            if slot.accepted and doc.get("status") == "unknown":
+                self.accepted_then_unknown.add(tx.txid.hex())
             self._send(slot, "resent")
         return False
 
@@ -135,7 +141,7 @@ class Writer:
         )  # fmt: skip
         with self.lock:
             self.finalized.append(done)
-        slot.seq, slot.head, slot.outstanding = tx.body.seq, tx.txid, None
+        slot.seq, slot.head, slot.outstanding, slot.accepted = tx.body.seq, tx.txid, None, False
 
     def _next_tx(self, slot: _Slot) -> Transaction:
         seq = slot.seq + 1
@@ -158,6 +164,7 @@ class Writer:
         self.stats[what] += 1
         try:
             client.submit(tx)
+            slot.accepted = True
         except NodeUnreachable:
             self._drop(index)
             self.stats["unreachable"] += 1
