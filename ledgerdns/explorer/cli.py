@@ -129,7 +129,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"the node's data directory (its node.json and rpc.token; default {DEFAULT_NODE_DIR})",
     )  # fmt: skip
     parser.add_argument(
-        "--rpc", metavar="URL", help="the node's RPC URL instead, e.g. http://127.0.0.1:8645"
+        "--rpc", metavar="URL", help="the node's RPC URL instead, e.g. http://127.0.0.1:8353"
     )
     parser.add_argument("--token-file", metavar="FILE", help="with --rpc: the node's rpc.token")
     parser.add_argument(
