@@ -316,6 +316,11 @@ class ConsensusDriver:
                     out.append(vote)
         return out
 
+    def leads_round(self) -> bool:
+        """Whether this validator is the proposer of the machine's current round."""
+        machine = self.machine
+        return self.key is not None and machine.validators.proposer(machine.height, machine.round) == self.key.public_key
+
     def stuck_messages(self) -> list[Proposal | Vote]:
         """What to send again while the height is stuck: `own_messages`, and the votes behind a lock.
 

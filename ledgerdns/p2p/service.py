@@ -336,6 +336,11 @@ class P2PService:
         live = self._live
         return 0 if live is None else sum(s.dropped for s in live.senders.values())
 
+    def links_broken(self) -> int:
+        """Streams that broke under an open link and were replaced, over every link protocol."""
+        live = self._live
+        return 0 if live is None else sum(s.broken for s in live.senders.values())
+
     def keep_connected(self, peer_id: str, addrs: list[str], *, after: float = 0.0) -> None:
         """Dial this peer (the first time `after` seconds from now, if it has not connected to
         us by then) and redial it whenever it drops, as for a bootstrap peer."""

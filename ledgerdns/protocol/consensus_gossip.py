@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -41,6 +40,12 @@ RESEND_S = 2.0  # a height that did not move for this long is stuck: re-send
 # every stuck validator re-sending every 2 s to everyone kept 31 validators on one machine
 # too busy to ever decide (issue 20); a peer that heals late waits at most this long.
 RESEND_MAX_S = 8.0
+# A validator's re-sends go over its links; by gossip as well (which relays around a cut
+# link, to a validator we have no link to) only this often while the height stays stuck,
+# or whenever the links reach fewer than a quorum (`ValidatorLinks.resend`). Every re-send
+# gossiped by every stuck validator was more than 32 processes on 2 cores could read, and
+# the height stayed stuck (issue 20).
+GOSSIP_RESEND_S = 32.0
 ASK_PEERS_AFTER_S = 4.0  # a height stuck this long asks peers whether they are past it
 # The filter's decodes, kept for the handler: only of messages it passed on, each popped when
 # handled; the rest (a message the library then dropped) go oldest first past either bound.
@@ -52,8 +57,19 @@ DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
 SYNC_AHEAD = 2
 # Refusals that depend on which validator set the receiver knows (issue 15)
 SET_DEPENDENT = (RejectReason.BAD_PROPOSER, RejectReason.UNKNOWN_VALIDATOR)
+# Messages of the current height handed to the machine (their bytes, a Resent unwrapped): a
+# copy again (a re-send, gossip's duplicates) is passed on without a second signature check
+# and not handed again. A stuck 31-validator network re-sending to every validator had each
+# node check the same votes' signatures ~30 times per re-send (issue 20).
+HANDLED_KEPT = 4096
 LINKED_PROPOSALS = 32  # proposals handled from a link, whose gossip copy is only forwarded
 PEER_VALIDATORS = 1024  # peers remembered as publishing a validator's messages (RPC peer list)
+
+
+class Resend(Protocol):
+    """Where a stuck height's `Resent`s go; `gossip`: by gossip as well as over links."""
+
+    async def __call__(self, data: bytes, /, *, gossip: bool) -> None: ...
 
 
 def describe(message: Proposal | Vote) -> str:
@@ -76,7 +92,7 @@ class ConsensusGossip:
         offences: Offences,
         resend_pending: Callable[[bool], Awaitable[None]],
         clock: Clock,
-        resend: Callable[[bytes], Awaitable[None]] | None = None,
+        resend: Resend | None = None,
     ) -> None:
         self._genesis = genesis
         self._clock = clock  # `Resent` nonces
@@ -88,13 +104,16 @@ class ConsensusGossip:
         self._offences = offences
         self._resend_pending = resend_pending
         # where a stuck height's `Resent`s go (`ValidatorLinks.resend`); by default, gossip
-        self._resend = resend if resend is not None else partial(p2p.publish, topic)
+        self._resend = resend if resend is not None else self._publish_resent
         self._decoded: dict[bytes, Proposal | Vote] = {}  # the filter's decodes, for the handler
         self._decoded_bytes = 0  # sum of the keys' lengths, under DECODED_CACHE_BYTES
         # Proposals that came over a link and were handled (bytes; <= LINKED_PROPOSALS): the
         # same proposal by gossip is passed on to our mesh (followers need it), not decoded again.
         self._linked: dict[bytes, None] = {}
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
+        self._handled: dict[bytes, None] = {}  # bound: HANDLED_KEPT, this machine height only
+        self._handled_height = 0
+        self.duplicates = 0  # copies of handled messages skipped
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -103,6 +122,9 @@ class ConsensusGossip:
             self._nursery = nursery
             task_status.started()
             await self._resend_when_stuck()
+
+    async def _publish_resent(self, data: bytes, *, gossip: bool) -> None:
+        await self._p2p.publish(self.topic, data)
 
     def _decode(self, data: bytes) -> Proposal | Vote:
         """Decode a consensus gossip message (the gossip filter's result is reused)."""
@@ -149,10 +171,39 @@ class ConsensusGossip:
         if len(self._linked) > LINKED_PROPOSALS:
             del self._linked[next(iter(self._linked))]
 
+    def _already_handled(self, data: bytes) -> bool:
+        """Whether these bytes (a `Resent` unwrapped) went to the machine at its current height."""
+        height = self._driver.machine.height
+        if height != self._handled_height:
+            self._handled.clear()
+            self._handled_height = height
+        try:
+            inner = unwrap_resent(data)
+        except InvalidUpdate:
+            return False
+        if inner in self._handled:
+            self.duplicates += 1
+            return True
+        return False
+
+    def _note_handled(self, data: bytes, message: Proposal | Vote) -> None:
+        """Remember a message the machine took at its current height (kept within its window)."""
+        machine = self._driver.machine
+        if message.height != machine.height or message.round > machine.round + ROUND_WINDOW:
+            return
+        if machine.height != self._handled_height:
+            self._handled.clear()
+            self._handled_height = machine.height
+        self._handled[unwrap_resent(data)] = None
+        if len(self._handled) > HANDLED_KEPT:
+            del self._handled[next(iter(self._handled))]
+
     def validate(self, peer: str, data: bytes) -> bool:
         """The gossip filter: True to deliver and forward; a bad message costs its sender."""
         if data in self._linked:
             return True  # checked when it came over the link
+        if self._already_handled(data):
+            return True  # the same bytes were checked and taken at this height: passed on
         try:
             message = self._decode(data)
             if message.chain_id != self._genesis.chain_id:
@@ -194,18 +245,21 @@ class ConsensusGossip:
                 self._syncer.poke(message.height - 1)
         return False
 
-    async def _hand_to_machine(self, peer: str, message: Proposal | Vote) -> None:
+    async def _hand_to_machine(self, peer: str, message: Proposal | Vote) -> bool:
+        """Give the machine a message; False (and the sender penalized) if it refused it."""
         try:
             await self._driver.on_message(message)
         except InvalidUpdate as exc:
             self._p2p.penalize(peer, BAD_MESSAGE_PENALTY, f"consensus message: {exc}")
+            return False
+        return True
 
     async def on_message(self, peer: str, data: bytes, *, relayed: bool = False) -> None:
         """A message passed `validate`: note who published it, then hand it to the driver.
 
         `relayed`: passed on by its round's proposer (`RelayedVotes`), not published first-hand.
         """
-        if data in self._linked:
+        if data in self._linked or self._already_handled(data):
             return
         try:
             message = self._decode(data)
@@ -227,7 +281,9 @@ class ConsensusGossip:
             self._offences.on_vote(peer, message, self._ledger.height + 1)
         if message.height > self._ledger.height + SYNC_AHEAD:
             self._syncer.poke(message.height - 1)
-        await self._hand_to_machine(peer, message)
+        machine_height = self._driver.machine.height
+        if await self._hand_to_machine(peer, message) and message.height == machine_height:
+            self._note_handled(data, message)
 
     async def _resend_when_stuck(self) -> None:
         """Re-send consensus messages and local transactions that gossip may have lost.
@@ -236,37 +292,47 @@ class ConsensusGossip:
         validator that restarts or heals from a partition mid-height has missed
         them; the height would wait for it forever. Every `RESEND_S` that the
         finalized height did not move (rounds may come and go meanwhile: they
-        are what a stuck height looks like), each node publishes again its own
-        messages of the current height and the prevotes behind its lock
-        (`ConsensusDriver.stuck_messages`), which lets the late one catch up and
-        the quorum form. While the height stays stuck the re-sends back off
-        (`RESEND_MAX_S`). Local submissions still pending are re-sent too
+        are what a stuck height looks like), each validator sends again its own
+        messages of the current height (`ConsensusDriver.own_messages`), and the
+        round's proposer the prevotes behind its lock (`stuck_messages`), which
+        lets the late one catch up and the quorum form. While the height stays stuck the re-sends back off
+        (`RESEND_MAX_S`); they go over links, and by gossip every `GOSSIP_RESEND_S`
+        of it. Local submissions still pending are re-sent too
         (`resend_pending`, from the ``txs`` topic).
         """
         last = self._ledger.height
         stuck_for = 0.0  # seconds the height has not moved, counted in RESEND_S steps
         next_resend = RESEND_S
+        next_gossip = GOSSIP_RESEND_S
         while True:
             await trio.sleep(RESEND_S)
             stuck = self._ledger.height == last
             last = self._ledger.height
             stuck_for = stuck_for + RESEND_S if stuck else 0.0
             if not stuck:
-                next_resend = RESEND_S
+                next_resend, next_gossip = RESEND_S, GOSSIP_RESEND_S
             elif stuck_for >= next_resend:
                 next_resend = stuck_for + min(stuck_for, RESEND_MAX_S)
+                gossip = stuck_for >= next_gossip
+                if gossip:
+                    next_gossip = stuck_for + GOSSIP_RESEND_S
                 if stuck_for >= ASK_PEERS_AFTER_S and self._driver.machine.step != Step.WAITING:
                     # Others may have decided without us (their votes and notice lost;
                     # past the height, they re-send nothing of it): ask peers for heads.
                     self._syncer.poke()
                 machine = self._driver.machine
-                messages = self._driver.stuck_messages()
+                own = self._driver.own_messages()
+                # The prevotes behind a lock justify its block's re-proposal (L28): the
+                # round's proposer, which re-proposes it, relays them. Every validator
+                # relaying them made ~30 copies of each reach every validator per re-send,
+                # more than 31 validators on one machine could check (issue 20).
+                lock = [m for m in self._driver.stuck_messages() if m not in own] if self._driver.leads_round() else []
                 if machine.step != Step.WAITING:
                     log.info(
                         "height %d undecided for %.0f s (round %d, %s): re-sending %d messages",
-                        machine.height, stuck_for, machine.round, machine.step.name.lower(), len(messages),
+                        machine.height, stuck_for, machine.round, machine.step.name.lower(), len(own) + len(lock),
                     )  # fmt: skip
-                for message in messages:
+                for message, by_gossip in [(m, gossip) for m in own] + [(m, False) for m in lock]:
                     resent = Resent(nonce=self._clock.now_ns(), payload=message.to_bytes())
-                    await self._resend(resent.to_bytes())
+                    await self._resend(resent.to_bytes(), gossip=by_gossip)
             await self._resend_pending(stuck)

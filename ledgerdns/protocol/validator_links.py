@@ -361,8 +361,8 @@ class ValidatorLinks:
     # -- our messages out --
 
     async def broadcast(self, message: Proposal | Vote) -> None:
-        """Send a message this validator signed: a vote over links (by gossip too while some
-        validator is unlinked), a proposal over links and by gossip."""
+        """Send a message this validator signed: over links, and by gossip too only while
+        the links reach fewer than a quorum of the message's validator set (`_needs_gossip`)."""
         data = message.to_bytes()
         if isinstance(message, Vote) and self._key is not None:
             voters = self._ledger.validators_at(message.height)
@@ -372,33 +372,65 @@ class ValidatorLinks:
             elif relayed_by_proposer(message) and self._send_to(proposer, data):
                 self.votes_to_proposer += 1
                 return
-        linked = self._send_linked(data)
+        gossip = self._needs_gossip(self._send_linked(data), message.height)
         if isinstance(message, Proposal):
             # Over links, on the same streams as our votes after it, so a validator has the
-            # block before the votes for it; by gossip too while some validator is unlinked.
-            # Followers get the block once final, with its certificate (`notices`).
-            if linked:
-                self.proposals_linked += 1
-            else:
+            # block before the votes for it. Followers get the block once final, with its
+            # certificate (`notices`).
+            if gossip:
                 await self._p2p.publish(self._consensus_topic, data)
+            else:
+                self.proposals_linked += 1
             return
-        if linked:
+        if not gossip:
             self.votes_linked += 1
             return
         self.votes_gossiped += 1
         await self._p2p.publish(self._consensus_topic, data)
 
-    async def resend(self, resent: bytes) -> None:
-        """Send a `Resent` again: over links when every other validator is linked (one
-        copy each), else by gossip, which relays it around a missing link.
+    async def resend(self, resent: bytes, *, gossip: bool = False) -> None:
+        """Send a `Resent` again: over links (one copy to each linked validator), and by
+        gossip too when the links reach fewer than a quorum, or when `gossip` (the caller's
+        slower cadence) and some validator of the set is not linked (gossip relays around
+        a missing link). A follower has no links: it re-sends by gossip, on `gossip` only.
 
-        Gossiped, every stuck validator's re-sends reached every node several
-        times every two seconds: at 16 validators on one machine that load kept
-        the height stuck, a livelock (issue 20).
+        Gossiped, every stuck validator's re-sends reached every node several times every
+        two seconds: at 16 validators on one machine that load kept the height stuck, a
+        livelock; at 31 the same with every re-send gossiped while any one validator was
+        still unlinked (issue 20).
         """
-        if self._key is not None and self._send_linked(resent):
+        if self._key is None:
+            if gossip:
+                await self._p2p.publish(self._consensus_topic, resent)
             return
-        await self._p2p.publish(self._consensus_topic, resent)
+        reached = self._send_linked(resent)
+        height = self._ledger.height + 1
+        if self._needs_gossip(reached, height) or (gossip and not self._reaches_all(reached, height)):
+            await self._p2p.publish(self._consensus_topic, resent)
+
+    def _reaches_all(self, reached: list[bytes], height: int) -> bool:
+        """Whether `reached` and we are the whole validator set of `height`."""
+        own = None if self._key is None else bytes(self._key.public_key)
+        done = set(reached)
+        return all(bytes(k) in done or bytes(k) == own for k in self._ledger.validators_at(height).keys)
+
+    def _needs_gossip(self, reached: list[bytes], height: int) -> bool:
+        """Whether a message that went over links to `reached` validators must be gossiped
+        too: while those and we are fewer than a quorum of the set of `height`.
+
+        Gossip costs every node of the network each message several times over (a signed
+        envelope, the mesh's duplicates): at 31 validators on one machine, votes gossiped
+        while a single validator was still unlinked kept both cores busy, links timed out
+        while opening, and the network never got linked nor past height 1 (issue 20). With
+        a quorum linked the height can be decided over links alone; a validator we have no
+        link to yet follows by the finalized block (`notices`) and the re-sends of a stuck
+        height, which go by gossip now and then (`ConsensusGossip`).
+        """
+        voters = self._ledger.validators_at(height)
+        members = {bytes(k) for k in voters.keys}
+        linked = sum(1 for key in reached if key in members)
+        own = self._key is not None and bytes(self._key.public_key) in members
+        return linked + (1 if own else 0) < voters.quorum
 
     def _send_to(self, validator: bytes, data: bytes) -> bool:
         """Queue `data` to one validator over its link; False if we have none."""
@@ -407,21 +439,17 @@ class ValidatorLinks:
             return False
         return self._p2p.send_link(hello.peer_id.decode(errors="replace"), self.protocol, data)
 
-    def _send_linked(self, data: bytes) -> bool:
-        """Queue `data` to every other validator; True if every one of them got it queued."""
+    def _send_linked(self, data: bytes) -> list[bytes]:
+        """Queue `data` to every other validator we have a link to; the keys it got queued for."""
         own = None if self._key is None else bytes(self._key.public_key)
-        everyone = True
+        reached = []
         for validator in self._peers():
             if validator == own:
                 continue
             hello = self.directory.get(validator)
-            if hello is None:
-                everyone = False
-                continue
-            peer = hello.peer_id.decode(errors="replace")
-            if not self._p2p.send_link(peer, self.protocol, data):
-                everyone = False
-        return everyone
+            if hello is not None and self._p2p.send_link(hello.peer_id.decode(errors="replace"), self.protocol, data):
+                reached.append(validator)
+        return reached
 
     def linked_validators(self) -> int:
         """How many other validators we know a peer for and are connected to."""

@@ -203,3 +203,18 @@ async def test_a_message_to_a_link_whose_writer_is_closing_is_dropped_not_raised
         sender._queues[peer] = writers_queue
         assert b.service.send_link(a.service.peer_id, PROTOCOL, b"vote 3")
         await eventually(lambda: a.frames[-1][1] == b"vote 3")
+
+
+@pytest.mark.trio
+async def test_a_link_reset_by_its_receiver_is_seen_at_once_and_the_next_message_is_not_lost(
+    tmp_path: Path,
+) -> None:
+    async with pair(tmp_path) as (a, b):
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"close me")
+        # the receiver resets the stream; the sender sees it without writing (issue 20: the
+        # write that met a reset lost its message, a re-send at 31 validators among them)
+        await eventually(lambda: b.service.links_broken() == 1)
+        assert b.service.send_link(a.service.peer_id, PROTOCOL, b"after the reset")
+        await eventually(lambda: a.frames[-1][1] == b"after the reset")
+        assert len(a.greetings) == 2  # on a new stream, greeted again
+        assert b.service.links_dropped() == 0
