@@ -1,30 +1,47 @@
-"""DNS benchmark: the node against dnsmasq on the same names, same machine, same run.
+"""DNS benchmark: the node against Knot and dnsmasq on the same names, same machine, same run.
 
 Builds (or reuses, cached under ``--work-dir``) a single-validator devnet data
-directory holding N domains (``d<i>.p2p``, one A record each; see
-`tools.benchchain`) and starts the real ``ledgerdns node`` on it; starts dnsmasq
-serving the same names and addresses from a hosts file; then runs dnsperf
-alternately against each, several rounds, with the same options for both. With
-``--large`` a second node holds a bigger ledger and is measured in the same
-rounds on 10,000 of its names drawn at random.
+directory holding N names (``d<i>.p2p``, one A record each; see
+`tools.benchchain`) and starts the real ``ledgerdns node`` on it; Knot (``knotd``)
+serving the same names as one zone (``p2p.``, one A record per name); and
+dnsmasq serving them from a hosts file. Every server runs on the same pinned CPU
+and gets the same dnsperf options. Three workloads:
 
-Phases: a warm-up pass over each server's query file (its rate is reported as
-the cold rate); R rounds of S seconds per server, the order rotating each round
-(saturating: dnsperf keeps ``-q`` queries in flight), reported as the median
-queries per second; then latency passes, node and dnsmasq alternating, at one
-fixed rate (``--latency-load`` of the slower server's median), with
-``dnsperf -v`` giving every query's latency: p50 and p99 are the medians of the
-passes' percentiles. ``lost_node`` counts every query of every phase.
+- **cold**: every name asked exactly once, in random order, right after every
+  server was started (the node's worker reply table is empty). One pass per
+  server; nothing asks those names before it (servers are checked ready with
+  the node's READY line, Knot's SOA and a name of dnsmasq's hosts file outside
+  the set; the 20-name answer checks come after the pass).
+- **zipf**: all servers started again, then one pass over ``--zipf-queries``
+  queries drawn over all N names with weight 1/rank (Zipf, s = 1.0; the ranks
+  are a seeded shuffle of the names): a long tail, as real traffic is. What the
+  node keeps from the first asks of a name is part of what this measures.
+- **warm** (the old benchmark): ``--warm-names`` names repeated: one warm-up
+  pass, then R rounds of S seconds per server, the order rotating each round
+  (saturating: dnsperf keeps ``-q`` queries in flight), reported as the median;
+  then latency passes, servers alternating, at one fixed rate
+  (``--latency-load`` of the slowest server's median), with ``dnsperf -v``
+  giving every query's latency: p50 and p99 are the medians of the passes'
+  percentiles.
+
+The JSON fields ``large_ratio`` / ``qps_large`` (a second node on a larger
+ledger) are gone: they timed 10,000 names the warm-up pass had already put in
+that node's reply table, so they measured the cache, not the ledger. The cold
+and Zipf workloads over all N names replace them.
 
 Prints a table on stderr and ends with one JSON line on stdout: ``qps_node``,
-``qps_dnsmasq``, ``qps_ratio``, ``p99_ratio`` (node p99 / dnsmasq p99),
-``lost_node`` (every query against the node that went unanswered), ``qps_large``,
-``large_ratio``, ``large_domains`` and details. ``--quick`` runs under 90 s.
+``qps_knot``, ``qps_dnsmasq``, ``qps_ratio_knot``, ``qps_ratio`` (to dnsmasq)
+for the warm workload; ``cold_qps_node``, ``cold_qps_knot``,
+``cold_ratio_knot``; ``zipf_qps_node``, ``zipf_qps_knot``, ``zipf_ratio_knot``
+(dnsmasq's too); ``rss_mib_node`` (the node's whole process group, its UDP
+workers included), ``rss_mib_knot``, ``rss_mib_dnsmasq`` (the largest of the
+samples taken after each workload); ``p99_ratio`` (node / dnsmasq),
+``lost_node`` (every query of every workload), ``targets_met`` and details.
 
-    python tools/bench_dns.py --quick    # 3 rounds x 5 s; large ledger 50,000 names
-    python tools/bench_dns.py            # 5 rounds x 10 s; large ledger 1,000,000 names
+    python tools/bench_dns.py --quick    # 50,000 names, 500,000 Zipf queries, 3 rounds x 5 s
+    python tools/bench_dns.py            # 1,000,000 names, 4,000,000 Zipf queries, 5 rounds x 10 s
 
-Needs the Debian packages ``dnsperf`` and ``dnsmasq-base``.
+Needs the Debian packages ``dnsperf``, ``knot`` and ``dnsmasq-base`` (``make sysdeps``).
 """
 
 from __future__ import annotations
@@ -33,6 +50,7 @@ if not __package__:  # run as `python tools/X.py`: make `tools` importable (tool
     import _bootstrap  # noqa: F401
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -41,6 +59,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -56,17 +75,21 @@ from tools.dnsservers import (
     await_ready,
     check_answers,
     cpu_seconds,
+    rss_mib,
     spawn_node,
     start_dnsmasq,
+    start_knot,
     stop_all,
 )
 
 console = Console(stderr=True)
 _STARTED = time.monotonic()
-LARGE_QUERIES = 10_000  # names drawn from the large ledger for its query file
-SAMPLE = 20  # names checked with a real DNS client on every server before measuring
+SAMPLE = 20  # names checked with a real DNS client on every server, after its cold pass
 EXIT_MISSING = 2  # a required program is not installed
-WARMUP_CAP_S = 60.0  # the warm-up is one pass over the query file; this only bounds it
+WARMUP_CAP_S = 60.0  # the warm-up is one pass over the warm query file; this only bounds it
+ZONE = f"{benchchain.TLD}."
+PROBE = f"ready.{benchchain.TLD}"  # dnsmasq's readiness name: last in its hosts file, never queried
+LABELS = ("node", "knot", "dnsmasq")
 
 
 # -- set-up --
@@ -75,12 +98,20 @@ WARMUP_CAP_S = 60.0  # the warm-up is one pass over the query file; this only bo
 def say(message: str) -> None:
     """A progress line on stderr, stamped with the seconds since the start."""
     console.print(
-        f"[{time.monotonic() - _STARTED:5.1f} s] {message}", markup=False, highlight=False
-    )
+        f"[{time.monotonic() - _STARTED:5.1f} s] {message}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
-def find_binaries() -> tuple[str, str]:
-    """The dnsperf and dnsmasq executables.
+@dataclass(frozen=True, slots=True)
+class Binaries:
+    dnsperf: str
+    knotd: str
+    dnsmasq: str
+
+
+def find_binaries() -> Binaries:
+    """The dnsperf, knotd and dnsmasq executables.
 
     Raises:
         MissingProgram: one is missing, naming the Debian package to install.
@@ -88,92 +119,183 @@ def find_binaries() -> tuple[str, str]:
     found = []
     for program, directory, package in (
         ("dnsperf", "/usr/bin", "dnsperf"),
+        ("knotd", "/usr/sbin", "knot"),
         ("dnsmasq", "/usr/sbin", "dnsmasq-base"),
     ):
         path = shutil.which(program) or shutil.which(program, path=directory)
         if path is None:
             raise MissingProgram(f"{program} is not installed: apt-get install {package}")
         found.append(path)
-    return found[0], found[1]
+    return Binaries(*found)
 
 
-def build_chains(cache: Path, sizes: list[int]) -> dict[int, benchchain.BenchChain]:
-    """The cached data directories for `sizes`, built with a progress bar where missing."""
-    chains: dict[int, benchchain.BenchChain] = {}
+def build_chain(cache: Path, size: int) -> benchchain.BenchChain:
+    """The cached data directory for `size` names, built with a progress bar if missing."""
     columns = (
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
     )  # fmt: skip
-    for size in sizes:
-        # No refresh thread (auto_refresh off): the build forks its signing worker.
-        with Progress(*columns, console=console, transient=False, auto_refresh=False) as bar:
-            task = bar.add_task(f"ledger of {size:,} names", total=size, rate="")
-            started = time.perf_counter()
+    # No refresh thread (auto_refresh off): the build forks its signing worker.
+    with Progress(*columns, console=console, transient=False, auto_refresh=False) as bar:
+        task = bar.add_task(f"ledger of {size:,} names", total=size, rate="")
+        started = time.perf_counter()
 
-            def advance(done: int, task: TaskID = task, started: float = started) -> None:
-                rate = done / max(1e-9, time.perf_counter() - started)
-                bar.update(task, completed=done, rate=f"{rate:,.0f}/s", refresh=True)
+        def advance(done: int, task: TaskID = task, started: float = started) -> None:
+            rate = done / max(1e-9, time.perf_counter() - started)
+            bar.update(task, completed=done, rate=f"{rate:,.0f}/s", refresh=True)
 
-            chain = benchchain.ensure(cache, size, advance)
-            bar.update(
-                task, completed=size, rate="cached" if chain.cached else "built", refresh=True
-            )
-        how = "cached" if chain.cached else "built"
-        console.print(
-            f"  {how}: {chain.data_dir} (height {chain.height}, built in {chain.build_s:.1f} s)"
-        )
-        chains[size] = chain
-    return chains
+        chain = benchchain.ensure(cache, size, advance)
+        bar.update(task, completed=size, rate="cached" if chain.cached else "built", refresh=True)
+    how = "cached" if chain.cached else "built"
+    console.print(
+        f"  {how}: {chain.data_dir} (height {chain.height}, built in {chain.build_s:.1f} s)"
+    )
+    return chain
 
 
 def write_queries(path: Path, indexes: list[int]) -> Path:
     """A dnsperf query file: one ``name A`` line per index, in the given order."""
-    path.write_text("".join(f"{benchchain.domain_name(i)} A\n" for i in indexes))
+    with path.open("w") as out:
+        for start in range(0, len(indexes), 100_000):
+            out.write(
+                "".join(
+                    f"{benchchain.domain_name(i)} A\n" for i in indexes[start : start + 100_000]
+                )
+            )
     return path
+
+
+def zipf_indexes(names: int, count: int, rng: random.Random) -> list[int]:
+    """`count` draws over names 0..`names`-1 with weight 1/rank (Zipf, s = 1.0).
+
+    Which name has which rank is a seeded shuffle, so popularity has nothing to do
+    with the order the names were registered in.
+    """
+    by_rank = list(range(names))
+    rng.shuffle(by_rank)
+    cumulative = list(itertools.accumulate(1.0 / rank for rank in range(1, names + 1)))
+    return rng.choices(by_rank, cum_weights=cumulative, k=count)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The files every start of the servers reads, and the query files."""
+
+    data_dir: Path
+    hosts: Path
+    zone: Path
+    cold: Path
+    zipf: Path
+    warm: Path
+    zipf_distinct: int
+
+
+def write_inputs(plan: Plan, chain: benchchain.BenchChain, run_dir: Path, seed: int) -> Inputs:
+    """The hosts file, the zone file and the three query files (seeded)."""
+    rng = random.Random(seed)
+    benchchain.write_hosts(run_dir / "hosts", plan.names)
+    with (run_dir / "hosts").open("a") as hosts:
+        hosts.write(f"127.0.0.2 {PROBE}\n")  # last: answered once the whole file is read
+    benchchain.write_zone(run_dir / "p2p.zone", plan.names)
+    every = list(range(plan.names))
+    rng.shuffle(every)
+    zipf = zipf_indexes(plan.names, plan.zipf_queries, rng)
+    warm = rng.sample(range(plan.names), plan.warm_names)
+    return Inputs(
+        data_dir=chain.data_dir, hosts=run_dir / "hosts", zone=run_dir / "p2p.zone",
+        cold=write_queries(run_dir / "queries-cold.txt", every),
+        zipf=write_queries(run_dir / "queries-zipf.txt", zipf),
+        warm=write_queries(run_dir / "queries-warm.txt", warm), zipf_distinct=len(set(zipf)),
+    )  # fmt: skip
+
+
+def start_servers(
+    plan: Plan,
+    inputs: Inputs,
+    bins: Binaries,
+    run_dir: Path,
+    node_args: list[str],
+    live: list[Server],
+) -> dict[str, Server]:
+    """Node, Knot and dnsmasq freshly started (each added to `live` as it starts).
+
+    None of them is asked for a benchmark name here.
+    """
+    node = spawn_node(inputs.data_dir, run_dir, "node", plan.names, node_args)
+    live.append(node)
+    knot = start_knot(
+        bins.knotd, inputs.zone, ZONE, run_dir, plan.names
+    )  # the node starts meanwhile
+    live.append(knot)
+    dnsmasq_ = start_dnsmasq(bins.dnsmasq, inputs.hosts, run_dir, plan.names, probe=PROBE)
+    live.append(dnsmasq_)
+    await_ready(node)
+    say(f"servers up: node :{node.port}, knot :{knot.port}, dnsmasq :{dnsmasq_.port}")
+    return {"node": node, "knot": knot, "dnsmasq": dnsmasq_}
 
 
 # -- measuring --
 
 
-def measure(plan: Plan, dnsperf_bin: str, servers: list[Measured]) -> None:
+def one_pass(
+    plan: Plan, dnsperf_bin: str, m: Measured, queries: Path, workload: str
+) -> dnsperf.Result:
+    """One pass over `queries` against `m`'s server (bounded by ``--pass-limit``)."""
+    assert m.server is not None
+    result = dnsperf.run(
+        dnsperf_bin, m.server.port, queries, plan.options, seconds=plan.pass_limit_s, max_passes=1
+    )
+    m.rss_mib[workload] = round(rss_mib(m.server.pgid), 1)
+    say(
+        f"{workload:>4} {m.label:>8}: {result.qps:>9,.0f} q/s over {result.sent:,} queries, "
+        f"mean {result.avg_latency_s * 1000:.2f} ms, lost {result.lost}, RSS {m.rss_mib[workload]:,.0f} MiB"
+    )
+    return result
+
+
+def measure_warm(plan: Plan, dnsperf_bin: str, queries: Path, servers: list[Measured]) -> None:
     """Warm-up, rounds (rotating the order), then latency runs at one fixed rate."""
     opts = plan.options
     for m in servers:
+        assert m.server is not None
         result = dnsperf.run(
-            dnsperf_bin, m.server.port, m.queries, opts, seconds=plan.warmup_s, max_passes=1
+            dnsperf_bin, m.server.port, queries, opts, seconds=plan.warmup_s, max_passes=1
         )
         m.warmup.append(result)
-        say(
-            f"warm-up {m.server.label:>10}: {result.qps:>9,.0f} q/s (first pass), lost {result.lost}"
-        )
+        say(f"warm-up {m.label:>8}: {result.qps:>9,.0f} q/s (first pass), lost {result.lost}")
     for r in range(plan.rounds):
         for m in servers[r % len(servers) :] + servers[: r % len(servers)]:
+            assert m.server is not None
             before = cpu_seconds(m.server.pgid)
-            result = dnsperf.run(dnsperf_bin, m.server.port, m.queries, opts, seconds=plan.round_s)
+            result = dnsperf.run(dnsperf_bin, m.server.port, queries, opts, seconds=plan.round_s)
             m.cpu_s += cpu_seconds(m.server.pgid) - before
             m.rounds.append(result)
             say(
-                f"round {r + 1}/{plan.rounds} {m.server.label:>10}: {result.qps:>9,.0f} q/s, "
+                f"round {r + 1}/{plan.rounds} {m.label:>8}: {result.qps:>9,.0f} q/s, "
                 f"lost {result.lost}, mean {result.avg_latency_s * 1000:.2f} ms"
             )
-    rate = plan.latency_load * min(servers[0].qps, servers[1].qps)
-    for _ in range(plan.latency_passes):  # alternating, so a noisy moment hits both alike
-        for m in servers[:2]:
-            _latency_run(plan, dnsperf_bin, m, rate)
+    rate = plan.latency_load * min(m.qps for m in servers)
+    for _ in range(plan.latency_passes):  # alternating, so a noisy moment hits all alike
+        for m in servers:
+            _latency_run(plan, dnsperf_bin, m, queries, rate)
+    for m in servers:
+        assert m.server is not None
+        m.rss_mib["warm"] = round(rss_mib(m.server.pgid), 1)
 
 
-def _latency_run(plan: Plan, dnsperf_bin: str, m: Measured, rate: float) -> None:
+def _latency_run(plan: Plan, dnsperf_bin: str, m: Measured, queries: Path, rate: float) -> None:
     """dnsperf -v at `rate` q/s: every query's latency, for the percentiles."""
+    assert m.server is not None
     n = len(m.latency)
-    out = m.server.run_dir / f"latency-{m.server.label}-{n + 1}.txt"
+    out = m.server.run_dir / f"latency-{m.label}-{n + 1}.txt"
     result = dnsperf.run(
-        dnsperf_bin, m.server.port, m.queries, plan.options,
+        dnsperf_bin, m.server.port, queries, plan.options,
         seconds=plan.latency_s, rate=rate, latencies_to=out,
     )  # fmt: skip
     m.latency.append(result)
     m.latencies.append(dnsperf.read_latencies(out, plan.options.timeout_s))
     say(
-        f"latency {n + 1}/{plan.latency_passes} {m.server.label:>7} @ {rate:,.0f} q/s: "
+        f"latency {n + 1}/{plan.latency_passes} {m.label:>8} @ {rate:,.0f} q/s: "
         f"p50 {m.p_pass(n, 0.5):.3f} p99 {m.p_pass(n, 0.99):.3f} ms, lost {result.lost}"
     )
 
@@ -183,13 +305,15 @@ def _latency_run(plan: Plan, dnsperf_bin: str, m: Measured, rate: float) -> None
 
 def plan_from(args: argparse.Namespace) -> Plan:
     quick = bool(args.quick)
-    large = args.large if args.large is not None else (50_000 if quick else 1_000_000)
+    names = args.names or (50_000 if quick else 1_000_000)
     return Plan(
-        domains=args.domains,
-        large=large,
+        names=names,
+        warm_names=min(names, args.warm_names),
+        zipf_queries=args.zipf_queries or min(10 * names, 4_000_000),
         rounds=args.rounds or (3 if quick else 5),
         round_s=args.round_seconds or (5.0 if quick else 10.0),
         warmup_s=WARMUP_CAP_S,
+        pass_limit_s=args.pass_limit,
         latency_s=args.latency_seconds or (1.0 if quick else 5.0),
         latency_load=args.latency_load,
         latency_passes=args.latency_passes,
@@ -200,64 +324,41 @@ def plan_from(args: argparse.Namespace) -> Plan:
     )
 
 
-def start_servers(
-    plan: Plan,
-    chains: dict[int, benchchain.BenchChain],
-    dnsmasq_bin: str,
-    run_dir: Path,
-    args: argparse.Namespace,
-    servers: list[Server],
-) -> list[Measured]:
-    """Query files, hosts file, and every server up (each added to `servers` as it starts)."""
-    rng = random.Random(args.seed)
-    small = list(range(plan.domains))
-    rng.shuffle(small)
-    queries = [write_queries(run_dir / "queries.txt", small)] * 2
-    benchchain.write_hosts(run_dir / "hosts", plan.domains)
-    extra = list(args.node_arg)
-    servers.append(spawn_node(chains[plan.domains].data_dir, run_dir, "node", plan.domains, extra))
-    if plan.large:
-        big = rng.sample(range(plan.large), min(LARGE_QUERIES, plan.large))
-        queries.append(write_queries(run_dir / "queries-large.txt", big))
-        large_dir = chains[plan.large].data_dir
-        servers.append(spawn_node(large_dir, run_dir, "node-large", plan.large, extra))
-    servers.insert(1, start_dnsmasq(dnsmasq_bin, run_dir / "hosts", run_dir, plan.domains))
-    for server in servers:  # the nodes started meanwhile
-        if server.label != "dnsmasq":
-            await_ready(server)
-    measured = [Measured(server, q) for server, q in zip(servers, queries, strict=True)]
-    say(f"servers up: {', '.join(f'{m.server.label} :{m.server.port}' for m in measured)}")
-    for m in measured:
-        check_answers(m.server, _sample(m.queries, rng))
-    return measured
-
-
 def run(args: argparse.Namespace) -> dict[str, object]:
     """The whole benchmark; every server is stopped however it ends."""
     plan = plan_from(args)
-    dnsperf_bin, dnsmasq_bin = find_binaries()
-    chains = build_chains(
-        Path(args.work_dir).expanduser(), sorted({plan.domains, plan.large} - {0})
-    )
+    bins = find_binaries()
+    chain = build_chain(Path(args.work_dir).expanduser(), plan.names)
     run_dir = Path(tempfile.mkdtemp(prefix="bdns-run-"))
-    servers: list[Server] = []
+    live: list[Server] = []
+    measured = {label: Measured(label) for label in LABELS}
+    rng = random.Random(args.seed + 1)  # the answer checks' names
     try:
-        measured = start_servers(plan, chains, dnsmasq_bin, run_dir, args, servers)
-        measure(plan, dnsperf_bin, measured)
-        result = summarize(plan, measured, chains)
+        inputs = write_inputs(plan, chain, run_dir, args.seed)
+        say(f"query files: cold {plan.names:,}, zipf {plan.zipf_queries:,} "
+            f"({inputs.zipf_distinct:,} distinct), warm {plan.warm_names:,}")  # fmt: skip
+        for workload, queries in (("cold", inputs.cold), ("zipf", inputs.zipf)):
+            stop_all(live)
+            live.clear()
+            for label, server in start_servers(
+                plan, inputs, bins, run_dir, args.node_arg, live
+            ).items():
+                measured[label].server = server
+            for m in measured.values():
+                setattr(m, workload, one_pass(plan, bins.dnsperf, m, queries, workload))
+            for m in measured.values():  # after the pass: the checks must not warm anything
+                assert m.server is not None
+                check_answers(m.server, rng.sample(range(plan.names), min(SAMPLE, plan.names)))
+        measure_warm(plan, bins.dnsperf, inputs.warm, list(measured.values()))  # zipf's servers
+        result = summarize(plan, measured, chain, inputs.zipf_distinct)
         print_table(result, measured)
         return result
     finally:
-        stop_all(servers)
+        stop_all(live)
         if args.keep:
             console.print(f"logs and query files kept in {run_dir}")
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def _sample(queries: Path, rng: random.Random) -> list[int]:
-    names = [line.split()[0] for line in queries.read_text().splitlines()]
-    return [int(name.split(".")[0][1:]) for name in rng.sample(names, min(SAMPLE, len(names)))]
 
 
 def _default_cache() -> str:
@@ -274,14 +375,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not pin dnsperf and the servers to separate CPUs (taskset)",
     )  # fmt: skip
     parser.add_argument(
-        "--quick", action="store_true", help="3 rounds x 5 s, large ledger 50,000 (under 90 s)"
+        "--quick", action="store_true", help="50,000 names, 3 rounds x 5 s (about 2.5 min)"
     )
     parser.add_argument(
-        "--domains", type=int, default=10_000, help="names both servers hold (default %(default)s)"
+        "--names", type=int, help="names every server holds (quick 50000, full 1000000)"
     )
     parser.add_argument(
-        "--large", type=int, help="names in the large ledger (quick 50000, full 1000000; 0 = skip)"
-    )
+        "--warm-names", type=int, default=10_000,
+        help="names the warm workload repeats, drawn from all (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--zipf-queries", type=int,
+        help="queries in the Zipf workload's one pass (default 10 x names, at most 4,000,000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pass-limit", type=float, default=900.0,
+        help="seconds a cold or Zipf pass may take before it is cut short (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, help="measured rounds per server (quick 3, full 5)")
     parser.add_argument(
         "--round-seconds", type=float, help="dnsperf -l per round (quick 5, full 10)"
@@ -297,7 +407,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latency-load",
         type=float,
         default=0.75,
-        help="latency rate as a share of the slower server's median q/s (default %(default)s)",
+        help="latency rate as a share of the slowest server's median q/s (default %(default)s)",
     )
     parser.add_argument("--clients", type=int, default=2, help="dnsperf -c (default %(default)s)")
     parser.add_argument(
@@ -322,24 +432,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an extra argument for `ledgerdns node` (repeatable)",
     )
     parser.add_argument(
-        "--seed", type=int, default=1, help="query order and samples (default %(default)s)"
+        "--seed", type=int, default=1, help="query files and samples (default %(default)s)"
     )
     parser.add_argument(
         "--keep", action="store_true", help="keep the run directory (logs, latencies)"
     )
     args = parser.parse_args(argv)
-    if args.domains < 1 or (args.large is not None and args.large < 0):
-        parser.error("--domains must be positive and --large not negative")
-    if args.large == args.domains:
-        parser.error("--large must differ from --domains (each node needs its own ledger)")
     names = (
-        "rounds",
-        "round_seconds",
-        "latency_seconds",
-        "latency_passes",
-        "clients",
-        "outstanding",
-    )
+        "names", "warm_names", "zipf_queries", "pass_limit", "rounds", "round_seconds",
+        "latency_seconds", "latency_passes", "clients", "outstanding",
+    )  # fmt: skip
     for name in names:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich import box
 from rich.console import Console
@@ -14,17 +13,23 @@ from tools import benchchain, dnsperf
 from tools.dnsservers import Server
 
 console = Console(stderr=True)
+WIDTH = 128  # the table's columns, even when stderr is not a terminal (rich assumes 80)
+
+# The issue's targets (issue 17 §1): the node against Knot on the same names, same run.
+TARGETS = {"qps_ratio_knot": 1.0, "cold_ratio_knot": 0.5, "zipf_ratio_knot": 1.0, "qps_ratio": 1.0}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """What one run measures."""
 
-    domains: int
-    large: int
+    names: int  # every server holds names 0..names-1
+    warm_names: int  # how many of them the warm workload repeats
+    zipf_queries: int  # length of the Zipf query file (one pass)
     rounds: int
     round_s: float
     warmup_s: float
+    pass_limit_s: float  # a single pass (cold, Zipf) stops after this long, finished or not
     latency_s: float
     latency_load: float
     latency_passes: int
@@ -34,21 +39,26 @@ class Plan:
 
 @dataclass(slots=True)
 class Measured:
-    """Every dnsperf result for one server, by phase."""
+    """Every dnsperf result for one server, by workload (the server is restarted between some)."""
 
-    server: Server
-    queries: Path
+    label: str
+    server: Server | None = None  # the running instance, while there is one
+    cold: dnsperf.Result | None = None  # one pass over every name, freshly started
+    zipf: dnsperf.Result | None = None  # one pass over the Zipf file, freshly started
     warmup: list[dnsperf.Result] = field(default_factory=list)
     rounds: list[dnsperf.Result] = field(default_factory=list)
     latency: list[dnsperf.Result] = field(default_factory=list)
     latencies: list[list[float]] = field(default_factory=list)  # per latency pass, seconds
-    cpu_s: float = 0.0  # server CPU time over the rounds
+    cpu_s: float = 0.0  # server CPU time over the warm rounds
+    rss_mib: dict[str, float] = field(default_factory=dict)  # after each workload
 
     def runs(self) -> list[dnsperf.Result]:
-        return self.warmup + self.rounds + self.latency
+        passes = [r for r in (self.cold, self.zipf) if r is not None]
+        return passes + self.warmup + self.rounds + self.latency
 
     @property
     def qps(self) -> float:
+        """The warm workload's rate: the median of the rounds."""
         return statistics.median(r.qps for r in self.rounds)
 
     @property
@@ -79,87 +89,138 @@ def _ms(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
+def _qps(result: dnsperf.Result | None) -> int | None:
+    return round(result.qps) if result is not None else None
+
+
 def summarize(
-    plan: Plan, servers: list[Measured], chains: dict[int, benchchain.BenchChain]
+    plan: Plan,
+    servers: dict[str, Measured],
+    chain: benchchain.BenchChain,
+    zipf_distinct: int,
 ) -> dict[str, object]:
-    """The JSON line."""
-    node, dnsmasq_ = servers[0], servers[1]
-    large = servers[2] if len(servers) > 2 else None
+    """The JSON line (`servers` by label: node, knot, dnsmasq)."""
+    node, knot, dnsmasq_ = servers["node"], servers["knot"], servers["dnsmasq"]
+    every = list(servers.values())
     per_query = {
-        m.server.label: round(1e6 * m.cpu_s / max(1, sum(r.completed for r in m.rounds)), 1)
-        for m in servers
+        m.label: round(1e6 * m.cpu_s / max(1, sum(r.completed for r in m.rounds)), 1) for m in every
     }
-    return {
+    result: dict[str, object] = {
         "qps_node": round(node.qps),
+        "qps_knot": round(knot.qps),
         "qps_dnsmasq": round(dnsmasq_.qps),
+        "qps_ratio_knot": _ratio(node.qps, knot.qps),
         "qps_ratio": _ratio(node.qps, dnsmasq_.qps),
+        "cold_qps_node": _qps(node.cold),
+        "cold_qps_knot": _qps(knot.cold),
+        "cold_qps_dnsmasq": _qps(dnsmasq_.cold),
+        "cold_ratio_knot": _ratio(_qps(node.cold), _qps(knot.cold)),
+        "zipf_qps_node": _qps(node.zipf),
+        "zipf_qps_knot": _qps(knot.zipf),
+        "zipf_qps_dnsmasq": _qps(dnsmasq_.zipf),
+        "zipf_ratio_knot": _ratio(_qps(node.zipf), _qps(knot.zipf)),
+        "rss_mib_node": round(max(node.rss_mib.values()), 1),
+        "rss_mib_knot": round(max(knot.rss_mib.values()), 1),
+        "rss_mib_dnsmasq": round(max(dnsmasq_.rss_mib.values()), 1),
         "p99_ratio": _ratio(node.p(0.99), dnsmasq_.p(0.99)),
+        "p99_ratio_knot": _ratio(node.p(0.99), knot.p(0.99)),
         "lost_node": node.lost,
         "p99_node_ms": _ms(node.p(0.99)),
+        "p99_knot_ms": _ms(knot.p(0.99)),
         "p99_dnsmasq_ms": _ms(dnsmasq_.p(0.99)),
         "p50_node_ms": _ms(node.p(0.5)),
+        "p50_knot_ms": _ms(knot.p(0.5)),
         "p50_dnsmasq_ms": _ms(dnsmasq_.p(0.5)),
-        "latency_qps": round(plan.latency_load * min(node.qps, dnsmasq_.qps)),
-        "p99_passes_ms": {
-            m.server.label: [round(m.p_pass(i, 0.99), 3) for i in range(len(m.latencies))]
-            for m in (node, dnsmasq_)
+        "names": plan.names,
+        "warm_names": plan.warm_names,
+        "zipf_queries": plan.zipf_queries,
+        "zipf_distinct": zipf_distinct,
+    }
+    result["targets_met"] = {key: _meets(result[key], floor) for key, floor in TARGETS.items()}
+    result |= {
+        "lost": {m.label: m.lost for m in every},
+        "errors": {m.label: m.errors for m in every},
+        "cold_avg_ms": {m.label: _avg_ms(m.cold) for m in every},
+        "zipf_avg_ms": {m.label: _avg_ms(m.zipf) for m in every},
+        "passes_complete": {
+            m.label: {
+                "cold": m.cold is not None and m.cold.sent == plan.names,
+                "zipf": m.zipf is not None and m.zipf.sent == plan.zipf_queries,
+            }
+            for m in every
         },
-        "qps_large": round(large.qps) if large else None,
-        "large_ratio": _ratio(large.qps, node.qps) if large else None,
-        "large_domains": plan.large,
-        "lost_large": large.lost if large else None,
-        "lost_dnsmasq": dnsmasq_.lost,
-        "errors": {m.server.label: m.errors for m in servers},
-        "qps_first_pass": {m.server.label: round(m.warmup[0].qps) for m in servers},
-        "qps_rounds": {m.server.label: [round(r.qps) for r in m.rounds] for m in servers},
+        "rss_mib_by_workload": {m.label: m.rss_mib for m in every},
+        "latency_qps": round(plan.latency_load * min(m.qps for m in every)),
+        "p99_passes_ms": {
+            m.label: [round(m.p_pass(i, 0.99), 3) for i in range(len(m.latencies))] for m in every
+        },
+        "qps_warm_first_pass": {m.label: round(m.warmup[0].qps) for m in every},
+        "qps_rounds": {m.label: [round(r.qps) for r in m.rounds] for m in every},
         "cpu_us_per_query": per_query,
-        "response_bytes": {m.server.label: m.rounds[0].response_bytes for m in servers},
-        "domains": plan.domains,
+        "response_bytes": {m.label: m.rounds[0].response_bytes for m in every},
         "rounds": plan.rounds,
         "round_s": plan.round_s,
         "dnsperf": " ".join(plan.options.args()),
-        "build_s": {str(n): round(c.build_s, 1) for n, c in chains.items()},
+        "build_s": round(chain.build_s, 1),
         "quick": plan.quick,
     }
+    return result
 
 
-def _k(qps: float) -> str:
-    return f"{qps / 1000:.1f}k"
+def _meets(value: object, floor: float) -> bool:
+    return isinstance(value, int | float) and value >= floor
 
 
-def _count(n: int) -> str:
-    """1,000,000 as ``1M``, 50,000 as ``50k`` (table cells stay narrow)."""
-    for size, suffix in ((1_000_000, "M"), (1000, "k")):
-        if n >= size and n % (size // 10) == 0:
-            return f"{n / size:g}{suffix}"
-    return f"{n:,}"
+def _avg_ms(result: dnsperf.Result | None) -> float | None:
+    return round(result.avg_latency_s * 1000, 3) if result is not None else None
 
 
-def print_table(result: dict[str, object], servers: list[Measured]) -> None:
-    """The results on stderr: one row per server, then the targets."""
+def _k(qps: float | None) -> str:
+    return f"{qps / 1000:.1f}k" if qps is not None else "-"
+
+
+def _ms_cell(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
+def print_table(result: dict[str, object], servers: dict[str, Measured]) -> None:
+    """The results on stderr: one row per server, then the ratios against their targets."""
     table = Table(
-        title="DNS: ledgerdns node vs dnsmasq, same names, same run",
+        title=f"DNS: node vs Knot vs dnsmasq, the same {result['names']:,} names, same run",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    headers = ("server", "names", "q/s", "min-max", "cold q/s", "lost", "p50 ms", "p99 ms")
+    headers = (
+        "server", "warm q/s", "min-max", "cold q/s", "cold ms", "zipf q/s", "zipf ms",
+        "lost", "p50 ms", "p99 ms", "RSS MiB", "µs/q",
+    )  # fmt: skip
     for header in headers:
         table.add_column(header, justify="left" if header == "server" else "right", no_wrap=True)
-    cpu = result["cpu_us_per_query"]
-    assert isinstance(cpu, dict)
-    for m in servers:
-        p50, p99 = m.p(0.5), m.p(0.99)
+    cpu, rss = result["cpu_us_per_query"], result["rss_mib_by_workload"]
+    assert isinstance(cpu, dict) and isinstance(rss, dict)
+    for m in servers.values():
         table.add_row(
-            m.server.label, _count(m.server.domains), _k(m.qps),
+            m.label, _k(m.qps),
             f"{min(r.qps for r in m.rounds) / 1000:.1f}-{_k(max(r.qps for r in m.rounds))}",
-            _k(m.warmup[0].qps), str(m.lost), f"{p50:.3f}" if p50 is not None else "-",
-            f"{p99:.3f}" if p99 is not None else "-",
+            _k(m.cold.qps if m.cold else None), _ms_cell(_avg_ms(m.cold)),
+            _k(m.zipf.qps if m.zipf else None), _ms_cell(_avg_ms(m.zipf)),
+            str(m.lost), _ms_cell(m.p(0.5)), _ms_cell(m.p(0.99)),
+            f"{max(rss[m.label].values()):.0f}", str(cpu[m.label]),
         )  # fmt: skip
-    console.print(table)
+    console.print(table, width=max(console.width, WIDTH))
+    met = result["targets_met"]
+    assert isinstance(met, dict)
+    for key, target in TARGETS.items():
+        console.print(
+            f"{key} {result[key]} (target >= {target}: {'met' if met[key] else 'MISSED'})"
+        )
     console.print(
-        "server CPU per answered query: " + ", ".join(f"{k} {v} µs" for k, v in cpu.items())
+        f"p99_ratio {result['p99_ratio']} (vs dnsmasq, <= 1.0)  lost_node {result['lost_node']} (0)"
+        f"  zipf: {result['zipf_queries']:,} queries over {result['zipf_distinct']:,} distinct names"
     )
-    console.print(
-        f"qps_ratio {result['qps_ratio']} (target >= 1.0)  p99_ratio {result['p99_ratio']} (<= 1.0)  "
-        f"lost_node {result['lost_node']} (0)  large_ratio {result['large_ratio']} (>= 0.9)"
-    )
+    complete = result["passes_complete"]
+    assert isinstance(complete, dict)
+    for label, passes in complete.items():
+        for workload, done in passes.items():
+            if not done:
+                console.print(f"[yellow]warning:[/] {label}'s {workload} pass hit --pass-limit")

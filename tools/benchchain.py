@@ -10,9 +10,10 @@ signed by that validator. Nothing goes through the RPC or consensus, which makes
 
 Name ``i`` is ``d<i>.p2p`` with one record, ``@ 300 A 10.<i>>16>.<i>>8 & 255>.<i & 255>``
 (`domain_name`, `address`): the same names and addresses a dnsmasq hosts file gets
-(`write_hosts`). Directories are cached under ``<cache>/names-<N>`` (a
-``bench-chain.json`` marker says the build finished); a build goes to a temporary
-directory next to it first, so an interrupted build leaves no half chain behind.
+(`write_hosts`) and a Knot zone file (`write_zone`). Directories are cached under
+``<cache>/names-<N>`` (a ``bench-chain.json`` marker says the build finished); a build
+goes to a temporary directory next to it first, so an interrupted build leaves no half
+chain behind.
 
 Signing runs in one worker process (libsecp256k1 through coincurve, the same RFC 6979
 bytes as the wallet) a few blocks ahead of the main process, which checks and commits:
@@ -95,6 +96,24 @@ def write_hosts(path: Path, count: int) -> None:
             )
 
 
+def write_zone(path: Path, count: int) -> None:
+    """A zone file for Knot: zone ``p2p.`` holding the first `count` names, one A record each.
+
+    Besides them only the apex (SOA, NS) and the name server's address (``ns.p2p``),
+    none of which the benchmark's query files ask for.
+    """
+    with path.open("w") as out:
+        out.write(
+            f"$ORIGIN {TLD}.\n$TTL {TTL}\n"
+            f"@ SOA ns.{TLD}. hostmaster.{TLD}. 1 3600 600 86400 {TTL}\n"
+            f"@ NS ns.{TLD}.\nns A 127.0.0.1\n"
+        )
+        for start in range(0, count, 100_000):
+            out.write(
+                "".join(f"d{i} A {address(i)}\n" for i in range(start, min(count, start + 100_000)))
+            )
+
+
 def genesis() -> Genesis:
     """The benchmark devnet's genesis (its one validator is ``dev_key("validator", 0)``)."""
     return make_single_validator_genesis(
@@ -151,7 +170,14 @@ class _Builder:
         while True:
             while len(pending) < AHEAD and (nxt := next(todo, None)) is not None:
                 height, start, stop = nxt
-                args = (CHAIN_ID, self.genesis.hash(), secret, start, stop, self._valid_until(height))
+                args = (
+                    CHAIN_ID,
+                    self.genesis.hash(),
+                    secret,
+                    start,
+                    stop,
+                    self._valid_until(height),
+                )
                 pending.append((height, start, stop, pool.apply_async(_sign_range, args)))
             if not pending:
                 return

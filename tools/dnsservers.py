@@ -1,23 +1,28 @@
-"""The DNS servers a benchmark compares: a real ``ledgerdns node`` and dnsmasq, on loopback.
+"""The DNS servers a benchmark compares: a real ``ledgerdns node``, Knot and dnsmasq, on loopback.
 
 Each runs in its own session (process group), with its output in the run
 directory, and `Server.stop` ends the whole group (SIGTERM, then SIGKILL):
-the node's UDP worker processes go with it. Both listen on 127.0.0.1 only.
+the node's UDP worker processes go with it. All listen on 127.0.0.1 only.
+Knot (``knotd``) runs with its own configuration, database and run directory
+under the run directory, in the foreground, as whoever runs the benchmark.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -30,10 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 NODE_START_S = 120.0  # READY after opening a large ledger (seconds, at most)
 DNSMASQ_START_S = 15.0  # dnsmasq answering after reading a large hosts file
+KNOT_START_S = 300.0  # Knot answering for its zone after loading 1,000,000 names
 STOP_S = 10.0
 POLL_S = 0.05
 BIND_ATTEMPTS = 5  # a port picked free may be taken before dnsmasq binds it
 TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BenchError(RuntimeError):
@@ -165,12 +172,21 @@ def free_port() -> int:
     raise BenchError("no free port on 127.0.0.1")
 
 
-def start_dnsmasq(binary: str, hosts: Path, run_dir: Path, domains: int) -> Server:
+def start_dnsmasq(
+    binary: str, hosts: Path, run_dir: Path, domains: int, probe: str | None = None
+) -> Server:
     """dnsmasq answering the names in `hosts` (authoritative data only: no upstream, no cache misses).
+
+    It is ready once it answers `probe` (a name in `hosts`; by default name 0).
 
     Raises:
         BenchError: it did not start or answer in time (with its log).
     """
+    name = probe or benchchain.domain_name(0)
+
+    def answers_probe(server: Server) -> bool:
+        return bool(lookup_a(server.port, name, 0.5))
+
     for _ in range(BIND_ATTEMPTS):
         port = free_port()
         cmd = [
@@ -191,7 +207,7 @@ def start_dnsmasq(binary: str, hosts: Path, run_dir: Path, domains: int) -> Serv
             log=log,
         )
         try:
-            if _await_answer(server, DNSMASQ_START_S):
+            if _await_answer(server, DNSMASQ_START_S, answers_probe):
                 return server
         except BaseException:
             server.stop()
@@ -202,15 +218,91 @@ def start_dnsmasq(binary: str, hosts: Path, run_dir: Path, domains: int) -> Serv
     raise BenchError(f"dnsmasq found no free port in {BIND_ATTEMPTS} attempts")
 
 
-def _await_answer(server: Server, timeout: float) -> bool:
-    """Whether `server` answers name 0 before `timeout` (False once it has exited)."""
+# Knot as an authoritative server for one zone: one UDP and one TCP worker (every
+# server of the benchmark shares one pinned CPU, where more threads only take turns),
+# nothing written back (no journal, no zone-file sync), logging notices only.
+KNOT_CONF = """\
+server:
+    rundir: "{dir}/run"
+    listen: {host}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "{dir}/db"
+log:
+  - target: stderr
+    any: notice
+template:
+  - id: default
+    storage: "{dir}"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: {zone}
+    file: "{file}"
+"""
+
+
+def start_knot(binary: str, zone_file: Path, zone: str, run_dir: Path, domains: int) -> Server:
+    """knotd serving `zone_file` as `zone`, ready once it answers the zone's SOA authoritatively.
+
+    Its configuration, database and run directory are made fresh under
+    ``run_dir/knot`` on every start (nothing carries over from an earlier start).
+
+    Raises:
+        BenchError: it did not start or answer in time (with its log).
+    """
+    directory = run_dir / "knot"
+    for _ in range(BIND_ATTEMPTS):
+        shutil.rmtree(directory, ignore_errors=True)
+        for sub in ("run", "db"):
+            (directory / sub).mkdir(parents=True)
+        port = free_port()
+        conf = directory / "knot.conf"
+        conf.write_text(
+            KNOT_CONF.format(dir=directory, host=LOOPBACK, port=port, zone=zone, file=zone_file)
+        )
+        log = run_dir / "knot.log"
+        server = Server(
+            label="knot", domains=domains, port=port,
+            proc=_spawn([binary, "-c", str(conf)], log), run_dir=run_dir, log=log,
+        )  # fmt: skip
+        try:
+            if _await_answer(server, KNOT_START_S, lambda s: _has_soa(s.port, zone)):
+                return server
+        except BaseException:
+            server.stop()
+            raise
+        server.stop()
+        if "in use" not in server.log_tail():
+            raise BenchError(
+                f"knotd did not serve {zone} in {KNOT_START_S:g} s:\n{server.log_tail()}"
+            )
+    raise BenchError(f"knotd found no free port in {BIND_ATTEMPTS} attempts")
+
+
+def _has_soa(port: int, zone: str) -> bool:
+    """Whether 127.0.0.1:`port` answers `zone`'s SOA with authority (the zone is loaded)."""
+    reply = dns.query.udp(dns.message.make_query(zone, "SOA"), LOOPBACK, port=port, timeout=0.5)
+    return reply.rcode() == dns.rcode.NOERROR and bool(reply.flags & dns.flags.AA)
+
+
+def _await_answer(server: Server, timeout: float, answered: Callable[[Server], bool]) -> bool:
+    """Whether `answered(server)` comes true before `timeout` (False once it has exited).
+
+    Stops early (False) when the server's log says its port was taken.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.running():
         try:
-            if lookup_a(server.port, benchchain.domain_name(0), 0.5):
+            if answered(server):
                 return True
         except dns.exception.DNSException:
             pass
+        if "in use" in server.log_tail(500):
+            return False
         time.sleep(POLL_S)
     return False
 
@@ -246,9 +338,8 @@ def check_answers(server: Server, indexes: list[int]) -> None:
             )
 
 
-def cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of every live process in group `pgid` (the node and its workers)."""
-    total = 0
+def _group_stats(pgid: int) -> Iterator[tuple[str, list[str]]]:
+    """(pid, the fields of /proc/PID/stat after the command) of every live process in `pgid`."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -257,5 +348,25 @@ def cpu_seconds(pgid: int) -> float:
         except (OSError, IndexError):
             continue  # gone meanwhile
         if int(fields[2]) == pgid:  # fields[2] is the process group
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
+            yield entry.name, fields
+
+
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in group `pgid` (the node and its workers)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in _group_stats(pgid))
+    return ticks / TICK  # fields 11 and 12: utime, stime
+
+
+def rss_mib(pgid: int) -> float:
+    """Resident memory of every live process in group `pgid`, summed, in MiB.
+
+    The node's UDP workers are processes of their own (started with exec, not
+    forked), so the sum counts each one's pages once, besides shared libraries.
+    """
+    pages = 0
+    for pid, _ in _group_stats(pgid):
+        try:
+            pages += int(Path("/proc", pid, "statm").read_text().split()[1])  # resident
+        except (OSError, IndexError, ValueError):
+            continue
+    return pages * PAGE / 2**20

@@ -1,4 +1,4 @@
-"""`tools/bench_dns.py` end to end with tiny parameters: real node, real dnsmasq, real dnsperf."""
+"""`tools/bench_dns.py` end to end with tiny parameters: real node, Knot, dnsmasq and dnsperf."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ MISSING = [
     package
     for program, directory, package in (
         ("dnsperf", "/usr/bin", "dnsperf"),
+        ("knotd", "/usr/sbin", "knot"),
         ("dnsmasq", "/usr/sbin", "dnsmasq-base"),
     )
     if shutil.which(program) is None and shutil.which(program, path=directory) is None
@@ -30,26 +31,35 @@ MISSING = [
 )
 def test_bench_dns_ends_with_one_json_line_and_loses_nothing(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, "tools/bench_dns.py", "--domains", "200", "--large", "300",
-        "--rounds", "1", "--round-seconds", "1", "--latency-seconds", "1", "--latency-passes", "1",
-        "--work-dir", str(tmp_path / "cache"),
+        sys.executable, "tools/bench_dns.py", "--names", "300", "--warm-names", "200",
+        "--zipf-queries", "1000", "--rounds", "1", "--round-seconds", "1",
+        "--latency-seconds", "1", "--latency-passes", "1", "--work-dir", str(tmp_path / "cache"),
     ]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
         env={**os.environ, "TMPDIR": str(tmp_path)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert time.monotonic() - started < 25, "the tiny run should take seconds"
+    assert time.monotonic() - started < 60, "the tiny run should take seconds"
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("qps_node", "qps_dnsmasq", "qps_ratio", "p99_ratio", "lost_node", "p99_node_ms",
-                "p99_dnsmasq_ms", "qps_large", "large_ratio", "large_domains", "rounds", "domains"):  # fmt: skip
+    for key in (
+        "qps_node", "qps_knot", "qps_dnsmasq", "qps_ratio", "qps_ratio_knot",
+        "cold_qps_node", "cold_qps_knot", "cold_ratio_knot",
+        "zipf_qps_node", "zipf_qps_knot", "zipf_ratio_knot",
+        "rss_mib_node", "rss_mib_knot", "p99_ratio", "lost_node", "p99_node_ms", "p99_dnsmasq_ms",
+        "names", "rounds", "targets_met",
+    ):  # fmt: skip
         assert key in result, key
-    assert result["lost_node"] == 0
-    assert result["lost_large"] == 0
-    assert result["domains"] == 200 and result["large_domains"] == 300
-    assert result["qps_node"] > 0 and result["qps_dnsmasq"] > 0 and result["qps_large"] > 0
-    assert result["errors"] == {"node": 0, "dnsmasq": 0, "node-large": 0}
+    assert "large_ratio" not in result, "it measured the cache: replaced by cold and zipf"
+    assert result["lost"] == {"node": 0, "knot": 0, "dnsmasq": 0}
+    assert result["errors"] == {"node": 0, "knot": 0, "dnsmasq": 0}
+    assert result["names"] == 300 and result["warm_names"] == 200
+    for key in ("qps", "cold_qps", "zipf_qps", "rss_mib"):
+        assert result[f"{key}_node"] > 0 and result[f"{key}_knot"] > 0, key
+    # Each single pass asked every query of its file, once.
+    complete = {"cold": True, "zipf": True}
+    assert result["passes_complete"] == {"node": complete, "knot": complete, "dnsmasq": complete}
     assert not list(tmp_path.glob("bdns-run-*")), "the run directory is removed"
 
 
@@ -60,11 +70,12 @@ def test_a_missing_program_names_its_debian_package(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(shutil, "which", lambda program, path=None: None)
     with pytest.raises(MissingProgram, match="apt-get install dnsperf"):
         bench_dns.find_binaries()
-    monkeypatch.setattr(
-        shutil, "which", lambda program, path=None: None if program == "dnsmasq" else program
-    )
-    with pytest.raises(MissingProgram, match="apt-get install dnsmasq-base"):
-        bench_dns.find_binaries()
+    for program, package in (("knotd", "knot"), ("dnsmasq", "dnsmasq-base")):
+        monkeypatch.setattr(
+            shutil, "which", lambda name, path=None, gone=program: None if name == gone else name
+        )
+        with pytest.raises(MissingProgram, match=f"apt-get install {package}$"):
+            bench_dns.find_binaries()
 
 
 def test_dnsperf_output_is_parsed(tmp_path: Path) -> None:
