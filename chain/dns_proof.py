@@ -168,8 +168,27 @@ class StateProof:
         return cls(domain=domain, state=state, proof=proof, serial=serial)
 
 
-def _change_to_cbor(change: SetChange) -> list[CborValue]:
+def change_to_cbor(change: SetChange) -> list[CborValue]:
+    """A set change as the answer lists it: ``[header, certificate, roster]`` (bytes each)."""
     return [change.header.to_bytes(), change.certificate.to_bytes(), change.roster.to_bytes()]
+
+
+def encode_answer(
+    *,
+    header: bytes,
+    certificate: bytes,
+    changes: Sequence[list[CborValue]],
+    more_changes: bool,
+    domains: Sequence[list[CborValue]],
+) -> bytes:
+    """`ProofAnswer.to_bytes` from parts already encoded.
+
+    A node answers many questions at one head: it encodes the header, the
+    certificate and each set change once and assembles answers from the bytes.
+    """
+    return frame(
+        Kind.DNS_PROOF_ANSWER, header, certificate, list(changes), int(more_changes), list(domains)
+    )
 
 
 def _change_from_cbor(item: CborValue) -> SetChange:
@@ -212,13 +231,12 @@ class ProofAnswer:
 
     def to_bytes(self) -> bytes:
         """The option's data (see the module doc)."""
-        return frame(
-            Kind.DNS_PROOF_ANSWER,
-            self.header.to_bytes(),
-            self.certificate.to_bytes(),
-            [_change_to_cbor(c) for c in self.changes],
-            int(self.more_changes),
-            [d.to_cbor() for d in self.domains],
+        return encode_answer(
+            header=self.header.to_bytes(),
+            certificate=self.certificate.to_bytes(),
+            changes=[change_to_cbor(c) for c in self.changes],
+            more_changes=self.more_changes,
+            domains=[d.to_cbor() for d in self.domains],
         )
 
     @classmethod

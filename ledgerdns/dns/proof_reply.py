@@ -39,6 +39,17 @@ EDE_OTHER = 0
 EDE_NOT_READY = 14
 
 
+def with_option(reply: bytes, code: int, data: bytes) -> bytes:
+    """`reply`, whose last record is our OPT without options, with one option added to it.
+
+    The OPT's RDLENGTH is its last two bytes: appending the option there and
+    fixing that length saves encoding the whole message again.
+    """
+    assert reply[-11:-8] == b"\x00\x00\x29" and reply[-2:] == b"\x00\x00", "OPT is not last"
+    option = code.to_bytes(2, "big") + len(data).to_bytes(2, "big") + data
+    return reply[:-2] + len(option).to_bytes(2, "big") + option
+
+
 def ede(info_code: int, text: str) -> dnslib.EDNSOption:
     """An Extended DNS Error option (RFC 8914): the code and a short text for people."""
     return dnslib.EDNSOption(EDE_OPTION, info_code.to_bytes(2, "big") + text.encode()[:200])
@@ -84,22 +95,19 @@ class ProofResponder:
                 query, Rcode.SERVFAIL, [ede(EDE_NOT_READY, "no certified block yet: no proof")]
             )
         plain = pack_message(message)
-        answer = self._proofs.answer(
+        data = self._proofs.answer_bytes(
             request, qname, budget=MAX_MESSAGE - len(plain) - OPTION_HEADER
         )
-        if answer is None:
+        if data is None:
             log.warning("dns proof too large qname=%s", b".".join(qname)[:80])
             return self._builder.error(
                 query,
                 Rcode.SERVFAIL,
                 [ede(EDE_OTHER, "the answer and its proof exceed 65535 bytes")],
             )
-        opt = next(rr for rr in message.ar if rr.rtype == dnslib.QTYPE.OPT)
-        opt.rdata.append(dnslib.EDNSOption(PROOF_OPTION_CODE, answer.to_bytes()))
-        full = pack_message(message)
-        if len(full) <= limit:
-            return full
-        return pack_message(truncated_of(message))
+        if len(plain) + OPTION_HEADER + len(data) > limit:
+            return pack_message(truncated_of(message))
+        return with_option(plain, PROOF_OPTION_CODE, data)
 
     def _in_ledger(self, qname: tuple[bytes, ...]) -> bool:
         return self._builder.resolver.tld_of(qname) is not None
