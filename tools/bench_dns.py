@@ -375,7 +375,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not pin dnsperf and the servers to separate CPUs (taskset)",
     )  # fmt: skip
     parser.add_argument(
-        "--quick", action="store_true", help="50,000 names, 3 rounds x 5 s (about 2.5 min)"
+        "--quick", action="store_true", help="50,000 names, 3 rounds x 5 s (about 100 s)"
     )
     parser.add_argument(
         "--names", type=int, help="names every server holds (quick 50000, full 1000000)"

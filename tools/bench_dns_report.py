@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass, field
 
 from rich import box
@@ -12,8 +13,8 @@ from rich.table import Table
 from tools import benchchain, dnsperf
 from tools.dnsservers import Server
 
-console = Console(stderr=True)
-WIDTH = 128  # the table's columns, even when stderr is not a terminal (rich assumes 80)
+WIDTH = 132  # the table's width when stderr is not a terminal (rich would assume 80)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else WIDTH)
 
 # The issue's targets (issue 17 §1): the node against Knot on the same names, same run.
 TARGETS = {"qps_ratio_knot": 1.0, "cold_ratio_knot": 0.5, "zipf_ratio_knot": 1.0, "qps_ratio": 1.0}
@@ -207,7 +208,7 @@ def print_table(result: dict[str, object], servers: dict[str, Measured]) -> None
             str(m.lost), _ms_cell(m.p(0.5)), _ms_cell(m.p(0.99)),
             f"{max(rss[m.label].values()):.0f}", str(cpu[m.label]),
         )  # fmt: skip
-    console.print(table, width=max(console.width, WIDTH))
+    console.print(table)
     met = result["targets_met"]
     assert isinstance(met, dict)
     for key, target in TARGETS.items():
