@@ -78,6 +78,7 @@ class ResolverProcess:
         max_staleness: ``--max-staleness`` (None: the genesis default).
         listen: the address to bind (port 0: any).
         extra: more arguments.
+        launcher: the ``ledgerdns`` command (default ``python -m ledgerdns``).
     """
 
     def __init__(
@@ -91,12 +92,13 @@ class ResolverProcess:
         listen: Address = (LOOPBACK, 0),
         extra: Sequence[str] = (),
         name: str = "resolver",
+        launcher: Sequence[str] = (sys.executable, "-m", "ledgerdns"),
     ) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.stdout = run_dir / f"{name}.out"
         self.stderr = run_dir / f"{name}.err"
         self.command = [
-            sys.executable, "-m", "ledgerdns", "resolver", "--genesis", str(genesis),
+            *launcher, "resolver", "--genesis", str(genesis),
             "--listen", addr(listen), "--log-level", "info",
         ]  # fmt: skip
         for upstream in upstreams:

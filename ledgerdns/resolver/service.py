@@ -20,13 +20,12 @@ import logging
 import socket as stdlib_socket
 import sys
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from chain.errors import ConfigError
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
-from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.result import CLASS_IN, Labels, labels_of
 from ledgerdns.dns.settings import ForwardSettings, in_networks
 from ledgerdns.dns.tcp import TcpFront
@@ -48,6 +47,9 @@ from ledgerdns.resolver.answers import (
 from ledgerdns.resolver.cache import VerifiedCache
 from ledgerdns.resolver.config import Address, ResolverConfig, format_address
 from ledgerdns.resolver.verifier import Refusals, Verifier
+
+if TYPE_CHECKING:
+    from ledgerdns.dns.forward import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,13 @@ class ResolverServer:
             now_ms=clock.now_ms,
         )
         self.cache = VerifiedCache()
-        self._forwarder = (
-            Forwarder(ForwardSettings(upstreams=config.forwards)) if config.forwards else None
-        )
+        self._forwarder: Forwarder | None = None
+        if config.forwards:
+            # dnspython's async query stack (with its QUIC support) costs ~0.1 s and
+            # ~15 MiB: loaded only when forwarding is asked for.
+            from ledgerdns.dns.forward import Forwarder
+
+            self._forwarder = Forwarder(ForwardSettings(upstreams=config.forwards))
         self._forward_allow = ForwardSettings().allow  # private networks, as on a node
         # Longest first: with TLDs "p2p" and "co.p2p", "x.co.p2p" is under "co.p2p".
         self._tlds = sorted((labels_of(t) for t in self._params.tlds), key=len, reverse=True)

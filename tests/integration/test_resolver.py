@@ -285,6 +285,21 @@ def test_a_taken_port_is_a_clear_error(resolver: ResolverProcess, net: Network) 
     assert "Traceback" not in result.stderr
 
 
+LEDGERDNS = Path(sys.executable).parent / "ledgerdns"
+
+
+@pytest.mark.skipif(not LEDGERDNS.exists(), reason="no ledgerdns console script next to python")
+def test_the_ledgerdns_command_sheds_the_rest_of_the_cli(net: Network, tmp_path: Path) -> None:
+    with ResolverProcess(
+        tmp_path, net.genesis_path, [net.dns(0)], max_staleness=STALENESS_S,
+        launcher=[str(LEDGERDNS)],
+    ) as process:  # fmt: skip
+        assert process.proc is not None
+        cmdline = Path(f"/proc/{process.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [b"-m", b"ledgerdns.resolver"], cmdline  # re-executed, same pid
+        assert addresses(ask(process.address, "alice.p2p", "A")) == {"192.0.2.1"}
+
+
 def test_the_resolver_never_imports_libp2p() -> None:
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "ledgerdns", "resolver", "--help"],
