@@ -97,3 +97,38 @@ def test_dnsperf_output_is_parsed(tmp_path: Path) -> None:
     assert latencies == [0.0001, 0.0003, 2.0]  # the timeout counts; an error reply does not
     assert dnsperf.percentile(latencies, 0.5) == 0.0003
     assert dnsperf.percentile(list(range(1, 101)), 0.99) == 99
+
+
+def test_zipf_draws_are_seeded_and_weighted_one_over_rank() -> None:
+    import random
+    from collections import Counter
+
+    from tools import bench_dns
+
+    draws = bench_dns.zipf_indexes(100, 100_000, random.Random(7))
+    assert draws == bench_dns.zipf_indexes(100, 100_000, random.Random(7))
+    assert set(draws) <= set(range(100))
+    counts = [n for _, n in Counter(draws).most_common()]
+    harmonic = sum(1 / rank for rank in range(1, 101))
+    # Rank r is drawn with probability 1 / (r * H_100): about 19,300 for the first, 190 for the last.
+    assert abs(counts[0] / 100_000 - 1 / harmonic) < 0.01
+    assert abs(counts[1] / counts[0] - 0.5) < 0.05 and abs(counts[9] / counts[0] - 0.1) < 0.03
+
+
+def test_the_zone_file_holds_every_name_with_its_address(tmp_path: Path) -> None:
+    import dns.zone
+
+    from tools import benchchain
+
+    benchchain.write_zone(tmp_path / "p2p.zone", 1000)
+    zone = dns.zone.from_file(str(tmp_path / "p2p.zone"), origin="p2p.", relativize=False)
+    addresses = {
+        name.to_text(): [rdata.to_text() for rdata in rdataset]
+        for name, rdataset in zone.iterate_rdatasets("A")
+    }
+    assert addresses.pop("ns.p2p.") == ["127.0.0.1"]
+    assert addresses == {
+        f"{benchchain.domain_name(i)}.": [benchchain.address(i)] for i in range(1000)
+    }
+    soa = zone.find_rdataset("p2p.", "SOA")
+    assert soa.ttl == benchchain.TTL
