@@ -87,6 +87,7 @@ from tools.bench_net import registration
 from tools.localnet import Cluster, ClusterNode
 
 console = Console(stderr=True)
+TRACE = bool(os.environ.get("BENCH_SCALE_TRACE"))  # each registration's submit time and latency
 
 QUICK_POINTS = "4+1,10+1,16+1,31+1,4+20"
 FULL_POINTS = QUICK_POINTS + ",64+1,10+1@50"
@@ -231,7 +232,9 @@ def run_load(
             query = dns.message.make_query(name, dns.rdatatype.A).to_wire()
             tx = registration(genesis, owner, name, f"10.3.{i // 250}.{i % 250 + 1}")
             start = time.perf_counter()
+            submitted = time.time()
             _submit(nodes[i % len(nodes)], tx)
+            submit_ms = (time.perf_counter() - start) * 1000
             pending = list(nodes)
             while pending:
                 load.queries += len(pending)
@@ -246,6 +249,13 @@ def run_load(
                 if pending:  # a tenth of the wait so far: ~10 % resolution, few queries
                     time.sleep(min(POLL_MAX_S, max(POLL_MIN_S, elapsed / 10)))
             load.latencies_ms.append((time.perf_counter() - start) * 1000)
+            if TRACE:  # for reading against the nodes' logs (same clock)
+                console.print(
+                    f"    {name} submitted {time.strftime('%H:%M:%S', time.localtime(submitted))}"
+                    f".{int(submitted * 1000) % 1000:03d} to node {i % len(nodes)} (RPC {submit_ms:.0f} ms),"
+                    f" visible everywhere in {load.latencies_ms[-1]:.0f} ms",
+                    highlight=False,
+                )
     finally:
         for s in socks.values():
             s.close()

@@ -362,7 +362,7 @@ class ValidatorLinks:
 
     async def broadcast(self, message: Proposal | Vote) -> None:
         """Send a message this validator signed: over links, and by gossip too only while
-        the links reach fewer than a quorum of the message's validator set (`_needs_gossip`)."""
+        the links reach fewer than a quorum of the message's validator set (`needs_gossip`)."""
         data = message.to_bytes()
         if isinstance(message, Vote) and self._key is not None:
             voters = self._ledger.validators_at(message.height)
@@ -372,7 +372,7 @@ class ValidatorLinks:
             elif relayed_by_proposer(message) and self._send_to(proposer, data):
                 self.votes_to_proposer += 1
                 return
-        gossip = self._needs_gossip(self._send_linked(data), message.height)
+        gossip = self.needs_gossip(self._send_linked(data), message.height)
         if isinstance(message, Proposal):
             # Over links, on the same streams as our votes after it, so a validator has the
             # block before the votes for it. Followers get the block once final, with its
@@ -405,7 +405,7 @@ class ValidatorLinks:
             return
         reached = self._send_linked(resent)
         height = self._ledger.height + 1
-        if self._needs_gossip(reached, height) or (gossip and not self._reaches_all(reached, height)):
+        if self.needs_gossip(reached, height) or (gossip and not self._reaches_all(reached, height)):
             await self._p2p.publish(self._consensus_topic, resent)
 
     def _reaches_all(self, reached: list[bytes], height: int) -> bool:
@@ -414,7 +414,7 @@ class ValidatorLinks:
         done = set(reached)
         return all(bytes(k) in done or bytes(k) == own for k in self._ledger.validators_at(height).keys)
 
-    def _needs_gossip(self, reached: list[bytes], height: int) -> bool:
+    def needs_gossip(self, reached: list[bytes], height: int) -> bool:
         """Whether a message that went over links to `reached` validators must be gossiped
         too: while those and we are fewer than a quorum of the set of `height`.
 

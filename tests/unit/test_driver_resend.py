@@ -73,3 +73,14 @@ def test_nothing_is_relayed_while_waiting_for_transactions() -> None:
     d.machine.valid_round = 0
     d.machine.step = Step.WAITING
     assert d.stuck_messages() == []
+
+
+def test_only_the_rounds_proposer_leads_it() -> None:
+    """The prevotes behind a lock are relayed by the round's proposer alone (issue 20)."""
+    drivers = [driver(i) for i in range(4)]
+    for d in drivers:
+        stuck_in_round(d, 2)
+    proposer = drivers[0].machine.validators.proposer(1, 2)
+    leaders = [i for i, d in enumerate(drivers) if d.leads_round()]
+    assert leaders == [i for i in range(4) if KEYS[i].public_key == proposer]
+    assert not driver(None).leads_round()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from chain.crypto import PrivateKey
 from chain.encoding import Kind, frame
@@ -160,3 +161,38 @@ async def test_votes_fall_back_to_gossip_until_every_validator_is_linked(node: N
     with pytest.raises(P2PError):
         await node.links.broadcast(vote(KEYS[0]))
     assert node.links.votes_gossiped == 1 and node.links.votes_linked == 0
+
+
+def test_gossip_is_needed_only_while_links_reach_fewer_than_a_quorum(node: Node) -> None:
+    # four validators, a quorum of three: we and two linked ones decide without gossip (at 31
+    # validators on one machine, gossiping while any one was unlinked livelocked, issue 20)
+    keys = [bytes(k.public_key) for k in KEYS]
+    assert node.links.needs_gossip([], 1)
+    assert node.links.needs_gossip([keys[1]], 1)
+    assert not node.links.needs_gossip([keys[1], keys[2]], 1)
+    assert not node.links.needs_gossip(keys[1:], 1)
+    stranger = bytes(dev_key("validator", 9).public_key)
+    assert node.links.needs_gossip([keys[1], stranger], 1)  # only members of the set count
+
+
+@pytest.mark.trio
+async def test_a_copy_of_a_vote_the_machine_took_is_neither_checked_nor_handed_again(node: Node) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.driver.run)
+        consensus = node.consensus
+        first = vote(KEYS[1]).to_bytes()
+        assert consensus.validate(PEER, first)
+        await consensus.on_message(PEER, first)
+        assert node.driver.machine.book.count(0, VoteType.PREVOTE, b"\x01" * 32) == 1
+        assert consensus.duplicates == 0
+        # the same vote re-sent (another wrapping, the same inner bytes): passed on, skipped
+        again = Resent(nonce=7, payload=first).to_bytes()
+        assert consensus.validate(PEER, again)
+        await consensus.on_message(PEER, again)
+        assert consensus.duplicates == 2  # the filter's look and the handler's
+        # a forged copy (other bytes) is no duplicate: checked, refused, its sender pays
+        forged = bytearray(first)
+        forged[-1] ^= 1
+        assert not consensus.validate(PEER, bytes(forged))
+        assert node.p2p.penalty(PEER) == BAD_MESSAGE_PENALTY
+        nursery.cancel_scope.cancel()
