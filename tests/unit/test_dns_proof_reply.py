@@ -16,6 +16,7 @@ from chain.ledger import Ledger
 from chain.store import MemoryStore
 from ledgerdns.dns import wire
 from ledgerdns.dns.proof_query import make_query, parse_reply
+from ledgerdns.dns.proof_reply import with_option
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.wire import Query, parse_query
 from tests.unit.test_dns_proof import NOW, make_genesis, make_ledger
@@ -139,3 +140,12 @@ def test_a_server_without_proofs_ignores_the_option(ledger: Ledger) -> None:
     )
     assert isinstance(result, tuple) and result[0] is not None
     assert parse_reply(result[0]).proof is None
+
+
+def test_an_option_appended_to_a_packed_reply_is_what_dnslib_would_pack() -> None:
+    reply = dnslib.DNSRecord.question("alice.p2p", "A").reply()
+    reply.add_answer(*dnslib.RR.fromZone("alice.p2p. 300 IN A 192.0.2.1"))
+    reply.add_ar(dnslib.EDNS0(udp_len=1232, flags="do"))
+    packed = bytes(reply.pack())
+    reply.ar[-1].rdata.append(dnslib.EDNSOption(PROOF_OPTION_CODE, b"\x01\x02\x03"))
+    assert with_option(packed, PROOF_OPTION_CODE, b"\x01\x02\x03") == bytes(reply.pack())
