@@ -61,6 +61,7 @@ class ClusterNode:
     pid: int | None = None
     ready: dict[str, Any] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)  # appended to its `ledgerdns node` command
+    log_from: int = 0  # where the latest start's lines begin in stderr.log (it is appended to)
     _rpc: RpcClient | None = None
 
     @property
@@ -105,8 +106,8 @@ class ClusterNode:
             self._rpc = None
 
     def stderr_tail(self, lines: int = TAIL_LINES) -> str:
-        """The last lines of the node's log (stderr)."""
-        return _tail(self.data_dir / "stderr.log", lines)
+        """The last lines of the node's log (stderr) since its latest start (not an earlier run's)."""
+        return _tail(self.data_dir / "stderr.log", lines, start=self.log_from)
 
     def to_json(self) -> dict[str, Any]:
         """The ``cluster.json`` entry."""
@@ -407,6 +408,7 @@ class Cluster:
         out = node.data_dir / "stdout.log"
         out.write_bytes(b"")
         with open(out, "ab") as stdout, open(node.data_dir / "stderr.log", "ab") as stderr:
+            node.log_from = stderr.tell()
             proc = subprocess.Popen(
                 cmd,
                 cwd=ROOT,
@@ -474,12 +476,14 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _tail(path: Path, lines: int) -> str:
+def _tail(path: Path, lines: int, *, start: int = 0) -> str:
     try:
-        text = path.read_text(errors="replace")
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            text = handle.read().decode(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
+    return "\n".join(text.splitlines()[-lines:]) or "(nothing logged)"
 
 
 def as_dict(value: Any) -> dict[str, Any]:
