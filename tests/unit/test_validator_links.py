@@ -147,9 +147,18 @@ async def test_a_link_carries_its_own_validators_votes_and_resends_only(node: No
     # another validator's vote first-hand: the link is closed and the peer pays
     assert not await links.on_frame(PEER, vote(KEYS[2]).to_bytes())
     assert node.p2p.penalty(PEER) == BAD_MESSAGE_PENALTY
-    # anything else (a hello, junk) likewise
-    assert not await links.on_frame(PEER, hello(KEYS[1]).to_bytes())
+    # another validator's hello, passed on (issue 20): learned, the link stays open
+    assert await links.on_frame(PEER, hello(KEYS[2], peer="12D3KooWOther").to_bytes())
+    assert bytes(KEYS[2].public_key) in links.directory
+    assert node.p2p.penalty(PEER) == BAD_MESSAGE_PENALTY
+    # a forged one closes the link and costs; junk likewise
+    forged = bytearray(hello(KEYS[3], peer="12D3KooWThird").to_bytes())
+    forged[-2] ^= 1
+    assert not await links.on_frame(PEER, bytes(forged))
+    assert bytes(KEYS[3].public_key) not in links.directory
     assert node.p2p.penalty(PEER) == 2 * BAD_MESSAGE_PENALTY
+    assert not await links.on_frame(PEER, b"\x01junk")
+    assert node.p2p.penalty(PEER) == 3 * BAD_MESSAGE_PENALTY
 
 
 @pytest.mark.trio
