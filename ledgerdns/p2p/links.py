@@ -30,6 +30,10 @@ from libp2p.peer.id import ID
 log = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 256  # messages waiting per link; then new ones are dropped
+# A stream that broke after living this long is replaced at once, so the next message does
+# not wait for a stream to open (over 1 s on a machine running 32 nodes); one that broke
+# sooner only when the next message comes.
+REOPEN_AFTER_S = 5.0
 OPEN_TIMEOUT_S = 15.0  # a loaded peer (31 nodes on 2 cores) took over 5 s to answer a new stream
 READ_CHUNK = 1 << 16
 _LENGTH = struct.Struct(">I")
@@ -110,6 +114,7 @@ class LinkSender:
                 pending: list[bytes] = []
                 while True:
                     stream = await self._open_stream(peer)
+                    opened = trio.current_time()
                     try:
                         closed = await self._write_until_broken(stream, receive, pending)
                     finally:
@@ -117,8 +122,10 @@ class LinkSender:
                     if closed:
                         return
                     self.broken += 1
-                    log.debug("link to %s on %s broke: a new stream takes the next write", peer, self._protocol)
-                    if not pending:  # open again only when there is something to send
+                    log.debug("link to %s on %s broke: opening a new stream", peer, self._protocol)
+                    if not pending and trio.current_time() - opened < REOPEN_AFTER_S:
+                        # Broke right after opening (a refused greeting?): open again only
+                        # when there is something to send, not in a loop.
                         pending.append(await receive.receive())
         except (trio.EndOfChannel, trio.ClosedResourceError):
             pass
