@@ -218,3 +218,18 @@ async def test_a_link_reset_by_its_receiver_is_seen_at_once_and_the_next_message
         await eventually(lambda: a.frames[-1][1] == b"after the reset")
         assert len(a.greetings) == 2  # on a new stream, greeted again
         assert b.service.links_dropped() == 0
+
+
+@pytest.mark.trio
+async def test_a_link_that_broke_after_living_a_while_is_opened_again_at_once(tmp_path: Path) -> None:
+    from ledgerdns.p2p.links import REOPEN_AFTER_S
+
+    async with pair(tmp_path) as (a, b):
+        assert b.service.send_link(a.service.peer_id, PROTOCOL, b"first")
+        await eventually(lambda: len(a.frames) == 1)
+        await trio.sleep(REOPEN_AFTER_S + 0.2)
+        b.service.send_link(a.service.peer_id, PROTOCOL, b"close me")
+        # no message waits for it: the sender opens a new stream (greeted again) as soon as
+        # it sees the old one reset (issue 20: over 1 s to open one on a loaded machine)
+        await eventually(lambda: len(a.greetings) == 2)
+        assert b.service.links_broken() == 1
