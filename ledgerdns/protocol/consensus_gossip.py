@@ -9,6 +9,7 @@ peer published which validator's messages (`ledgerdns.protocol.offences`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
@@ -57,7 +58,7 @@ DECODED_CACHE_BYTES = 8 * 1024 * 1024  # their wire bytes: ~30 full proposals
 SYNC_AHEAD = 2
 # Refusals that depend on which validator set the receiver knows (issue 15)
 SET_DEPENDENT = (RejectReason.BAD_PROPOSER, RejectReason.UNKNOWN_VALIDATOR)
-# Messages of the current height handed to the machine (their bytes, a Resent unwrapped): a
+# Messages of the current height handed to the machine (digests of their bytes, a Resent unwrapped): a
 # copy again (a re-send, gossip's duplicates) is passed on without a second signature check
 # and not handed again. A stuck 31-validator network re-sending to every validator had each
 # node check the same votes' signatures ~30 times per re-send (issue 20).
@@ -111,7 +112,8 @@ class ConsensusGossip:
         # same proposal by gossip is passed on to our mesh (followers need it), not decoded again.
         self._linked: dict[bytes, None] = {}
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
-        self._handled: dict[bytes, None] = {}  # bound: HANDLED_KEPT, this machine height only
+        # SHA-256 of the messages' bytes; bound: HANDLED_KEPT digests, this machine height only
+        self._handled: dict[bytes, None] = {}
         self._handled_height = 0
         self.duplicates = 0  # copies of handled messages skipped
         self._nursery: trio.Nursery | None = None
@@ -181,7 +183,7 @@ class ConsensusGossip:
             inner = unwrap_resent(data)
         except InvalidUpdate:
             return False
-        if inner in self._handled:
+        if hashlib.sha256(inner).digest() in self._handled:
             self.duplicates += 1
             return True
         return False
@@ -194,7 +196,7 @@ class ConsensusGossip:
         if machine.height != self._handled_height:
             self._handled.clear()
             self._handled_height = machine.height
-        self._handled[unwrap_resent(data)] = None
+        self._handled[hashlib.sha256(unwrap_resent(data)).digest()] = None
         if len(self._handled) > HANDLED_KEPT:
             del self._handled[next(iter(self._handled))]
 
