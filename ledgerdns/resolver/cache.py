@@ -6,6 +6,12 @@ its TTL fields. A hit costs a copy and a few patches: the client's ID, RD/CD,
 the question spelled as the client sent it (0x20), the DO bit, and every TTL
 counted down by the seconds the entry has been kept.
 
+Over UDP a second, cheaper map answers a query whose bytes (all but the ID)
+are exactly those of one answered from the cache before: the same flags, name
+spelling, type and OPT record, hence the same reply but for ID and TTLs. A
+stub resolver or a load generator asking the same name again hits it without
+the query being parsed.
+
 An entry lives for the smallest TTL in the reply, but never past the moment
 its certified header becomes older than ``--max-staleness``: after that the
 state it was built from is no longer known to be current, and the next query
@@ -81,6 +87,14 @@ class _Entry:
     expires_at: float  # monotonic seconds
 
 
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    reply: bytes  # the reply made for exactly these query bytes (ID and TTLs to patch)
+    ttls: tuple[tuple[int, int], ...]  # its TTL fields: offset, TTL when first stored
+    stored_at: float
+    expires_at: float
+
+
 class VerifiedCache:
     """Verified replies by question, least recently used out first.
 
@@ -91,6 +105,7 @@ class VerifiedCache:
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
         self._max = entries
         self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._exact: dict[bytes, _Exact] = {}  # UDP query bytes after the ID -> reply
         self.hits = 0
         self.misses = 0
 
@@ -120,13 +135,38 @@ class VerifiedCache:
             self._entries.popitem(last=False)
         return lifetime
 
-    def lookup(self, query: Query, *, now: float, limit: int) -> bytes | None:
+    def lookup_exact(self, data: bytes, *, now: float) -> bytes | None:
+        """The reply to the UDP query `data` if the same bytes (but the ID) were answered before.
+
+        Args:
+            data: the query as received.
+            now: the monotonic clock now, in seconds.
+        """
+        hot = self._exact.get(data[2:])
+        if hot is None:
+            return None
+        if now >= hot.expires_at:
+            del self._exact[data[2:]]
+            return None
+        self.hits += 1
+        out = bytearray(hot.reply)
+        out[:2] = data[:2]
+        age = int(now - hot.stored_at)
+        for offset, ttl in hot.ttls:
+            _TTL.pack_into(out, offset, max(0, ttl - age))
+        return bytes(out)
+
+    def lookup(
+        self, query: Query, *, now: float, limit: int, udp_bytes: bytes | None = None
+    ) -> bytes | None:
         """The kept reply to `query` made its own (ID, case, DO, TTLs aged), or None.
 
         Args:
             now: the monotonic clock now, in seconds.
             limit: the most bytes the reply may take (over UDP; the truncated
                 form goes out when the whole one does not fit).
+            udp_bytes: the query as received over UDP: the reply is then also
+                kept for `lookup_exact`.
         """
         key = cache_key(query)
         entry = self._entries.get(key)
@@ -137,16 +177,22 @@ class VerifiedCache:
             return None
         self._entries.move_to_end(key)
         self.hits += 1
+        ttls: tuple[tuple[int, int], ...] = ()
         if len(entry.full) > limit and entry.truncated is not None:
-            return patch_reply(entry.truncated, query)
-        age = int(now - entry.stored_at)
-        if not age:
-            return patch_reply(entry.full, query)
-        out = bytearray(entry.full)
-        for offset, ttl in entry.ttls:
-            _TTL.pack_into(out, offset, max(0, ttl - age))
-        return patch_reply(bytes(out), query)
+            reply = patch_reply(entry.truncated, query)
+        else:
+            out = bytearray(entry.full)
+            age = int(now - entry.stored_at)
+            for offset, ttl in entry.ttls if age else ():
+                _TTL.pack_into(out, offset, max(0, ttl - age))
+            reply, ttls = patch_reply(bytes(out), query), entry.ttls
+        if udp_bytes is not None:
+            if len(self._exact) >= self._max:
+                self._exact.clear()  # rare: a flood of distinct spellings; start over
+            self._exact[udp_bytes[2:]] = _Exact(reply, ttls, entry.stored_at, entry.expires_at)
+        return reply
 
     def clear(self) -> None:
         """Forget every reply."""
         self._entries.clear()
+        self._exact.clear()

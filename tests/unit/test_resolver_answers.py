@@ -289,3 +289,29 @@ def test_parse_address_refuses(text: str, message: str) -> None:
 
 def test_flags_constants_are_the_rfc_bits() -> None:
     assert (FLAG_RA, FLAG_AD) == (0x0080, 0x0020)
+
+
+def test_the_same_udp_query_bytes_are_answered_without_parsing(ledger: Ledger) -> None:
+    query, full = cached_reply(ledger, "www.alice.p2p", "A")
+    cache = VerifiedCache()
+    cache.store(query, full, None, now=100.0, fresh_until=10_000.0)
+    wire = make_wire("Www.alice.p2p", msg_id=1)
+    assert cache.lookup_exact(wire, now=100.5) is None  # not answered from the cache yet
+    asked = parse_query(wire)
+    assert isinstance(asked, Query)
+    first = cache.lookup(asked, now=100.5, limit=1232, udp_bytes=wire)
+    again = cache.lookup_exact(b"\x00\x09" + wire[2:], now=131.0)
+    assert first is not None and again is not None
+    hit = dnslib.DNSRecord.parse(again)
+    assert hit.header.id == 9 and str(hit.q.qname) == "Www.alice.p2p."
+    assert [rr.ttl for rr in hit.rr] == [269, 269]  # 31 s after the proof was stored
+    assert again[2:] != first[2:] and len(again) == len(first)
+    assert cache.lookup_exact(wire, now=400.0) is None  # past the TTL, for this map too
+    cache.clear()
+    assert cache.lookup_exact(wire, now=101.0) is None
+
+
+def make_wire(name: str, *, msg_id: int) -> bytes:
+    message = dnslib.DNSRecord(dnslib.DNSHeader(id=msg_id, rd=1), q=dnslib.DNSQuestion(name, 1))
+    message.add_ar(dnslib.EDNS0(udp_len=1232))
+    return bytes(message.pack())
