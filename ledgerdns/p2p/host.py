@@ -391,15 +391,49 @@ def install_record_memo() -> None:
             setattr(module, "env_to_send_in_RPC", _cached_own_record(own))  # noqa: B010
 
 
+# The random walk's periodic refresh: go-libp2p-kad-dht's routing-table refresh period, not
+# py-libp2p 0.8.1's 2 minutes. Each refresh is three random walks, full lookups that in a
+# network of 32 connected nodes query nearly every peer (and check every returned peer
+# record's signature); all nodes started together refreshed together 2 minutes later, which
+# took ~19 % of a node's samples and held heights several seconds (issue 20). Discovery
+# between refreshes is the reconnect loop's (`P2PService._maintain`).
+DHT_REFRESH_S = 600.0
+
+
 def build_dht(host: IHost) -> KadDHT:
     """A Kademlia DHT in server mode; create it before the first dial so it sees every peer.
 
     With the library's random walk, although it costs (a forced refresh at start and
-    every two minutes: 6.5 % of a 16-validator node's samples in its first minute under
+    every `DHT_REFRESH_S`: 6.5 % of a 16-validator node's samples in its first minute under
     load, issue 20): without it, a node of a 10-validator test network stayed at 0 peers
     for a minute (not understood yet).
     """
-    return KadDHT(host, DHTMode.SERVER, enable_random_walk=True)
+    dht = KadDHT(host, DHTMode.SERVER, enable_random_walk=True)
+    if dht.rt_refresh_manager is not None:
+        dht.rt_refresh_manager.refresh_interval = DHT_REFRESH_S
+    _no_discovery_on_demand(host)
+    return dht
+
+
+def _no_discovery_on_demand(host: IHost) -> None:
+    """Keep the DHT from wiring its refresh to the swarm's auto-connector.
+
+    py-libp2p 0.8.1's `AutoConnector` aims at ~200 connections and, when fewer than 20
+    peers are left to dial, forces a DHT refresh (three random walks) on every check:
+    every 10 s while under its `min_connections` of 50, so always in a network of fewer
+    nodes. In a network of 32 connected nodes each refresh queried nearly every peer: a
+    storm every 10 s from every node, ~3 % of a core per node when idle, and heights held
+    seconds when one fell mid-height (issue 20). Finding more peers is the reconnect
+    loop's job (`P2PService._maintain`: a DHT self-lookup while under `target_peers`).
+    """
+    auto_connector = getattr(host.get_network(), "auto_connector", None)
+    if auto_connector is not None:
+        auto_connector.set_discovery_callback(None)
+        auto_connector.set_discovery_callback = _ignore_callback
+
+
+def _ignore_callback(_callback: object) -> None:
+    """Stands in for `AutoConnector.set_discovery_callback` (see `_no_discovery_on_demand`)."""
 
 
 def parse_addrs(addrs: list[str]) -> list[multiaddr.Multiaddr]:

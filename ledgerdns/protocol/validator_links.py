@@ -125,8 +125,8 @@ class ValidatorLinks:
         )
 
     def _greet(self, peer: str) -> None:
-        """Open our link to `peer` (its first frame is our hello) and pass on, after it, the
-        hellos of the other validators we know.
+        """On a new connection: open our link to `peer` (its first frame is our hello) and
+        pass on, after it, the hellos of the other validators we know.
 
         So a validator that connects to one that knows the set (the bootstrap peer) learns
         every validator's peer at once, and dials them. Learning them only from each one's
@@ -212,7 +212,10 @@ class ValidatorLinks:
             else:
                 wait = min(wait * 2, ANNOUNCE_EVERY_S)
             for peer in self._p2p.connected_peers():
-                self._greet(peer)  # opens only a link that is not open (one that failed to)
+                # opens only a link that is not open (one that failed to); the hellos we hold
+                # went with the greeting on each new connection (passed on again by every
+                # validator every minute, they were ~900 frames a validator, all at once)
+                self._p2p.open_link(peer, self.protocol)
             await self._announce()
             last = now
             await trio.sleep(min(wait, ANNOUNCE_EVERY_S))
