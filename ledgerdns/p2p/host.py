@@ -400,7 +400,7 @@ def install_record_memo() -> None:
 DHT_REFRESH_S = 600.0
 
 
-def build_dht(host: IHost) -> KadDHT:
+def build_dht(host: IHost, target_peers: int = 8) -> KadDHT:
     """A Kademlia DHT in server mode; create it before the first dial so it sees every peer.
 
     With the library's random walk, although it costs (a forced refresh at start and
@@ -411,29 +411,41 @@ def build_dht(host: IHost) -> KadDHT:
     dht = KadDHT(host, DHTMode.SERVER, enable_random_walk=True)
     if dht.rt_refresh_manager is not None:
         dht.rt_refresh_manager.refresh_interval = DHT_REFRESH_S
-    _no_discovery_on_demand(host)
+    _discovery_only_when_short(host, target_peers)
     return dht
 
 
-def _no_discovery_on_demand(host: IHost) -> None:
-    """Keep the DHT from wiring its refresh to the swarm's auto-connector.
+def _discovery_only_when_short(host: IHost, target_peers: int) -> None:
+    """Let the swarm's auto-connector force a DHT refresh only while we have fewer than
+    `target_peers` connections.
 
     py-libp2p 0.8.1's `AutoConnector` aims at ~200 connections and, when fewer than 20
     peers are left to dial, forces a DHT refresh (three random walks) on every check:
     every 10 s while under its `min_connections` of 50, so always in a network of fewer
     nodes. In a network of 32 connected nodes each refresh queried nearly every peer: a
     storm every 10 s from every node, ~3 % of a core per node when idle, and heights held
-    seconds when one fell mid-height (issue 20). Finding more peers is the reconnect
-    loop's job (`P2PService._maintain`: a DHT self-lookup while under `target_peers`).
+    seconds when one fell mid-height (issue 20). A node short of peers (a follower that
+    knows only its bootstrap peer) still gets them, as our reconnect loop's self-lookup
+    does below `target_peers`.
     """
     auto_connector = getattr(host.get_network(), "auto_connector", None)
-    if auto_connector is not None:
-        auto_connector.set_discovery_callback(None)
-        auto_connector.set_discovery_callback = _ignore_callback
+    if auto_connector is None:
+        return
+    wire = auto_connector.set_discovery_callback
 
+    def set_discovery_callback(callback: Callable[[], Awaitable[None]] | None) -> None:
+        if callback is None:
+            wire(None)
+            return
 
-def _ignore_callback(_callback: object) -> None:
-    """Stands in for `AutoConnector.set_discovery_callback` (see `_no_discovery_on_demand`)."""
+        async def when_short() -> None:
+            connected = sum(1 for conns in host.get_network().get_connections_map().values() if conns)
+            if connected < target_peers:
+                await callback()
+
+        wire(when_short)
+
+    auto_connector.set_discovery_callback = set_discovery_callback
 
 
 def parse_addrs(addrs: list[str]) -> list[multiaddr.Multiaddr]:

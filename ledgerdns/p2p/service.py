@@ -126,7 +126,7 @@ class P2PService:
     async def _run_stack(self, stopping: trio.Event, *, task_status: TaskStatus[None]) -> None:
         tame_libp2p_logging()
         host = build_host(self._key_pair, self._config.listen)
-        dht = build_dht(host)  # before any dial, so it registers its protocol first
+        dht = build_dht(host, self._config.target_peers)  # before any dial, so it registers its protocol first
         pubsub, router = build_pubsub(host, seqno_start=self._clock.now_ns(), mesh=self._config.mesh)
         gate = self._gate = gossip.GossipGate(
             host.get_id(),
