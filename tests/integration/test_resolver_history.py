@@ -1,0 +1,89 @@
+"""The resolver learns the validator-set history from answers, and keeps it (issue 16).
+
+A ledger whose set changed twice (4 -> 5 -> 6 validators) is served by a small
+proof server on a real loopback UDP socket, which builds each answer with the
+node's `ProofBuilder` but fits at most one set change in it (``more_changes``).
+The resolver's `Verifier` must follow both changes, asking the same node again
+from where it got to, and afterwards ask with the newest set it knows, so a
+later answer carries no change at all.
+"""
+
+from __future__ import annotations
+
+import dnslib
+import pytest
+import trio
+
+from chain.dns_proof import PROOF_OPTION_CODE, ProofRequest, VerifiedAnswer
+from chain.ledger import Ledger
+from ledgerdns.dns.proofs import ProofBuilder
+from ledgerdns.resolver.verifier import Verifier
+from tests.unit.test_dns_proof import KEYS, add_validator, answer_for, make_ledger
+
+pytestmark = [pytest.mark.integration, pytest.mark.trio]
+
+
+class ProofServer:
+    """Answers proof queries over UDP from `ledger`, each answer at most `budget` bytes."""
+
+    def __init__(self, ledger: Ledger, budget: int) -> None:
+        self.builder = ProofBuilder(ledger)
+        self.budget = budget
+        self.known_from: list[int] = []  # what each request said the client had
+
+    async def serve(self, sock: trio.socket.SocketType) -> None:
+        while True:
+            data, peer = await sock.recvfrom(65535)
+            query = dnslib.DNSRecord.parse(data)
+            (option,) = [o for rr in query.ar if rr.rtype == 41 for o in rr.rdata]
+            request = ProofRequest.from_bytes(bytes(option.data))
+            self.known_from.append(request.known_from)
+            labels = tuple(label.lower() for label in query.q.qname.label)
+            answer = self.builder.answer(request, labels, budget=self.budget)
+            assert answer is not None
+            reply = query.reply()
+            reply.add_ar(
+                dnslib.EDNS0(
+                    udp_len=1232, opts=[dnslib.EDNSOption(PROOF_OPTION_CODE, answer.to_bytes())]
+                )
+            )
+            await sock.sendto(bytes(reply.pack()), peer)
+
+
+@pytest.fixture(scope="module")
+def changed() -> Ledger:
+    ledger = make_ledger()
+    add_validator(ledger, "v4", KEYS[4])
+    add_validator(ledger, "v5", KEYS[5])
+    assert len(ledger.rosters()) == 3
+    return ledger
+
+
+async def test_the_set_history_is_learned_from_answers_and_kept(changed: Ledger) -> None:
+    whole = answer_for(changed, "alice.p2p")
+    assert len(whole.changes) == 2
+    server = ProofServer(changed, budget=len(whole.to_bytes()) - 1)  # one change per answer
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+        await sock.bind(("127.0.0.1", 0))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve, sock)
+            verifier = Verifier(
+                changed.params, (sock.getsockname(),), max_age_ms=60_000, timeout_s=5.0,
+                now_ms=lambda: changed.head.time_ms + 1000,
+            )  # fmt: skip
+            assert [v.n for _, v in verifier.followed] == [4]
+            result = await verifier.fetch((b"www", b"alice", b"p2p"), 1)
+            assert isinstance(result, VerifiedAnswer)
+            assert result.state == changed.get_domain("alice.p2p")
+            followed = verifier.followed
+            assert [v.n for _, v in followed] == [4, 5, 6]
+            first_change = whole.changes[0].from_height
+            assert server.known_from == [1, first_change]  # asked again from where it got to
+            assert (verifier.accepted, verifier.refused) == (1, 0)
+
+            server.known_from.clear()
+            again = await verifier.fetch((b"bob", b"p2p"), 1)
+            assert isinstance(again, VerifiedAnswer) and again.state is None  # proven absent
+            assert again.changes == ()  # nothing left to learn
+            assert server.known_from == [followed[-1][0]]
+            nursery.cancel_scope.cancel()
