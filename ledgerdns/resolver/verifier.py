@@ -52,6 +52,16 @@ class Refusals:
     failures: list[Failure]
 
 
+class _Flight:
+    """A question being asked upstream now, which identical questions wait for."""
+
+    __slots__ = ("done", "result")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.result: VerifiedAnswer | Refusals | None = None  # None when set: cancelled
+
+
 class Verifier:
     """Asks upstreams for proven answers and checks them.
 
@@ -64,6 +74,7 @@ class Verifier:
 
     Attributes:
         accepted, refused: counters of verified answers and refused upstream replies.
+        coalesced: questions that waited for the same name's fetch in flight.
     """
 
     def __init__(
@@ -81,8 +92,10 @@ class Verifier:
         self._timeout = timeout_s
         self._now_ms = now_ms
         self._followed: list[tuple[int, ValidatorSet]] = [(1, params.validators)]
+        self._flights: dict[Labels, _Flight] = {}
         self.accepted = 0
         self.refused = 0
+        self.coalesced = 0
 
     @property
     def followed(self) -> list[tuple[int, ValidatorSet]]:
@@ -90,7 +103,27 @@ class Verifier:
         return list(self._followed)
 
     async def fetch(self, qname: Labels, qtype: int) -> VerifiedAnswer | Refusals:
-        """The first upstream answer for `qname` that verifies, or why none did."""
+        """The first upstream answer for `qname` that verifies, or why none did.
+
+        The proof depends on the name only (its domain), not on the type: questions
+        for a name already being fetched wait for that fetch and share its result.
+        """
+        flight = self._flights.get(qname)
+        if flight is not None:
+            await flight.done.wait()
+            if flight.result is not None:
+                self.coalesced += 1
+                return flight.result
+        flight = self._flights[qname] = _Flight()
+        try:
+            flight.result = await self._fetch(qname, qtype)
+        finally:
+            if self._flights.get(qname) is flight:
+                del self._flights[qname]
+            flight.done.set()
+        return flight.result
+
+    async def _fetch(self, qname: Labels, qtype: int) -> VerifiedAnswer | Refusals:
         failures = []
         for address in self._upstreams:
             result = await self._from(address, qname, qtype)

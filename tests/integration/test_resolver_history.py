@@ -87,3 +87,27 @@ async def test_the_set_history_is_learned_from_answers_and_kept(changed: Ledger)
             assert again.changes == ()  # nothing left to learn
             assert server.known_from == [followed[-1][0]]
             nursery.cancel_scope.cancel()
+
+
+async def test_questions_for_a_name_in_flight_share_its_fetch(changed: Ledger) -> None:
+    server = ProofServer(changed, budget=65_000)
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
+        await sock.bind(("127.0.0.1", 0))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.serve, sock)
+            verifier = Verifier(
+                changed.params, (sock.getsockname(),), max_age_ms=60_000, timeout_s=5.0,
+                now_ms=lambda: changed.head.time_ms + 1000,
+            )  # fmt: skip
+            results: list[object] = []
+
+            async def ask(qtype: int) -> None:
+                results.append(await verifier.fetch((b"alice", b"p2p"), qtype))
+
+            async with trio.open_nursery() as askers:
+                for qtype in (1, 28, 16):  # A, AAAA, TXT: one proof serves them all
+                    askers.start_soon(ask, qtype)
+            assert len(server.known_from) == 1 and verifier.coalesced == 2
+            assert len(results) == 3 and all(r is results[0] for r in results)
+            assert isinstance(results[0], VerifiedAnswer)
+            nursery.cancel_scope.cancel()
