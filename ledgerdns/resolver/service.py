@@ -240,7 +240,9 @@ class ResolverServer:
                 return servfail_reply(query, result.failures)
             reply = verified_reply(self._params, result, query)
             now = trio.current_time()
-            age_s = (self._clock.now_ms() - result.header.time_ms) / 1000
+            # A header dated ahead of this clock (by less than the slack allowed) counts as
+            # new, not as fresher than new: the bound stays at most --max-staleness from now.
+            age_s = max(0, self._clock.now_ms() - result.header.time_ms) / 1000
             fresh_until = now + self._config.max_age_ms / 1000 - age_s
             self.cache.store(query, reply.full, reply.truncated, now=now, fresh_until=fresh_until)
             return reply.fitting(limit)
