@@ -3,7 +3,8 @@
 The query carries the proof option (`chain.dns_proof.PROOF_OPTION_CODE`) with
 a `ProofRequest`; the reply's OPT record carries the `ProofAnswer`. UDP first
 (EDNS payload 1232, the DNS Flag Day size), TCP when the reply is truncated,
-as any DNS client does. The reply is matched to the query by source address
+as any DNS client does; the caller may skip UDP for an upstream whose proofs
+did not fit it before (`ledgerdns.resolver.verifier.TCP_FIRST_S`). The reply is matched to the query by source address
 (a connected socket), ID and question; nothing in it is trusted yet: that is
 `chain.dns_proof.verify_answer`'s job.
 """
@@ -52,10 +53,18 @@ def make_query(msg_id: int, qname: Labels, qtype: int, request: bytes) -> bytes:
     return bytes(message.pack())
 
 
-async def ask(address: Address, qname: Labels, qtype: int, request: bytes) -> bytes:
+async def ask(
+    address: Address, qname: Labels, qtype: int, request: bytes, *, tcp_first: bool = False
+) -> tuple[bytes, bool]:
     """The proof option's data in `address`'s reply to `qname`/`qtype`.
 
     The caller bounds the time (`trio.move_on_after`).
+
+    Args:
+        tcp_first: skip UDP (the upstream's proofs came truncated before).
+
+    Returns:
+        The option's data, and whether a UDP reply came truncated (TC=1).
 
     Raises:
         UpstreamError: no reply, a reply that is not one to this query, or one
@@ -64,14 +73,14 @@ async def ask(address: Address, qname: Labels, qtype: int, request: bytes) -> by
     msg_id = secrets.randbelow(65536)
     query = make_query(msg_id, qname, qtype, request)
     try:
-        data = await _udp(address, query, msg_id)
-        reply = _parse(data, msg_id, qname, qtype)
-        if reply.header.tc:
-            data = await _tcp(address, query)
-            reply = _parse(data, msg_id, qname, qtype)
+        if not tcp_first:
+            reply = _parse(await _udp(address, query, msg_id), msg_id, qname, qtype)
+            if not reply.header.tc:
+                return _proof_option(reply), False
+        reply = _parse(await _tcp(address, query), msg_id, qname, qtype)
     except OSError as exc:
         raise UpstreamError("unreachable", exc.strerror or str(exc), unreachable=True) from None
-    return _proof_option(reply)
+    return _proof_option(reply), not tcp_first
 
 
 async def _udp(address: Address, query: bytes, msg_id: int) -> bytes:

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # A node far behind on the set history gets this many questions in a row (each
 # answer carries at most `chain.dns_proof.MAX_CHANGES` changes).
 MAX_HISTORY_ROUNDS = 16
+# After a truncated UDP reply, an upstream is asked over TCP directly for this long
+# (proofs grow with the validator set: one that did not fit will not fit next time).
+TCP_FIRST_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,7 @@ class Verifier:
         self._now_ms = now_ms
         self._followed: list[tuple[int, ValidatorSet]] = [(1, params.validators)]
         self._flights: dict[Labels, _Flight] = {}
+        self._tcp_until: dict[Address, float] = {}  # trio clock: ask over TCP first until then
         self.accepted = 0
         self.refused = 0
         self.coalesced = 0
@@ -140,11 +144,14 @@ class Verifier:
         for _ in range(MAX_HISTORY_ROUNDS):
             request = ProofRequest.following(self._followed).to_bytes()
             data: bytes | None = None
+            tcp_first = trio.current_time() < self._tcp_until.get(address, 0.0)
             with trio.move_on_after(self._timeout):
                 try:
-                    data = await ask(address, qname, qtype, request)
+                    data, truncated = await ask(address, qname, qtype, request, tcp_first=tcp_first)
                 except UpstreamError as exc:
                     return self._refuse(name, qname, exc.reason, str(exc), exc.unreachable)
+                if truncated:  # its proofs do not fit UDP: save the round trip for a while
+                    self._tcp_until[address] = trio.current_time() + TCP_FIRST_S
             if data is None:
                 return self._refuse(
                     name, qname, "timeout", f"no reply in {self._timeout:g} s", True
