@@ -38,8 +38,9 @@ workers included), ``rss_mib_knot``, ``rss_mib_dnsmasq`` (the largest of the
 samples taken after each workload); ``p99_ratio`` (node / dnsmasq),
 ``lost_node`` (every query of every workload), ``targets_met`` and details.
 
-    python tools/bench_dns.py --quick    # 50,000 names, 500,000 Zipf queries, 3 rounds x 5 s
+    python tools/bench_dns.py --quick    # 50,000 names, 500,000 Zipf queries, 3 rounds x 5 s (~100 s)
     python tools/bench_dns.py            # 1,000,000 names, 4,000,000 Zipf queries, 5 rounds x 10 s
+                                         # (~20 min; the first time +4-7 min building the ledger)
 
 Needs the Debian packages ``dnsperf``, ``knot`` and ``dnsmasq-base`` (``make sysdeps``).
 """
