@@ -26,7 +26,7 @@ import trio
 
 from chain.errors import ConfigError
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
-from ledgerdns.dns.result import CLASS_IN, Labels, labels_of
+from ledgerdns.dns.result import CLASS_IN, Labels, QType, labels_of
 from ledgerdns.dns.settings import ForwardSettings, in_networks
 from ledgerdns.dns.tcp import TcpFront
 from ledgerdns.dns.wire import (
@@ -61,6 +61,7 @@ _TCP_MAX_CONNECTIONS = 128
 _BIND_ATTEMPTS = 5
 _UDP_BATCH = 64
 _UDP_BUFFER = 1 << 20
+_TRANSFERS = frozenset({QType.AXFR, QType.IXFR})
 
 Immediate = tuple[bytes | None, None]
 
@@ -220,6 +221,8 @@ class ResolverServer:
         if query.qclass == CLASS_IN and self._in_ledger(qname):
             if query.edns is not None and query.edns.version != 0:
                 return badvers_reply(query), None
+            if query.qtype in _TRANSFERS:
+                return refused_reply(query), None  # as a node refuses them: no proof needed
             cached = self.cache.lookup(
                 query, now=trio.current_time(), limit=limit, udp_bytes=None if tcp else data
             )

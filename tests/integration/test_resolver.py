@@ -206,6 +206,8 @@ def test_without_forward_other_names_are_refused(net: Network, tmp_path: Path) -
     ) as process:
         assert ask(process.address, "example.com", "A").rcode() == dns.rcode.REFUSED
         assert addresses(ask(process.address, "alice.p2p", "A")) == {"192.0.2.1"}
+        transfer = ask(process.address, "alice.p2p", "AXFR", tcp=True)
+        assert transfer.rcode() == dns.rcode.REFUSED and not transfer.answer
 
 
 def test_an_unreachable_upstream_is_skipped_and_named(net: Network, tmp_path: Path) -> None:
