@@ -43,6 +43,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STALENESS_S = 5.0
 OLD, NEW, FORGED, FOREIGN = "192.0.2.1", "192.0.2.7", "6.6.6.6", "198.51.100.66"
+# Random bytes fail to decode in one of these ways, depending on the bytes drawn.
+GARBAGE = {"malformed", "non-canonical", "unknown-version", "oversize"}
+FOREIGN_REASONS = {"bad-validators", "bad-signature", "wrong-chain"}
 
 
 def _ip(text: str) -> bytes:
@@ -126,12 +129,12 @@ def test_records_rewritten_in_flight_are_refused(liars: Liars, tmp_path: Path) -
 def test_a_node_of_another_network_is_refused(liars: Liars, tmp_path: Path) -> None:
     assert addresses(ask(liars.foreign.dns(0), "alice.p2p", "A")) == {FOREIGN}  # its own answer
     with _resolver(liars, tmp_path, liars.foreign.dns(0)) as process:
-        _refused(process, liars.foreign.dns(0), {"bad-validators", "bad-signature", "wrong-chain"})
+        _refused(process, liars.foreign.dns(0), FOREIGN_REASONS)
 
 
 def test_garbage_proofs_are_refused(liars: Liars, tmp_path: Path) -> None:
     with _resolver(liars, tmp_path, liars.garbage.address) as process:
-        _refused(process, liars.garbage.address, {"malformed", "non-canonical", "unknown-version"})
+        _refused(process, liars.garbage.address, GARBAGE)
     assert liars.garbage.tamper.edits > 0  # type: ignore[attr-defined]
 
 
@@ -163,13 +166,13 @@ def test_one_honest_upstream_among_liars_is_enough(liars: Liars, tmp_path: Path)
             assert reply.rcode() == dns.rcode.NOERROR and is_authentic(reply)
             assert addresses(reply) == {NEW}
         log = process.log()
-    for liar, reason in [
-        (liars.replay.address, "stale-proof"),
-        (liars.rewrite.address, "bad-proof"),
-        (liars.garbage.address, "malformed"),
+    for liar, reasons in [
+        (liars.replay.address, {"stale-proof"}),
+        (liars.rewrite.address, {"bad-proof"}),
+        (liars.garbage.address, GARBAGE),
+        (liars.foreign.dns(0), FOREIGN_REASONS),
     ]:
-        assert (
-            f"upstream answer refused upstream={addr(liar)} name=alice.p2p reason={reason}" in log
-        )
-    assert f"upstream answer refused upstream={addr(liars.foreign.dns(0))}" in log
+        blamed = f"upstream answer refused upstream={addr(liar)} name=alice.p2p reason="
+        said = {line.split(blamed, 1)[1].split()[0] for line in log.splitlines() if blamed in line}
+        assert said and said <= reasons, (liar, said, log)
     assert f"upstream={addr(liars.honest.dns(0))}" not in log  # the honest one is never blamed
