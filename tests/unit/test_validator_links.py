@@ -205,3 +205,15 @@ async def test_a_copy_of_a_vote_the_machine_took_is_neither_checked_nor_handed_a
         assert not consensus.validate(PEER, bytes(forged))
         assert node.p2p.penalty(PEER) == BAD_MESSAGE_PENALTY
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_follower_keeps_connected_to_the_validators_it_learns_of(tmp_path: Path) -> None:
+    # the proposer publishes each finalized block to its connected peers (issue 20)
+    prepared = Prepared(genesis=GENESIS, key=None, validator_name=None, created_devnet=False)
+    follower = Node(NodeConfig(data_dir=tmp_path), prepared)
+    try:
+        assert follower.links.validate_hello(PEER, hello(KEYS[1]).to_bytes())
+        assert follower.p2p._known.addrs(PEER) == ["/ip4/127.0.0.1/tcp/4001"]
+    finally:
+        follower.close()
