@@ -112,8 +112,11 @@ class ConsensusGossip:
         # same proposal by gossip is passed on to our mesh (followers need it), not decoded again.
         self._linked: dict[bytes, None] = {}
         self.peer_validator: dict[str, str] = {}  # peer -> the validator whose messages it publishes
-        # SHA-256 of the messages' bytes; bound: HANDLED_KEPT digests, this machine height only
-        self._handled: dict[bytes, None] = {}
+        # SHA-256 of a taken message's bytes -> the vote (None: a proposal), so that a copy's
+        # publisher is still noted by the offence tracker (a peer relaying both halves of an
+        # equivocation is banned even when one half was a copy); bound: HANDLED_KEPT
+        # entries, this machine height only
+        self._handled: dict[bytes, Vote | None] = {}
         self._handled_height = 0
         self.duplicates = 0  # copies of handled messages skipped
         self._nursery: trio.Nursery | None = None
@@ -175,6 +178,11 @@ class ConsensusGossip:
 
     def _already_handled(self, data: bytes) -> bool:
         """Whether these bytes (a `Resent` unwrapped) went to the machine at its current height."""
+        return self._handled_copy(data) is not False
+
+    def _handled_copy(self, data: bytes) -> Vote | None | bool:
+        """The vote these bytes carry (None: a proposal) if the machine took them at its
+        current height; False if it did not."""
         height = self._driver.machine.height
         if height != self._handled_height:
             self._handled.clear()
@@ -183,10 +191,11 @@ class ConsensusGossip:
             inner = unwrap_resent(data)
         except InvalidUpdate:
             return False
-        if hashlib.sha256(inner).digest() in self._handled:
-            self.duplicates += 1
-            return True
-        return False
+        digest = hashlib.sha256(inner).digest()
+        if digest not in self._handled:
+            return False
+        self.duplicates += 1
+        return self._handled[digest]
 
     def _note_handled(self, data: bytes, message: Proposal | Vote) -> None:
         """Remember a message the machine took at its current height (kept within its window)."""
@@ -196,7 +205,8 @@ class ConsensusGossip:
         if machine.height != self._handled_height:
             self._handled.clear()
             self._handled_height = machine.height
-        self._handled[hashlib.sha256(unwrap_resent(data)).digest()] = None
+        vote = message if isinstance(message, Vote) else None
+        self._handled[hashlib.sha256(unwrap_resent(data)).digest()] = vote
         if len(self._handled) > HANDLED_KEPT:
             del self._handled[next(iter(self._handled))]
 
@@ -261,7 +271,12 @@ class ConsensusGossip:
 
         `relayed`: passed on by its round's proposer (`RelayedVotes`), not published first-hand.
         """
-        if data in self._linked or self._already_handled(data):
+        if data in self._linked:
+            return
+        copy = self._handled_copy(data)
+        if copy is not False:
+            if isinstance(copy, Vote):  # nothing to check or decide, but who published it counts
+                self._offences.on_vote(peer, copy, self._ledger.height + 1)
             return
         try:
             message = self._decode(data)

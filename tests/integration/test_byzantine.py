@@ -203,13 +203,14 @@ def check(result: dict[str, Any]) -> None:
 
 
 def test_all_misbehaviours_at_once(cluster: Cluster, byzantine: Byzantine) -> None:
-    result = run_phase(cluster, byzantine, "equivocate,invalid,garbage")
-    # a follower runs the machine too: it holds the proofs of what it sees (it has no vote to
-    # protect). Conflicting votes reach it (the Byzantine validator gossips them); proposals,
-    # which travel over validator links while every validator is linked, do not (issue 20):
-    # it applies finalized blocks, and the invalid-proposal proofs are the validators'.
-    (view,) = offences_seen(cluster, result["since"], nodes=(FOLLOWER,)).values()
-    assert view["equivocations"], view
+    run_phase(cluster, byzantine, "equivocate,invalid,garbage")
+    # Votes travel over validator links while a quorum of validators is linked (issue 20):
+    # a follower sees few or none, only finalized blocks with their certificates, so the
+    # proofs are the validators' (checked above). The follower holds the honest chain.
+    honest = int(cluster.nodes[HONEST[0]].rpc.status()["height"])
+    cluster.wait_height(honest, nodes=[FOLLOWER], timeout=FINALIZE_S)
+    hashes = {cluster.nodes[i].rpc.block(honest)["hash"] for i in (*HONEST, FOLLOWER)}
+    assert len(hashes) == 1, f"the follower and the honest validators differ at {honest}: {hashes}"
 
 
 @pytest.mark.parametrize("modes", ["equivocate", "invalid", "garbage"])
