@@ -433,10 +433,9 @@ class Cluster:
                     node.drop_rpc()
                     return node
             if not node.running:
-                code = node.proc.returncode if node.proc is not None else "?"
+                code = f" (code {node.proc.returncode})" if node.proc is not None else ""
                 raise ClusterError(
-                    f"node {node.index} exited (code {code}) before READY; stderr:\n"
-                    + node.stderr_tail()
+                    f"node {node.index} exited{code} before READY; stderr:\n" + node.stderr_tail()
                 )
             if time.monotonic() > deadline:
                 _signal_group(node.pid, signal.SIGKILL)
