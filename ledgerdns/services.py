@@ -28,7 +28,7 @@ class ValidatorInfo:
 
     name: str
     public_key: bytes
-    online: bool  # a message signed by it arrived recently
+    online: bool  # a message signed by it arrived recently, or its peer (by its hello) is connected
     last_vote_height: int  # -1 when no vote was seen
     last_vote_round: int
     last_seen_ms: int  # unix ms of its last message, 0 when never

@@ -263,10 +263,16 @@ class Node:
         return await self.commits.wait_finalized(txid, timeout_s)
 
     def peers(self) -> list[PeerInfo]:
-        return list_peers(self.p2p, self.consensus.peer_validator)
+        named = self._ledger.validator_name
+        by_hello = {peer: name for peer, key in self.links.validator_peers().items()
+                    if (name := named(key)) is not None}  # fmt: skip
+        return list_peers(self.p2p, {**by_hello, **self.consensus.peer_validator})
 
     def validators(self) -> list[ValidatorInfo]:
-        return list_validators(self._genesis, self.driver, self.key, self.clock.now_ms())
+        return list_validators(
+            self._genesis, self.driver, self.key, self.clock.now_ms(),
+            connected=self.links.connected_validators(),
+        )  # fmt: skip
 
     def evidence(self) -> list[Evidence]:
         return list(reversed(list_evidence(self.store)))

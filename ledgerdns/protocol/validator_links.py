@@ -489,6 +489,17 @@ class ValidatorLinks:
                 reached.append(validator)
         return reached
 
+    def connected_validators(self) -> set[bytes]:
+        """The validators (keys) whose peer, as their signed hello names it, is connected now."""
+        return {
+            key for key, hello in self.directory.items()
+            if self._p2p.is_connected(hello.peer_id.decode(errors="replace"))
+        }  # fmt: skip
+
+    def validator_peers(self) -> dict[str, bytes]:
+        """Peer id -> validator key, for every validator whose hello we hold."""
+        return dict(self._validator_of_peer)
+
     def linked_validators(self) -> int:
         """How many other validators we know a peer for and are connected to."""
         return sum(

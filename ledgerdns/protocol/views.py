@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from chain.crypto import PrivateKey
 from chain.genesis import Genesis
 from ledgerdns.consensus.driver import ConsensusDriver
@@ -32,9 +34,16 @@ def list_peers(p2p: P2PService, peer_validator: dict[str, str]) -> list[PeerInfo
 
 
 def list_validators(
-    genesis: Genesis, driver: ConsensusDriver, key: PrivateKey | None, now_ms: int
+    genesis: Genesis,
+    driver: ConsensusDriver,
+    key: PrivateKey | None,
+    now_ms: int,
+    connected: Collection[bytes] = frozenset(),
 ) -> list[ValidatorInfo]:
     """Every validator of the set deciding the next block, with when this node last heard from it.
+
+    Online: heard from within `ONLINE_WINDOW_MS`, or in `connected` (a peer that its signed
+    hello names is connected): an idle network sends no consensus messages (issue 18).
 
     The set is the ledger's (`Ledger.roster_at`), which changes on chain (issue
     15); `genesis` is kept for the callers' sake and names only the first set.
@@ -52,7 +61,8 @@ def list_validators(
             ValidatorInfo(
                 name=name,
                 public_key=bytes(public),
-                online=seen[0] > 0 and now_ms - seen[0] < ONLINE_WINDOW_MS,
+                online=bytes(public) in connected
+                or (seen[0] > 0 and now_ms - seen[0] < ONLINE_WINDOW_MS),
                 last_vote_height=seen[1],
                 last_vote_round=seen[2],
                 last_seen_ms=seen[0],

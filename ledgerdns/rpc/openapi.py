@@ -111,7 +111,7 @@ def _validator_schemas() -> Json:
     member = _obj({"name": {"type": "string"}, "public_key": HEX})
     live = _obj({
         "name": {"type": "string"}, "public_key": HEX,
-        "online": {"type": "boolean", "description": "a message signed by it arrived lately"},
+        "online": {"type": "boolean", "description": "a message signed by it arrived lately, or its peer is connected"},
         "last_vote_height": {"type": "integer", "description": "-1: no vote seen"},
         "last_vote_round": {"type": "integer"},
         "last_seen_ms": {**INT, "description": "unix ms; 0 = never"},

@@ -24,10 +24,8 @@ VALIDATORS = 4
 LINK_TIMEOUT_S = 60.0  # hellos go out after 2, 4, 8 s while a validator is missing
 
 
-# Until the node counts a connected validator online (ledgerdns/protocol/views.py and
-# validator_links.py, ledgerdns/node/node.py: owned elsewhere this session; the change is in
-# issue 18's §3 report). Strict: the day it passes, this marker must go.
-@pytest.mark.xfail(strict=True, reason="the node counts only validators heard from lately")
+# A validator is online when heard from lately or when a peer its signed hello names is
+# connected (ledgerdns/protocol/views.py, validator_links.py): an idle network sends nothing.
 def test_an_idle_network_shows_its_connected_validators_online(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
