@@ -72,7 +72,7 @@ class RpcClient:
     """The RPC of one node.
 
     Args:
-        url: the RPC base URL, e.g. ``http://127.0.0.1:8645``.
+        url: the RPC base URL, e.g. ``http://127.0.0.1:8353``.
         token: the bearer token (from ``<data-dir>/rpc.token``).
         timeout: seconds for connecting and for each response (a call that
             waits for finalization gets its wait added).
