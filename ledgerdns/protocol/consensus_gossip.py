@@ -118,6 +118,9 @@ class ConsensusGossip:
         # entries, this machine height only
         self._handled: dict[bytes, Vote | None] = {}
         self._handled_height = 0
+        # The gossip filter, the handler and `_note_handled` see the same bytes object in
+        # turn: its digest (a proposal may be 256 KiB) is computed once.
+        self._last_digest: tuple[bytes, bytes] = (b"", b"")
         self.duplicates = 0  # copies of handled messages skipped
         self._nursery: trio.Nursery | None = None
 
@@ -188,14 +191,21 @@ class ConsensusGossip:
             self._handled.clear()
             self._handled_height = height
         try:
-            inner = unwrap_resent(data)
+            digest = self._digest(data)
         except InvalidUpdate:
             return False
-        digest = hashlib.sha256(inner).digest()
         if digest not in self._handled:
             return False
         self.duplicates += 1
         return self._handled[digest]
+
+    def _digest(self, data: bytes) -> bytes:
+        """SHA-256 of the message inside `data` (a `Resent` unwrapped), once per bytes object."""
+        last, digest = self._last_digest
+        if last is not data:
+            digest = hashlib.sha256(unwrap_resent(data)).digest()
+            self._last_digest = (data, digest)
+        return digest
 
     def _note_handled(self, data: bytes, message: Proposal | Vote) -> None:
         """Remember a message the machine took at its current height (kept within its window)."""
@@ -206,7 +216,7 @@ class ConsensusGossip:
             self._handled.clear()
             self._handled_height = machine.height
         vote = message if isinstance(message, Vote) else None
-        self._handled[hashlib.sha256(unwrap_resent(data)).digest()] = vote
+        self._handled[self._digest(data)] = vote
         if len(self._handled) > HANDLED_KEPT:
             del self._handled[next(iter(self._handled))]
 
