@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import secrets
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import dnslib
 import trio
@@ -148,51 +150,70 @@ async def fetch_proof(
         InvalidUpdate: the reply is malformed or answers another query.
     """
     query = make_query(qname, qtype, request, payload=payload)
+    address = (host, port)
     if not tcp_only:
-        reply = await _udp_exchange(host, port, query, timeout_s)
+        reply = await _bounded(udp_exchange(address, query), address, "UDP", timeout_s)
         _check_matches(query, reply)
         if not _truncated(reply):
             return parse_reply(reply)
-    reply = await _tcp_exchange(host, port, query, timeout_s)
+    reply = await _bounded(tcp_exchange(address, query), address, "TCP", timeout_s)
     _check_matches(query, reply)
     return parse_reply(reply, tcp=True)
 
 
-async def _udp_exchange(host: str, port: int, query: bytes, timeout_s: float) -> bytes:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            await sock.connect((host, port))
-            await sock.send(query)
-            with trio.move_on_after(timeout_s):
-                while True:
-                    data = await sock.recv(MAX_TCP_MESSAGE)
-                    if data[:2] == query[:2]:  # anything else is a stray or spoofed datagram
-                        return data
-        except OSError as exc:
-            raise NetworkError(f"dns {host}:{port} over UDP: {exc}") from None
-    raise NetworkError(f"dns {host}:{port}: no UDP reply within {timeout_s:g} s")
-
-
-async def _tcp_exchange(host: str, port: int, query: bytes, timeout_s: float) -> bytes:
-    reply = None
+async def _bounded(
+    exchange: Coroutine[Any, Any, bytes], address: tuple[str, int], transport: str, timeout_s: float
+) -> bytes:
+    """`exchange`'s reply within `timeout_s`, its failures as `NetworkError`."""
+    where = f"dns {address[0]}:{address[1]}"
     with trio.move_on_after(timeout_s):
         try:
-            stream = await trio.open_tcp_stream(host, port)
-            async with stream:
-                await stream.send_all(len(query).to_bytes(2, "big") + query)
-                buffer = bytearray()
-                while len(buffer) < 2 or len(buffer) < 2 + int.from_bytes(buffer[:2], "big"):
-                    chunk = await stream.receive_some(MAX_TCP_MESSAGE)
-                    if not chunk:
-                        raise NetworkError(f"dns {host}:{port}: the TCP connection closed early")
-                    buffer.extend(chunk)
-                reply = bytes(buffer[2 : 2 + int.from_bytes(buffer[:2], "big")])
-        except (OSError, trio.BrokenResourceError) as exc:
-            raise NetworkError(f"dns {host}:{port} over TCP: {exc}") from None
-    if reply is None:
-        raise NetworkError(f"dns {host}:{port}: no TCP reply within {timeout_s:g} s")
-    return reply
+            return await exchange
+        except (OSError, trio.BrokenResourceError, ClosedEarly) as exc:
+            raise NetworkError(f"{where} over {transport}: {exc}") from None
+    raise NetworkError(f"{where}: no {transport} reply within {timeout_s:g} s")
+
+
+class ClosedEarly(Exception):
+    """The TCP connection closed before the whole reply came."""
+
+
+async def udp_exchange(address: tuple[str, int], query: bytes) -> bytes:
+    """Send `query` to `address` over UDP; the first datagram from it with the query's ID.
+
+    A connected socket reads nothing from other addresses; a datagram with another
+    ID (a late reply to an earlier query) is skipped. The caller bounds the time.
+
+    Raises:
+        OSError: the socket failed.
+    """
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+        await sock.connect(address)
+        await sock.send(query)
+        while True:
+            data = await sock.recv(MAX_TCP_MESSAGE)
+            if data[:2] == query[:2]:
+                return data
+
+
+async def tcp_exchange(address: tuple[str, int], query: bytes) -> bytes:
+    """Send `query` to `address` over TCP (2-byte length prefix); the reply. The caller bounds the time.
+
+    Raises:
+        OSError, trio.BrokenResourceError: the connection failed.
+        ClosedEarly: it closed before the whole reply.
+    """
+    stream = await trio.open_tcp_stream(*address)
+    async with stream:
+        await stream.send_all(len(query).to_bytes(2, "big") + query)
+        buffer = bytearray()
+        while len(buffer) < 2 or len(buffer) < 2 + int.from_bytes(buffer[:2], "big"):
+            chunk = await stream.receive_some(MAX_TCP_MESSAGE)
+            if not chunk:
+                raise ClosedEarly("the TCP connection closed before the whole reply")
+            buffer.extend(chunk)
+        return bytes(buffer[2 : 2 + int.from_bytes(buffer[:2], "big")])
 
 
 # -- blocking (tools, tests) --

@@ -17,13 +17,11 @@ import dnslib
 import trio
 
 from chain.dns_proof import MAX_OPTION_BYTES, PROOF_OPTION_CODE
+from ledgerdns.dns.proof_query import ClosedEarly, tcp_exchange, udp_exchange
 from ledgerdns.dns.result import Labels, QType
 from ledgerdns.dns.wire import EDNS_PAYLOAD
 
 Address = tuple[str, int]
-
-_MAX_UDP = 65535
-_MAX_TCP = 65535
 
 
 class UpstreamError(Exception):
@@ -74,39 +72,17 @@ async def ask(
     query = make_query(msg_id, qname, qtype, request)
     try:
         if not tcp_first:
-            reply = _parse(await _udp(address, query, msg_id), msg_id, qname, qtype)
+            reply = _parse(await udp_exchange(address, query), msg_id, qname, qtype)
             if not reply.header.tc:
                 return _proof_option(reply), False
-        reply = _parse(await _tcp(address, query), msg_id, qname, qtype)
+        reply = _parse(await tcp_exchange(address, query), msg_id, qname, qtype)
     except OSError as exc:
         raise UpstreamError("unreachable", exc.strerror or str(exc), unreachable=True) from None
+    except trio.BrokenResourceError as exc:
+        raise UpstreamError("unreachable", str(exc) or "the connection broke", unreachable=True) from None
+    except ClosedEarly as exc:
+        raise UpstreamError("malformed", str(exc)) from None
     return _proof_option(reply), not tcp_first
-
-
-async def _udp(address: Address, query: bytes, msg_id: int) -> bytes:
-    family = trio.socket.AF_INET6 if ":" in address[0] else trio.socket.AF_INET
-    with trio.socket.socket(family, trio.socket.SOCK_DGRAM) as sock:
-        await sock.connect(address)  # replies from anywhere else are never read
-        await sock.send(query)
-        while True:
-            data = await sock.recv(_MAX_UDP)
-            # Ignore a stray datagram with another ID (a late reply to an earlier query).
-            if len(data) >= 2 and int.from_bytes(data[:2], "big") == msg_id:
-                return data
-
-
-async def _tcp(address: Address, query: bytes) -> bytes:
-    stream = await trio.open_tcp_stream(*address)
-    async with stream:
-        await stream.send_all(len(query).to_bytes(2, "big") + query)
-        buffer = bytearray()
-        while len(buffer) < 2 or len(buffer) < 2 + int.from_bytes(buffer[:2], "big"):
-            chunk = await stream.receive_some(_MAX_TCP)
-            if not chunk:
-                raise UpstreamError("malformed", "the TCP connection closed mid-reply")
-            buffer.extend(chunk)
-        size = int.from_bytes(buffer[:2], "big")
-        return bytes(buffer[2 : 2 + size])
 
 
 def _parse(data: bytes, msg_id: int, qname: Labels, qtype: int) -> dnslib.DNSRecord:
