@@ -46,10 +46,8 @@ from ledgerdns.dns.wire import (
     HEADER_SIZE,
     OPCODE_MASK,
     Query,
-    Rcode,
-    Rejection,
-    bare_reply,
     parse_query,
+    servfail_for,
 )
 from ledgerdns.dns.workers import Immediate, Keep, WorkerPool
 from ledgerdns.dns.zone import ZoneConfig
@@ -271,7 +269,7 @@ class DnsServer:
             # A bug, not bad input (the reader rejects that): one query must not take the
             # node down, so answer SERVFAIL and log loudly with the traceback.
             log.error("dns answer failed size=%d tcp=%s", len(data), tcp, exc_info=True)
-            return _servfail(data), None
+            return servfail_for(data), None
 
     def _dispatch(
         self, data: bytes, peer: Any, *, tcp: bool
@@ -323,7 +321,7 @@ class DnsServer:
             return await pending
         except Exception:
             log.error("dns answer failed size=%d", len(data), exc_info=True)
-            return _servfail(data)
+            return servfail_for(data)
 
     def _udp_dispatch(self, data: bytes, peer: Any) -> Immediate | Awaitable[bytes | None]:
         result = self.dispatch(data, peer, tcp=False)
@@ -384,12 +382,3 @@ class DnsServer:
                     await sock.sendto(reply, peer)
                 except OSError as exc:
                     log.debug("dns udp send failed peer=%s error=%s", peer, exc)
-
-
-def _servfail(data: bytes) -> bytes | None:
-    if len(data) < HEADER_SIZE:
-        return None
-    msg_id, flags = HEADER.unpack_from(data)[:2]
-    if flags & FLAG_QR:
-        return None
-    return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))

@@ -361,6 +361,16 @@ def bare_reply(rejection: Rejection, *, payload: int = EDNS_PAYLOAD) -> bytes:
     return HEADER.pack(rejection.id, flags, qdcount, 0, 0, 1) + rejection.question + opt
 
 
+def servfail_for(data: bytes) -> bytes | None:
+    """A bare SERVFAIL for a message whose answering failed; None for a reply or a runt."""
+    if len(data) < HEADER_SIZE:
+        return None
+    msg_id, flags = HEADER.unpack_from(data)[:2]
+    if flags & FLAG_QR:
+        return None
+    return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
+
+
 def patch_reply(template: bytes, query: Query) -> bytes:
     """`template` (a cached reply to the same question) made the reply to `query`.
 

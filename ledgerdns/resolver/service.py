@@ -31,12 +31,11 @@ from ledgerdns.dns.settings import ForwardSettings, in_networks
 from ledgerdns.dns.tcp import TcpFront
 from ledgerdns.dns.wire import (
     EDNS_PAYLOAD,
-    HEADER_SIZE,
     Query,
-    Rcode,
     Rejection,
     bare_reply,
     parse_query,
+    servfail_for,
 )
 from ledgerdns.resolver.answers import (
     badvers_reply,
@@ -206,7 +205,7 @@ class ResolverServer:
             return self._dispatch(data, peer, tcp=tcp)
         except Exception:
             log.error("answer failed size=%d tcp=%s", len(data), tcp, exc_info=True)
-            return _servfail(data), None
+            return servfail_for(data), None
 
     def _dispatch(
         self, data: bytes, peer: Any, *, tcp: bool
@@ -265,13 +264,6 @@ async def _send(sock: trio.socket.SocketType, reply: bytes, peer: Any) -> None:
         log.debug("udp send failed peer=%s error=%s", peer, exc)
 
 
-def _servfail(data: bytes) -> bytes | None:
-    if len(data) < HEADER_SIZE:
-        return None
-    msg_id, flags = int.from_bytes(data[:2], "big"), int.from_bytes(data[2:4], "big")
-    if flags & 0x8000:
-        return None
-    return bare_reply(Rejection(msg_id, flags, Rcode.SERVFAIL))
 
 
 def bind(listen: Address) -> tuple[stdlib_socket.socket, stdlib_socket.socket]:
