@@ -238,7 +238,7 @@ class AnswerBuilder:
     def _message(self, query: Query) -> tuple[dnslib.DNSRecord, Resolution | None]:
         if query.edns is not None and query.edns.version != 0:
             return self._compose(query, Rcode.BADVERS, authoritative=False), None
-        res = self._lookup(tuple(label.lower() for label in query.qname), query.qtype, query.qclass)
+        res = self.lookup(tuple(label.lower() for label in query.qname), query.qtype, query.qclass)
         message = self._compose(
             query,
             _RCODES.get(res.outcome, Rcode.NOERROR),
@@ -247,7 +247,13 @@ class AnswerBuilder:
         )
         return message, res
 
-    def _lookup(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+    def lookup(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+        """The lookup behind a reply, with this module's policy (DS at an apex, minimal ANY, CH).
+
+        Args:
+            qname: the question name, lower-cased.
+            qtype, qclass: the question's type and class.
+        """
         if qclass == CLASS_CH:
             return chaos_lookup(qname, qtype, self._chaos)
         res = self._resolver.resolve(qname, qtype, qclass)

@@ -130,6 +130,8 @@ class BatchServer:
         on_other: called with ``(data, address_tuple, verdict)`` for every
             datagram that is not a stored repeat question (to pass up, slip or
             drop); `verdict` is the rate limiter's (0 when allowed).
+        fallback: the reply tail for an allowed query tail `replies` lacks, or
+            None (`NameTable.answer`); may be None.
     """
 
     def __init__(
@@ -138,8 +140,10 @@ class BatchServer:
         replies: dict[bytes, Entry],
         check: Callable[[bytes], int] | None,
         on_other: Callable[[bytes, Any, int], None],
+        fallback: Callable[[bytes], Entry | None] | None = None,
     ) -> None:
         self._fd = fd
+        self._fallback = fallback
         self._replies = replies
         self._check = check
         self._on_other = on_other
@@ -173,6 +177,7 @@ class BatchServer:
         namev = memoryview(self._names).cast("B")
         template = self._template
         get, check, on_other = self._replies.get, self._check, self._on_other
+        fallback = self._fallback
         u32, iov, af_inet = _U32, _IOV, int(socket.AF_INET)
         offset = _DATA_OFFSET
         assert offset is not None  # `available` said so
@@ -202,7 +207,12 @@ class BatchServer:
                         else bytes(namev[at_name + 8 : at_name + 24])
                     )
                     verdict = check(raw)
-                entry = get(bytes(buffers[at + 2 : at + size])) if not verdict else None
+                entry = None
+                if not verdict:
+                    tail = bytes(buffers[at + 2 : at + size])
+                    entry = get(tail)
+                    if entry is None and fallback is not None:
+                        entry = fallback(tail)
                 if entry is None:
                     namelen = u32.unpack_from(rmv, namelen_at[i])[0]
                     on_other(

@@ -136,6 +136,12 @@ class Resolver:
             return None
         return Zone(state, zone_serial(self._source, state), self._config)
 
+    def zone_for(self, state: DomainState) -> Zone | None:
+        """`state` as a zone if it is active at the head's time, else None."""
+        if not state.is_active(self._source.head.time_ms // 1000):
+            return None
+        return Zone(state, zone_serial(self._source, state), self._config)
+
     def is_tld(self, name: Labels) -> bool:
         """Whether `name` (lower-case) is one of the ledger's TLDs."""
         return name in self._tlds

@@ -33,6 +33,7 @@ from ledgerdns.dns.cache import (
     AnswerCache,
 )
 from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updater
+from ledgerdns.dns.nametable_build import DomainLister, NameTableSource
 from ledgerdns.dns.proof_reply import ProofResponder
 from ledgerdns.dns.proofs import ProofSource
 from ledgerdns.dns.resolve import ZoneSource
@@ -119,6 +120,7 @@ class DnsServer:
         if cache_entries is None:  # the workers keep UDP replies: the node needs fewer
             cache_entries = WORKER_FRONTED_ENTRIES if self._workers else DEFAULT_MAX_ENTRIES
         self.cache = AnswerCache(builder, max_entries=cache_entries)
+        self._builder = builder
         self._ledger = ledger
         self._settings = settings
         self._resolver = builder.resolver
@@ -175,7 +177,12 @@ class DnsServer:
                 async with trio.open_nursery() as nursery:
                     if self._workers > 0:
                         self._pool = WorkerPool(
-                            udp, self._workers, self._settings.rrl, self._udp_dispatch
+                            udp,
+                            self._workers,
+                            self._settings.rrl,
+                            self._udp_dispatch,
+                            names=self._name_source(),
+                            payload=self._edns_payload,
                         )
                         await nursery.start(self._pool.run)
                     else:
@@ -193,6 +200,17 @@ class DnsServer:
             finally:
                 self._address = None
                 self._pool = None
+
+    def _name_source(self) -> NameTableSource | None:
+        """Where the workers' name tables come from: the ledger, when it can list its domains."""
+        if isinstance(self._ledger, DomainLister):
+            return NameTableSource(self._builder, self._ledger)
+        return None
+
+    @property
+    def names_complete(self) -> bool:
+        """Whether every UDP worker holds every active domain's names (True without workers)."""
+        return self._pool is None or self._pool.names_complete
 
     @property
     def tcp_connections(self) -> int:

@@ -27,9 +27,11 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from ledgerdns.dns import mmsg
+from ledgerdns.dns.nametable import NameTable
 from ledgerdns.dns.rrl import ALLOW, SLIP, RateLimiter, slip_reply
 
 MAX_QUERY = 16_384
@@ -40,9 +42,11 @@ DEFAULT_ENTRIES = 200_000
 # Messages (first element of the tuple).
 UP_READY = "ready"  # ("ready", pid)
 UP_QUERY = "q"  # ("q", address, data)
+UP_FILLED = "f"  # ("f", names): the name table holds every active domain (after a fill)
 DOWN_REPLY = "r"  # ("r", address, reply, key | None, zone | None, serial_bound, expires_at)
 DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s)
 DOWN_CLEAR = "c"  # ("c",)
+DOWN_NAMES = "n"  # ("n", now_s, [(apex, [(name, blob), ...]), ...], last of a fill): `NameTable`
 
 
 class ReplyTable:
@@ -153,19 +157,23 @@ class Worker:
         down: socket.socket,
         limiter: RateLimiter,
         table: ReplyTable,
+        names: NameTable | None = None,
     ) -> None:
         self.sock = sock
         self.up = up
         self.down = down
         self.limiter = limiter
         self.table = table
+        self.names = names if names is not None else NameTable()
         self.dropped = 0
 
     def serve(self) -> None:
         """Answer forever: batched where the system has ``recvmmsg``, else one by one."""
         if mmsg.available():
             check = self.limiter.check if self.limiter.enabled else None
-            mmsg.BatchServer(self.sock.fileno(), self.table.replies, check, self._other).serve()
+            mmsg.BatchServer(
+                self.sock.fileno(), self.table.replies, check, self._other, self.names.answer
+            ).serve()
         else:
             self._serve_plain()
 
@@ -186,6 +194,7 @@ class Worker:
         recv = self.sock.recvfrom
         send = self.sock.sendto
         get = self.table.replies.get
+        from_names = self.names.answer
         up = self.up.send
         dumps = marshal.dumps
         check = self.limiter.check if self.limiter.enabled else None
@@ -204,7 +213,10 @@ class Worker:
                         if reply is not None:
                             _send(send, reply, address)
                     continue
-            entry = get(data[2:])
+            tail = data[2:]
+            entry = get(tail)
+            if entry is None:
+                entry = from_names(tail)
             if entry is not None:
                 _send(send, data[:2] + entry, address)
                 continue
@@ -217,6 +229,7 @@ class Worker:
         """Apply what the node sends down; exit the process when it hangs up."""
         send = self.sock.sendto
         table = self.table
+        names = self.names
         while True:
             try:
                 message = self.down.recv(1 << 20)
@@ -232,10 +245,30 @@ class Worker:
                     _send(send, reply, address)
                 if key is not None:
                     table.put(key, reply[2:], zone, serial_bound, expires_at)
+            elif kind == DOWN_NAMES:
+                names.now_s = item[1]
+                for apex, entries in item[2]:
+                    names.replace(apex, entries)
+                if item[3]:
+                    self._tell_up(marshal.dumps((UP_FILLED, len(names))))
             elif kind == DOWN_INVALIDATE:
+                names.now_s = item[2]
                 table.invalidate(item[1], item[2])
             elif kind == DOWN_CLEAR:
                 table.clear()
+                names.clear()
+
+
+    def _tell_up(self, message: bytes) -> None:
+        """Send the node a message that must not be dropped (the up socket is non-blocking)."""
+        while True:
+            try:
+                self.up.send(message)
+                return
+            except BlockingIOError:
+                time.sleep(0.001)  # the node is busy: it reads the up socket again soon
+            except OSError:
+                return  # the node is gone: `control` exits when it sees that
 
 
 def _send(send: Any, reply: bytes, address: Any) -> None:
@@ -268,7 +301,14 @@ def main(argv: list[str]) -> int:
         ipv6_prefix=options["rrl_ipv6_prefix"],
         exempt=options["rrl_exempt"],
     )
-    worker = Worker(sock, up, down, limiter, ReplyTable(options.get("entries", DEFAULT_ENTRIES)))
+    worker = Worker(
+        sock,
+        up,
+        down,
+        limiter,
+        ReplyTable(options.get("entries", DEFAULT_ENTRIES)),
+        NameTable(options.get("payload", 1232)),
+    )
     threading.Thread(target=worker.control, name="control", daemon=True).start()
     up.setblocking(True)
     up.send(marshal.dumps((UP_READY, os.getpid())))

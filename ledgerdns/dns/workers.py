@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ledgerdns.dns import udpworker
+from ledgerdns.dns.nametable_build import NameTableSource
 from ledgerdns.dns.settings import RrlSettings
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ _MAX_SLOW_TASKS = 512  # concurrent forwarded/UPDATE queries from the workers
 _READY_TIMEOUT_S = 20.0
 _BATCH = 64  # queries answered per wake-up before other tasks get a turn
 _RESTART_PAUSE_S = 0.5
+_FILL_AHEAD = 4  # name-table batches queued for a worker before the fill waits for it
+_FILL_WAIT_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +63,26 @@ class WorkerPool:
         count: how many workers (at least 1).
         rrl: rate limiting, applied by the workers.
         answer: the server's dispatch for one UDP query.
+        names: where each worker's name table comes from (`ledgerdns.dns.nametable`):
+            filled when the worker starts, kept current per block. None: no name
+            table, a worker answers only repeats.
+        payload: the node's EDNS payload size (what the worker's OPT advertises).
     """
 
     def __init__(
-        self, sock: stdlib_socket.socket, count: int, rrl: RrlSettings, answer: Answer
+        self,
+        sock: stdlib_socket.socket,
+        count: int,
+        rrl: RrlSettings,
+        answer: Answer,
+        *,
+        names: NameTableSource | None = None,
+        payload: int = 1232,
     ) -> None:
         self._sock = sock
         self._count = count
         self._answer = answer
+        self._names = names
         self._options = json.dumps(
             {
                 "rrl_rate": rrl.rate,
@@ -75,8 +90,11 @@ class WorkerPool:
                 "rrl_ipv4_prefix": rrl.ipv4_prefix,
                 "rrl_ipv6_prefix": rrl.ipv6_prefix,
                 "rrl_exempt": [str(n) for n in rrl.exempt],
+                "payload": payload,
             }
         )
+        self._filling: set[int] = set()  # workers whose name table is not complete yet
+        self._fill_started = 0.0
         self._outboxes: list[trio.MemorySendChannel[bytes]] = []
         self._slow = trio.CapacityLimiter(_MAX_SLOW_TASKS)
         self.pids: list[int] = []
@@ -90,8 +108,16 @@ class WorkerPool:
                 await nursery.start(self._supervise, index, nursery)
             task_status.started()
 
+    @property
+    def names_complete(self) -> bool:
+        """Whether every running worker holds every active domain's names (True without a name table)."""
+        return not self._filling and len(self.pids) == self._count
+
     def invalidate(self, changed: Collection[str], now_s: int) -> None:
-        """Tell every worker what a new block made stale."""
+        """Tell every worker what a new block changed: its domains' names, and what went stale."""
+        if self._names is not None and changed:
+            entries = self._names.changed(changed)
+            self._broadcast(marshal.dumps((udpworker.DOWN_NAMES, now_s, entries, False)))
         self._broadcast(marshal.dumps((udpworker.DOWN_INVALIDATE, sorted(changed), now_s)))
 
     def clear(self) -> None:
@@ -158,9 +184,13 @@ class WorkerPool:
                 task_status.started()
                 async with trio.open_nursery() as inner:
                     inner.start_soon(self._send_loop, down_node, receive)
-                    await self._receive_loop(up_node, send, nursery)
+                    if self._names is not None:
+                        self._filling.add(index)
+                        inner.start_soon(self._fill, send)
+                    await self._receive_loop(index, up_node, send, nursery)
                     inner.cancel_scope.cancel()
         finally:
+            self._filling.discard(index)
             if send in self._outboxes:
                 self._outboxes.remove(send)
             if process.pid in self.pids:
@@ -168,6 +198,25 @@ class WorkerPool:
             process.kill()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(process.wait)
+
+    async def _fill(self, outbox: trio.MemorySendChannel[bytes]) -> None:
+        """Send a new worker every active domain's names, a batch at a time.
+
+        Each batch is read from the ledger and queued in one step, so it is
+        never older than a block applied before it; blocks applied during the
+        fill send their own domains after it (`invalidate`). The last message
+        asks the worker to say when it holds them all (`UP_FILLED`).
+        """
+        assert self._names is not None
+        self._fill_started = trio.current_time()
+        for batch in self._names.batches():
+            while outbox.statistics().current_buffer_used > _FILL_AHEAD:
+                await trio.sleep(_FILL_WAIT_S)
+            now_s = self._names.now_s()
+            outbox.send_nowait(marshal.dumps((udpworker.DOWN_NAMES, now_s, batch, False)))
+            await trio.lowlevel.checkpoint()
+        now_s = self._names.now_s()
+        outbox.send_nowait(marshal.dumps((udpworker.DOWN_NAMES, now_s, [], True)))
 
     async def _send_loop(
         self, down: stdlib_socket.socket, receive: trio.MemoryReceiveChannel[bytes]
@@ -182,6 +231,7 @@ class WorkerPool:
 
     async def _receive_loop(
         self,
+        index: int,
         up: stdlib_socket.socket,
         outbox: trio.MemorySendChannel[bytes],
         nursery: trio.Nursery,
@@ -196,13 +246,27 @@ class WorkerPool:
                     break
                 if not message:
                     return  # the worker is gone
-                self._handle(message, outbox, nursery)
+                self._handle(index, message, outbox, nursery)
             await trio.lowlevel.checkpoint()
 
     def _handle(
-        self, message: bytes, outbox: trio.MemorySendChannel[bytes], nursery: trio.Nursery
+        self,
+        index: int,
+        message: bytes,
+        outbox: trio.MemorySendChannel[bytes],
+        nursery: trio.Nursery,
     ) -> None:
-        kind, address, data = marshal.loads(message)
+        item = marshal.loads(message)
+        if item[0] == udpworker.UP_FILLED:
+            self._filling.discard(index)
+            log.info(
+                "dns worker %d name table filled names=%d seconds=%.1f",
+                index,
+                item[1],
+                trio.current_time() - self._fill_started,
+            )
+            return
+        kind, address, data = item
         if kind != udpworker.UP_QUERY:
             return
         if outbox.statistics().current_buffer_used > _MAX_PENDING:

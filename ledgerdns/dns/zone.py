@@ -176,6 +176,15 @@ class Zone:
         """The domain state the zone was built from."""
         return self._state
 
+    @property
+    def names(self) -> frozenset[Labels]:
+        """Every name that exists in the zone: owners, the apex and empty non-terminals."""
+        return self._names
+
+    def types_at(self, name: Labels) -> frozenset[int]:
+        """The types of the RRsets owned by `name` (empty for a name that owns none)."""
+        return frozenset(self._rrsets.get(name, ()))
+
     def rrs(self) -> list[RR]:
         """Every record of the zone, SOA first: what a transfer sends (RFC 5936).
 

@@ -206,3 +206,30 @@ async def test_repeat_answers_do_not_wait_for_a_busy_node(node: InstantNode) -> 
         time.sleep(1.0)  # block this (the node's) event loop outright
         asker.join()
         assert len(latencies) == 20 and max(latencies) < 0.5
+
+
+async def wait_names(server: DnsServer) -> None:
+    with trio.fail_after(15):
+        while not server.names_complete:
+            await trio.sleep(0.01)
+
+
+async def test_registered_names_are_answered_by_the_worker_on_first_ask(
+    node: InstantNode, worker_io: str
+) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        await wait_names(server)
+        seen = server.cache.misses + server.cache.hits
+        reply = await udp(server.address, query("ALICE.p2p"))  # never asked before
+        assert a_records(reply) == ["192.0.2.1"] and reply.flags & dns.flags.AA
+        nodata = await udp(server.address, query("alice.p2p", "AAAA"))
+        assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer and nodata.authority
+        assert server.cache.misses + server.cache.hits == seen  # the node answered none
+
+        # A domain registered later reaches the worker with its block.
+        recs = records("bob.p2p", "@ 300 A 192.0.2.7", "www 300 CNAME @")
+        await node.submit(register_tx(node.genesis, OWNER, "bob.p2p", recs, valid_until=soon(node.ledger)))
+        with trio.fail_after(5):
+            while a_records(await udp(server.address, query("www.bob.p2p"))) != ["bob.p2p.", "192.0.2.7"]:
+                await trio.sleep(0.01)
+        assert server.cache.misses + server.cache.hits == seen

@@ -1,0 +1,202 @@
+"""The UDP worker's complete name table: every registered name's answers, encoded, compact.
+
+The worker answers a repeat question from its reply table (`udpworker.ReplyTable`,
+keyed by the query's bytes). A question it has not seen yet would go up to the
+node's event loop and dnslib, 20-45x slower than an authoritative server (issue
+17). This table holds, for every name of every active domain, the answers the
+node's own lookup gives (built by `ledgerdns.dns.nametable_build` from
+`Zone.lookup` and sent down per block), so any question about a registered name
+is answered here, with no parsing beyond the question.
+
+One entry per name, keyed by the lower-cased wire name, valued by one bytes
+object (`blob`), so a name costs about 250 bytes here (issue 21)::
+
+    expires_at  u32   unix seconds of block time the domain lapses at, 0 never
+    k           u8    number of directory entries
+    k x (qtype u16, offset u16)   a type answered its own way; offset 0: not here
+    default     u16   offset of the answer to any other plain type; 0: not here
+    bodies      at their offsets: length u16, then flags u16 (AA and rcode),
+                ancount, nscount, arcount (u16 each), then the records
+
+Records are written as the node's lookup gives them: owner names equal to the
+question as a pointer to it (offset 12), everything else uncompressed.
+"Not here" (offset 0) marks answers the node must give itself: those holding a
+TLD's SOA (its serial is the head height) and the like. A question this module
+cannot answer exactly as the node would (another opcode or class, a meta type,
+a TSIG or proof option, a reply too big for the client) returns None and goes
+up to the node.
+
+Stdlib only: it runs inside the worker process.
+"""
+
+from __future__ import annotations
+
+import struct
+
+# Header bits (see `ledgerdns.dns.wire`; repeated: the worker imports stdlib only).
+_FLAG_QR = 0x8000
+_OPCODE_TC = 0x7800 | 0x0200  # any opcode but QUERY, or a truncated query
+_COPIED = 0x0100 | 0x0010  # RD and CD
+_PROOF_OPTION = 65353  # wire.PROOF_OPTION_CODE
+_COOKIE_OPTION = 10
+_QD_ONLY = b"\x00\x01\x00\x00\x00\x00"  # qdcount 1, ancount 0, nscount 0
+_CLASS_IN = b"\x00\x01"
+_OPT_TYPE = b"\x00\x29"
+_DO = 0x80  # the DO bit, in the OPT TTL's third byte
+MAX_NAME_WIRE = 255
+
+EXPIRES = struct.Struct("!I")
+DIRECTORY = struct.Struct("!HH")  # qtype, offset
+OFFSET = struct.Struct("!H")
+BODY_HEAD = struct.Struct("!5H")  # length, flags, ancount, nscount, arcount
+_REPLY_HEAD = struct.Struct("!5H")  # flags, qdcount, ancount, nscount, arcount
+_OPTION = struct.Struct("!HH")
+
+NEVER = 0
+MAX_EXPIRES = 2**32 - 1
+
+
+def default_applies(qtype: int) -> bool:
+    """Whether a question of `qtype` may take a name's default answer.
+
+    Not 0 or the meta types (OPT, 128-255: TSIG, transfers, ANY...), which the
+    node rejects or answers its own way; every data type is alike to a lookup
+    unless the name holds it (those are in the directory).
+    """
+    return 0 < qtype < 128 and qtype != 41 or qtype > 255
+
+
+def opt_record(payload: int, do: bool) -> bytes:
+    """Our OPT record, as `wire.opt_record` writes it for rcodes below 16."""
+    return struct.pack("!BHHBBHH", 0, 41, payload, 0, 0, 0x8000 if do else 0, 0)
+
+
+class NameTable:
+    """Lower-case wire name -> blob, with the domain index that lets a block replace a domain.
+
+    Written by the worker's control thread only (`replace`, `set_now`); read by the
+    serving thread (`answer`), which only ever sees whole entries.
+
+    Args:
+        payload: the UDP payload size the node advertises (its EDNS payload).
+    """
+
+    def __init__(self, payload: int = 1232) -> None:
+        self.names: dict[bytes, bytes] = {}
+        # apex -> its other names, only for domains with more than their apex
+        self._others: dict[bytes, tuple[bytes, ...]] = {}
+        self.now_s = 0
+        self._payload = payload
+        self._opt = (opt_record(payload, False), opt_record(payload, True))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def replace(self, apex: bytes, entries: list[tuple[bytes, bytes]]) -> None:
+        """Put a domain's entries in place of what it had (none: the domain is gone)."""
+        names = self.names
+        for name in self._others.pop(apex, ()):
+            names.pop(name, None)
+        keep = {name for name, _ in entries}
+        if apex not in keep:
+            names.pop(apex, None)
+        for name, blob in entries:
+            names[name] = blob
+        others = tuple(name for name in keep if name != apex)
+        if others:
+            self._others[apex] = others
+
+    def clear(self) -> None:
+        """Forget every name."""
+        self.names.clear()
+        self._others.clear()
+
+    def answer(self, tail: bytes) -> bytes | None:
+        """The reply (after its ID) to a query (after its ID), or None when it must go up."""
+        n = len(tail)
+        if n < 15 or tail[0] & 0xFA or tail[2:8] != _QD_ONLY:  # QR, opcode, TC; the counts
+            return None
+        pos = 10
+        while True:  # the question name: uncompressed labels
+            length = tail[pos]
+            if length == 0:
+                break
+            if length > 63:
+                return None
+            pos += 1 + length
+            if pos >= n:
+                return None
+        end = pos + 1
+        qend = end + 4
+        if end - 10 > MAX_NAME_WIRE or qend > n or tail[end + 2 : qend] != _CLASS_IN:
+            return None
+        opt = b""
+        limit = 512
+        ar = tail[8:10]
+        if ar == b"\x00\x01":
+            opt_at = qend
+            rdata = opt_at + 11
+            if (
+                n < rdata
+                or tail[opt_at] != 0
+                or tail[opt_at + 1 : opt_at + 3] != _OPT_TYPE
+                or tail[opt_at + 6]  # EDNS version: only 0 is answered here
+                or rdata + (tail[rdata - 2] << 8 | tail[rdata - 1]) != n
+                or (rdata != n and not _plain_options(tail, rdata, n))
+            ):
+                return None
+            payload = tail[opt_at + 3] << 8 | tail[opt_at + 4]
+            limit = min(max(512, payload), self._payload)
+            opt = self._opt[1 if tail[opt_at + 7] & _DO else 0]
+        elif ar != b"\x00\x00" or qend != n:
+            return None
+        blob = self.names.get(tail[10:end].lower())
+        if blob is None:
+            return None
+        expires_at = EXPIRES.unpack_from(blob)[0]
+        if expires_at and self.now_s >= expires_at:
+            return None  # lapsed: the node answers (NXDOMAIN) and the next block drops it
+        qtype = tail[end : end + 2]
+        d = 5
+        stop = 5 + 4 * blob[4]
+        while d < stop:
+            if blob[d : d + 2] == qtype:
+                offset = blob[d + 2] << 8 | blob[d + 3]
+                break
+            d += 4
+        else:
+            if not default_applies(tail[end] << 8 | tail[end + 1]):
+                return None
+            offset = blob[stop] << 8 | blob[stop + 1]
+        if not offset:
+            return None
+        length, flags, ancount, nscount, arcount = BODY_HEAD.unpack_from(blob, offset)
+        flags |= _FLAG_QR | ((tail[0] << 8 | tail[1]) & _COPIED)
+        reply = (
+            _REPLY_HEAD.pack(flags, 1, ancount, nscount, arcount + (1 if opt else 0))
+            + tail[10:qend]
+            + blob[offset + 10 : offset + 2 + length]
+            + opt
+        )
+        if len(reply) + 2 > limit:
+            return None  # the node sends the truncated form
+        return reply
+
+
+def _plain_options(tail: bytes, pos: int, end: int) -> bool:
+    """Whether the OPT options are well formed and ask for nothing the node answers itself.
+
+    A proof request goes up (`ledgerdns.dns.proof_reply`), and so does anything the
+    node's reader would refuse (`wire._check_options`): a cut option, a bad COOKIE.
+    Other options (a COOKIE, padding, ...) are ignored here as the node ignores them.
+    """
+    while pos < end:
+        if pos + 4 > end:
+            return False
+        code, length = _OPTION.unpack_from(tail, pos)
+        pos += 4 + length
+        if pos > end or code == _PROOF_OPTION:
+            return False
+        if code == _COOKIE_OPTION and not (length == 8 or 16 <= length <= 40):
+            return False
+    return True
