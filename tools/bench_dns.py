@@ -73,6 +73,7 @@ from tools.dnsservers import (
     BenchError,
     MissingProgram,
     Server,
+    await_names,
     await_ready,
     check_answers,
     cpu_seconds,
@@ -91,6 +92,7 @@ WARMUP_CAP_S = 60.0  # the warm-up is one pass over the warm query file; this on
 ZONE = f"{benchchain.TLD}."
 PROBE = f"ready.{benchchain.TLD}"  # dnsmasq's readiness name: last in its hosts file, never queried
 LABELS = ("node", "knot", "dnsmasq")
+FILL_S: list[float] = []  # seconds from the node's READY to its workers' name tables filled
 
 
 # -- set-up --
@@ -231,7 +233,10 @@ def start_servers(
     dnsmasq_ = start_dnsmasq(bins.dnsmasq, inputs.hosts, run_dir, plan.names, probe=PROBE)
     live.append(dnsmasq_)
     await_ready(node)
-    say(f"servers up: node :{node.port}, knot :{knot.port}, dnsmasq :{dnsmasq_.port}")
+    fill_s = await_names(node)
+    FILL_S.append(fill_s)
+    say(f"servers up: node :{node.port} (names filled {fill_s:.1f} s after READY), "
+        f"knot :{knot.port}, dnsmasq :{dnsmasq_.port}")  # fmt: skip
     return {"node": node, "knot": knot, "dnsmasq": dnsmasq_}
 
 
@@ -352,6 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 check_answers(m.server, rng.sample(range(plan.names), min(SAMPLE, plan.names)))
         measure_warm(plan, bins.dnsperf, inputs.warm, list(measured.values()))  # zipf's servers
         result = summarize(plan, measured, chain, inputs.zipf_distinct)
+        result["names_fill_s"] = round(max(FILL_S), 1)
         print_table(result, measured)
         return result
     finally:

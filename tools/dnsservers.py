@@ -126,7 +126,7 @@ def spawn_node(data_dir: Path, run_dir: Path, label: str, domains: int, extra: l
     cmd = [
         sys.executable, "-m", "ledgerdns", "node", "--data-dir", str(data_dir),
         "--dns", f"{LOOPBACK}:0", "--rpc", f"{LOOPBACK}:0", "--p2p", f"/ip4/{LOOPBACK}/tcp/0",
-        "--no-progress", "--log-level", "warning", *extra,
+        "--no-progress", "--log-level", "info", *extra,
     ]  # fmt: skip
     log = run_dir / f"{label}.log"
     proc = _spawn(cmd, run_dir / f"{label}.out", log)
@@ -155,6 +155,27 @@ def await_ready(server: Server) -> Server:
                 f"{server.label}: no READY in {NODE_START_S:g} s:\n{server.log_tail()}"
             )
         time.sleep(POLL_S)
+
+
+def await_names(server: Server) -> float:
+    """Wait until the node's UDP workers hold every registered name (`ledgerdns.dns.nametable`).
+
+    As Knot answers only once its zone is loaded, the node answers every name at
+    full speed only once its workers' name tables are filled (a log line, after
+    READY). Returns the seconds waited.
+
+    Raises:
+        BenchError: it exited, or the tables were not filled in time.
+    """
+    started = time.monotonic()
+    deadline = started + NODE_START_S + server.domains / 5_000
+    while "name table filled" not in server.log.read_text(errors="replace"):
+        if not server.running():
+            raise BenchError(f"{server.label} exited ({server.proc.returncode}):\n{server.log_tail()}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{server.label}: name table not filled in time:\n{server.log_tail()}")
+        time.sleep(POLL_S)
+    return time.monotonic() - started
 
 
 def free_port() -> int:

@@ -40,7 +40,7 @@ from ledgerdns.dns.wire import (
     parse_query,
     reply_flags,
 )
-from ledgerdns.dns.zone import ZoneConfig
+from ledgerdns.dns.zone import Zone, ZoneConfig
 
 __all__ = ["EDNS_PAYLOAD", "AnswerBuilder", "Reply"]
 
@@ -247,16 +247,19 @@ class AnswerBuilder:
         )
         return message, res
 
-    def lookup(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+    def lookup(
+        self, qname: Labels, qtype: int, qclass: int, zone: Zone | None = None
+    ) -> Resolution:
         """The lookup behind a reply, with this module's policy (DS at an apex, minimal ANY, CH).
 
         Args:
             qname: the question name, lower-cased.
             qtype, qclass: the question's type and class.
+            zone: `qname`'s active zone, if the caller holds it (`Resolver.resolve`).
         """
         if qclass == CLASS_CH:
             return chaos_lookup(qname, qtype, self._chaos)
-        res = self._resolver.resolve(qname, qtype, qclass)
+        res = self._resolver.resolve(qname, qtype, qclass, zone)
         if (
             qtype == QType.DS
             and self._resolver.is_tld(qname[1:])

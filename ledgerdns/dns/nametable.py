@@ -54,6 +54,9 @@ _OPTION = struct.Struct("!HH")
 
 NEVER = 0
 MAX_EXPIRES = 2**32 - 1
+# Replies built from the table and kept by the query's bytes, so a repeat costs one dict
+# lookup: about 220 bytes each, so some 11 MiB full. Dropped whole at every change.
+RECENT_ENTRIES = 50_000
 
 
 def default_applies(qtype: int) -> bool:
@@ -74,15 +77,22 @@ def opt_record(payload: int, do: bool) -> bytes:
 class NameTable:
     """Lower-case wire name -> blob, with the domain index that lets a block replace a domain.
 
-    Written by the worker's control thread only (`replace`, `set_now`); read by the
-    serving thread (`answer`), which only ever sees whole entries.
+    Names are written by the worker's control thread only (`replace`, `clear`,
+    `set_now`); the serving thread (`answer`) reads them, and keeps the replies it
+    builds in `recent` by the query's bytes. The control thread replaces `recent`
+    with an empty dict after every change (`forget_recent`), and the serving
+    thread takes `recent` before it reads a name: a reply built from a name
+    replaced meanwhile lands in the dict already dropped, never in the new one.
 
     Args:
         payload: the UDP payload size the node advertises (its EDNS payload).
+        recent_entries: the bound of `recent`.
     """
 
-    def __init__(self, payload: int = 1232) -> None:
+    def __init__(self, payload: int = 1232, recent_entries: int = RECENT_ENTRIES) -> None:
         self.names: dict[bytes, bytes] = {}
+        self.recent: dict[bytes, bytes] = {}
+        self._recent_max = recent_entries
         # apex -> its other names, only for domains with more than their apex
         self._others: dict[bytes, tuple[bytes, ...]] = {}
         self.now_s = 0
@@ -110,9 +120,32 @@ class NameTable:
         """Forget every name."""
         self.names.clear()
         self._others.clear()
+        self.forget_recent()
+
+    def set_now(self, now_s: int) -> None:
+        """Judge expiry at block time `now_s` from now on (the head's time)."""
+        if now_s != self.now_s:
+            self.now_s = now_s
+            self.forget_recent()
+
+    def forget_recent(self) -> None:
+        """Drop every kept reply (after names changed, or the head's time moved)."""
+        self.recent = {}
 
     def answer(self, tail: bytes) -> bytes | None:
         """The reply (after its ID) to a query (after its ID), or None when it must go up."""
+        recent = self.recent  # before reading any name: see the class doc
+        reply = recent.get(tail)
+        if reply is not None:
+            return reply
+        reply = self._build(tail)
+        if reply is not None:
+            if len(recent) >= self._recent_max:
+                del recent[next(iter(recent))]
+            recent[tail] = reply
+        return reply
+
+    def _build(self, tail: bytes) -> bytes | None:
         n = len(tail)
         if n < 15 or tail[0] & 0xFA or tail[2:8] != _QD_ONLY:  # QR, opcode, TC; the counts
             return None

@@ -33,7 +33,9 @@ DomainEntries = tuple[bytes, Entries]  # (apex wire name, its entries; none: gon
 
 _RR_FIXED = struct.Struct("!HHIH")
 _POINTER_TO_QUESTION = b"\xc0\x0c"
-_ALWAYS_OWN = (QType.CNAME, QType.DS, QType.ANY)  # answered apart from the default
+# Answered apart from the default even where the name holds none: DS (the parent's at an
+# apex or a cut) and ANY (the lowest type held, RFC 8482).
+_ALWAYS_OWN = (QType.DS, QType.ANY)
 _PROBES = range(65280, 65535)  # private-use types: one the zone does not hold is the probe
 PAGE = 200
 MAX_BLOB = 65_535  # domains read per batch when filling a worker
@@ -146,7 +148,7 @@ class NameTableSource:
         directory_size = 5 + DIRECTORY.size * len(own) + OFFSET.size
 
         def place(qtype: int) -> int:
-            res = self._builder.lookup(name, qtype, CLASS_IN)
+            res = self._builder.lookup(name, qtype, CLASS_IN, zone)
             if not _kept(res):
                 return 0
             body = encode(res, name)

@@ -68,11 +68,12 @@ def zone_serial(source: ZoneSource, state: DomainState) -> int:
 class Resolver:
     """Answers questions from a `ZoneSource`. Pure: reads the ledger, no I/O of its own."""
 
-    __slots__ = ("_config", "_source", "_tlds")
+    __slots__ = ("_config", "_last_soa", "_source", "_tlds")
 
     def __init__(self, source: ZoneSource, config: ZoneConfig) -> None:
         self._source = source
         self._config = config
+        self._last_soa: tuple[Labels, int, RR] | None = None
         # Longest first: with TLDs "p2p" and "co.p2p", "x.co.p2p" is under "co.p2p".
         self._tlds = sorted((labels_of(t) for t in source.params.tlds), key=len, reverse=True)
 
@@ -81,13 +82,17 @@ class Resolver:
         """What the synthesized SOA and NS say."""
         return self._config
 
-    def resolve(self, qname: Labels, qtype: int, qclass: int) -> Resolution:
+    def resolve(
+        self, qname: Labels, qtype: int, qclass: int, zone: Zone | None = None
+    ) -> Resolution:
         """Answer one question.
 
         Args:
             qname: the question name, lower-cased (see `ledgerdns.dns.result`).
             qtype: the question type (any number).
             qclass: the question class; only IN is answered.
+            zone: the active zone of `qname`'s domain, when the caller holds it
+                (from `zone_for`, at this head): saves reading and indexing it again.
         """
         if qclass != CLASS_IN or qtype in _REFUSED_TYPES:
             return REFUSED
@@ -98,8 +103,10 @@ class Resolver:
         if qname == tld:
             return self._tld_apex(tld, qtype, head.height)
         domain_labels = qname[len(qname) - len(tld) - 1 :]
+        tld_soa = self._tld_soa(tld, head.height)
+        if zone is not None and zone.apex == domain_labels:
+            return zone.lookup(qname, qtype, tld_soa)
         state = self._active_state(domain_labels, head.time_ms // 1000)
-        tld_soa = make_soa(tld, head.height, self._config, negative=True)
         if state is None:
             return Resolution(
                 outcome=Outcome.NXDOMAIN,
@@ -110,6 +117,15 @@ class Resolver:
         return Zone(state, zone_serial(self._source, state), self._config).lookup(
             qname, qtype, tld_soa
         )
+
+    def _tld_soa(self, tld: Labels, height: int) -> RR:
+        """A TLD's negative SOA at `height` (the last one is kept: lookups in a row share it)."""
+        last = self._last_soa
+        if last is not None and last[0] == tld and last[1] == height:
+            return last[2]
+        soa = make_soa(tld, height, self._config, negative=True)
+        self._last_soa = (tld, height, soa)
+        return soa
 
     def unregistered_tld(self, qname: Labels) -> Labels | None:
         """The TLD `qname` (lower-case) lies under if its domain is not an active one, else None.

@@ -246,13 +246,15 @@ class Worker:
                 if key is not None:
                     table.put(key, reply[2:], zone, serial_bound, expires_at)
             elif kind == DOWN_NAMES:
-                names.now_s = item[1]
+                names.set_now(item[1])
                 for apex, entries in item[2]:
                     names.replace(apex, entries)
+                names.forget_recent()
                 if item[3]:
                     self._tell_up(marshal.dumps((UP_FILLED, len(names))))
             elif kind == DOWN_INVALIDATE:
-                names.now_s = item[2]
+                names.set_now(item[2])
+                names.forget_recent()
                 table.invalidate(item[1], item[2])
             elif kind == DOWN_CLEAR:
                 table.clear()

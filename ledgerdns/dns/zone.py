@@ -10,6 +10,7 @@ RFC 2308 negative answers; see docs/dns.md.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -72,10 +73,15 @@ class ZoneConfig:
         object.__setattr__(self, "server_name", name)
 
 
+@functools.lru_cache(maxsize=16)
+def _host_wire(name: str) -> bytes:
+    return name_to_wire(labels_of(name))
+
+
 def make_soa(apex: Labels, serial: int, config: ZoneConfig, *, negative: bool = False) -> RR:
     """The synthesized SOA of `apex` (TTL lowered for negative answers, RFC 2308)."""
     rdata = (
-        name_to_wire(labels_of(config.server_name))
+        _host_wire(config.server_name)
         + name_to_wire((b"hostmaster", *apex))
         + struct.pack(
             "!5I",
@@ -92,7 +98,7 @@ def make_soa(apex: Labels, serial: int, config: ZoneConfig, *, negative: bool = 
 
 def make_ns(apex: Labels, config: ZoneConfig) -> RR:
     """The synthesized NS of `apex`, naming this server."""
-    return RR(apex, QType.NS, config.ns_ttl, name_to_wire(labels_of(config.server_name)))
+    return RR(apex, QType.NS, config.ns_ttl, _host_wire(config.server_name))
 
 
 def target_of(rdata: bytes, offset: int) -> Labels:
