@@ -8,8 +8,9 @@ node's own lookup gives (built by `ledgerdns.dns.nametable_build` from
 `Zone.lookup` and sent down per block), so any question about a registered name
 is answered here, with no parsing beyond the question.
 
-One entry per name, keyed by the lower-cased wire name, valued by one bytes
-object (`blob`), so a name costs about 250 bytes here (issue 21)::
+One entry per name in an `Arena`, keyed by the lower-cased wire name, valued by
+a `blob` (about 150 bytes for a name with one A record, 160 with the key and
+index: issue 21)::
 
     expires_at  u32   unix seconds of block time the domain lapses at, 0 never
     k           u8    number of directory entries
@@ -32,6 +33,8 @@ Stdlib only: it runs inside the worker process.
 from __future__ import annotations
 
 import struct
+
+from ledgerdns.dns.arena import Arena
 
 # Header bits (see `ledgerdns.dns.wire`; repeated: the worker imports stdlib only).
 _FLAG_QR = 0x8000
@@ -90,7 +93,7 @@ class NameTable:
     """
 
     def __init__(self, payload: int = 1232, recent_entries: int = RECENT_ENTRIES) -> None:
-        self.names: dict[bytes, bytes] = {}
+        self.names = Arena()
         self.recent: dict[bytes, bytes] = {}
         self._recent_max = recent_entries
         # apex -> its other names, only for domains with more than their apex

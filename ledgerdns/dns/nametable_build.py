@@ -36,6 +36,10 @@ _POINTER_TO_QUESTION = b"\xc0\x0c"
 # Answered apart from the default even where the name holds none: DS (the parent's at an
 # apex or a cut) and ANY (the lowest type held, RFC 8482).
 _ALWAYS_OWN = (QType.DS, QType.ANY)
+# Left to the node (offset 0) without a lookup: an apex's SOA, the one answer per domain that
+# repeats its serial at full size; the node answers it from its cache, and the worker then
+# keeps that reply. (NODATA answers carry the same SOA with the negative TTL, and are kept.)
+_LEFT_TO_THE_NODE = frozenset({QType.SOA})
 _PROBES = range(65280, 65535)  # private-use types: one the zone does not hold is the probe
 PAGE = 200
 MAX_BLOB = 65_535  # domains read per batch when filling a worker
@@ -143,13 +147,22 @@ class NameTableSource:
         own = set(here) | set(_ALWAYS_OWN)
         if QType.CNAME in here:
             own |= held  # the chain's answer depends on the types at its targets
+        answers = {
+            t: self._builder.lookup(name, t, CLASS_IN, zone) for t in own - _LEFT_TO_THE_NODE
+        }
+        answers[probe] = self._builder.lookup(name, probe, CLASS_IN, zone)
+        # A type the default would wrongly answer stays in the directory (offset 0: the
+        # node answers it); one the default never takes needs no entry when left to the node.
+        listed = sorted(
+            t for t in own if default_applies(t) or (t in answers and _kept(answers[t]))
+        )
         bodies: dict[bytes, int] = {}
         chunks: list[bytes] = []
-        directory_size = 5 + DIRECTORY.size * len(own) + OFFSET.size
+        directory_size = 5 + DIRECTORY.size * len(listed) + OFFSET.size
 
         def place(qtype: int) -> int:
-            res = self._builder.lookup(name, qtype, CLASS_IN, zone)
-            if not _kept(res):
+            res = answers.get(qtype)
+            if res is None or not _kept(res):
                 return 0
             body = encode(res, name)
             offset = bodies.get(body)
@@ -159,11 +172,11 @@ class NameTableSource:
                 chunks.append(struct.pack("!H", len(body)) + body)
             return offset
 
-        directory = b"".join(DIRECTORY.pack(t, place(t)) for t in sorted(own))
-        default = place(probe) if default_applies(probe) else 0
+        directory = b"".join(DIRECTORY.pack(t, place(t)) for t in listed)
+        default = place(probe)
         blob = (
             EXPIRES.pack(min(expires_at, MAX_EXPIRES))
-            + bytes((len(own),))
+            + bytes((len(listed),))
             + directory
             + OFFSET.pack(default)
             + b"".join(chunks)

@@ -53,7 +53,21 @@ NAMES = [
     "p2p",
     "example.com",
 ]
-TYPES = ["A", "AAAA", "MX", "TXT", "CAA", "CNAME", "SRV", "NS", "SOA", "DS", "ANY", "TYPE65280", "PTR"]
+TYPES = [
+    "A",
+    "AAAA",
+    "MX",
+    "TXT",
+    "CAA",
+    "CNAME",
+    "SRV",
+    "NS",
+    "SOA",
+    "DS",
+    "ANY",
+    "TYPE65280",
+    "PTR",
+]
 # Always answered by the table: the common questions about registered names.
 MUST_ANSWER = {
     ("alice.p2p", "A"),
@@ -149,6 +163,7 @@ def test_every_answer_from_the_table_is_the_nodes_answer(node: InstantNode) -> N
     for name in ("p2p", "x.wild.alice.p2p", "nothere.alice.p2p", "unregistered.p2p", "example.com"):
         assert not any(n == name for n, _, _ in answered), name
     assert ("alice.p2p", "DS", "edns") not in answered
+    assert ("alice.p2p", "SOA", "edns") not in answered  # its serial: the node's to repeat
     assert ("big.p2p", "TXT", "edns") not in answered
 
 
@@ -156,7 +171,9 @@ def test_a_lapsed_domain_goes_to_the_node(tmp_path: Path) -> None:
     base = make_single_validator_genesis(
         VALIDATOR_KEY.public_key, genesis_time_ms=now_ms() - 1000, chain_id="instant-test"
     )
-    genesis = dataclasses.replace(base, params=dataclasses.replace(base.params, name_lifetime_s=3600))
+    genesis = dataclasses.replace(
+        base, params=dataclasses.replace(base.params, name_lifetime_s=3600)
+    )
     node = InstantNode(tmp_path, genesis)
     try:
         register(node, "lapse.p2p", ["@ 300 A 192.0.2.10"])
@@ -172,7 +189,9 @@ def test_a_lapsed_domain_goes_to_the_node(tmp_path: Path) -> None:
 def test_a_block_replaces_a_domains_names(tmp_path: Path) -> None:
     node = InstantNode(tmp_path)
     try:
-        register(node, "alice.p2p", ["@ 300 A 192.0.2.1", "www 300 A 192.0.2.80", "x.y 300 A 192.0.2.7"])
+        register(
+            node, "alice.p2p", ["@ 300 A 192.0.2.1", "www 300 A 192.0.2.80", "x.y 300 A 192.0.2.7"]
+        )
         builder = AnswerBuilder(node.ledger, CONFIG)
         table, source = filled(builder, node)
         assert len(table) == 4  # the apex, www, y (empty non-terminal) and x.y
