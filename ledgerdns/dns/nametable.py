@@ -95,7 +95,7 @@ class NameTable:
     def __init__(self, payload: int = 1232, recent_entries: int = RECENT_ENTRIES) -> None:
         self.names = Arena()
         self.recent: dict[bytes, bytes] = {}
-        self._recent_max = recent_entries
+        self._recent_max = max(1, recent_entries)
         # apex -> its other names, only for domains with more than their apex
         self._others: dict[bytes, tuple[bytes, ...]] = {}
         self.now_s = 0

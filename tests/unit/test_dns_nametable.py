@@ -230,3 +230,18 @@ def test_odd_queries_go_to_the_node(node: InstantNode, mangle: object) -> None:
     wire = query("alice.p2p", "A", "edns")
     assert table.answer(wire[2:]) is not None
     assert table.answer(mangle(wire)[2:]) is None  # type: ignore[operator]
+
+
+def test_kept_replies_are_bounded_and_dropped_at_a_change(node: InstantNode) -> None:
+    builder = AnswerBuilder(node.ledger, CONFIG)
+    source = NameTableSource(builder, node.ledger)
+    table = NameTable(1232, recent_entries=3)
+    for batch in source.batches():
+        for apex, entries in batch:
+            table.replace(apex, entries)
+    spellings = ["alice.p2p", "Alice.p2p", "aLice.p2p", "alIce.p2p", "aliCe.p2p", "ALICE.P2P"]
+    for name in spellings:
+        assert table.answer(query(name, "A", "edns")[2:]) is not None
+        assert len(table.recent) <= 3
+    table.forget_recent()
+    assert not table.recent
