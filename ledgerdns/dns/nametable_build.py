@@ -147,9 +147,9 @@ class NameTableSource:
         own = set(here) | set(_ALWAYS_OWN)
         if QType.CNAME in here:
             own |= held  # the chain's answer depends on the types at its targets
-        answers = {
-            t: self._builder.lookup(name, t, CLASS_IN, zone) for t in own - _LEFT_TO_THE_NODE
-        }
+        # An apex's DS is the parent's (the TLD's, serial-bound): never kept, never looked up.
+        left = _LEFT_TO_THE_NODE | {QType.DS} if name == zone.apex else _LEFT_TO_THE_NODE
+        answers = {t: self._builder.lookup(name, t, CLASS_IN, zone) for t in own - left}
         answers[probe] = self._builder.lookup(name, probe, CLASS_IN, zone)
         # A type the default would wrongly answer stays in the directory (offset 0: the
         # node answers it); one the default never takes needs no entry when left to the node.
