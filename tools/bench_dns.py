@@ -8,10 +8,13 @@ dnsmasq serving them from a hosts file. Every server runs on the same pinned CPU
 and gets the same dnsperf options. Three workloads:
 
 - **cold**: every name asked exactly once, in random order, right after every
-  server was started (the node's worker reply table is empty). One pass per
-  server; nothing asks those names before it (servers are checked ready with
-  the node's READY line, Knot's SOA and a name of dnsmasq's hosts file outside
-  the set; the 20-name answer checks come after the pass).
+  server was started. One pass per server; nothing asks those names before it
+  (servers are checked ready with the node's READY line followed by its
+  "name table filled" log line, Knot's SOA and a name of dnsmasq's hosts file
+  outside the set; the 20-name answer checks come after the pass). As Knot
+  answers once its zone is loaded, the node answers every name at full speed
+  once its UDP workers hold every name (`ledgerdns.dns.nametable`): the wait
+  for that is reported as ``names_fill_s``, seconds after READY.
 - **zipf**: all servers started again, then one pass over ``--zipf-queries``
   queries drawn over all N names with weight 1/rank (Zipf, s = 1.0; the ranks
   are a seeded shuffle of the names): a long tail, as real traffic is. What the
@@ -35,7 +38,8 @@ for the warm workload; ``cold_qps_node``, ``cold_qps_knot``,
 ``cold_ratio_knot``; ``zipf_qps_node``, ``zipf_qps_knot``, ``zipf_ratio_knot``
 (dnsmasq's too); ``rss_mib_node`` (the node's whole process group, its UDP
 workers included), ``rss_mib_knot``, ``rss_mib_dnsmasq`` (the largest of the
-samples taken after each workload); ``p99_ratio`` (node / dnsmasq),
+samples taken after each workload); ``names_fill_s`` (the node's name-table
+fill after READY, the longest of its starts); ``p99_ratio`` (node / dnsmasq),
 ``lost_node`` (every query of every workload), ``targets_met`` and details.
 
     python tools/bench_dns.py --quick    # 50,000 names, 500,000 Zipf queries, 3 rounds x 5 s (~100 s)
