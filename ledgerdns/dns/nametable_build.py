@@ -11,6 +11,7 @@ does not hold stands for all the others.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Iterable, Iterator
 from typing import Protocol, runtime_checkable
@@ -27,6 +28,8 @@ from ledgerdns.dns.nametable import (
 from ledgerdns.dns.result import CLASS_IN, RR, Labels, Outcome, QType, Resolution, name_to_wire
 from ledgerdns.dns.wire import FLAG_AA, Rcode
 from ledgerdns.dns.zone import Zone
+
+log = logging.getLogger(__name__)
 
 Entries = list[tuple[bytes, bytes]]  # (lower-case wire name, blob)
 DomainEntries = tuple[bytes, Entries]  # (apex wire name, its entries; none: gone)
@@ -99,9 +102,8 @@ class NameTableSource:
         out: list[DomainEntries] = []
         source = self._builder.source
         for domain in sorted(domains):
-            apex = name_to_wire(tuple(domain.encode("ascii").split(b".")))
             state = source.get_domain(domain)
-            out.append((apex, self.entries(state) if state is not None else []))
+            out.append((name_to_wire(_labels(domain)), self._safe_entries(state)))
         return out
 
     def batches(self, page: int = PAGE) -> Iterator[list[DomainEntries]]:
@@ -121,11 +123,25 @@ class NameTableSource:
                 return
             batch = []
             for state in states:
-                entries = self.entries(state)
+                entries = self._safe_entries(state)
                 if entries:
                     batch.append((name_to_wire(_labels(state.domain)), entries))
             yield batch
             start, skip = states[-1].domain, True
+
+    def _safe_entries(self, state: DomainState | None) -> Entries:
+        """`entries`, or none when building them fails: the node then answers the domain.
+
+        A bug here must neither stop a block's delivery nor leave a worker with
+        the domain's old answers, so it is logged and the domain left out.
+        """
+        if state is None:
+            return []
+        try:
+            return self.entries(state)
+        except Exception:
+            log.error("name table entries failed domain=%s", state.domain, exc_info=True)
+            return []
 
     def entries(self, state: DomainState) -> Entries:
         """One domain's entries: one per name of its zone; none when it is not active."""

@@ -245,3 +245,24 @@ def test_kept_replies_are_bounded_and_dropped_at_a_change(node: InstantNode) -> 
         assert len(table.recent) <= 3
     table.forget_recent()
     assert not table.recent
+
+
+def test_a_failing_domain_is_left_to_the_node_not_kept_stale(
+    node: InstantNode, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    builder = AnswerBuilder(node.ledger, CONFIG)
+    source = NameTableSource(builder, node.ledger)
+    table, _ = filled(builder, node)
+    assert table.answer(query("alice.p2p", "A", "edns")[2:]) is not None
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(AnswerBuilder, "lookup", broken)
+    for apex, entries in source.changed({"alice.p2p"}):
+        assert entries == []
+        table.replace(apex, entries)
+    table.forget_recent()
+    assert table.answer(query("alice.p2p", "A", "edns")[2:]) is None
+    assert "name table entries failed domain=alice.p2p" in caplog.text
+    assert list(source.batches()) == [[]]  # every domain fails: none filled, the node answers
