@@ -32,7 +32,7 @@ sysdeps:
 	  else echo "note: missing Debian packages:$$missing (apt-get install them); their tests will be skipped"; fi; \
 	fi
 
-# The main job: a local single-validator devnet in ./data/devnet, DNS on 127.0.0.1:5353,
+# The main job: a local single-validator devnet in ./data/devnet, DNS on 127.0.0.1:8553,
 # RPC on 127.0.0.1:8353 (token in data/devnet/rpc.token). Ctrl-C stops it; run again to resume.
 run: $(STAMP)
 	$(BIN)/ledgerdns node --data-dir data/devnet

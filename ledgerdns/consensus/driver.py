@@ -212,6 +212,8 @@ class ConsensusDriver:
         self.last_seen: dict[bytes, tuple[int, int, int]] = {}
         self._nursery: trio.Nursery | None = None
         self._started = trio.Event()
+        self.blocks_applied = 0  # blocks stored, decided here or finalized elsewhere
+        self.apply_seconds = 0.0  # the time taking their update and committing it, summed
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the machine and serve its timers until cancelled."""
@@ -285,8 +287,10 @@ class ConsensusDriver:
                 block.hash,
                 genesis_hash=params.genesis_hash,
             )
+            started = trio.current_time()
             update = self.app.take(block)
             self.ledger.commit(update, certificate, sync=durable)
+            self._applied(started)
             self.machine.on_synced(block, certificate, self.clock.now_ms())
             await self._committed(block, certificate, False)
             await self._execute(
@@ -381,15 +385,21 @@ class ConsensusDriver:
     async def _decide(self, block: Block, certificate: CommitCertificate) -> bool:
         if block.height != self.ledger.height + 1:
             return False  # sync got there first
+        started = trio.current_time()
         try:
             update = self.app.take(block)
             self.ledger.commit(update, certificate)
         except InvalidUpdate as exc:  # a bug or a Byzantine quorum: never store it
             log.error("decided block %d does not apply: %s", block.height, exc)
             return False
+        self._applied(started)
         mine = self.key is not None and block.header.proposer == self.key.public_key
         await self._committed(block, certificate, mine)
         return True
+
+    def _applied(self, started: float) -> None:
+        self.blocks_applied += 1
+        self.apply_seconds += trio.current_time() - started
 
     def _record_evidence(self, evidence: Evidence) -> None:
         log.warning(

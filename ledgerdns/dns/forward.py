@@ -158,6 +158,8 @@ class Forwarder:
         self._entries: OrderedDict[_Key, _Answer] = OrderedDict()  # ≤ settings.cache_entries
         self._flights: dict[_Key, _Flight] = {}  # questions being asked upstream now
         self._stats = {"hits": 0, "misses": 0, "coalesced": 0, "upstream_failures": 0}
+        self.upstream_answers = 0  # upstream attempts that gave an answer (NOERROR, NXDOMAIN)
+        self.upstream_seconds = 0.0  # the time those attempts took, summed
 
     # -- public API --
 
@@ -257,6 +259,7 @@ class Forwarder:
         timeout = self._settings.timeout_s
         for host, port in self._settings.upstreams:
             response = None
+            started = trio.current_time()
             with trio.move_on_after(timeout):
                 try:
                     response, _ = await dns.asyncquery.udp_with_fallback(
@@ -266,6 +269,8 @@ class Forwarder:
                     log.debug("upstream failed upstream=%s:%d error=%r", host, port, exc)
             if response is not None and response.rcode() in _CACHED_RCODES:
                 log.debug("upstream answered upstream=%s:%d name=%s", host, port, name)
+                self.upstream_answers += 1
+                self.upstream_seconds += trio.current_time() - started
                 return _to_answer(response, qtype, self._clock(), self._settings.max_ttl)
             if response is not None:
                 rcode = dns.rcode.to_text(response.rcode())

@@ -40,6 +40,7 @@ from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
 from ledgerdns.dns.settings import DnsSettings, in_networks
+from ledgerdns.dns.stats import QueryCounts
 from ledgerdns.dns.tcp import TcpFront
 from ledgerdns.dns.wire import (
     FLAG_QR,
@@ -151,6 +152,7 @@ class DnsServer:
         self._pool: WorkerPool | None = None
         self._address: Address | None = None
         self.udp_dropped = 0
+        self.queries = QueryCounts()  # what this process answered (not the workers' own replies)
 
     @property
     def address(self) -> Address:
@@ -223,6 +225,21 @@ class DnsServer:
         return self._tcp.refused
 
     @property
+    def rrl_limited(self) -> int:
+        """UDP responses dropped or slipped by rate limiting in this process (workers keep their own)."""
+        return self._rrl.limited
+
+    @property
+    def forwarder(self) -> Forwarder | None:
+        """The forwarding face, if the settings turn it on."""
+        return self._forwarder
+
+    @property
+    def workers(self) -> WorkerPool | None:
+        """The running UDP worker pool (None: UDP is served in this process, or not started)."""
+        return self._pool
+
+    @property
     def worker_pids(self) -> list[int]:
         """The process ids of the running UDP workers (empty when UDP is served in-process)."""
         return list(self._pool.pids) if self._pool is not None else []
@@ -281,13 +298,21 @@ class DnsServer:
             messages for a zone transfer over TCP; or an awaitable reply from a
             slow face (forwarding, UPDATE). Never raises: a bug answers SERVFAIL.
         """
+        transport = "tcp" if tcp else "udp"
         try:
-            return self._dispatch(data, peer, tcp=tcp)
+            result = self._dispatch(data, peer, tcp=tcp)
         except Exception:
             # A bug, not bad input (the reader rejects that): one query must not take the
             # node down, so answer SERVFAIL and log loudly with the traceback.
             log.error("dns answer failed size=%d tcp=%s", len(data), tcp, exc_info=True)
-            return servfail_for(data), None
+            result = servfail_for(data), None
+        if isinstance(result, tuple):
+            self.queries.note(transport, data, result[0])
+        elif isinstance(result, list):
+            self.queries.note(transport, data, result[0] if result else None)
+        else:
+            return self._counted(result, data, transport)
+        return result
 
     def _dispatch(
         self, data: bytes, peer: Any, *, tcp: bool
@@ -333,6 +358,13 @@ class DnsServer:
 
     def _in_ledger(self, query: Query) -> bool:
         return self._resolver.tld_of(tuple(label.lower() for label in query.qname)) is not None
+
+    async def _counted(
+        self, pending: Awaitable[bytes | None], data: bytes, transport: str
+    ) -> bytes | None:
+        reply = await pending
+        self.queries.note(transport, data, reply)
+        return reply
 
     async def _guarded(self, pending: Awaitable[bytes | None], data: bytes) -> bytes | None:
         try:

@@ -68,6 +68,7 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         dns_name=args.dns_name,
         progress=not args.no_progress,
         config_file=Path(os.path.expanduser(args.config)) if args.config else None,
+        metrics=parse_host_port(args.metrics, "--metrics") if args.metrics else None,
     )
     if config.dns_name is not None:
         ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
@@ -94,10 +95,10 @@ def _run(args: argparse.Namespace, out: Console) -> int:
     except BaseExceptionGroup as group:
         # A listener that cannot bind, a store in use: say what, not a task-tree traceback.
         for leaf in _leaves(group):
+            if isinstance(leaf, P2PError):  # a --p2p address that cannot be listened on
+                raise ConfigError(str(leaf)) from None
             if isinstance(leaf, ConfigError | LedgerError | OSError):
                 raise leaf from None
-            if isinstance(leaf, P2PError):
-                raise ConfigError(str(leaf)) from None
         raise
     return 0
 
@@ -129,7 +130,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "start. With --genesis FILE it joins that network: as a validator if its key "
         "(--validator-key, default DATA_DIR/validator.pem) is in the genesis, else as a "
         "follower. Once every listener is bound it prints one line "
-        'READY {"peer_id", "dns", "rpc", "p2p"} on stdout.',
+        'READY {"peer_id", "dns", "rpc", "p2p"} on stdout (and "metrics" with --metrics).',
     )
     node.add_argument(
         "--data-dir", default=DEFAULT_DATA_DIR, help="node data directory (default %(default)s)"
@@ -170,6 +171,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--config",
         metavar="FILE",
         help="TOML settings file: forwarding, rate limiting, TSIG keys, DNS UPDATE, zone transfers (default DATA_DIR/node.toml if present; see docs/dns.md)",
+    )
+    node.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics, with /healthz (alive) and "
+        "/readyz (synced and serving, else 503); unauthenticated, off by default (docs/operations.md)",
     )
     node.add_argument(
         "--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)"

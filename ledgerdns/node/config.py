@@ -28,7 +28,10 @@ from chain.genesis import Genesis, make_single_validator_genesis
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.keyfiles import create_key, load_key
 
-DEFAULT_DNS = "127.0.0.1:5353"
+# 8553, not 5353 (mDNS: taken wherever avahi runs) nor the other usual stand-ins for 53:
+# 5335 (unbound under Pi-hole), 8053 (BIND's statistics channel), 5053 (cloudflared),
+# 5300/1053 (PowerDNS and CoreDNS examples). No /etc/services entry; nmap calls it unknown.
+DEFAULT_DNS = "127.0.0.1:8553"
 DEFAULT_RPC = "127.0.0.1:8353"
 DEFAULT_P2P = "/ip4/127.0.0.1/tcp/4747"
 
@@ -55,7 +58,7 @@ class NodeConfig:
     data_dir: Path
     genesis_file: Path | None = None
     validator_key_file: Path | None = None
-    dns: tuple[str, int] = ("127.0.0.1", 5353)
+    dns: tuple[str, int] = ("127.0.0.1", 8553)
     rpc: tuple[str, int] = ("127.0.0.1", 8353)
     p2p: tuple[str, ...] = (DEFAULT_P2P,)
     bootstrap: tuple[str, ...] = ()
@@ -65,6 +68,7 @@ class NodeConfig:
     config_file: Path | None = (
         None  # the TOML settings file (default DATA_DIR/node.toml, if present)
     )
+    metrics: tuple[str, int] | None = None  # --metrics: Prometheus metrics and health probes
 
     @property
     def settings_path(self) -> Path | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
+from prometheus_client import CollectorRegistry
 
 from chain.block import Block
 from chain.consensus_messages import Evidence, InvalidProposal, Proposal
@@ -40,9 +41,11 @@ from ledgerdns.api.token import load_or_create_token
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
+from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
 from ledgerdns.node.dns import build_dns_server
 from ledgerdns.node.heap import dump_snapshot
+from ledgerdns.node.metrics import CommitTimes, serve_metrics, topic_name
 from ledgerdns.p2p import P2PConfig, P2PService
 from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
@@ -132,6 +135,9 @@ class Node:
         self.commits = Commits(ledger=ledger, mempool=mempool, notices=self.notices)
         self.links.attach(self.consensus)
         self.ready: dict[str, Any] = {}
+        self.dns: DnsServer | None = None  # built by `run` (a bad settings file fails there)
+        self.registry = CollectorRegistry(auto_describe=False)  # served by --metrics
+        self.commit_times = CommitTimes(self.registry)
 
     # -- running --
 
@@ -156,7 +162,7 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 # a bad settings file fails here, first
-                dns = build_dns_server(
+                dns = self.dns = build_dns_server(
                     self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
                 )
                 await nursery.start(p2p.run)
@@ -168,6 +174,11 @@ class Node:
                 rpc_addr = await _listen(
                     "RPC (--rpc)", self.config.rpc, nursery.start(serve_rpc, model, token, *self.config.rpc)
                 )
+                metrics = self.config.metrics
+                if metrics is not None:
+                    metrics = await _listen(
+                        "metrics (--metrics)", metrics, nursery.start(serve_metrics, self, *metrics)
+                    )
                 await nursery.start(self.notices.run)
                 await nursery.start(self.links.run)
                 await nursery.start(self.consensus.run)
@@ -184,6 +195,8 @@ class Node:
                     "validator": self.validator_name,
                     "height": self._ledger.height,
                 }
+                if metrics is not None:
+                    self.ready["metrics"] = f"http://{_host_port(metrics)}"
                 _write_private(self.config.data_dir / "node.json", json.dumps(self.ready, indent=2))
                 task_status.started(self.ready)
                 await trio.sleep_forever()
@@ -209,6 +222,7 @@ class Node:
             await self.notices.on_message(peer, data)
 
     async def _committed(self, block: Block, certificate: CommitCertificate, mine: bool) -> None:
+        self.commit_times.committed(certificate, syncing=self.syncer.syncing)
         await self.commits.committed(block, certificate, mine)
 
     # -- what the faces see: NodeInfo, the writer, the block feed --
@@ -249,8 +263,8 @@ class Node:
             validators_known=len(self.links.directory),
             votes_to_proposer=self.links.votes_to_proposer,
             votes_relayed=self.links.relay.votes_relayed,
-            gossip_received={_topic_name(t): n for t, n in self.p2p.received.items()},
-            gossip_mesh={_topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
+            gossip_received={topic_name(t): n for t, n in self.p2p.received.items()},
+            gossip_mesh={topic_name(t): n for t, n in self.p2p.mesh_sizes().items()},
         )
 
     async def submit(self, tx: Transaction) -> None:
@@ -300,12 +314,6 @@ async def _listen(what: str, addr: tuple[str, int], starting: Awaitable[T]) -> T
         raise ConfigError(f"{what}: cannot listen on {_host_port(addr)}: {reason}") from None
 
 
-def _topic_name(topic: str) -> str:
-    """`/ledgerdns/<chain>/consensus/1` -> `consensus`."""
-    parts = topic.strip("/").split("/")
-    return parts[-2] if len(parts) >= 2 else topic
-
-
 def _host_port(addr: tuple[str, int]) -> str:
     host, port = addr[0], addr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -332,7 +340,7 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
             stops = (signal.SIGTERM, signal.SIGINT)
             # The handlers are in place before READY: a signal sent right after it is ours.
             with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
-                line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p")}
+                line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p", "metrics") if k in ready}
                 print("READY " + json.dumps(line), flush=True)
                 log.info(
                     "%s %s on %s at height %d: DNS %s, RPC %s",

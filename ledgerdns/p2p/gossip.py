@@ -34,13 +34,17 @@ Penalize = Callable[[str, int, str], None]
 QUEUE_SIZE = 4096  # messages per topic between the library's queue and the handler; then dropped
 
 
-def wrap_validator(topic: str, fn: Validator, own_id: ID) -> SyncValidatorFn:
+def wrap_validator(
+    topic: str, fn: Validator, own_id: ID, rejected: dict[str, int] | None = None
+) -> SyncValidatorFn:
     """Adapt `fn(forwarder, data) -> bool` to the library's validator signature.
 
     Our own publishes are accepted without asking `fn` (the caller chose to send
     them). A validator that raises rejects the message and logs the error, so a
-    bug in it cannot stop gossip for everyone.
+    bug in it cannot stop gossip for everyone. Each rejection adds one to
+    ``rejected[topic]``, if given.
     """
+    counts: dict[str, int] = {} if rejected is None else rejected
 
     def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
         if forwarder == own_id:
@@ -49,8 +53,9 @@ def wrap_validator(topic: str, fn: Validator, own_id: ID) -> SyncValidatorFn:
             ok = fn(forwarder.to_base58(), msg.data)
         except Exception:
             log.error("validator failed topic=%s peer=%s", topic, forwarder, exc_info=True)
-            return False
+            ok = False
         if not ok:
+            counts[topic] = counts.get(topic, 0) + 1
             log.debug("rejected gossip topic=%s peer=%s size=%d", topic, forwarder, len(msg.data))
         return ok
 
@@ -95,6 +100,7 @@ class GossipGate:
         self.limiter = RateLimiter()
         self.oversized = 0  # messages dropped for their size
         self.over_rate = 0  # messages dropped for their forwarder's rate
+        self.refused: dict[str, int] = {}  # both, per joined topic
 
     def limit(self, topic: str) -> GossipLimit:
         """The limit that applies to `topic`."""
@@ -112,6 +118,7 @@ class GossipGate:
         for topic, limit in topics:
             if size > limit.max_bytes:
                 self.oversized += 1
+                self.refused[topic] = self.refused.get(topic, 0) + 1
                 self._penalize(
                     peer,
                     self._oversize_penalty,
@@ -122,6 +129,7 @@ class GossipGate:
         for topic, limit in topics:
             if not self.limiter.allow(peer, topic, limit, now):
                 self.over_rate += 1
+                self.refused[topic] = self.refused.get(topic, 0) + 1
                 self._penalize(
                     peer,
                     self._rate_penalty,

@@ -42,6 +42,7 @@ from ledgerdns.p2p.identity import load_or_create_identity, peer_id_of
 from ledgerdns.p2p.logs import tame_libp2p_logging
 from ledgerdns.p2p.mdns import Found, run_mdns
 from ledgerdns.p2p.peers import KnownPeers, PeerScores
+from ledgerdns.p2p.ports import check_ports_free
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -94,6 +95,9 @@ class P2PService:
         # handler, and messages we published.
         self.received: dict[str, int] = {}
         self.published: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}  # per joined topic: refused by its validator
+        self.penalties = 0  # penalties given (each may be several points)
+        self.bans = 0  # bans begun
 
     # -- lifecycle --
 
@@ -108,6 +112,7 @@ class P2PService:
         """
         if self._live is not None or self._stopping is not None:
             raise P2PError("p2p service is already running")
+        check_ports_free(self._listen)  # libp2p itself would share a port in use (SO_REUSEPORT)
         # libp2p cleans up badly when cancelled (a cancelled connection close
         # leaves its socket open), so the stack runs shielded and is stopped
         # in order: close the host first, then cancel what is left.
@@ -180,7 +185,8 @@ class P2PService:
     async def _join_topics(self, live: _Live) -> None:
         own = live.host.get_id()
         for topic, fn in self._validators.items():
-            live.pubsub.set_topic_validator(topic, gossip.wrap_validator(topic, fn, own), False)
+            validator = gossip.wrap_validator(topic, fn, own, self.rejected)
+            live.pubsub.set_topic_validator(topic, validator, False)
         for topic in self._config.topics:
             sub = await live.pubsub.subscribe(topic)
             send, receive = trio.open_memory_channel[rpc_pb2.Message](gossip.QUEUE_SIZE)
@@ -251,6 +257,13 @@ class P2PService:
             return dict.fromkeys(self._config.topics, 0)
         mesh = live.pubsub.router.mesh
         return {topic: len(mesh.get(topic, ())) for topic in self._config.topics}
+
+    def gossip_refused(self) -> dict[tuple[str, str], int]:
+        """Gossip refused from other peers, by (topic, why): ``limit`` (over size or rate), ``invalid``."""
+        limited = self._gate.refused if self._gate is not None else {}
+        refused = {(topic, "limit"): n for topic, n in limited.items()}
+        refused.update({(topic, "invalid"): n for topic, n in self.rejected.items()})
+        return refused
 
     # -- request/response --
 
@@ -376,6 +389,8 @@ class P2PService:
         now = trio.current_time()
         banned = self._scores.add(peer_id, points, now)
         total = self._scores.points(peer_id, now)
+        self.penalties += 1
+        self.bans += banned
         log.warning(
             "penalized peer=%s points=%d total=%d reason=%s", peer_id, points, total, reason
         )

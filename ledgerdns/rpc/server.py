@@ -173,20 +173,47 @@ async def serve_rpc(
     Raises:
         OSError: the address cannot be bound.
     """
-    # Starlette's ASGI types are looser than Hypercorn's; they describe the same protocol.
-    app = cast(ASGIFramework, make_app(model, token))
+    await serve_asgi(
+        make_app(model, token), host, port, name="rpc", access_log=access_log,
+        task_status=task_status,
+    )  # fmt: skip
+
+
+async def serve_asgi(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    name: str,
+    access_log: bool = False,
+    task_status: TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve an ASGI `app` with Hypercorn on ``host:port`` until cancelled.
+
+    Args:
+        app: the application (a Starlette one, say).
+        host: the address to bind; port: the port (0 lets the OS choose).
+        name: what is served, for the log (``"rpc listening url=..."``).
+        access_log: log one line per request to ``ledgerdns.<name>.access``.
+        task_status: receives ``(host, bound_port)`` once the socket listens.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
     config = Config()
     config.keep_alive_timeout = KEEP_ALIVE_S  # clients keep idle connections for less
     if not any(isinstance(f, _DropBanner) for f in http_log.filters):
         http_log.addFilter(_DropBanner())
     config.errorlog = http_log
-    config.accesslog = logging.getLogger("ledgerdns.rpc.access") if access_log else None
+    config.accesslog = logging.getLogger(f"ledgerdns.{name}.access") if access_log else None
     config.include_server_header = False
     # Hypercorn adopts the descriptor (fd://) and closes it when it stops. (Only a
     # cancellation during its instant lifespan start-up could leave it open.)
     config.bind = [f"fd://{_bound_socket(host, port).detach()}"]
+    # Starlette's ASGI types are looser than Hypercorn's; they describe the same protocol.
+    framework = cast(ASGIFramework, app)
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(partial(serve, app, config, mode="asgi"))
+        binds: list[str] = await nursery.start(partial(serve, framework, config, mode="asgi"))
         bound_port = _port_of(binds[0])
-        log.info("rpc listening url=http://%s", _bind_text(host, bound_port))
+        log.info("%s listening url=http://%s", name, _bind_text(host, bound_port))
         task_status.started((host, bound_port))
