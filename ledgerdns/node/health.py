@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -27,7 +28,9 @@ def make_health_app(registry: CollectorRegistry, readiness: Readiness) -> Starle
     """The ASGI application serving `registry` and the two probes."""
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The text format Prometheus 2 and 3 both read, or OpenMetrics when the scraper asks.
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(registry), headers={"Content-Type": content_type})
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
