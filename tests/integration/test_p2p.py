@@ -235,12 +235,14 @@ async def test_restarted_peer_is_reconnected_within_seconds(tmp_path: Path) -> N
             b_key = tmp_path / "b"
             b = P2PService(config(b_key, [a.listen_addrs[0]]))
             b_scope = trio.CancelScope()
-            nursery.start_soon(_run_in, b, b_scope)
+            b_stopped = trio.Event()
+            nursery.start_soon(_run_in, b, b_scope, b_stopped)
             await eventually(lambda: b.peer_id in a.connected_peers())
             await eventually(lambda: bool(a.peer_addrs(b.peer_id)))  # identify told A where B listens
             port_addr = b.listen_addrs[0].rpartition("/p2p/")[0]
             b_scope.cancel()
             await eventually(lambda: b.peer_id not in a.connected_peers())
+            await b_stopped.wait()  # its listener closed: the port is free for the next one
             # Same key, same port, and B does not dial anyone: only A's loop can bring it back.
             b2 = P2PService(config(b_key, listen=port_addr))
             await nursery.start(b2.run)
@@ -249,9 +251,10 @@ async def test_restarted_peer_is_reconnected_within_seconds(tmp_path: Path) -> N
             assert time.monotonic() - started < 3.0
 
 
-async def _run_in(node: P2PService, scope: trio.CancelScope) -> None:
+async def _run_in(node: P2PService, scope: trio.CancelScope, stopped: trio.Event) -> None:
     with scope:
         await node.run()
+    stopped.set()
 
 
 @pytest.mark.trio
