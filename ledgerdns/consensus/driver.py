@@ -214,6 +214,9 @@ class ConsensusDriver:
         self._started = trio.Event()
         self.blocks_applied = 0  # blocks stored, decided here or finalized elsewhere
         self.apply_seconds = 0.0  # the time taking their update and committing it, summed
+        self.rounds_ended = 0  # rounds left for the next round or height (`_note_round`)
+        self.round_seconds = 0.0  # their durations, summed
+        self._round: tuple[int, int, float] | None = None  # (height, round, trio time it began)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the machine and serve its timers until cancelled."""
@@ -350,6 +353,23 @@ class ConsensusDriver:
     # -- effects --
 
     async def _execute(self, effects: list[Effect]) -> None:
+        try:
+            await self._run_effects(effects)
+        finally:
+            self._note_round()
+
+    def _note_round(self) -> None:
+        """Time rounds: one ends when the machine is at another (height, round) after an input."""
+        height, round_ = self.machine.height, self.machine.round
+        now = trio.current_time()
+        if self._round is None:
+            self._round = (height, round_, now)
+        elif self._round[:2] != (height, round_):
+            self.rounds_ended += 1
+            self.round_seconds += now - self._round[2]
+            self._round = (height, round_, now)
+
+    async def _run_effects(self, effects: list[Effect]) -> None:
         queue: deque[Effect] = deque(effects)
         while queue:
             effect = queue.popleft()

@@ -150,6 +150,12 @@ class NodeCollector(Collector):
         for each in Step:
             step.add_metric([each.name.lower()], float(each == machine.step))
         yield step
+        rounds = SummaryMetricFamily(
+            "ledgerdns_consensus_round_seconds",
+            "Duration of each consensus round, ended by a decision or a timeout into the next round.",
+        )
+        rounds.add_metric([], node.driver.rounds_ended, node.driver.round_seconds)
+        yield rounds
         apply = SummaryMetricFamily(
             "ledgerdns_block_apply_seconds",
             "Time to check and store each block (taking its update and committing it).",

@@ -82,6 +82,8 @@ def test_a_node_reports_height_queries_and_readiness(tmp_path: Path) -> None:
         assert value(after, "ledgerdns_block_apply_seconds_count") == 1
         assert value(after, "ledgerdns_block_apply_seconds_sum") > 0
         assert value(after, "ledgerdns_consensus_decided_round_count") == 1
+        assert value(after, "ledgerdns_consensus_round_seconds_count") >= 1  # height 1's round ended
+        assert value(after, "ledgerdns_consensus_round_seconds_sum") > 0
         assert value(after, "ledgerdns_mempool_transactions") == 0
         assert value(after, "ledgerdns_dns_workers") == 0
 
