@@ -114,6 +114,18 @@ class Ledger:
         self._head = None
         self.roster_history = RosterHistory(self.store, self.params)
 
+    def forget_base(self) -> None:
+        """The base height moved (`chain.pruning`): read it again when needed."""
+        self._base = None
+
+    def _missing_block(self, height: int) -> NotFound:
+        if 0 < height < self.base_height and height <= self.height:
+            return NotFound(
+                f"no block at height {height}: this node keeps blocks from height "
+                f"{self.base_height} on (pruned or joined by state sync)"
+            )
+        return NotFound(f"no block at height {height}")
+
     def _partial_history(self) -> bool:
         if self._base is None:
             self._base = self.base_height
@@ -209,14 +221,14 @@ class Ledger:
         """
         raw = self.store.get(keys.make_block_key(height))
         if raw is None:
-            raise NotFound(f"no block at height {height}")
+            raise self._missing_block(height)
         return Block.from_bytes(raw)
 
     def get_block_bytes(self, height: int) -> bytes:
         """The stored bytes of the block at `height` (for sync, without a decode)."""
         raw = self.store.get(keys.make_block_key(height))
         if raw is None:
-            raise NotFound(f"no block at height {height}")
+            raise self._missing_block(height)
         return raw
 
     def get_height_of(self, block_hash: bytes) -> int:

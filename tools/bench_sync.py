@@ -44,9 +44,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from chain import keys
 from chain.snapshot import Chunk
 from ledgerdns.api.client import RpcClient
-from tools import benchchain
+from ledgerdns.storage.leveldb import LevelDBStore
 from tools.bench_dns import build_chain
 from tools.dnsservers import BenchError, Server, spawn_node, stop_all
 
@@ -108,6 +109,16 @@ def corrupt(snapshot: Path, every: int) -> int:
     return count
 
 
+def head_of(data_dir: Path) -> int:
+    """The head height of a (stopped) node's data directory."""
+    store = LevelDBStore.open(data_dir / "chain")
+    try:
+        raw = store.get(keys.make_meta_key(keys.META_HEAD))
+        return 0 if raw is None else keys.read_u64(raw)
+    finally:
+        store.close()
+
+
 def node_args(ready: dict[str, object]) -> list[str]:
     p2p = ready["p2p"]
     assert isinstance(p2p, list)
@@ -123,6 +134,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     try:
         src, liar_dir = run_dir / "source", run_dir / "liar"
         shutil.copytree(chain.data_dir, src)
+        height = head_of(src)  # the cached ledger may have grown since it was built
         genesis = src / "genesis.json"
         interval = ["--snapshot-interval", str(height)]
         source = spawn_node(src, run_dir, "source", names, [*interval, "--log-level", "info"])
@@ -133,7 +145,11 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         say(
             f"source snapshot at {height}: {mib(snapshot):.1f} MiB in {time.monotonic() - started:.1f} s"
         )
-        shutil.copytree(chain.data_dir, liar_dir, ignore=shutil.ignore_patterns("validator.pem"))
+        shutil.copytree(
+            chain.data_dir,
+            liar_dir,
+            ignore=shutil.ignore_patterns("validator.pem", "snapshots", "node.*"),
+        )
         shutil.copytree(snapshot, liar_dir / "snapshots" / str(height))
         corrupted = corrupt(liar_dir / "snapshots" / str(height), args.bad_every)
         liar = spawn_node(liar_dir, run_dir, "liar", names, [*interval, *node_args(source_ready)])

@@ -50,6 +50,7 @@ from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
 from ledgerdns.protocol.offences import Offences
+from ledgerdns.protocol.pruner import Pruner
 from ledgerdns.protocol.snapshots import Snapshots, SnapshotStore, snapshot_protocol
 from ledgerdns.protocol.statesync import StateSync
 from ledgerdns.protocol.sync import Syncer, SyncServer
@@ -139,6 +140,8 @@ class Node:
             interval=config.snapshot_interval,
         )  # fmt: skip
         self.commits.on_block_applied(self.snapshots.on_block)
+        self.pruner = Pruner(ledger=ledger, retain=config.retain_blocks)
+        self.commits.on_block_applied(self.pruner.on_block)
         self.state_sync: StateSync | None = None
         if config.state_sync and ledger.height == 0:
             self.state_sync = StateSync(
@@ -192,6 +195,7 @@ class Node:
                 await nursery.start(self.driver.run)
                 nursery.start_soon(self.syncer.run)
                 await nursery.start(self.snapshots.run)
+                await nursery.start(self.pruner.run)
                 nursery.start_soon(self.txs.run_outbox)
                 nursery.start_soon(self.txs.sweep_expired)
                 self.ready = {

@@ -15,6 +15,7 @@ import pytest
 from chain.crypto import PrivateKey
 from chain.records import Record
 from chain.snapshot import Chunk
+from ledgerdns.api.client import RpcError
 from tests.integration.conftest import FAST, chain_time, eventually
 from tools.devchain import dev_key, register_tx
 from tools.localnet import Cluster, ClusterNode
@@ -90,3 +91,52 @@ def test_a_follower_joins_by_state_sync_past_a_lying_peer_and_follows(tmp_path: 
         cluster.wait_height(target, nodes=[3], timeout=30)
         later = eventually(lambda: joiner.rpc.domain("later.p2p"), 10, "later.p2p on the joiner")
         assert later["records"]
+
+
+def test_a_pruned_node_serves_proofs_and_snapshots_and_an_archive_still_serves_full_sync(
+    tmp_path: Path,
+) -> None:
+    with Cluster(tmp_path, validators=1, followers=1, consensus=FAST) as cluster:
+        cluster.nodes[0].extra_args = ["--snapshot-interval", "0"]
+        pruned = cluster.nodes[1]
+        pruned.extra_args = ["--snapshot-interval", str(INTERVAL), "--retain-blocks", "2"]
+        cluster.start()
+        cluster.wait_peers(1, timeout=30)
+        _register(cluster, OWNER, [f"n{i}.p2p" for i in range(2 * INTERVAL)])
+        head = cluster.nodes[0].rpc.status()["height"]
+        cluster.wait_height(head, nodes=[1], timeout=30)
+        snap = head - head % INTERVAL
+
+        def gone() -> bool:
+            try:
+                pruned.rpc.block(1)
+            except RpcError as exc:
+                return "keeps blocks from height" in str(exc)
+            return False
+
+        eventually(gone, 20, "block 1 pruned on the pruned node")
+        assert pruned.rpc.block(head)["height"] == head
+        assert cluster.genesis is not None
+        assert pruned.rpc.verified_domain("n0.p2p", cluster.genesis) is not None  # proofs
+        eventually(
+            lambda: snap in _snapshot_heights(pruned), 30, f"snapshot {snap} on the pruned node"
+        )
+
+        # A new node without state sync: the pruned peer refuses it old blocks, the
+        # archive (the validator) serves them all.
+        replayer = ClusterNode(index=2, data_dir=tmp_path / "node-2", validator=False)
+        replayer.extra_args = ["--snapshot-interval", "0"]
+        cluster.nodes.append(replayer)
+        cluster.start_node(2)
+        cluster.wait_height(head, nodes=[2], timeout=30)
+        assert replayer.rpc.block(1)["height"] == 1
+
+        # With the archive gone, a node joins by state sync from the pruned one's snapshot.
+        cluster.stop([0, 2])
+        joiner = ClusterNode(index=3, data_dir=tmp_path / "node-3", validator=False)
+        joiner.extra_args = ["--state-sync", "--snapshot-interval", "0"]
+        cluster.nodes.append(joiner)
+        cluster.start_node(3)
+        log = joiner.stderr_tail(400)
+        assert f"joined at height {snap} (0 bad chunks caught)" in log, log
+        assert joiner.rpc.domain("n0.p2p")["records"]
