@@ -7,9 +7,11 @@ data directory holding N names (`tools.benchchain`), copies it, and starts real
 1. **source**: the validator on the copy, ``--snapshot-interval H`` with H its head,
    so it takes a snapshot of the head at start (not timed: what a serving node has
    on disk already).
-2. **liar**: a follower on another copy, serving the same snapshot with every
-   ``--bad-every``-th chunk corrupted on disk (one value byte flipped): the joiner
-   must catch each one, penalize the liar and take the chunk from the source.
+2. **liar**: a follower on another copy, serving the same snapshot with its chunks
+   corrupted on disk (one value byte flipped; every ``--bad-every``-th, default all):
+   the joiner must catch the first one it gets, penalize and drop the liar, and take
+   the chunk from the source. The joiner asks chunk i first of the (i mod 2)-th peer,
+   so the liar is asked for about half the chunks until it is caught.
 3. **statesync joiner**: an empty data directory, ``--state-sync``, bootstrapping
    from both. ``statesync_join_s``: from its start to its READY line (it is READY
    once the state is restored; its log says how many bad chunks it caught).

@@ -85,6 +85,7 @@ def test_a_follower_joins_by_state_sync_past_a_lying_peer_and_follows(tmp_path: 
         # No block before the snapshot was replayed: the state came whole.
         assert "syncing blocks 1.." not in log
         assert joiner.rpc.domain("early0.p2p")["records"], "a name from before the snapshot"
+        assert [b["height"] for b in joiner.rpc.blocks()][-1] == snap  # its first block
 
         _register(cluster, OWNER, ["later.p2p"])
         target = cluster.nodes[0].rpc.status()["height"]
@@ -116,6 +117,7 @@ def test_a_pruned_node_serves_proofs_and_snapshots_and_an_archive_still_serves_f
 
         eventually(gone, 20, "block 1 pruned on the pruned node")
         assert pruned.rpc.block(head)["height"] == head
+        assert min(b["height"] for b in pruned.rpc.blocks(limit=100)) > 1
         assert cluster.genesis is not None
         assert pruned.rpc.verified_domain("n0.p2p", cluster.genesis) is not None  # proofs
         eventually(
