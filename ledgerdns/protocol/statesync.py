@@ -183,6 +183,8 @@ class StateSync:
         raw: bytes,
         state: _Fetch,
     ) -> bool:
+        if index in state.done:
+            return False  # asked twice (a slow answer after a retry): written already
         try:
             chunk = Chunk.from_bytes(raw)
             if chunk.index != index:
@@ -199,6 +201,7 @@ class StateSync:
             state.todo.append(index)
             return False
         restore.add(verified)
+        state.done.add(index)
         self.chunks += 1
         return True
 
@@ -245,6 +248,7 @@ class _Fetch:
         self.peers = peers
         self.left = left
         self.failures: dict[str, int] = {}
+        self.done: set[int] = set()
 
     def drop(self, peer: str) -> None:
         """Ask `peer` for nothing more; what it was to serve first goes to the others."""
