@@ -74,6 +74,10 @@ class Kind(IntEnum):
     VALIDATOR_SCHEDULE = 41
     DNS_PROOF_REQUEST = 42  # issue 16: proofs over DNS (chain/dns_proof.py)
     DNS_PROOF_ANSWER = 43
+    SNAPSHOT_MANIFEST_REQUEST = 44  # issue 17: state sync (chain/snapshot.py)
+    SNAPSHOT_MANIFEST = 45
+    SNAPSHOT_CHUNK_REQUEST = 46
+    SNAPSHOT_CHUNK = 47
 
 
 # Version 2 (issue 13): the signatures these objects carry cover the genesis

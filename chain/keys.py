@@ -46,6 +46,8 @@ PROPOSAL_INDEX = b"P"  # state-tree key of each pending validator proposal (whic
 META_HEAD = b"head"  # u64 BE: height of the last applied block (0 = genesis only)
 META_GENESIS = b"genesis"  # genesis hash (32): the store belongs to this network
 META_FORMAT = b"format"  # u32 BE: storage layout version
+META_BASE = b"base"  # u64 BE: lowest height whose blocks are all kept (absent: 1, an archive)
+# (b"restoring", u64 BE: a state sync in progress, is `chain.snapshot_restore`'s.)
 
 _U64 = struct.Struct(">Q")
 _U32 = struct.Struct(">I")

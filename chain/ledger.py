@@ -24,6 +24,7 @@ from chain.crypto import PublicKey, sha256
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
 from chain.lightclient import DomainProof
+from chain.params import NamingParams
 from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt import SparseMerkleTree
 from chain.state import DomainState, DomainStatus, StateCache, domain_key
@@ -74,6 +75,18 @@ class Rejected:
     error: InvalidUpdate
 
 
+def put_naming_entry(
+    batch: WriteBatch, tree_key: bytes, entry: NamingEntry, data: bytes, naming: NamingParams
+) -> None:
+    """Store a naming entry (`data` is its bytes) with its expiry mark and proposal index."""
+    batch.put(keys.make_naming_key(tree_key), data)
+    if isinstance(entry, Proposal):
+        batch.put(keys.make_proposal_index_key(tree_key), b"")
+    leaves = entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
+    if leaves is not None:  # the validator schedule stays
+        batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
+
+
 class Ledger:
     """The finalized chain in a `KVStore`, for one genesis.
 
@@ -89,9 +102,44 @@ class Ledger:
         self.tree = SparseMerkleTree(store, cache_levels=TREE_CACHE_LEVELS)
         self._states = StateCache(STATE_CACHE_SIZE, STATE_CACHE_BYTES)
         self._head: BlockHeader | None = None
+        self._base: int | None = None  # `base_height`, read once
         self.roster_history = RosterHistory(store, self.params)
 
     # -- set-up --
+
+    def reload(self) -> None:
+        """Forget what is cached: the store was rewritten under this ledger (a state sync)."""
+        self.tree = SparseMerkleTree(self.store, cache_levels=TREE_CACHE_LEVELS)
+        self._states.clear()
+        self._head = None
+        self.roster_history = RosterHistory(self.store, self.params)
+
+    def forget_base(self) -> None:
+        """The base height moved (`chain.pruning`): read it again when needed."""
+        self._base = None
+
+    def _missing_block(self, height: int) -> NotFound:
+        if 0 < height < self.base_height and height <= self.height:
+            return NotFound(
+                f"no block at height {height}: this node keeps blocks from height "
+                f"{self.base_height} on (pruned or joined by state sync)"
+            )
+        return NotFound(f"no block at height {height}")
+
+    def _partial_history(self) -> bool:
+        if self._base is None:
+            self._base = self.base_height
+        return self._base > 1
+
+    @property
+    def base_height(self) -> int:
+        """The lowest height from which this store holds every block (1: all of them).
+
+        Higher on a node that joined by state sync (its snapshot's height) or prunes
+        old blocks (`chain.pruning`).
+        """
+        raw = self.store.get(keys.make_meta_key(keys.META_BASE))
+        return 1 if raw is None else keys.read_u64(raw)
 
     def initialize(self) -> None:
         """Write the genesis state into an empty store, or check the store's network.
@@ -173,14 +221,14 @@ class Ledger:
         """
         raw = self.store.get(keys.make_block_key(height))
         if raw is None:
-            raise NotFound(f"no block at height {height}")
+            raise self._missing_block(height)
         return Block.from_bytes(raw)
 
     def get_block_bytes(self, height: int) -> bytes:
         """The stored bytes of the block at `height` (for sync, without a decode)."""
         raw = self.store.get(keys.make_block_key(height))
         if raw is None:
-            raise NotFound(f"no block at height {height}")
+            raise self._missing_block(height)
         return raw
 
     def get_height_of(self, block_hash: bytes) -> int:
@@ -255,10 +303,20 @@ class Ledger:
         return keys.read_tx_location(raw)
 
     def history(self, domain: str) -> list[tuple[int, bytes]]:
-        """``(seq, txid or genesis anchor)`` of every step of a domain's chain, oldest first."""
+        """``(seq, txid or genesis anchor)`` of every step of a domain's chain, oldest first.
+
+        From the node's base height on (`base_height`): older steps are not kept by a
+        node that joined by state sync or prunes; the head is always there.
+        """
         prefix = keys.make_history_prefix(domain)
         with self.store.iterate(prefix) as pairs:
-            return [(keys.read_u64(key[len(prefix) :]), value) for key, value in pairs]
+            steps = [(keys.read_u64(key[len(prefix) :]), value) for key, value in pairs]
+        # A node that joined by state sync, or pruned, keeps no steps before its base
+        # height; the head is in the state itself (which commits to it).
+        state = self.get_domain(domain)
+        if state is not None and (not steps or steps[-1][0] < state.seq):
+            steps.append((state.seq, state.head))
+        return steps
 
     def prove_domain(self, domain: str) -> DomainProof:
         """A light-client proof of `domain`'s state (or absence) at the head.
@@ -309,7 +367,9 @@ class Ledger:
         of us across a change still signs for a set we know.
         """
         head = self.height
-        return any(self.validators_at(h).index_of(key) is not None for h in (head, head + 1, head + 2))
+        return any(
+            self.validators_at(h).index_of(key) is not None for h in (head, head + 1, head + 2)
+        )
 
     def validator_name(self, key: bytes) -> str | None:
         """The name of the validator with `key` in the latest roster that has it, None if none."""
@@ -415,15 +475,8 @@ class Ledger:
                 changes[tree_key] = None
                 continue
             data = entry.to_bytes()
-            batch.put(keys.make_naming_key(tree_key), data)
-            if isinstance(entry, Proposal):
-                batch.put(keys.make_proposal_index_key(tree_key), b"")
+            put_naming_entry(batch, tree_key, entry, data, naming)
             changes[tree_key] = sha256(data)
-            leaves = (
-                entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
-            )
-            if leaves is not None:  # the validator schedule stays
-                batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
 
     def _write_block_keys(self, batch: WriteBatch, block: Block, work: BlockWork) -> None:
         height = block.height
@@ -435,6 +488,10 @@ class Ledger:
             batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
             if tx.body.has_domain:  # a commit or validator op is no step of a domain's chain
                 batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
+                if tx.body.seq and self._partial_history():
+                    # The step before, known from `prev`: a node that joined by state
+                    # sync has only the head from the state (`history`).
+                    batch.put(keys.make_history_key(tx.body.domain, tx.body.seq - 1), tx.body.prev)
         batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
 
     def commit(

@@ -191,9 +191,27 @@ class ConsensusDriver:
         self._offence = offence
         self._invalid_stored: tuple[int, int] = (0, 0)  # (height, invalid proposals stored at it)
         self.app = LedgerApp(ledger, mempool, key, clock)
+        self._genesis = genesis
+        self.machine = self._new_machine()
+        self.lock = trio.Lock()
+        # validator key → (ms, height, round): only messages that passed the gossip filter get
+        # here, and it admits only genesis validators' signatures, so ≤ one entry per validator
+        self.last_seen: dict[bytes, tuple[int, int, int]] = {}
+        self._nursery: trio.Nursery | None = None
+        self._started = trio.Event()
+        self.blocks_applied = 0  # blocks stored, decided here or finalized elsewhere
+        self.apply_seconds = 0.0  # the time taking their update and committing it, summed
+        self.rounds_ended = 0  # rounds left for the next round or height (`_note_round`)
+        self.round_seconds = 0.0  # their durations, summed
+        self._round: tuple[int, int, float] | None = None  # (height, round, trio time it began)
+
+    def _new_machine(self) -> Tendermint:
+        """The state machine at the ledger's next height (guard and lock from disk)."""
+        ledger, key, genesis = self.ledger, self.key, self._genesis
+        guard_file = self.guard_file
         guard = guard_file.load() if guard_file is not None and key is not None else SignGuard()
         lock = _load_lock(ledger, guard) if key is not None else None
-        self.machine = Tendermint(
+        return Tendermint(
             chain_id=genesis.chain_id,
             genesis_hash=genesis.hash(),
             validators=ledger.validators_at(ledger.height + 1),
@@ -206,17 +224,11 @@ class ConsensusDriver:
             judge=self.app,
             lock=lock,
         )
-        self.lock = trio.Lock()
-        # validator key → (ms, height, round): only messages that passed the gossip filter get
-        # here, and it admits only genesis validators' signatures, so ≤ one entry per validator
-        self.last_seen: dict[bytes, tuple[int, int, int]] = {}
-        self._nursery: trio.Nursery | None = None
-        self._started = trio.Event()
-        self.blocks_applied = 0  # blocks stored, decided here or finalized elsewhere
-        self.apply_seconds = 0.0  # the time taking their update and committing it, summed
-        self.rounds_ended = 0  # rounds left for the next round or height (`_note_round`)
-        self.round_seconds = 0.0  # their durations, summed
-        self._round: tuple[int, int, float] | None = None  # (height, round, trio time it began)
+
+    def restart_at_head(self) -> None:
+        """Start over at the ledger's head, which moved under us (a state sync); before `run`."""
+        assert not self._started.is_set(), "the machine is already running"
+        self.machine = self._new_machine()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the machine and serve its timers until cancelled."""

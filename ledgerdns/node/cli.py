@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -19,6 +20,7 @@ from ledgerdns.node.config import (
     DEFAULT_DNS,
     DEFAULT_P2P,
     DEFAULT_RPC,
+    DEFAULT_SNAPSHOT_INTERVAL,
     NodeConfig,
     parse_host_port,
     prepare_data_dir,
@@ -69,6 +71,9 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         progress=not args.no_progress,
         config_file=Path(os.path.expanduser(args.config)) if args.config else None,
         metrics=parse_host_port(args.metrics, "--metrics") if args.metrics else None,
+        state_sync=args.state_sync,
+        snapshot_interval=args.snapshot_interval,
+        retain_blocks=args.retain_blocks,
     )
     if config.dns_name is not None:
         ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
@@ -118,6 +123,15 @@ def _frames(text: str) -> int:
     if not 0 <= frames <= 100:
         raise argparse.ArgumentTypeError(f"expected 0 (off) to 100 frames, got {text!r}")
     return frames
+
+
+def _count(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isdigit():
+            raise argparse.ArgumentTypeError(f"{flag} expects a whole number >= 0, got {text!r}")
+        return int(text)
+
+    return parse
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,6 +196,27 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)"
     )
     node.add_argument("--no-progress", action="store_true", help="no progress bar while syncing")
+    node.add_argument(
+        "--state-sync",
+        action="store_true",
+        help="on a new data directory, join from the newest snapshot peers offer (checked against "
+        "the genesis and the certificates) instead of replaying every block (docs/operations.md)",
+    )
+    node.add_argument(
+        "--snapshot-interval",
+        type=_count("--snapshot-interval"),
+        default=DEFAULT_SNAPSHOT_INTERVAL,
+        metavar="N",
+        help="take a state snapshot every N heights for joining peers (default %(default)s; 0 = none)",
+    )
+    node.add_argument(
+        "--retain-blocks",
+        type=_count("--retain-blocks"),
+        default=0,
+        metavar="N",
+        help="prune: keep only the last N blocks (default 0 = keep all, an archive node); "
+        "state, certificates and snapshots are kept",
+    )
     node.add_argument(
         "--tracemalloc",
         type=_frames,

@@ -12,6 +12,8 @@ Layout of a data directory (created on first start):
 - ``rpc.token``      the RPC bearer token (0600).
 - ``node.toml``      optional settings (``[dns]``: forwarding, RRL, TSIG,
                      UPDATE, transfers; see docs/dns.md); ``--config`` names another.
+- ``snapshots/``     state snapshots served to nodes joining by state sync
+                     (one directory per height; docs/operations.md).
 - ``node.json``      written once ready: the bound addresses (read by the
                      wallet's ``--node`` and by tools).
 """
@@ -34,6 +36,7 @@ from ledgerdns.keyfiles import create_key, load_key
 DEFAULT_DNS = "127.0.0.1:8553"
 DEFAULT_RPC = "127.0.0.1:8353"
 DEFAULT_P2P = "/ip4/127.0.0.1/tcp/4747"
+DEFAULT_SNAPSHOT_INTERVAL = 1000
 
 
 def parse_host_port(text: str, what: str) -> tuple[str, int]:
@@ -69,6 +72,10 @@ class NodeConfig:
         None  # the TOML settings file (default DATA_DIR/node.toml, if present)
     )
     metrics: tuple[str, int] | None = None  # --metrics: Prometheus metrics and health probes
+    state_sync: bool = False  # join from a peer's snapshot when the data directory is new
+    state_sync_wait_s: float = 60.0  # how long to look for a snapshot before syncing blocks
+    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL  # take a snapshot every N heights (0: none)
+    retain_blocks: int = 0  # keep only the last N blocks (0: every block, an archive node)
 
     @property
     def settings_path(self) -> Path | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Awaitable
@@ -35,6 +36,7 @@ from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.mempool import Mempool
 from chain.quorum import CommitCertificate, Vote
+from chain.snapshot_restore import is_partial
 from chain.tx import Transaction
 from chain.wire import message_kind, sync_protocol, topic
 from ledgerdns.api.token import load_or_create_token
@@ -51,6 +53,9 @@ from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
 from ledgerdns.protocol.notices import BlockListener, CommitNotices, Commits
 from ledgerdns.protocol.offences import Offences
+from ledgerdns.protocol.pruner import Pruner
+from ledgerdns.protocol.snapshots import Snapshots, SnapshotStore, snapshot_protocol
+from ledgerdns.protocol.statesync import StateSync
 from ledgerdns.protocol.sync import Syncer, SyncServer
 from ledgerdns.protocol.txgossip import TxGossip
 from ledgerdns.protocol.validator_links import ValidatorLinks
@@ -84,7 +89,7 @@ class Node:
         self.clock = clock
         self._genesis = genesis = prepared.genesis
         self.key = prepared.key
-        self.store = LevelDBStore.open(config.data_dir / "chain")
+        self.store = _open_store(config.data_dir / "chain")
         self._ledger = ledger = Ledger(self.store, genesis)
         ledger.initialize()
         self._mempool = mempool = Mempool(genesis.params, chain=ledger)
@@ -133,6 +138,19 @@ class Node:
             syncer=self.syncer,
         )  # fmt: skip
         self.commits = Commits(ledger=ledger, mempool=mempool, notices=self.notices)
+        self.snapshots = Snapshots(
+            ledger=ledger, store=SnapshotStore(config.data_dir / "snapshots"),
+            interval=config.snapshot_interval,
+        )  # fmt: skip
+        self.commits.on_block_applied(self.snapshots.on_block)
+        self.pruner = Pruner(ledger=ledger, retain=config.retain_blocks)
+        self.commits.on_block_applied(self.pruner.on_block)
+        self.state_sync: StateSync | None = None
+        if config.state_sync and ledger.height == 0:
+            self.state_sync = StateSync(
+                genesis=genesis, ledger=ledger, p2p=p2p,
+                protocol=snapshot_protocol(genesis.chain_id), wait_s=config.state_sync_wait_s,
+            )  # fmt: skip
         self.links.attach(self.consensus)
         self.ready: dict[str, Any] = {}
         self.dns: DnsServer | None = None  # built by `run` (a bad settings file fails there)
@@ -158,6 +176,7 @@ class Node:
         p2p.set_handler(self.topics["blocks"], self._on_blocks_topic)
         self.links.register()
         p2p.set_request_handler(sync_protocol(self._genesis.chain_id), self.sync_server.handle)
+        p2p.set_request_handler(snapshot_protocol(self._genesis.chain_id), self.snapshots.handle)
         token = load_or_create_token(self.config.data_dir)
         try:
             async with trio.open_nursery() as nursery:
@@ -166,6 +185,8 @@ class Node:
                     self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
                 )
                 await nursery.start(p2p.run)
+                if self.state_sync is not None and await self.state_sync.join():
+                    self.driver.restart_at_head()
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 model = RpcModel(
                     genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self,
@@ -184,6 +205,8 @@ class Node:
                 await nursery.start(self.consensus.run)
                 await nursery.start(self.driver.run)
                 nursery.start_soon(self.syncer.run)
+                await nursery.start(self.snapshots.run)
+                await nursery.start(self.pruner.run)
                 nursery.start_soon(self.txs.run_outbox)
                 nursery.start_soon(self.txs.sweep_expired)
                 self.ready = {
@@ -325,6 +348,17 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def _open_store(path: Path) -> LevelDBStore:
+    """The chain store; one a state sync left unfinished is emptied first (it starts over)."""
+    store = LevelDBStore.open(path)
+    if is_partial(store):
+        log.warning("state sync: %s holds an unfinished state sync; starting over", path)
+        store.close()
+        shutil.rmtree(path)
+        store = LevelDBStore.open(path)
+    return store
 
 
 async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK) -> None:

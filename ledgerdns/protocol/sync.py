@@ -89,7 +89,18 @@ class SyncServer:
         return self.page(request.start, request.count).to_bytes()
 
     def page(self, start: int, count: int) -> BlocksPage:
-        """Blocks `start`.. up to `count` of them and about `PAGE_BYTES` (at least one)."""
+        """Blocks `start`.. up to `count` of them and about `PAGE_BYTES` (at least one).
+
+        Raises:
+            P2PError: `start` is below the blocks this node keeps (it prunes, or joined
+                by state sync): the requester is told so and tries another peer.
+        """
+        base = self.ledger.base_height
+        if max(start, 1) < base:
+            raise P2PError(
+                f"pruned: this node keeps blocks from height {base} on; join by state sync "
+                "(--state-sync) or sync from an archive node"
+            )
         out: list[FinalizedBlock] = []
         size = 0
         end = min(start + min(count, PAGE_BLOCKS), self.ledger.height + 1)

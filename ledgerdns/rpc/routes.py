@@ -214,11 +214,15 @@ class Endpoints:
         before = _int_param(request, "before", head + 1, 0, MAX_HEIGHT)
         limit = _int_param(request, "limit", DEFAULT_BLOCKS, 1, MAX_BLOCKS)
         top = min(before - 1, head)
-        heights = range(top, max(top - limit, -1), -1)
+        # A node that prunes or joined by state sync holds no blocks below its base.
+        base = self.model.chain.base_height
+        lowest = 0 if base <= 1 else base
+        heights = range(top, max(top - limit, lowest - 1), -1)
         roster_at = self.model.chain.roster_at
         out = [codec.block_summary_json(*self._block(h), roster_at(h)) for h in heights]
         last = heights[-1] if heights else 0
-        return JSONResponse({"blocks": out, "next_before": last if last > 0 else None})
+        more = last > lowest
+        return JSONResponse({"blocks": out, "next_before": last if more else None})
 
     async def block(self, request: Request) -> Response:
         """``GET /v1/blocks/{height}``."""
