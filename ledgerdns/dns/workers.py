@@ -14,6 +14,7 @@ import json
 import logging
 import marshal
 import math
+import os
 import socket as stdlib_socket
 import subprocess
 import sys
@@ -38,6 +39,11 @@ _MAX_SLOW_TASKS = 512  # concurrent forwarded/UPDATE queries from the workers
 _READY_TIMEOUT_S = 20.0
 _BATCH = 64  # queries answered per wake-up before other tasks get a turn
 _RESTART_PAUSE_S = 0.5
+# A fixed mmap threshold for the worker's allocator (glibc): the name table's arena is a few
+# large buffers rewritten as it is compacted, and glibc's default raises the threshold past
+# each one freed, so the next ones come from the heap and are never given back (measured:
+# RSS 3x the arena after 40,000 updates of 10,000 names; with this, 1.2x).
+_WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 _FILL_AHEAD = 4  # name-table batches queued for a worker before the fill waits for it
 _FILL_WAIT_S = 0.005
 
@@ -166,6 +172,7 @@ class WorkerPool:
             [sys.executable, "-m", "ledgerdns.dns.udpworker", *map(str, fds), self._options],
             pass_fds=fds,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **_WORKER_ENV},
         )
         up_worker.close()
         down_worker.close()
