@@ -324,7 +324,7 @@ class DnsServer:
             return None, None
         client = (peer[0], peer[1])
         if (flags & OPCODE_MASK) >> 11 == _OPCODE_UPDATE and self._updater is not None:
-            return self._guarded(self._updater.answer(data, client), data)
+            return self._guarded(self._settled(self._updater.answer(data, client)), data)
         query = parse_query(data)
         if isinstance(query, Query):
             # Transfers, and the signed SOA queries secondaries check serials with.
@@ -364,6 +364,13 @@ class DnsServer:
     ) -> bytes | None:
         reply = await pending
         self.queries.note(transport, data, reply)
+        return reply
+
+    async def _settled(self, pending: Awaitable[bytes | None]) -> bytes | None:
+        """`pending`'s reply once the UDP workers hold what it changed (read your writes)."""
+        reply = await pending
+        if self._pool is not None:
+            await self._pool.settled()
         return reply
 
     async def _guarded(self, pending: Awaitable[bytes | None], data: bytes) -> bytes | None:

@@ -43,8 +43,9 @@ DEFAULT_ENTRIES = 200_000
 UP_READY = "ready"  # ("ready", pid)
 UP_QUERY = "q"  # ("q", address, data)
 UP_FILLED = "f"  # ("f", names): the name table holds every active domain (after a fill)
+UP_APPLIED = "a"  # ("a", seq): every change sent before invalidation `seq` is in place
 DOWN_REPLY = "r"  # ("r", address, reply, key | None, zone | None, serial_bound, expires_at)
-DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s)
+DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s, seq): answered with ("a", seq)
 DOWN_CLEAR = "c"  # ("c",)
 DOWN_NAMES = "n"  # ("n", now_s, [(apex, [(name, blob), ...]), ...], last of a fill): `NameTable`
 
@@ -258,6 +259,7 @@ class Worker:
                 names.set_now(item[2])
                 names.forget_recent()
                 table.invalidate(item[1], item[2])
+                self._tell_up(marshal.dumps((UP_APPLIED, item[3])))
             elif kind == DOWN_CLEAR:
                 table.clear()
                 names.clear()
