@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 _HEIGHT_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 _ROUND_BUCKETS = (0.0, 1.0, 2.0, 3.0, 5.0, 10.0)
+# A peer may report the block being stored right now: one block behind is still ready, so
+# /readyz does not flap at every commit.
+READY_LAG_BLOCKS = 1
 
 
 class CommitTimes:
@@ -94,7 +97,7 @@ def readiness(node: Node) -> tuple[bool, str]:
         return False, "starting: not every listener is bound yet"
     height = node.ledger.height
     target = node.syncer.target
-    if node.syncer.syncing or target > height:
+    if node.syncer.syncing or target > height + READY_LAG_BLOCKS:
         return False, f"syncing: at height {height} of {target}"
     if not node.p2p.connected_peers() and not _alone(node):
         return False, f"no peers: height {height} may be behind the network"

@@ -315,6 +315,7 @@ async def test_a_refusing_upstream_is_skipped(dnsmasq: Address) -> None:
         _, reply, _ = await ask(fwd, "www.example.test")
         assert texts(reply) == ["www.example.test. 300 IN A 192.0.2.1"]
         assert fwd.stats()["upstream_failures"] == 1
+        assert fwd.upstream_answers == 1 and 0 < fwd.upstream_seconds < 5  # the answered attempt
 
 
 # -- the cache --

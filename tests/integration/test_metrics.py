@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rrset
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,10 +48,45 @@ def probe(node: Running, path: str) -> tuple[int, str]:
     return response.status_code, response.text
 
 
-def test_a_node_reports_height_queries_and_readiness(tmp_path: Path) -> None:
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    """A UDP resolver on loopback answering every A question with 192.0.2.1 (its port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                wire, peer = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            reply = dns.message.make_response(dns.message.from_wire(wire))
+            reply.answer.append(dns.rrset.from_text(reply.question[0].name, 60, "IN", "A", "192.0.2.1"))
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    sock.close()
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_node_reports_height_queries_and_readiness(tmp_path: Path, upstream: int) -> None:
     data = tmp_path / "devnet"
     data.mkdir()
-    (data / "node.toml").write_text("[dns]\nworkers = 0\n")  # UDP answered (and counted) in the node
+    (data / "node.toml").write_text(
+        "[dns]\nworkers = 0\n"  # UDP answered (and counted) in the node
+        f'[dns.forward]\nupstreams = ["127.0.0.1:{_closed_port()}", "127.0.0.1:{upstream}"]\ntimeout_s = 1\n'
+    )
     node = Running(data, *METRICS)
     try:
         assert node.ready["metrics"].startswith("http://127.0.0.1:")
@@ -70,6 +109,8 @@ def test_a_node_reports_height_queries_and_readiness(tmp_path: Path) -> None:
         for _ in range(2):
             reply = dns.query.tcp(dns.message.make_query("nobody.p2p", "MX"), host, port=port, timeout=2)
             assert reply.rcode() == dns.rcode.NXDOMAIN
+        reply = dns.query.udp(dns.message.make_query("www.example.com", "A"), host, port=port, timeout=5)
+        assert [rr.to_text() for rr in reply.answer[0]] == ["192.0.2.1"]  # from the second upstream
         dig = shutil.which("dig")
         if dig is not None:  # the real client an operator uses
             out = subprocess.run([dig, f"@{host}", "-p", str(port), "+tries=1", "+time=2", "alice.p2p", "AAAA"],
@@ -91,7 +132,10 @@ def test_a_node_reports_height_queries_and_readiness(tmp_path: Path) -> None:
             name = "ledgerdns_dns_queries_total"
             return value(after, name, **labels) - value(before, name, **labels)
 
-        assert delta(transport="udp", rcode="NOERROR", type="A") == 3
+        assert delta(transport="udp", rcode="NOERROR", type="A") == 3 + 1  # and the forwarded one
+        assert value(after, "ledgerdns_dns_forward_upstream_failures_total") == 1  # the closed port
+        assert value(after, "ledgerdns_dns_forward_upstream_seconds_count") == 1
+        assert 0 < value(after, "ledgerdns_dns_forward_upstream_seconds_sum") < 5
         assert delta(transport="tcp", rcode="NXDOMAIN", type="MX") == 2
         assert delta(transport="udp", rcode="NOERROR", type="AAAA") == (1 if dig else 0)
         assert probe(node, "/readyz")[0] == 200
