@@ -226,21 +226,22 @@ class NodeCollector(Collector):
         for (transport, rcode, qtype), n in list(server.queries.counts.items()):
             queries.add_metric([transport, rcode_label(rcode), type_label(qtype)], n)
         yield queries
-        pool = server.workers
-        if pool is not None:
-            yield _counter(
-                "ledgerdns_dns_worker_misses",
-                "UDP queries the workers passed up to the node (no reply of their own).",
-                server.queries.total("udp"),
-            )
-            yield _counter(
-                "ledgerdns_dns_worker_shed",
-                "Worker misses dropped: the node was behind.",
-                pool.shed,
-            )
-            yield _counter(
-                "ledgerdns_dns_worker_restarts", "UDP worker processes restarted.", pool.restarts
-            )
+        pool = server.workers  # None with workers = 0: then no misses, sheds or restarts
+        yield _counter(
+            "ledgerdns_dns_worker_misses",
+            "UDP queries the workers passed up to the node (no reply of their own).",
+            server.queries.total("udp") if pool is not None else 0,
+        )
+        yield _counter(
+            "ledgerdns_dns_worker_shed",
+            "Worker misses dropped: the node was behind.",
+            pool.shed if pool is not None else 0,
+        )
+        yield _counter(
+            "ledgerdns_dns_worker_restarts",
+            "UDP worker processes restarted.",
+            pool.restarts if pool is not None else 0,
+        )
         yield _gauge(
             "ledgerdns_dns_workers", "Running UDP worker processes.", len(server.worker_pids)
         )

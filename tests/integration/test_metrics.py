@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import eventually
-from tests.integration.test_node import Running, _register
+from tests.integration.test_node import ROOT, Running, _register
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,18 @@ def scrape(node: Running) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def documented_metrics() -> set[str]:
+    """The metric names docs/operations.md's Monitoring table lists (families: no ``_total``)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    table = text[text.index("### What it reports") : text.index("### What to chart")]
+    return {name.removesuffix("_total") for name in re.findall(r"`(ledgerdns_[a-z_]+)", table)}
+
+
+def families(node: Running) -> set[str]:
+    response = httpx.get(node.ready["metrics"] + "/metrics", timeout=5)
+    return {family.name for family in text_string_to_metric_families(response.text)}
 
 
 def probe(node: Running, path: str) -> tuple[int, str]:
@@ -139,6 +152,8 @@ def test_a_node_reports_height_queries_and_readiness(tmp_path: Path, upstream: i
         assert delta(transport="tcp", rcode="NXDOMAIN", type="MX") == 2
         assert delta(transport="udp", rcode="NOERROR", type="AAAA") == (1 if dig else 0)
         assert probe(node, "/readyz")[0] == 200
+        assert documented_metrics() - families(node) == set()  # every metric the docs list is served
+        assert value(after, "ledgerdns_dns_worker_misses_total") == 0  # no workers, no misses
     finally:
         node.close()
 
