@@ -19,7 +19,7 @@ venv: $(STAMP)
 # and we are root: dig and nsupdate (bind9-dnsutils), kdig (knot-dnsutils), a Knot secondary
 # (knot), dnsperf, dnsmasq (dnsmasq-base: the binary only, no system service), and unbound
 # (the resolver tests forward a ledger TLD to `ledgerdns resolver` through it; started in a temp dir).
-SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound
+SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound promtool:prometheus
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -49,6 +50,17 @@ def documented_metrics() -> set[str]:
     text = (ROOT / "docs" / "operations.md").read_text()
     table = text[text.index("### What it reports") : text.index("### What to chart")]
     return {name.removesuffix("_total") for name in re.findall(r"`(ledgerdns_[a-z_]+)", table)}
+
+
+def documented_queries() -> list[str]:
+    """The PromQL of docs/operations.md's "What to chart" block and of docs/grafana-dashboard.json."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    block = text[text.index("```promql") + len("```promql") :]
+    block = block[: block.index("```")]
+    queries = [line.split("  #")[0].strip() for line in block.splitlines()]
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    queries += [t["expr"].replace("$instance", ".*") for p in dashboard["panels"] for t in p["targets"]]
+    return [q for q in queries if q and not q.startswith("#")]
 
 
 def families(node: Running) -> set[str]:
@@ -153,6 +165,12 @@ def test_a_node_reports_height_queries_and_readiness(tmp_path: Path, upstream: i
         assert delta(transport="udp", rcode="NOERROR", type="AAAA") == (1 if dig else 0)
         assert probe(node, "/readyz")[0] == 200
         assert documented_metrics() - families(node) == set()  # every metric the docs list is served
+        promtool = shutil.which("promtool")
+        if promtool is not None:  # Prometheus's own linter of an exposition (naming, types, help)
+            text = httpx.get(node.ready["metrics"] + "/metrics", timeout=5).text
+            lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                                  text=True, timeout=30)  # fmt: skip
+            assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
         assert value(after, "ledgerdns_dns_worker_misses_total") == 0  # no workers, no misses
     finally:
         node.close()
@@ -193,3 +211,24 @@ def test_readyz_follows_a_follower_in_and_out_of_sync(tmp_path: Path) -> None:
 def _not_ready(node: Running) -> tuple[int, str] | None:
     code, text = probe(node, "/readyz")
     return (code, text) if code == 503 else None
+
+
+def test_the_documented_queries_name_served_metrics_and_parse(tmp_path: Path) -> None:
+    queries = documented_queries()
+    assert len(queries) > 20
+    served = documented_metrics() | {"ledgerdns_consensus_round", "ledgerdns_dns_cache_misses",
+                                     "ledgerdns_dns_forward_cache_misses"}  # fmt: skip
+    for query in queries:
+        for name in re.findall(r"ledgerdns_[a-z_]+", query):
+            family = re.sub(r"_(total|bucket|sum|count)$", "", name)
+            assert family in served, f"{name} in {query!r} is not a documented metric"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian prometheus) is not installed: the PromQL syntax is not checked")
+    rules = {"groups": [{"name": "docs", "rules": [
+        {"record": f"ledgerdns:docs_query_{i}", "expr": q} for i, q in enumerate(queries)
+    ]}]}  # fmt: skip
+    path = tmp_path / "rules.yml"
+    path.write_text(json.dumps(rules))  # JSON is YAML
+    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
