@@ -144,6 +144,7 @@ class BatchServer:
     ) -> None:
         self._fd = fd
         self._fallback = fallback
+        self.answered = 0  # replies sent from `replies` or `fallback`
         self._replies = replies
         self._check = check
         self._on_other = on_other
@@ -233,5 +234,6 @@ class BatchServer:
             rmv[: count * _SIZE] = rtemplate[: count * _SIZE]  # the kernel wrote name lengths
             if sent:
                 sendmmsg(fd, smsgs, sent, 0)
+                self.answered += sent
                 if gap:
                     smv[:] = template

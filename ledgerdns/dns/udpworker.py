@@ -44,6 +44,8 @@ UP_READY = "ready"  # ("ready", pid)
 UP_QUERY = "q"  # ("q", address, data)
 UP_FILLED = "f"  # ("f", names): the name table holds every active domain (after a fill)
 UP_APPLIED = "a"  # ("a", seq): every change sent before invalidation `seq` is in place
+UP_STATS = "s"  # ("s", answered, limited, names): counts since the worker started
+STATS_S = 1.0  # how often a worker sends its counts up
 DOWN_REPLY = "r"  # ("r", address, reply, key | None, zone | None, serial_bound, expires_at)
 DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s, seq): answered with ("a", seq)
 DOWN_CLEAR = "c"  # ("c",)
@@ -169,19 +171,30 @@ class Worker:
         self.table = table
         self.names = names if names is not None else NameTable()
         self.dropped = 0
+        self.answered = 0  # replies sent from the tables (the plain loop's count)
+        self.limited = 0  # queries dropped or slipped by rate limiting
+        self._batch: mmsg.BatchServer | None = None
 
     def serve(self) -> None:
         """Answer forever: batched where the system has ``recvmmsg``, else one by one."""
         if mmsg.available():
             check = self.limiter.check if self.limiter.enabled else None
-            mmsg.BatchServer(
+            self._batch = mmsg.BatchServer(
                 self.sock.fileno(), self.table.replies, check, self._other, self.names.answer
-            ).serve()
+            )
+            self._batch.serve()
         else:
             self._serve_plain()
 
+    def stats(self) -> tuple[str, int, int, int]:
+        """The `UP_STATS` message: replies sent from the tables, queries rate-limited, names."""
+        answered = self._batch.answered if self._batch is not None else self.answered
+        return (UP_STATS, answered, self.limited, len(self.names))
+
     def _other(self, data: bytes, address: Any, verdict: int) -> None:
         """A datagram the batched loop did not answer: slip, drop or pass it up."""
+        if verdict != ALLOW:
+            self.limited += 1
         if verdict == SLIP:
             reply = slip_reply(data)
             if reply is not None:
@@ -211,6 +224,7 @@ class Worker:
             if check is not None:
                 verdict = check(address[0])
                 if verdict != ALLOW:
+                    self.limited += 1
                     if verdict == SLIP:
                         reply = slip_reply(data)
                         if reply is not None:
@@ -222,6 +236,7 @@ class Worker:
                 entry = from_names(tail)
             if entry is not None:
                 _send(send, data[:2] + entry, address)
+                self.answered += 1
                 continue
             try:
                 up(dumps((UP_QUERY, address, data)))
@@ -229,13 +244,17 @@ class Worker:
                 self.dropped += 1  # the node is behind: drop, as a busy server would
 
     def control(self) -> None:
-        """Apply what the node sends down; exit the process when it hangs up."""
+        """Apply what the node sends down, send counts up; exit the process when it hangs up."""
         send = self.sock.sendto
         table = self.table
         names = self.names
+        self.down.settimeout(STATS_S)
         while True:
             try:
                 message = self.down.recv(1 << 20)
+            except TimeoutError:
+                self._tell_up(marshal.dumps(self.stats()))
+                continue
             except OSError:
                 message = b""
             if not message:

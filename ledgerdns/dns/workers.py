@@ -105,6 +105,8 @@ class WorkerPool:
         self._running: set[int] = set()  # workers started and ready
         self._sent_seq = 0  # the last invalidation sent to the workers
         self._applied: dict[int, int] = {}  # worker -> the last invalidation it applied
+        self._stats: dict[int, tuple[int, int, int]] = {}  # worker -> its last `UP_STATS`
+        self._retired = (0, 0)  # answered and limited of workers that exited
         self._fill_started = 0.0
         self._outboxes: list[trio.MemorySendChannel[bytes]] = []
         self._slow = trio.CapacityLimiter(_MAX_SLOW_TASKS)
@@ -118,6 +120,21 @@ class WorkerPool:
             for index in range(self._count):
                 await nursery.start(self._supervise, index, nursery)
             task_status.started()
+
+    @property
+    def answered(self) -> int:
+        """Replies the workers sent from their own tables (as of their last counts, each second)."""
+        return self._retired[0] + sum(s[0] for s in self._stats.values())
+
+    @property
+    def limited(self) -> int:
+        """Queries the workers dropped or slipped by rate limiting (as of their last counts)."""
+        return self._retired[1] + sum(s[1] for s in self._stats.values())
+
+    @property
+    def names(self) -> int:
+        """Names in the workers' name tables (the largest; each worker holds them all once filled)."""
+        return max((s[2] for s in self._stats.values()), default=0)
 
     @property
     def names_complete(self) -> bool:
@@ -222,6 +239,9 @@ class WorkerPool:
         finally:
             self._filling.discard(index)
             self._running.discard(index)
+            last = self._stats.pop(index, None)
+            if last is not None:
+                self._retired = (self._retired[0] + last[0], self._retired[1] + last[1])
             if send in self._outboxes:
                 self._outboxes.remove(send)
             if process.pid in self.pids:
@@ -290,6 +310,9 @@ class WorkerPool:
         item = marshal.loads(message)
         if item[0] == udpworker.UP_APPLIED:
             self._applied[index] = item[1]
+            return
+        if item[0] == udpworker.UP_STATS:
+            self._stats[index] = item[1:]
             return
         if item[0] == udpworker.UP_FILLED:
             self._filling.discard(index)

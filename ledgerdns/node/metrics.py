@@ -246,6 +246,26 @@ class NodeCollector(Collector):
             "ledgerdns_dns_workers", "Running UDP worker processes.", len(server.worker_pids)
         )
         yield _counter(
+            "ledgerdns_dns_worker_answered",
+            "UDP replies the workers sent from their name and reply tables (counted each second).",
+            pool.answered if pool is not None else 0,
+        )
+        yield _counter(
+            "ledgerdns_dns_worker_rrl_limited",
+            "UDP queries the workers dropped or slipped by rate limiting (counted each second).",
+            pool.limited if pool is not None else 0,
+        )
+        yield _gauge(
+            "ledgerdns_dns_worker_names",
+            "Names in the workers' name tables (every registered name once filled).",
+            pool.names if pool is not None else 0,
+        )
+        yield _gauge(
+            "ledgerdns_dns_worker_names_complete",
+            "1 once every worker's name table holds every active domain.",
+            1 if pool is None or pool.names_complete else 0,
+        )
+        yield _counter(
             "ledgerdns_dns_rrl_limited", "UDP responses dropped or slipped by rate limiting in the node process.",
             server.rrl_limited,
         )  # fmt: skip

@@ -233,3 +233,16 @@ async def test_registered_names_are_answered_by_the_worker_on_first_ask(
             while a_records(await udp(server.address, query("www.bob.p2p"))) != ["bob.p2p.", "192.0.2.7"]:
                 await trio.sleep(0.01)
         assert server.cache.misses + server.cache.hits == seen
+
+
+async def test_workers_report_what_they_answered_and_hold(node: InstantNode) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        await wait_names(server)
+        pool = server.workers
+        assert pool is not None
+        for _ in range(5):
+            assert a_records(await udp(server.address, query("alice.p2p"))) == ["192.0.2.1"]
+        with trio.fail_after(5):  # each worker reports every second
+            while pool.answered < 5 or pool.names != 1:
+                await trio.sleep(0.05)
+        assert pool.names_complete and pool.limited == 0
