@@ -31,6 +31,9 @@ docs/dns.md for every key)::
     allow = ["127.0.0.1/32"]            # who may AXFR/IXFR
     tsig = ["xfr."]                     # if set, a transfer must also be signed with one of these
     notify = ["127.0.0.1:5300"]         # secondaries told about new serials
+
+    [dns.tls]                           # DoT and DoH: `ledgerdns.dns.tls_settings`
+    dot = "0.0.0.0:853"
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from chain.errors import ConfigError
+from ledgerdns.dns.tls_settings import KEYS as TLS_KEYS
+from ledgerdns.dns.tls_settings import TlsSettings, parse_tls_settings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -227,6 +232,7 @@ class DnsSettings:
     update: UpdateSettings = field(default_factory=UpdateSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
     tcp: TcpSettings = field(default_factory=TcpSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
 
 def _table(data: Mapping[str, Any], name: str, key: str, allowed: set[str]) -> dict[str, Any]:
@@ -289,7 +295,7 @@ def parse_dns_settings(data: Mapping[str, Any], *, base: Path | None = None) -> 
         data,
         "dns",
         "dns",
-        {"workers", "chaos", "forward", "rrl", "tsig", "update", "transfer", "tcp"},
+        {"workers", "chaos", "forward", "rrl", "tsig", "update", "transfer", "tcp", "tls"},
     )
     chaos = _table(dns, "chaos", "dns.chaos", {"version", "id"})
     fwd = _table(
@@ -303,6 +309,7 @@ def parse_dns_settings(data: Mapping[str, Any], *, base: Path | None = None) -> 
     xfr = _table(dns, "transfer", "dns.transfer", {"allow", "tsig", "notify"})
     tcp = _table(dns, "tcp", "dns.tcp", {"max_connections", "idle_timeout_s"})
     tsig = _tsig_keys(dns.get("tsig", []))
+    tls = _table(dns, "tls", "dns.tls", set(TLS_KEYS))
 
     defaults_fwd, defaults_rrl = ForwardSettings(), RrlSettings()
     upstreams = fwd.get("upstreams", [])
@@ -374,6 +381,7 @@ def parse_dns_settings(data: Mapping[str, Any], *, base: Path | None = None) -> 
             ),
             idle_timeout_s=_seconds(tcp.get("idle_timeout_s", 10.0), "dns.tcp.idle_timeout_s"),
         ),
+        tls=parse_tls_settings(tls, base=base),
     )
 
 

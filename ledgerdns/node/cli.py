@@ -74,7 +74,13 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         state_sync=args.state_sync,
         snapshot_interval=args.snapshot_interval,
         retain_blocks=args.retain_blocks,
+        dot=parse_host_port(args.dot, "--dot") if args.dot else None,
+        doh=parse_host_port(args.doh, "--doh") if args.doh else None,
+        tls_cert=Path(os.path.expanduser(args.tls_cert)) if args.tls_cert else None,
+        tls_key=Path(os.path.expanduser(args.tls_key)) if args.tls_key else None,
     )
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     if config.dns_name is not None:
         ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
     if config.settings_path is not None:
@@ -144,7 +150,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "start. With --genesis FILE it joins that network: as a validator if its key "
         "(--validator-key, default DATA_DIR/validator.pem) is in the genesis, else as a "
         "follower. Once every listener is bound it prints one line "
-        'READY {"peer_id", "dns", "rpc", "p2p"} on stdout (and "metrics" with --metrics).',
+        'READY {"peer_id", "dns", "rpc", "p2p"} on stdout (and "metrics", "dot", "doh" when on).',
     )
     node.add_argument(
         "--data-dir", default=DEFAULT_DATA_DIR, help="node data directory (default %(default)s)"
@@ -192,6 +198,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="serve Prometheus metrics on http://HOST:PORT/metrics, with /healthz (alive) and "
         "/readyz (synced and serving, else 503); unauthenticated, off by default (docs/operations.md)",
     )
+    node.add_argument(
+        "--dot",
+        metavar="HOST:PORT",
+        help="also serve DNS over TLS (RFC 7858) here, e.g. 0.0.0.0:853 (port 0 = any; "
+        "docs/dns-tls.md)",
+    )
+    node.add_argument(
+        "--doh",
+        metavar="HOST:PORT",
+        help="also serve DNS over HTTPS (RFC 8484, HTTP/2) at https://HOST:PORT/dns-query",
+    )
+    node.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate chain for --dot/--doh (a devnet without one makes a self-signed "
+        "DATA_DIR/tls.crt)",
+    )
+    node.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     node.add_argument(
         "--mdns", action="store_true", help="discover peers on the LAN by mDNS (off by default)"
     )

@@ -14,6 +14,8 @@ Layout of a data directory (created on first start):
                      UPDATE, transfers; see docs/dns.md); ``--config`` names another.
 - ``snapshots/``     state snapshots served to nodes joining by state sync
                      (one directory per height; docs/operations.md).
+- ``tls.crt``, ``tls.key``  the devnet's self-signed DoT/DoH pair, made when
+                     ``--dot``/``--doh`` is asked without a certificate.
 - ``node.json``      written once ready: the bound addresses (read by the
                      wallet's ``--node`` and by tools).
 """
@@ -76,6 +78,10 @@ class NodeConfig:
     state_sync_wait_s: float = 60.0  # how long to look for a snapshot before syncing blocks
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL  # take a snapshot every N heights (0: none)
     retain_blocks: int = 0  # keep only the last N blocks (0: every block, an archive node)
+    dot: tuple[str, int] | None = None  # DNS over TLS listen address (else [dns.tls] dot)
+    doh: tuple[str, int] | None = None  # DNS over HTTPS listen address (else [dns.tls] doh)
+    tls_cert: Path | None = None  # the DoT/DoH certificate and key (else [dns.tls] cert, key)
+    tls_key: Path | None = None
 
     @property
     def settings_path(self) -> Path | None:

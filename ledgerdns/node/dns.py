@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
+import logging
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Protocol
 
+from chain.errors import ConfigError
+from chain.genesis import Genesis
 from ledgerdns.clock import SYSTEM_CLOCK, Clock
+from ledgerdns.dns.doh import DohFront
 from ledgerdns.dns.faces import BlockFeed, Writer
 from ledgerdns.dns.forward import Forwarder
 from ledgerdns.dns.notify import Notifier
@@ -12,13 +20,18 @@ from ledgerdns.dns.proofs import ProofSource
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.dns.settings import DnsSettings, load_dns_settings
 from ledgerdns.dns.signing_times import SigningTimes
+from ledgerdns.dns.tcp import CappedListener, TcpFront
+from ledgerdns.dns.tls import DOH_ALPN, DOT_ALPN, server_context, write_self_signed
 from ledgerdns.dns.update import Updater
 from ledgerdns.dns.xfr import Transfers, TransferSource
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.keyfiles import load_signers
 from ledgerdns.node.config import NodeConfig
 
+log = logging.getLogger("ledgerdns.node")
+
 TSIG_TIMES_FILE = "tsig-times.json"  # the UPDATE replay memory (docs/dns.md)
+SELF_SIGNED = ("tls.crt", "tls.key")  # a devnet's DoT/DoH pair, in its data directory
 
 
 class ServedChain(TransferSource, ProofSource, Protocol):
@@ -73,3 +86,76 @@ def build_dns_server(
         notifier=notifier,
         proofs=chain,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFace:
+    """DNS over TLS or over HTTPS, ready to `front.run(*address)`."""
+
+    name: str  # its key in the READY line: "dot" or "doh"
+    option: str  # the flag that sets its address, named when it cannot listen
+    address: tuple[str, int]
+    front: CappedListener
+
+
+def build_tls_faces(
+    config: NodeConfig, server: DnsServer, genesis: Genesis, *, clock: Clock = SYSTEM_CLOCK
+) -> list[TlsFace]:
+    """DoT and DoH as the flags (first) and ``[dns.tls]`` ask; none if neither has an address.
+
+    Both answer with the TCP answer path of `server`. Without a certificate a
+    devnet (no ``--genesis``, one validator) uses, or first makes, a self-signed
+    pair in its data directory; any other node must be given one.
+
+    Raises:
+        ConfigError: a bad settings file, no certificate, or one that cannot be used.
+    """
+    path = config.settings_path
+    tls = (load_dns_settings(path) if path is not None else DnsSettings()).tls
+    asked = [("dot", "--dot", config.dot or tls.dot), ("doh", "--doh", config.doh or tls.doh)]
+    wanted = [(name, option, address) for name, option, address in asked if address is not None]
+    if not wanted:
+        return []
+    cert, key = (config.tls_cert, config.tls_key) if config.tls_cert else (tls.cert, tls.key)
+    if cert is None or key is None:
+        if config.genesis_file is not None or len(genesis.params.validators.keys) != 1:
+            raise ConfigError(
+                "--dot/--doh need a certificate: --tls-cert FILE --tls-key FILE "
+                "(or cert and key in [dns.tls] of node.toml)"
+            )
+        cert, key = (config.data_dir / name for name in SELF_SIGNED)
+        if not (cert.exists() and key.exists()):
+            _self_sign(cert, key, config, clock)
+
+    dispatch = partial(server.dispatch, tcp=True)  # the TCP answer path, as is
+    faces = []
+    for name, option, address in wanted:
+        front: CappedListener
+        if name == "dot":
+            front = TcpFront(
+                dispatch,
+                idle_s=tls.idle_timeout_s,
+                max_connections=tls.max_connections,
+                tls=server_context(cert, key, DOT_ALPN),
+            )
+        else:
+            front = DohFront(
+                dispatch,
+                context=server_context(cert, key, DOH_ALPN),
+                idle_s=tls.idle_timeout_s,
+                max_connections=tls.max_connections,
+            )
+        faces.append(TlsFace(name, option, address, front))
+    return faces
+
+
+def _self_sign(cert: Path, key: Path, config: NodeConfig, clock: Clock) -> None:
+    names = ["localhost", "127.0.0.1", "::1"]
+    for address in (config.dot, config.doh):
+        if address is not None and address[0] not in (*names, "0.0.0.0", "::"):
+            names.append(address[0])
+    if config.dns_name:
+        names.insert(0, config.dns_name.rstrip("."))
+    now = datetime.datetime.fromtimestamp(clock.now_ms() / 1000, datetime.UTC)
+    write_self_signed(cert, key, names=names, now=now)
+    log.info("made a self-signed DoT/DoH certificate %s for %s", cert, ", ".join(names))

@@ -45,7 +45,7 @@ from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
-from ledgerdns.node.dns import build_dns_server
+from ledgerdns.node.dns import build_dns_server, build_tls_faces
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.node.metrics import CommitTimes, serve_metrics, topic_name
 from ledgerdns.p2p import P2PConfig, P2PService
@@ -184,10 +184,18 @@ class Node:
                 dns = self.dns = build_dns_server(
                     self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
                 )
+                tls_faces = build_tls_faces(self.config, dns, self._genesis, clock=self.clock)
                 await nursery.start(p2p.run)
                 if self.state_sync is not None and await self.state_sync.join():
                     self.driver.restart_at_head()
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
+                tls_addrs = {
+                    face.name: _host_port(await _listen(
+                        f"{face.name.upper()} ({face.option})", face.address,
+                        nursery.start(face.front.run, *face.address),
+                    ))
+                    for face in tls_faces
+                }  # fmt: skip
                 model = RpcModel(
                     genesis=self._genesis, chain=self._ledger, pool=self._mempool, node=self,
                     writer=self, admin=self,
@@ -217,6 +225,7 @@ class Node:
                     "chain_id": self._genesis.chain_id,
                     "validator": self.validator_name,
                     "height": self._ledger.height,
+                    **tls_addrs,
                 }
                 if metrics is not None:
                     self.ready["metrics"] = f"http://{_host_port(metrics)}"
@@ -374,7 +383,8 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
             stops = (signal.SIGTERM, signal.SIGINT)
             # The handlers are in place before READY: a signal sent right after it is ours.
             with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
-                line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p", "metrics") if k in ready}
+                keys = ("peer_id", "dns", "rpc", "p2p", "metrics", "dot", "doh")
+                line = {k: ready[k] for k in keys if k in ready}
                 print("READY " + json.dumps(line), flush=True)
                 log.info(
                     "%s %s on %s at height %d: DNS %s, RPC %s",
