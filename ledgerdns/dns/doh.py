@@ -110,8 +110,9 @@ def _from_get(query_string: bytes) -> bytes | str:
     if len(text) > (MAX_MESSAGE * 4 + 2) // 3 or "=" in text:
         return "the dns parameter is too long or padded"
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        padded = text + "=" * (-len(text) % 4)
+        return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):  # ValueError: also a non-ASCII character
         return "the dns parameter is not base64url"
 
 
@@ -148,6 +149,19 @@ def _max_age(reply: bytes) -> int | None:
     return min(ttls) if ttls else None
 
 
+class _Connection(TCPServer):
+    """Hypercorn's connection server, which also lets go once the client has gone.
+
+    Hypercorn waits for its idle timer (`keep_alive_timeout`) even after the
+    client closed, so every closed connection would hold a slot of the cap for
+    that long; stopping the timer when reading ends closes it at once.
+    """
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
 class DohFront(CappedListener):
     """Serves `DohApp` over TLS with Hypercorn, one task per connection."""
 
@@ -176,4 +190,4 @@ class DohFront(CappedListener):
         state = ConnectionState({})
         # Hypercorn's per-connection server: the handshake, ALPN, HTTP/1.1 or h2, the
         # keep-alive timeout, and closing the stream.
-        await TCPServer(self._app, self._config, self._worker, state, tls)
+        await _Connection(self._app, self._config, self._worker, state, tls)
