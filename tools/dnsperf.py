@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def run(
     max_passes: int | None = None,
     rate: float | None = None,
     latencies_to: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> Result:
     """One dnsperf run against 127.0.0.1:`port`.
 
@@ -120,6 +122,7 @@ def run(
         max_passes: ``-n``, stop after this many passes over the file.
         rate: ``-Q``, queries per second at most.
         latencies_to: run with ``-v`` and write its per-query lines here.
+        extra: more dnsperf flags, e.g. ``["-m", "dot"]`` for DNS over TLS.
 
     Raises:
         DnsperfError: dnsperf exited non-zero, hung, or printed no statistics.
@@ -137,6 +140,7 @@ def run(
         f"{seconds:g}",
     ]
     cmd += options.args()
+    cmd += extra
     if max_passes is not None:
         cmd += ["-n", str(max_passes)]
     if rate is not None:
