@@ -40,9 +40,13 @@ def server_context(cert: Path, key: Path, alpn: Sequence[str]) -> ssl.SSLContext
         context.load_cert_chain(certfile=str(cert), keyfile=str(key))
     except FileNotFoundError as exc:
         raise ConfigError(f"TLS: no such file {exc.filename or cert}") from None
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
-        raise ConfigError(f"TLS: cannot use {cert} with {key}: {reason}") from None
+    except ssl.SSLError as exc:  # not PEM, or the key is not the certificate's
+        raise ConfigError(
+            f"TLS: cannot use {cert} with {key}: not a PEM certificate chain and its private "
+            f"key (OpenSSL: {exc.reason or exc})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"TLS: cannot read {exc.filename or cert}: {exc.strerror}") from None
     return context
 
 

@@ -93,7 +93,7 @@ class TlsFace:
     """DNS over TLS or over HTTPS, ready to `front.run(*address)`."""
 
     name: str  # its key in the READY line: "dot" or "doh"
-    option: str  # the flag that sets its address, named when it cannot listen
+    option: str  # how a bind failure names it: "DoT (--dot)"
     address: tuple[str, int]
     front: CappedListener
 
@@ -112,7 +112,10 @@ def build_tls_faces(
     """
     path = config.settings_path
     tls = (load_dns_settings(path) if path is not None else DnsSettings()).tls
-    asked = [("dot", "--dot", config.dot or tls.dot), ("doh", "--doh", config.doh or tls.doh)]
+    asked = [
+        ("dot", "DoT (--dot)", config.dot or tls.dot),
+        ("doh", "DoH (--doh)", config.doh or tls.doh),
+    ]
     wanted = [(name, option, address) for name, option, address in asked if address is not None]
     if not wanted:
         return []
@@ -125,7 +128,7 @@ def build_tls_faces(
             )
         cert, key = (config.data_dir / name for name in SELF_SIGNED)
         if not (cert.exists() and key.exists()):
-            _self_sign(cert, key, config, clock)
+            _self_sign(cert, key, [address for _, _, address in wanted], config, clock)
 
     dispatch = partial(server.dispatch, tcp=True)  # the TCP answer path, as is
     faces = []
@@ -149,11 +152,13 @@ def build_tls_faces(
     return faces
 
 
-def _self_sign(cert: Path, key: Path, config: NodeConfig, clock: Clock) -> None:
+def _self_sign(
+    cert: Path, key: Path, addresses: list[tuple[str, int]], config: NodeConfig, clock: Clock
+) -> None:
     names = ["localhost", "127.0.0.1", "::1"]
-    for address in (config.dot, config.doh):
-        if address is not None and address[0] not in (*names, "0.0.0.0", "::"):
-            names.append(address[0])
+    for host, _ in addresses:
+        if host not in (*names, "0.0.0.0", "::"):
+            names.append(host)
     if config.dns_name:
         names.insert(0, config.dns_name.rstrip("."))
     now = datetime.datetime.fromtimestamp(clock.now_ms() / 1000, datetime.UTC)

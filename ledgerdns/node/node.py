@@ -191,7 +191,7 @@ class Node:
                 dns_addr = await _listen("DNS (--dns)", self.config.dns, nursery.start(dns.run))
                 tls_addrs = {
                     face.name: _host_port(await _listen(
-                        f"{face.name.upper()} ({face.option})", face.address,
+                        face.option, face.address,
                         nursery.start(face.front.run, *face.address),
                     ))
                     for face in tls_faces
