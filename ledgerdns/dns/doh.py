@@ -43,6 +43,10 @@ Receive = Any
 Send = Any
 
 
+class _Disconnected(Exception):
+    """The client went away in the middle of its request."""
+
+
 class DohApp:
     """The ASGI application answering ``/dns-query`` with `dispatch` (the TCP answer path)."""
 
@@ -52,7 +56,10 @@ class DohApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan and websockets: nothing to do
-        status, headers, body = await self._respond(scope, receive)
+        try:
+            status, headers, body = await self._respond(scope, receive)
+        except _Disconnected:
+            return  # nothing to answer, and nobody to answer it to
         await send(
             {
                 "type": "http.response.start",
@@ -129,7 +136,7 @@ async def _read_body(receive: Receive) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return bytes(body)  # the client went away: the reply will not be read
+            raise _Disconnected  # before the whole body came
         body.extend(message.get("body", b""))
         if len(body) > MAX_MESSAGE:
             return None

@@ -288,7 +288,7 @@ class DnsServer:
     # -- answering (never raises) --
 
     def dispatch(
-        self, data: bytes, peer: Any, *, tcp: bool
+        self, data: bytes, peer: Any, *, tcp: bool, transport: str | None = None
     ) -> Immediate | list[bytes] | Awaitable[bytes | None]:
         """The reply to one message, by what the message is (see the module doc).
 
@@ -297,8 +297,10 @@ class DnsServer:
             says a UDP worker may reuse the reply for the same bytes); a list of
             messages for a zone transfer over TCP; or an awaitable reply from a
             slow face (forwarding, UPDATE). Never raises: a bug answers SERVFAIL.
+            `transport` labels the query in `queries` (default ``udp`` or ``tcp``;
+            DoT and DoH answer as TCP does, counted as ``dot`` and ``doh``).
         """
-        transport = "tcp" if tcp else "udp"
+        transport = transport or ("tcp" if tcp else "udp")
         try:
             result = self._dispatch(data, peer, tcp=tcp)
         except Exception:

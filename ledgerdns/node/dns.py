@@ -130,20 +130,19 @@ def build_tls_faces(
         if not (cert.exists() and key.exists()):
             _self_sign(cert, key, [address for _, _, address in wanted], config, clock)
 
-    dispatch = partial(server.dispatch, tcp=True)  # the TCP answer path, as is
     faces = []
     for name, option, address in wanted:
         front: CappedListener
         if name == "dot":
             front = TcpFront(
-                dispatch,
+                partial(server.dispatch, tcp=True, transport="dot"),  # the TCP answer path
                 idle_s=tls.idle_timeout_s,
                 max_connections=tls.max_connections,
                 tls=server_context(cert, key, DOT_ALPN),
             )
         else:
             front = DohFront(
-                dispatch,
+                partial(server.dispatch, tcp=True, transport="doh"),
                 context=server_context(cert, key, DOH_ALPN),
                 idle_s=tls.idle_timeout_s,
                 max_connections=tls.max_connections,

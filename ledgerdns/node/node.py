@@ -45,7 +45,7 @@ from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
-from ledgerdns.node.dns import build_dns_server, build_tls_faces
+from ledgerdns.node.dns import TlsFace, build_dns_server, build_tls_faces
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.node.metrics import CommitTimes, serve_metrics, topic_name
 from ledgerdns.p2p import P2PConfig, P2PService
@@ -154,6 +154,7 @@ class Node:
         self.links.attach(self.consensus)
         self.ready: dict[str, Any] = {}
         self.dns: DnsServer | None = None  # built by `run` (a bad settings file fails there)
+        self.tls_faces: list[TlsFace] = []  # DoT and DoH, when asked for: built by `run` too
         self.registry = CollectorRegistry(auto_describe=False)  # served by --metrics
         self.commit_times = CommitTimes(self.registry)
 
@@ -184,7 +185,9 @@ class Node:
                 dns = self.dns = build_dns_server(
                     self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
                 )
-                tls_faces = build_tls_faces(self.config, dns, self._genesis, clock=self.clock)
+                tls_faces = self.tls_faces = build_tls_faces(
+                    self.config, dns, self._genesis, clock=self.clock
+                )
                 await nursery.start(p2p.run)
                 if self.state_sync is not None and await self.state_sync.join():
                     self.driver.restart_at_head()

@@ -26,6 +26,7 @@ import dns.rdatatype
 import httpx
 import pytest
 from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import eventually
 from tests.integration.test_node import PORTS, ROOT, Running
@@ -47,8 +48,9 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     settings = tmp / "node.toml"
     settings.write_text(f"[dns.tls]\nidle_timeout_s = {IDLE_S}\nmax_connections = {CAP}\n")
     running = Running(
-        tmp / "node", "--config", str(settings), "--dot", "127.0.0.1:0", "--doh", "127.0.0.1:0"
-    )
+        tmp / "node", "--config", str(settings), "--dot", "127.0.0.1:0", "--doh", "127.0.0.1:0",
+        "--metrics", "127.0.0.1:0",
+    )  # fmt: skip
     yield running
     running.close()
 
@@ -229,9 +231,27 @@ def test_idle_doh_connections_are_closed(node: Running) -> None:
 
 
 def dot_query_works(node: Running) -> bool:
-    with connect(node, "dot", ["dot"]) as sock:
-        sock.sendall(frame(soa_query()))
-        return is_soa(read_reply(sock))
+    """One query on a new DoT connection; False if the node closed it (the cap was full)."""
+    try:
+        with connect(node, "dot", ["dot"]) as sock:
+            sock.sendall(frame(soa_query()))
+            return is_soa(read_reply(sock))
+    except OSError:
+        return False
+
+
+def doh_query_works(node: Running) -> bool:
+    """One query on a new DoH connection; False if the node closed it (the cap was full)."""
+    url = f"https://127.0.0.1:{port(node, 'doh')}/dns-query"
+    try:
+        with httpx.Client(http2=True, verify=trust(node), timeout=5) as client:
+            response = client.post(
+                url, content=soa_query().to_wire(),
+                headers={"content-type": "application/dns-message"},
+            )  # fmt: skip
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200 and is_soa(dns.message.from_wire(response.content))
 
 
 def test_dot_connections_over_the_cap_are_refused(node: Running) -> None:
@@ -251,12 +271,7 @@ def test_dot_connections_over_the_cap_are_refused(node: Running) -> None:
 
 
 def test_doh_connections_over_the_cap_are_refused(node: Running) -> None:
-    def doh_query_works() -> bool:
-        return is_soa(dns.query.https(
-            soa_query(), "127.0.0.1", port=port(node, "doh"), timeout=5, verify=trust(node),
-        ))  # fmt: skip
-
-    eventually(doh_query_works, 10, "a DoH query")
+    eventually(lambda: doh_query_works(node), 10, "a DoH query")
     held = [connect(node, "doh", ["http/1.1"]) for _ in range(CAP)]
     try:
         for sock in held:  # a request whose body never comes: busy, so never idle
@@ -267,10 +282,28 @@ def test_doh_connections_over_the_cap_are_refused(node: Running) -> None:
         with pytest.raises(OSError):
             connect(node, "doh", ["h2"]).close()
         held.pop().close()
-        eventually(doh_query_works, 10, "a DoH query once one connection closed")
+        eventually(lambda: doh_query_works(node), 10, "a DoH query once one connection closed")
     finally:
         for sock in held:
             sock.close()
+
+
+def test_metrics_count_dot_and_doh(node: Running) -> None:
+    """Runs after the tests above: queries went over both faces, and the cap refused some."""
+    text = httpx.get(f"{node.ready['metrics']}/metrics", timeout=5).text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    by_transport: dict[str, float] = {}
+    for sample in samples:
+        if sample.name == "ledgerdns_dns_queries_total":
+            transport = sample.labels["transport"]
+            by_transport[transport] = by_transport.get(transport, 0) + sample.value
+    assert by_transport.get("dot", 0) > 0 and by_transport.get("doh", 0) > 0, by_transport
+    refused = {
+        s.labels["face"]: s.value for s in samples if s.name == "ledgerdns_dns_tls_refused_total"
+    }
+    assert refused["dot"] >= 1 and refused["doh"] >= 1, refused
+    faces = {s.labels["face"] for s in samples if s.name == "ledgerdns_dns_tls_connections"}
+    assert faces == {"dot", "doh"}
 
 
 def test_tls_options_are_checked(tmp_path: Path) -> None:

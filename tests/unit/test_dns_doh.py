@@ -140,6 +140,28 @@ def test_bad_requests_get_http_errors(
     assert asked.asked == []
 
 
+def test_a_client_gone_mid_body_is_not_answered() -> None:
+    asked = Asked(_reply(300))
+    sent: list[Any] = []
+    messages = [
+        {"type": "http.request", "body": b"0123456789", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/dns-query", "query_string": b"",
+        "headers": [(b"content-type", b"application/dns-message")], "client": ("192.0.2.7", 1),
+    }  # fmt: skip
+    trio.run(DohApp(asked), scope, receive, send)
+    assert sent == [] and asked.asked == []
+
+
 def test_no_reply_from_the_dispatch_is_a_bad_request() -> None:
     status, _, text = request(DohApp(Asked(None)), "GET", query_string=get_param(b"not dns"))
     assert status == 400
