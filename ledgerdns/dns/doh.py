@@ -172,6 +172,8 @@ class _Connection(TCPServer):
 class DohFront(CappedListener):
     """Serves `DohApp` over TLS with Hypercorn, one task per connection."""
 
+    what = "dns over https"
+
     def __init__(
         self,
         dispatch: Dispatch,

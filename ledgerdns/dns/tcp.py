@@ -40,6 +40,8 @@ class CappedListener:
         refused: connections closed at once because `max_connections` were open.
     """
 
+    what = "dns tcp"  # what the log calls this listener
+
     def __init__(self, *, max_connections: int) -> None:
         self._max = max_connections
         self.connections = 0
@@ -56,6 +58,7 @@ class CappedListener:
         sock = listening_socket(host, port)
         with sock:
             bound = sock.getsockname()[:2]
+            log.info("%s listening host=%s port=%d", self.what, bound[0], bound[1])
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.serve, trio.socket.from_stdlib_socket(sock), nursery)
                 task_status.started(bound)
@@ -105,6 +108,7 @@ class TcpFront(CappedListener):
         self._dispatch = dispatch
         self._idle = idle_s
         self._tls = tls
+        self.what = "dns tcp" if tls is None else "dns over tls"
 
     async def handle(self, stream: trio.SocketStream) -> None:
         try:
