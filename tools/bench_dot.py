@@ -31,10 +31,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 from tools import benchchain, dnsperf
 from tools.dnsservers import BenchError, Server, await_ready, spawn_node, stop_all
@@ -141,8 +143,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C: the node is stopped, the temp dir removed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     args.dnsperf = shutil.which("dnsperf")
     if args.dnsperf is None:
         say("dnsperf is not installed (Debian: dnsperf; `make sysdeps`)")
