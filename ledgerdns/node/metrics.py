@@ -282,21 +282,19 @@ class NodeCollector(Collector):
             "DNS TCP connections refused at the cap.",
             server.tcp_refused,
         )
-        faces = self._node.tls_faces
-        if faces:
-            open_ = GaugeMetricFamily(
-                "ledgerdns_dns_tls_connections", "Open DoT and DoH connections.", labels=["face"]
-            )
-            refused = CounterMetricFamily(
-                "ledgerdns_dns_tls_refused",
-                "DoT and DoH connections refused at the cap.",
-                labels=["face"],
-            )
-            for face in faces:
-                open_.add_metric([face.name], face.front.connections)
-                refused.add_metric([face.name], face.front.refused)
-            yield open_
-            yield refused
+        open_ = GaugeMetricFamily(  # no samples without --dot/--doh
+            "ledgerdns_dns_tls_connections", "Open DoT and DoH connections.", labels=["face"]
+        )
+        refused = CounterMetricFamily(
+            "ledgerdns_dns_tls_refused",
+            "DoT and DoH connections refused at the cap.",
+            labels=["face"],
+        )
+        for face in self._node.tls_faces:
+            open_.add_metric([face.name], face.front.connections)
+            refused.add_metric([face.name], face.front.refused)
+        yield open_
+        yield refused
         yield _counter(
             "ledgerdns_dns_cache_hits",
             "Answers served from the node's answer cache.",
