@@ -20,11 +20,14 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dns.exception
+import dns.message
 import trio
 
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
 from ledgerdns.dns.cache import (
     DEFAULT_MAX_ENTRIES,
@@ -42,12 +45,16 @@ from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
 from ledgerdns.dns.settings import DnsSettings, in_networks
 from ledgerdns.dns.stats import QueryCounts
 from ledgerdns.dns.tcp import TcpFront
+from ledgerdns.dns.tsig import Refusal, error_name, make_keyring, sign_reply, verify
 from ledgerdns.dns.wire import (
     FLAG_QR,
     HEADER,
     HEADER_SIZE,
     OPCODE_MASK,
     Query,
+    Rcode,
+    Rejection,
+    bare_reply,
     parse_query,
     servfail_for,
 )
@@ -88,6 +95,7 @@ class DnsServer:
         udp_queue: replies waiting to be sent (in-process UDP only).
         cache_entries: the most cached replies (default: `WORKER_FRONTED_ENTRIES` with UDP
             workers, else `DEFAULT_MAX_ENTRIES`).
+        now_s: the wall clock TSIG-signed queries are checked against.
     """
 
     def __init__(
@@ -109,6 +117,7 @@ class DnsServer:
         max_tcp_connections: int | None = None,
         udp_queue: int = 1024,
         cache_entries: int | None = None,
+        now_s: Callable[[], int] = SYSTEM_CLOCK.now_s,
     ) -> None:
         settings = settings or DnsSettings()
         ledger = zone
@@ -130,6 +139,8 @@ class DnsServer:
         self._transfers = transfers
         self._notifier = notifier
         self._proof_replies = ProofResponder(builder, proofs) if proofs is not None else None
+        self._keyring = make_keyring(settings.tsig)
+        self._now_s = now_s
         self._rrl = RateLimiter(
             settings.rrl.rate,
             settings.rrl.slip,
@@ -338,6 +349,8 @@ class DnsServer:
                 if replies is not None or not signed_soa:
                     replies = replies or []
                     return replies if tcp else (replies[0] if replies else None, None)
+            if query.signed:
+                return self._signed(data, query, client, tcp=tcp)
             if (
                 self._forwarder is not None
                 and query.qclass == CLASS_IN
@@ -355,6 +368,42 @@ class DnsServer:
         if cached is None or not cached.cacheable:
             return reply, None
         return reply, Keep(cached.zone, cached.serial_bound, cached.expires_at)
+
+    def _signed(
+        self, data: bytes, query: Query, client: Address, *, tcp: bool
+    ) -> Immediate | Awaitable[bytes | None]:
+        """A TSIG-signed query (RFC 8945), as BIND answers one: verified, then signed.
+
+        An unknown key gets NOTAUTH with BADKEY, a bad MAC BADSIG (both unsigned),
+        a clock too far off BADTIME; a verified query is answered as it would be
+        unsigned, and the reply signed with its key.
+        """
+        try:
+            request = dns.message.from_wire(data, keyring=False)
+            verified = verify(data, request, self._keyring, self._now_s())
+        except dns.exception.DNSException as exc:
+            log.debug("dns signed query malformed peer=%s error=%s", client[0], exc)
+            return bare_reply(Rejection(query.id, query.flags, Rcode.FORMERR)), None
+        if isinstance(verified, Refusal):
+            reason = error_name(verified.error)
+            log.info(
+                "dns query refused peer=%s key=%s reason=%s", client[0], request.keyname, reason
+            )
+            return verified.reply, None
+        limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._edns_payload)
+        result = self._dispatch(query.without_tsig(data), client, tcp=tcp)
+        if isinstance(result, list):  # a zone transfer is signed by `transfers` itself
+            result = (result[0] if result else None), None
+        if isinstance(result, tuple):
+            reply = result[0]
+            return (sign_reply(reply, verified, limit) if reply else None), None
+        return self._sign_later(result, verified, limit)
+
+    async def _sign_later(
+        self, pending: Awaitable[bytes | None], request: dns.message.Message, limit: int
+    ) -> bytes | None:
+        reply = await pending
+        return sign_reply(reply, request, limit) if reply else None
 
     def _in_ledger(self, query: Query) -> bool:
         return self._resolver.tld_of(tuple(label.lower() for label in query.qname)) is not None
