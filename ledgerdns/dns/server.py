@@ -39,6 +39,7 @@ from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updat
 from ledgerdns.dns.nametable_build import DomainLister, NameTableSource
 from ledgerdns.dns.proof_reply import ProofResponder
 from ledgerdns.dns.proofs import ProofSource
+from ledgerdns.dns.querylog import QueryLog
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
@@ -141,13 +142,7 @@ class DnsServer:
         self._proof_replies = ProofResponder(builder, proofs) if proofs is not None else None
         self._keyring = make_keyring(settings.tsig)
         self._now_s = now_s
-        self._rrl = RateLimiter(
-            settings.rrl.rate,
-            settings.rrl.slip,
-            ipv4_prefix=settings.rrl.ipv4_prefix,
-            ipv6_prefix=settings.rrl.ipv6_prefix,
-            exempt=settings.rrl.exempt,
-        )
+        self._rrl = _rate_limiter(settings)
         self._edns_payload = edns_payload
         self._host = host
         self._port = port
@@ -162,8 +157,11 @@ class DnsServer:
         self._udp_queue = udp_queue
         self._pool: WorkerPool | None = None
         self._address: Address | None = None
+        self._nursery: trio.Nursery | None = None
+        self._notifier_scope: trio.CancelScope | None = None
         self.udp_dropped = 0
         self.queries = QueryCounts()  # what this process answered (not the workers' own replies)
+        self.query_log: QueryLog | None = None  # every query logged as JSON when set
 
     @property
     def address(self) -> Address:
@@ -204,7 +202,8 @@ class DnsServer:
                         nursery.start_soon(self._udp_send_loop, trio_udp, receive)
                         nursery.start_soon(self._udp_receive_loop, trio_udp, send, nursery)
                     if self._notifier is not None:
-                        await nursery.start(self._notifier.run)
+                        await nursery.start(self._run_notifier, self._notifier)
+                    self._nursery = nursery
                     nursery.start_soon(
                         self._tcp.serve, trio.socket.from_stdlib_socket(tcp), nursery
                     )
@@ -213,6 +212,66 @@ class DnsServer:
             finally:
                 self._address = None
                 self._pool = None
+                self._nursery = None
+
+    async def _run_notifier(
+        self, notifier: Notifier, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        with trio.CancelScope() as scope:
+            self._notifier_scope = scope
+            await notifier.run(task_status=task_status)
+
+    # -- reload --
+
+    def reconfigure(
+        self,
+        settings: DnsSettings,
+        *,
+        forwarder: Forwarder | None,
+        updater: Updater | None,
+        transfers: Transfers | None,
+        notifier: Notifier | None,
+    ) -> list[str]:
+        """Take new settings and faces while serving (SIGHUP): no query is dropped.
+
+        Queries being answered finish with the faces they started with; the next
+        ones see the new. Cached replies are dropped (who may recurse, and so
+        what a name outside the ledger gets, may have changed).
+
+        Returns:
+            The settings that changed but only take effect at a restart:
+            ``dns.workers``, ``dns.tcp``, ``dns.chaos``, and ``dns.rrl`` while
+            UDP workers run (they take their rate limits at start).
+        """
+        old = self._settings
+        later = [
+            name
+            for name, before, after in (
+                ("dns.workers", old.workers, settings.workers),
+                ("dns.tcp", old.tcp, settings.tcp),
+                ("dns.chaos", old.chaos, settings.chaos),
+            )
+            if before != after
+        ]
+        if settings.rrl != old.rrl:
+            if self._pool is not None:
+                later.append("dns.rrl")
+            else:
+                limited, self._rrl = self._rrl.limited, _rate_limiter(settings)
+                self._rrl.limited = limited  # a counter: it goes on
+        self._settings = settings
+        self._keyring = make_keyring(settings.tsig)
+        self._forwarder, self._updater, self._transfers = forwarder, updater, transfers
+        if self._notifier_scope is not None:
+            self._notifier_scope.cancel()
+            self._notifier_scope = None
+        self._notifier = notifier
+        if notifier is not None and self._nursery is not None:
+            self._nursery.start_soon(self._run_notifier, notifier)
+        self.cache.clear()
+        if self._pool is not None:
+            self._pool.clear()
+        return later
 
     def _name_source(self) -> NameTableSource | None:
         """Where the workers' name tables come from: the ledger, when it can list its domains."""
@@ -310,6 +369,7 @@ class DnsServer:
             slow face (forwarding, UPDATE). Never raises: a bug answers SERVFAIL.
         """
         transport = "tcp" if tcp else "udp"
+        started = trio.current_time() if self.query_log is not None else 0.0
         try:
             result = self._dispatch(data, peer, tcp=tcp)
         except Exception:
@@ -322,7 +382,9 @@ class DnsServer:
         elif isinstance(result, list):
             self.queries.note(transport, data, result[0] if result else None)
         else:
-            return self._counted(result, data, transport)
+            result = self._counted(result, data, transport)
+        if self.query_log is not None:
+            return self.query_log.logged(result, data, peer[0], tcp=tcp, started=started)
         return result
 
     def _dispatch(
@@ -488,3 +550,14 @@ class DnsServer:
                     await sock.sendto(reply, peer)
                 except OSError as exc:
                     log.debug("dns udp send failed peer=%s error=%s", peer, exc)
+
+
+def _rate_limiter(settings: DnsSettings) -> RateLimiter:
+    rrl = settings.rrl
+    return RateLimiter(
+        rrl.rate,
+        rrl.slip,
+        ipv4_prefix=rrl.ipv4_prefix,
+        ipv6_prefix=rrl.ipv6_prefix,
+        exempt=rrl.exempt,
+    )

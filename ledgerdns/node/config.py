@@ -11,7 +11,8 @@ Layout of a data directory (created on first start):
 - ``chain/``         LevelDB: blocks, certificates, state.
 - ``rpc.token``      the RPC bearer token (0600).
 - ``node.toml``      optional settings (``[dns]``: forwarding, RRL, TSIG,
-                     UPDATE, transfers; see docs/dns.md); ``--config`` names another.
+                     UPDATE, transfers; ``[log]``; see docs/dns.md); ``--config``
+                     names another; read again on SIGHUP.
 - ``snapshots/``     state snapshots served to nodes joining by state sync
                      (one directory per height; docs/operations.md).
 - ``node.json``      written once ready: the bound addresses (read by the
@@ -76,6 +77,8 @@ class NodeConfig:
     state_sync_wait_s: float = 60.0  # how long to look for a snapshot before syncing blocks
     snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL  # take a snapshot every N heights (0: none)
     retain_blocks: int = 0  # keep only the last N blocks (0: every block, an archive node)
+    log_level: str | None = None  # --log-level (None: the settings file's, else info)
+    query_log: Path | None = None  # --query-log (None: the settings file's [log] queries)
 
     @property
     def settings_path(self) -> Path | None:

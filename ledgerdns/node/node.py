@@ -45,9 +45,11 @@ from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
-from ledgerdns.node.dns import build_dns_server
+from ledgerdns.node.dns import DnsFaces, build_dns_server
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.node.metrics import CommitTimes, serve_metrics, topic_name
+from ledgerdns.node.reload import Reloader
+from ledgerdns.node.settings_file import load_node_settings
 from ledgerdns.p2p import P2PConfig, P2PService
 from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
@@ -156,6 +158,7 @@ class Node:
         self.dns: DnsServer | None = None  # built by `run` (a bad settings file fails there)
         self.registry = CollectorRegistry(auto_describe=False)  # served by --metrics
         self.commit_times = CommitTimes(self.registry)
+        self.reloader: Reloader | None = None  # the settings file's, once DNS is built
 
     # -- running --
 
@@ -181,9 +184,14 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 # a bad settings file fails here, first
+                settings = load_node_settings(self.config.settings_path)
+                faces = DnsFaces(self.config, chain=self._ledger, writer=self, clock=self.clock)
                 dns = self.dns = build_dns_server(
-                    self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
-                )
+                    self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock,
+                    settings=settings.dns, faces=faces,
+                )  # fmt: skip
+                self.reloader = Reloader(self.config, settings, dns, faces, self.clock)
+                self.reloader.start()
                 await nursery.start(p2p.run)
                 if self.state_sync is not None and await self.state_sync.join():
                     self.driver.restart_at_head()
@@ -224,6 +232,8 @@ class Node:
                 task_status.started(self.ready)
                 await trio.sleep_forever()
         finally:
+            if self.reloader is not None:
+                self.reloader.close()
             (self.config.data_dir / "node.json").unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -364,7 +374,8 @@ def _open_store(path: Path) -> LevelDBStore:
 async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK) -> None:
     """Run a node until SIGTERM or SIGINT; print the READY line once listening.
 
-    SIGUSR1 writes a heap snapshot to the data directory when tracemalloc is on
+    SIGHUP reads the settings file again (`ledgerdns.node.reload`). SIGUSR1
+    writes a heap snapshot to the data directory when tracemalloc is on
     (`ledgerdns.node.heap`).
     """
     node = Node(config, prepared, clock)
@@ -373,7 +384,7 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
             ready = await nursery.start(node.run)
             stops = (signal.SIGTERM, signal.SIGINT)
             # The handlers are in place before READY: a signal sent right after it is ours.
-            with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
+            with trio.open_signal_receiver(*stops, signal.SIGUSR1, signal.SIGHUP) as signals:
                 line = {k: ready[k] for k in ("peer_id", "dns", "rpc", "p2p", "metrics") if k in ready}
                 print("READY " + json.dumps(line), flush=True)
                 log.info(
@@ -385,6 +396,10 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
                 async for signum in signals:
                     if signum == signal.SIGUSR1:  # a heap snapshot (ledgerdns.node.heap)
                         dump_snapshot(config.data_dir, clock.now_ms())
+                        continue
+                    if signum == signal.SIGHUP:  # the settings file again (node/reload.py)
+                        if node.reloader is not None:
+                            node.reloader.reload()
                         continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
                     break
