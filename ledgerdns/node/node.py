@@ -215,6 +215,7 @@ class Node:
                 nursery.start_soon(self.syncer.run)
                 await nursery.start(self.snapshots.run)
                 await nursery.start(self.pruner.run)
+                await nursery.start(self.syncer.foreign.run)  # peers of another network
                 nursery.start_soon(self.txs.run_outbox)
                 nursery.start_soon(self.txs.sweep_expired)
                 self.ready = {
