@@ -274,8 +274,11 @@ class DnsServer:
         return later
 
     def _name_source(self) -> NameTableSource | None:
-        """Where the workers' name tables come from: the ledger, when it can list its domains."""
-        if isinstance(self._ledger, DomainLister):
+        """Where the workers' name tables come from: the ledger, when it can list its domains.
+
+        None while the query log is on: every query must reach this process to be logged.
+        """
+        if isinstance(self._ledger, DomainLister) and self.query_log is None:
             return NameTableSource(self._builder, self._ledger)
         return None
 

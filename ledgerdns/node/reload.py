@@ -53,6 +53,7 @@ class Reloader:
         self._server = server
         self._faces = faces
         self._clock = clock
+        self._logged_from_start = False
         self.reloads = 0  # good reloads
         self.failures = 0  # bad files, kept out
 
@@ -63,6 +64,10 @@ class Reloader:
             ConfigError: the query log cannot be opened.
         """
         self._server.query_log = self._query_log(self.settings, None)
+        # With it on from the start the UDP workers get no name table, so every query
+        # reaches the node; turned on by a reload, they answer registered names alone
+        # (unlogged) until the next restart.
+        self._logged_from_start = self._server.query_log is not None
         _set_level(self._level(self.settings))
         log.info("%s", describe(self._effective(self.settings)))
 
@@ -98,6 +103,11 @@ class Reloader:
         log.info("reloaded %s", describe(self._effective(settings)))
         for name in later:
             log.warning("reload: %s changed; it takes effect at the next restart", name)
+        if query_log is not None and not self._logged_from_start and self._server.worker_pids:
+            log.warning(
+                "reload: the query log is on, but until the next restart the UDP workers "
+                "answer registered names from their own tables, and those queries are not logged"
+            )
         return True
 
     # -- what the flags and the file say together --
