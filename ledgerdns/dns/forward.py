@@ -285,7 +285,6 @@ class Forwarder:
         log.debug("every upstream failed name=%s type=%d", name, qtype)
         return None
 
-
     def _note(self, host: str, port: int, error: str | None) -> None:
         """Log an upstream that starts failing (a warning) or answers again: once each time."""
         upstream = (host, port)

@@ -29,6 +29,7 @@ from ledgerdns.dns.wire import HEADER_SIZE, Query, parse_query
 
 log = logging.getLogger(__name__)
 
+
 def _name(query: Query) -> str:
     return ".".join(label.decode("ascii", "backslashreplace") for label in query.qname) + "."
 
