@@ -18,8 +18,10 @@ venv: $(STAMP)
 # Debian packages the tests and benchmarks use, installed with apt-get when one is missing
 # and we are root: dig and nsupdate (bind9-dnsutils), kdig (knot-dnsutils), a Knot secondary
 # (knot), dnsperf, dnsmasq (dnsmasq-base: the binary only, no system service), and unbound
-# (the resolver tests forward a ledger TLD to `ledgerdns resolver` through it; started in a temp dir).
-SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound promtool:prometheus
+# (the resolver tests forward a ledger TLD to `ledgerdns resolver` through it; started in a temp dir),
+# and systemd for `systemd-analyze verify` of tools/systemd/ledgerdns.service (a few MB; nothing
+# is started: the test only reads the unit).
+SYSDEPS = dig:bind9-dnsutils nsupdate:bind9-dnsutils kdig:knot-dnsutils knotd:knot dnsperf:dnsperf dnsmasq:dnsmasq-base unbound:unbound promtool:prometheus systemd-analyze:systemd
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; \

@@ -160,6 +160,7 @@ class Forwarder:
         self._stats = {"hits": 0, "misses": 0, "coalesced": 0, "upstream_failures": 0}
         self.upstream_answers = 0  # upstream attempts that gave an answer (NOERROR, NXDOMAIN)
         self.upstream_seconds = 0.0  # the time those attempts took, summed
+        self._failing: set[tuple[str, int]] = set()  # upstreams whose last attempt failed
 
     # -- public API --
 
@@ -260,24 +261,39 @@ class Forwarder:
         for host, port in self._settings.upstreams:
             response = None
             started = trio.current_time()
+            error = f"no answer in {timeout:g} s"
             with trio.move_on_after(timeout):
                 try:
                     response, _ = await dns.asyncquery.udp_with_fallback(
                         request, host, timeout, port, ignore_unexpected=True, backend=self._backend
                     )
                 except (dns.exception.DNSException, OSError, ValueError) as exc:
+                    error = str(exc) or type(exc).__name__
                     log.debug("upstream failed upstream=%s:%d error=%r", host, port, exc)
             if response is not None and response.rcode() in _CACHED_RCODES:
                 log.debug("upstream answered upstream=%s:%d name=%s", host, port, name)
                 self.upstream_answers += 1
                 self.upstream_seconds += trio.current_time() - started
+                self._note(host, port, None)
                 return _to_answer(response, qtype, self._clock(), self._settings.max_ttl)
             if response is not None:
                 rcode = dns.rcode.to_text(response.rcode())
                 log.debug("upstream refused upstream=%s:%d rcode=%s", host, port, rcode)
+                error = f"answered {rcode}"
+            self._note(host, port, error)
             self._stats["upstream_failures"] += 1
         log.debug("every upstream failed name=%s type=%d", name, qtype)
         return None
+
+    def _note(self, host: str, port: int, error: str | None) -> None:
+        """Log an upstream that starts failing (a warning) or answers again: once each time."""
+        upstream = (host, port)
+        if error is not None and upstream not in self._failing:
+            self._failing.add(upstream)
+            log.warning("forward upstream failing upstream=%s:%d error=%s", host, port, error)
+        elif error is None and upstream in self._failing:
+            self._failing.discard(upstream)
+            log.info("forward upstream answering again upstream=%s:%d", host, port)
 
 
 def _render(

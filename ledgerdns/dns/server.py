@@ -20,11 +20,14 @@ from __future__ import annotations
 import errno
 import logging
 import socket as stdlib_socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import dns.exception
+import dns.message
 import trio
 
+from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.answer import EDNS_PAYLOAD, AnswerBuilder
 from ledgerdns.dns.cache import (
     DEFAULT_MAX_ENTRIES,
@@ -36,18 +39,23 @@ from ledgerdns.dns.faces import BlockFeed, Forwarder, Notifier, Transfers, Updat
 from ledgerdns.dns.nametable_build import DomainLister, NameTableSource
 from ledgerdns.dns.proof_reply import ProofResponder
 from ledgerdns.dns.proofs import ProofSource
+from ledgerdns.dns.querylog import QueryLog
 from ledgerdns.dns.resolve import ZoneSource
 from ledgerdns.dns.result import CLASS_IN, QType
 from ledgerdns.dns.rrl import SLIP, RateLimiter, slip_reply
 from ledgerdns.dns.settings import DnsSettings, in_networks
 from ledgerdns.dns.stats import QueryCounts
 from ledgerdns.dns.tcp import TcpFront
+from ledgerdns.dns.tsig import Refusal, error_name, make_keyring, sign_reply, verify
 from ledgerdns.dns.wire import (
     FLAG_QR,
     HEADER,
     HEADER_SIZE,
     OPCODE_MASK,
     Query,
+    Rcode,
+    Rejection,
+    bare_reply,
     parse_query,
     servfail_for,
 )
@@ -88,6 +96,7 @@ class DnsServer:
         udp_queue: replies waiting to be sent (in-process UDP only).
         cache_entries: the most cached replies (default: `WORKER_FRONTED_ENTRIES` with UDP
             workers, else `DEFAULT_MAX_ENTRIES`).
+        now_s: the wall clock TSIG-signed queries are checked against.
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class DnsServer:
         max_tcp_connections: int | None = None,
         udp_queue: int = 1024,
         cache_entries: int | None = None,
+        now_s: Callable[[], int] = SYSTEM_CLOCK.now_s,
     ) -> None:
         settings = settings or DnsSettings()
         ledger = zone
@@ -130,13 +140,9 @@ class DnsServer:
         self._transfers = transfers
         self._notifier = notifier
         self._proof_replies = ProofResponder(builder, proofs) if proofs is not None else None
-        self._rrl = RateLimiter(
-            settings.rrl.rate,
-            settings.rrl.slip,
-            ipv4_prefix=settings.rrl.ipv4_prefix,
-            ipv6_prefix=settings.rrl.ipv6_prefix,
-            exempt=settings.rrl.exempt,
-        )
+        self._keyring = make_keyring(settings.tsig)
+        self._now_s = now_s
+        self._rrl = _rate_limiter(settings)
         self._edns_payload = edns_payload
         self._host = host
         self._port = port
@@ -151,8 +157,11 @@ class DnsServer:
         self._udp_queue = udp_queue
         self._pool: WorkerPool | None = None
         self._address: Address | None = None
+        self._nursery: trio.Nursery | None = None
+        self._notifier_scope: trio.CancelScope | None = None
         self.udp_dropped = 0
         self.queries = QueryCounts()  # what this process answered (not the workers' own replies)
+        self.query_log: QueryLog | None = None  # every query logged as JSON when set
 
     @property
     def address(self) -> Address:
@@ -193,7 +202,8 @@ class DnsServer:
                         nursery.start_soon(self._udp_send_loop, trio_udp, receive)
                         nursery.start_soon(self._udp_receive_loop, trio_udp, send, nursery)
                     if self._notifier is not None:
-                        await nursery.start(self._notifier.run)
+                        await nursery.start(self._run_notifier, self._notifier)
+                    self._nursery = nursery
                     nursery.start_soon(
                         self._tcp.serve, trio.socket.from_stdlib_socket(tcp), nursery
                     )
@@ -202,10 +212,73 @@ class DnsServer:
             finally:
                 self._address = None
                 self._pool = None
+                self._nursery = None
+
+    async def _run_notifier(
+        self, notifier: Notifier, *, task_status: Any = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        with trio.CancelScope() as scope:
+            self._notifier_scope = scope
+            await notifier.run(task_status=task_status)
+
+    # -- reload --
+
+    def reconfigure(
+        self,
+        settings: DnsSettings,
+        *,
+        forwarder: Forwarder | None,
+        updater: Updater | None,
+        transfers: Transfers | None,
+        notifier: Notifier | None,
+    ) -> list[str]:
+        """Take new settings and faces while serving (SIGHUP): no query is dropped.
+
+        Queries being answered finish with the faces they started with; the next
+        ones see the new. Cached replies are dropped (who may recurse, and so
+        what a name outside the ledger gets, may have changed).
+
+        Returns:
+            The settings that changed but only take effect at a restart:
+            ``dns.workers``, ``dns.tcp``, ``dns.chaos``, and ``dns.rrl`` while
+            UDP workers run (they take their rate limits at start).
+        """
+        old = self._settings
+        later = [
+            name
+            for name, before, after in (
+                ("dns.workers", old.workers, settings.workers),
+                ("dns.tcp", old.tcp, settings.tcp),
+                ("dns.chaos", old.chaos, settings.chaos),
+            )
+            if before != after
+        ]
+        if settings.rrl != old.rrl:
+            if self._pool is not None:
+                later.append("dns.rrl")
+            else:
+                limited, self._rrl = self._rrl.limited, _rate_limiter(settings)
+                self._rrl.limited = limited  # a counter: it goes on
+        self._settings = settings
+        self._keyring = make_keyring(settings.tsig)
+        self._forwarder, self._updater, self._transfers = forwarder, updater, transfers
+        if self._notifier_scope is not None:
+            self._notifier_scope.cancel()
+            self._notifier_scope = None
+        self._notifier = notifier
+        if notifier is not None and self._nursery is not None:
+            self._nursery.start_soon(self._run_notifier, notifier)
+        self.cache.clear()
+        if self._pool is not None:
+            self._pool.clear()
+        return later
 
     def _name_source(self) -> NameTableSource | None:
-        """Where the workers' name tables come from: the ledger, when it can list its domains."""
-        if isinstance(self._ledger, DomainLister):
+        """Where the workers' name tables come from: the ledger, when it can list its domains.
+
+        None while the query log is on: every query must reach this process to be logged.
+        """
+        if isinstance(self._ledger, DomainLister) and self.query_log is None:
             return NameTableSource(self._builder, self._ledger)
         return None
 
@@ -301,6 +374,7 @@ class DnsServer:
             DoT and DoH answer as TCP does, counted as ``dot`` and ``doh``).
         """
         transport = transport or ("tcp" if tcp else "udp")
+        started = trio.current_time() if self.query_log is not None else 0.0
         try:
             result = self._dispatch(data, peer, tcp=tcp)
         except Exception:
@@ -313,7 +387,9 @@ class DnsServer:
         elif isinstance(result, list):
             self.queries.note(transport, data, result[0] if result else None)
         else:
-            return self._counted(result, data, transport)
+            result = self._counted(result, data, transport)
+        if self.query_log is not None:
+            return self.query_log.logged(result, data, peer[0], tcp=tcp, started=started)
         return result
 
     def _dispatch(
@@ -340,6 +416,8 @@ class DnsServer:
                 if replies is not None or not signed_soa:
                     replies = replies or []
                     return replies if tcp else (replies[0] if replies else None, None)
+            if query.signed:
+                return self._signed(data, query, client, tcp=tcp)
             if (
                 self._forwarder is not None
                 and query.qclass == CLASS_IN
@@ -357,6 +435,42 @@ class DnsServer:
         if cached is None or not cached.cacheable:
             return reply, None
         return reply, Keep(cached.zone, cached.serial_bound, cached.expires_at)
+
+    def _signed(
+        self, data: bytes, query: Query, client: Address, *, tcp: bool
+    ) -> Immediate | Awaitable[bytes | None]:
+        """A TSIG-signed query (RFC 8945), as BIND answers one: verified, then signed.
+
+        An unknown key gets NOTAUTH with BADKEY, a bad MAC BADSIG (both unsigned),
+        a clock too far off BADTIME; a verified query is answered as it would be
+        unsigned, and the reply signed with its key.
+        """
+        try:
+            request = dns.message.from_wire(data, keyring=False)
+            verified = verify(data, request, self._keyring, self._now_s())
+        except dns.exception.DNSException as exc:
+            log.debug("dns signed query malformed peer=%s error=%s", client[0], exc)
+            return bare_reply(Rejection(query.id, query.flags, Rcode.FORMERR)), None
+        if isinstance(verified, Refusal):
+            reason = error_name(verified.error)
+            log.info(
+                "dns query refused peer=%s key=%s reason=%s", client[0], request.keyname, reason
+            )
+            return verified.reply, None
+        limit = MAX_TCP_MESSAGE if tcp else query.udp_limit(self._edns_payload)
+        result = self._dispatch(query.without_tsig(data), client, tcp=tcp)
+        if isinstance(result, list):  # a zone transfer is signed by `transfers` itself
+            result = (result[0] if result else None), None
+        if isinstance(result, tuple):
+            reply = result[0]
+            return (sign_reply(reply, verified, limit) if reply else None), None
+        return self._sign_later(result, verified, limit)
+
+    async def _sign_later(
+        self, pending: Awaitable[bytes | None], request: dns.message.Message, limit: int
+    ) -> bytes | None:
+        reply = await pending
+        return sign_reply(reply, request, limit) if reply else None
 
     def _in_ledger(self, query: Query) -> bool:
         return self._resolver.tld_of(tuple(label.lower() for label in query.qname)) is not None
@@ -441,3 +555,14 @@ class DnsServer:
                     await sock.sendto(reply, peer)
                 except OSError as exc:
                     log.debug("dns udp send failed peer=%s error=%s", peer, exc)
+
+
+def _rate_limiter(settings: DnsSettings) -> RateLimiter:
+    rrl = settings.rrl
+    return RateLimiter(
+        rrl.rate,
+        rrl.slip,
+        ipv4_prefix=rrl.ipv4_prefix,
+        ipv6_prefix=rrl.ipv6_prefix,
+        exempt=rrl.exempt,
+    )

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
+import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -22,6 +25,7 @@ import dns.rrset
 import dns.tsig
 
 from ledgerdns.dns.settings import TsigKey
+from ledgerdns.dns.wire import EDNS_PAYLOAD
 
 Keyring = dict[dns.name.Name, dns.tsig.Key]
 TsigRdata = dns.rdtypes.ANY.TSIG.TSIG
@@ -29,6 +33,15 @@ TsigRdata = dns.rdtypes.ANY.TSIG.TSIG
 # The most clock skew accepted, whatever fudge a request names (RFC 8945 recommends 300 s;
 # a request may say up to 65,535 s, which would stretch the window a captured one works in).
 MAX_FUDGE_S = 300
+
+# dnspython's `dns.rcode.to_text(16)` says "BADVERS" (the EDNS rcode that shares the value):
+# a TSIG error is named from this table instead.
+_ERROR_NAMES = {
+    dns.rcode.BADSIG: "badsig",
+    dns.rcode.BADKEY: "badkey",
+    dns.rcode.BADTIME: "badtime",
+    dns.rcode.BADTRUNC: "badtrunc",
+}
 
 _HEADER = struct.Struct("!6H")
 _QR = 0x8000
@@ -64,7 +77,7 @@ def bare_reply(message: bytes, rcode: dns.rcode.Rcode) -> bytes | None:
 
 def reply(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
     """The zone (question) section back with `rcode`; signed if `query` was verified."""
-    response = dns.message.make_response(query)
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
     response.set_rcode(rcode)
     return response.to_wire()
 
@@ -88,7 +101,7 @@ def unsigned_error(query: dns.message.Message, error: dns.rcode.Rcode) -> bytes:
         error: the TSIG error.
     """
     assert query.keyname is not None
-    response = dns.message.make_response(query)  # not verified, so not signed
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)  # not verified: unsigned
     response.set_rcode(dns.rcode.NOTAUTH)
     tsig = cast(TsigRdata, _request_tsig(query).replace(mac=b"", error=int(error), other=b""))
     return _with_tsig(response, tsig, query.keyname)
@@ -106,7 +119,7 @@ def bad_time(query: dns.message.Message, key: dns.tsig.Key, now_s: int) -> bytes
         now_s: our clock, unix seconds.
     """
     request = _request_tsig(query)
-    response = dns.message.make_response(query)
+    response = dns.message.make_response(query, our_payload=EDNS_PAYLOAD)
     response.set_rcode(dns.rcode.NOTAUTH)
     other = (now_s % 2**48).to_bytes(6, "big")
     template = request.replace(mac=b"", error=int(dns.rcode.BADTIME), other=other)
@@ -114,3 +127,74 @@ def bad_time(query: dns.message.Message, key: dns.tsig.Key, now_s: int) -> bytes
         response.to_wire(), key, template, request.time_signed, request.mac
     )
     return _with_tsig(response, cast(TsigRdata, signed), key.name)
+
+
+def error_name(error: dns.rcode.Rcode) -> str:
+    """The TSIG error's name for logs: ``badsig`` for 16 (not dnspython's ``BADVERS``)."""
+    return _ERROR_NAMES.get(error, dns.rcode.to_text(error).lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A signed request that failed verification.
+
+    Attributes:
+        error: the TSIG error (BADKEY, BADSIG or BADTIME).
+        reply: the NOTAUTH reply the client is owed (RFC 8945 5.2, 5.3.2).
+    """
+
+    error: dns.rcode.Rcode
+    reply: bytes
+
+
+def verify(
+    message: bytes, request: dns.message.Message, keyring: Keyring, now_s: int
+) -> dns.message.Message | Refusal:
+    """`message` parsed with its TSIG verified, or the error reply it is owed.
+
+    Args:
+        message: the request's wire bytes.
+        request: the same, parsed without verification (``keyring=False``), signed.
+        keyring: the keys we know.
+        now_s: our clock, unix seconds.
+
+    Raises:
+        dns.exception.DNSException: not a well-formed signed message (e.g. a TSIG
+            error set in a request): the caller answers FORMERR.
+    """
+    assert request.keyname is not None
+    key = keyring.get(request.keyname)
+    if key is None:
+        return Refusal(dns.rcode.BADKEY, unsigned_error(request, dns.rcode.BADKEY))
+    try:
+        verified = dns.message.from_wire(message, keyring={request.keyname: key})
+    except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
+        return Refusal(dns.rcode.BADKEY, unsigned_error(request, dns.rcode.BADKEY))
+    except dns.tsig.BadSignature:
+        return Refusal(dns.rcode.BADSIG, unsigned_error(request, dns.rcode.BADSIG))
+    except dns.tsig.BadTime:
+        return Refusal(dns.rcode.BADTIME, bad_time(request, key, now_s))
+    assert verified.tsig is not None
+    # dnspython allowed the request's own fudge; we allow at most MAX_FUDGE_S.
+    if not is_on_time(cast(TsigRdata, verified.tsig[0]), now_s):
+        return Refusal(dns.rcode.BADTIME, bad_time(request, key, now_s))
+    return verified
+
+
+def sign_reply(reply_wire: bytes, request: dns.message.Message, limit: int) -> bytes:
+    """Our unsigned reply `reply_wire` to the verified `request`, signed with its key.
+
+    The reply is read back and written again with the TSIG record last (RFC 8945
+    5.3); if it no longer fits in `limit` bytes it goes out truncated (TC=1, no
+    records: the client retries over TCP), still signed.
+    """
+    response = dns.message.from_wire(reply_wire)
+    assert isinstance(request.keyring, dns.tsig.Key) and request.mac is not None
+    response.use_tsig(request.keyring)  # its name and algorithm go with it
+    response.request_mac = request.mac
+    try:
+        return response.to_wire(max_size=limit)
+    except dns.exception.TooBig:
+        response.answer, response.authority, response.additional = [], [], []
+        response.flags |= dns.flags.TC
+        return response.to_wire(max_size=limit)

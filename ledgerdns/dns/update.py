@@ -58,6 +58,7 @@ from ledgerdns.dns.tsig import (
     TsigRdata,
     bad_time,
     bare_reply,
+    error_name,
     is_on_time,
     make_keyring,
     reply,
@@ -344,9 +345,7 @@ class Updater:
             pending=0,
         )
         params = self._source.params
-        deadline = valid_until(
-            self._source.head.time_ms, self._now_s(), params.max_tx_lifetime_s
-        )
+        deadline = valid_until(self._source.head.time_ms, self._now_s(), params.max_tx_lifetime_s)
         return build_tx(
             view, op=Op.UPDATE, key=signer, chain_id=params.chain_id,
             genesis_hash=params.genesis_hash, deadline=deadline, records=records,
@@ -379,7 +378,7 @@ def _tsig_refused(query: dns.message.Message, error: dns.rcode.Rcode, peer: obje
         "dns update refused peer=%s key=%s reason=%s",
         peer,
         query.keyname,
-        dns.rcode.to_text(error).lower(),
+        error_name(error),
     )
     return unsigned_error(query, error)
 

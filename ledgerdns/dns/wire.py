@@ -94,6 +94,8 @@ class Query:
         edns: the OPT record, if any.
         plain: exactly one question and at most one OPT asking for no proof,
             nothing else: the shape whose reply is cached.
+        tsig_at: where the TSIG record starts when the query is signed (it is
+            the last record, RFC 8945 5.1); 0 for an unsigned query.
     """
 
     id: int
@@ -104,6 +106,19 @@ class Query:
     qclass: int
     edns: Edns | None
     plain: bool
+    tsig_at: int = 0
+
+    @property
+    def signed(self) -> bool:
+        """Whether the query carries a TSIG record (its reply is signed, or refused)."""
+        return self.tsig_at > 0
+
+    def without_tsig(self, data: bytes) -> bytes:
+        """`data` (this query's bytes) with the TSIG record removed."""
+        if not self.tsig_at:
+            return data
+        arcount = struct.unpack_from("!H", data, 10)[0]
+        return data[:10] + struct.pack("!H", arcount - 1) + data[12 : self.tsig_at]
 
     def udp_limit(self, our_payload: int) -> int:
         """The most bytes a UDP reply may take: 512 without EDNS, else the
@@ -145,6 +160,7 @@ class _Body(NamedTuple):
     qtype: int
     qclass: int
     edns: Edns | None
+    tsig_at: int
 
 
 def _read_qname(data: bytes, pos: int) -> tuple[Labels, int]:
@@ -246,10 +262,11 @@ def _check_options(data: bytes, pos: int, end: int) -> tuple[bytes, ...]:
 
 def _read_records(
     data: bytes, pos: int, count: int, checked: dict[int, int], *, additional: bool
-) -> tuple[int, Edns | None]:
-    """Skip `count` records; in the additional section, read the one OPT."""
+) -> tuple[int, Edns | None, int]:
+    """Skip `count` records; in the additional section, read the one OPT and find a TSIG."""
     edns: Edns | None = None
-    for _ in range(count):
+    tsig_at = 0
+    for index in range(count):
         name_start = pos
         pos = _skip_name(data, pos, checked)
         if pos + _RR_FIXED.size > len(data):
@@ -267,7 +284,12 @@ def _read_records(
             edns = Edns(
                 payload=rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & EDNS_FLAG_DO), proof=proof
             )
-    return pos, edns
+        elif rtype == QType.TSIG:
+            # The last record of the additional section, nowhere else (RFC 8945 5.1).
+            if not additional or index != count - 1:
+                raise _Malformed
+            tsig_at = name_start
+    return pos, edns, tsig_at
 
 
 def _read_body(data: bytes, counts: tuple[int, int, int, int]) -> _Body:
@@ -280,11 +302,11 @@ def _read_body(data: bytes, counts: tuple[int, int, int, int]) -> _Body:
         raise _Malformed
     qtype, qclass = struct.unpack_from("!HH", data, qname_end)
     checked: dict[int, int] = {}
-    pos, _ = _read_records(data, qname_end + 4, ancount + nscount, checked, additional=False)
-    pos, edns = _read_records(data, pos, arcount, checked, additional=True)
+    pos, _, _ = _read_records(data, qname_end + 4, ancount + nscount, checked, additional=False)
+    pos, edns, tsig_at = _read_records(data, pos, arcount, checked, additional=True)
     if pos != len(data):
         raise _Malformed  # trailing bytes: the counts are wrong
-    return _Body(qname, qname_end, qtype, qclass, edns)
+    return _Body(qname, qname_end, qtype, qclass, edns, tsig_at)
 
 
 def parse_query(data: bytes) -> Query | Rejection | None:
@@ -333,12 +355,20 @@ def parse_query(data: bytes) -> Query | Rejection | None:
         and nscount == 0
         and arcount == (0 if body.edns is None else 1)
         and not (body.edns is not None and body.edns.proof),
+        tsig_at=body.tsig_at,
     )
 
 
 def reply_flags(query_flags: int, rcode: int, *, authoritative: bool = False) -> int:
-    """The flags word of a reply: QR, the query's opcode, RD and CD copied, RA never."""
-    flags = FLAG_QR | (query_flags & (OPCODE_MASK | COPIED_FLAGS)) | (rcode & 0x0F)
+    """The flags word of a reply: QR, the query's opcode, RD and CD copied, RA never.
+
+    RD and CD are copied only for a standard query: other opcodes do not define
+    them (RFC 1996 and 2136 make them zero), so a NOTIMP reply to an opcode we do
+    not know sets no bit the client's opcode does not define, as BIND and Knot do.
+    """
+    opcode = query_flags & OPCODE_MASK
+    copied = COPIED_FLAGS if opcode == OPCODE_QUERY else 0
+    flags = FLAG_QR | opcode | (query_flags & copied) | (rcode & 0x0F)
     return (flags | FLAG_AA) if authoritative else flags
 
 

@@ -32,7 +32,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
 import dns.exception
 import dns.flags
@@ -43,7 +43,6 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
-import dns.tsig
 
 from chain.errors import NotFound
 from chain.genesis import Genesis
@@ -54,7 +53,7 @@ from ledgerdns.clock import SYSTEM_CLOCK
 from ledgerdns.dns.resolve import Resolver, ZoneSource
 from ledgerdns.dns.result import CLASS_IN, RR, Labels, QType, name_to_wire
 from ledgerdns.dns.settings import DnsSettings, in_networks
-from ledgerdns.dns.tsig import TsigRdata, bad_time, is_on_time, make_keyring, unsigned_error
+from ledgerdns.dns.tsig import Refusal, error_name, make_keyring, verify
 from ledgerdns.dns.wire import Query, parse_query, reply_flags
 from ledgerdns.dns.zone import Zone, ZoneConfig, make_ns, make_soa
 
@@ -196,36 +195,15 @@ class Transfers:
         self, message: bytes, query: Query, request: dns.message.Message, peer: tuple[str, int]
     ) -> dns.message.Message | bytes:
         """`message` parsed with its TSIG verified, or the error reply (RFC 8945 5.2)."""
-        assert request.keyname is not None
-        key = self._keyring.get(request.keyname)
-        error = dns.rcode.BADKEY
-        if key is not None:
-            try:
-                verified = dns.message.from_wire(message, keyring={request.keyname: key})
-            except (dns.tsig.BadKey, dns.tsig.BadAlgorithm):
-                error = dns.rcode.BADKEY
-            except dns.tsig.BadSignature:
-                error = dns.rcode.BADSIG
-            except dns.tsig.BadTime:
-                error = dns.rcode.BADTIME
-            except dns.exception.DNSException:  # e.g. a TSIG error set in a request
-                return _bare(query, dns.rcode.FORMERR)
-            else:
-                assert verified.tsig is not None
-                # dnspython allowed the request's own fudge; we allow at most MAX_FUDGE_S.
-                if is_on_time(cast(TsigRdata, verified.tsig[0]), self._now_s()):
-                    return verified
-                error = dns.rcode.BADTIME
-            if error == dns.rcode.BADTIME:
-                log.info("xfr refused peer=%s key=%s reason=badtime", peer[0], request.keyname)
-                return bad_time(request, key, self._now_s())
-        log.info(
-            "xfr refused peer=%s key=%s reason=%s",
-            peer[0],
-            request.keyname,
-            dns.rcode.to_text(error).lower(),
-        )
-        return unsigned_error(request, error)
+        try:
+            verified = verify(message, request, self._keyring, self._now_s())
+        except dns.exception.DNSException:  # e.g. a TSIG error set in a request
+            return _bare(query, dns.rcode.FORMERR)
+        if isinstance(verified, Refusal):
+            reason = error_name(verified.error)
+            log.info("xfr refused peer=%s key=%s reason=%s", peer[0], request.keyname, reason)
+            return verified.reply
+        return verified
 
     def _answer_one(
         self, request: dns.message.Message, query: Query, peer: tuple[str, int]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from rich.logging import RichHandler
 
 from chain.errors import ConfigError, LedgerError
 from ledgerdns.clock import SYSTEM_CLOCK
-from ledgerdns.dns.settings import load_dns_settings
 from ledgerdns.dns.zone import ZoneConfig
 from ledgerdns.node.config import (
     DEFAULT_DNS,
@@ -24,6 +25,12 @@ from ledgerdns.node.config import (
     NodeConfig,
     parse_host_port,
     prepare_data_dir,
+)
+from ledgerdns.node.settings_file import (
+    LOG_LEVELS,
+    describe,
+    load_node_settings,
+    settings_problems,
 )
 
 DEFAULT_DATA_DIR = "~/.ledgerdns/node"
@@ -49,7 +56,25 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    """``--check-config``: every problem in the settings file, one line each; 0 if none."""
+    data_dir = Path(os.path.expanduser(args.data_dir))
+    path = Path(os.path.expanduser(args.config)) if args.config else data_dir / "node.toml"
+    if not path.exists():
+        raise ConfigError(f"no settings file to check: {path} does not exist (--config FILE)")
+    problems = settings_problems(path)
+    for problem in problems:
+        named = problem if problem.startswith(str(path)) else f"{path}: {problem}"
+        print(f"error: {named}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"ok: {describe(load_node_settings(path))}")
+    return 0
+
+
 def _run(args: argparse.Namespace, out: Console) -> int:
+    if args.check_config:
+        return _check_config(args)
     data_dir = Path(os.path.expanduser(args.data_dir))
     p2p = tuple(args.p2p) if args.p2p else (DEFAULT_P2P,)
     for addr in p2p + tuple(args.bootstrap):
@@ -78,14 +103,17 @@ def _run(args: argparse.Namespace, out: Console) -> int:
         doh=parse_host_port(args.doh, "--doh") if args.doh else None,
         tls_cert=Path(os.path.expanduser(args.tls_cert)) if args.tls_cert else None,
         tls_key=Path(os.path.expanduser(args.tls_key)) if args.tls_key else None,
+        log_level=args.log_level,
+        query_log=Path(os.path.expanduser(args.query_log)) if args.query_log else None,
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     if config.dns_name is not None:
         ZoneConfig(server_name=config.dns_name)  # a bad name is a usage error, found now
-    if config.settings_path is not None:
-        load_dns_settings(config.settings_path)  # likewise a bad settings file
-    setup_logging(args.log_level)
+    settings = load_node_settings(config.settings_path)  # likewise a bad settings file
+    setup_logging(args.log_level or settings.log.level or "info")
+    # Until the node handles SIGHUP (a reload), one must not kill it half-started.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     clock = SYSTEM_CLOCK  # the node's one wall clock
     prepared = prepare_data_dir(config, clock)
     if prepared.created_devnet:
@@ -190,7 +218,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     node.add_argument(
         "--config",
         metavar="FILE",
-        help="TOML settings file: forwarding, rate limiting, TSIG keys, DNS UPDATE, zone transfers (default DATA_DIR/node.toml if present; see docs/dns.md)",
+        help="TOML settings file: forwarding, rate limiting, TSIG keys, DNS UPDATE, zone transfers, "
+        "log level and query log (default DATA_DIR/node.toml if present; see docs/dns.md); "
+        "SIGHUP reads it again",
+    )
+    node.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the settings file (--config, or DATA_DIR/node.toml) and exit: 0 if it is "
+        "good, else 2 with one line per problem",
+    )
+    node.add_argument(
+        "--query-log",
+        metavar="FILE",
+        help="append one JSON object per DNS query to FILE (time, client, qname, qtype, rcode, "
+        "transport, latency_ms); also [log] queries in the settings file; reopened on SIGHUP",
     )
     node.add_argument(
         "--metrics",
@@ -251,8 +293,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     node.add_argument(
         "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="default %(default)s",
+        choices=LOG_LEVELS,
+        help="default: [log] level in the settings file, else info",
     )
     node.set_defaults(run=_run)

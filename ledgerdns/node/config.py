@@ -11,7 +11,8 @@ Layout of a data directory (created on first start):
 - ``chain/``         LevelDB: blocks, certificates, state.
 - ``rpc.token``      the RPC bearer token (0600).
 - ``node.toml``      optional settings (``[dns]``: forwarding, RRL, TSIG,
-                     UPDATE, transfers; see docs/dns.md); ``--config`` names another.
+                     UPDATE, transfers; ``[log]``; see docs/dns.md); ``--config``
+                     names another; read again on SIGHUP.
 - ``snapshots/``     state snapshots served to nodes joining by state sync
                      (one directory per height; docs/operations.md).
 - ``tls.crt``, ``tls.key``  the devnet's self-signed DoT/DoH pair, made when
@@ -82,6 +83,8 @@ class NodeConfig:
     doh: tuple[str, int] | None = None  # DNS over HTTPS listen address (else [dns.tls] doh)
     tls_cert: Path | None = None  # the DoT/DoH certificate and key (else [dns.tls] cert, key)
     tls_key: Path | None = None
+    log_level: str | None = None  # --log-level (None: the settings file's, else info)
+    query_log: Path | None = None  # --query-log (None: the settings file's [log] queries)
 
     @property
     def settings_path(self) -> Path | None:

@@ -45,9 +45,11 @@ from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.consensus.guardfile import GuardFile
 from ledgerdns.dns.server import DnsServer
 from ledgerdns.node.config import NodeConfig, Prepared
-from ledgerdns.node.dns import TlsFace, build_dns_server, build_tls_faces
+from ledgerdns.node.dns import DnsFaces, TlsFace, build_dns_server, build_tls_faces
 from ledgerdns.node.heap import dump_snapshot
 from ledgerdns.node.metrics import CommitTimes, serve_metrics, topic_name
+from ledgerdns.node.reload import Reloader
+from ledgerdns.node.settings_file import load_node_settings
 from ledgerdns.p2p import P2PConfig, P2PService
 from ledgerdns.p2p.host import DEFAULT_MESH, FOLLOWER_MESH
 from ledgerdns.protocol.consensus_gossip import ConsensusGossip, describe
@@ -157,6 +159,7 @@ class Node:
         self.tls_faces: list[TlsFace] = []  # DoT and DoH, when asked for: built by `run` too
         self.registry = CollectorRegistry(auto_describe=False)  # served by --metrics
         self.commit_times = CommitTimes(self.registry)
+        self.reloader: Reloader | None = None  # the settings file's, once DNS is built
 
     # -- running --
 
@@ -182,12 +185,17 @@ class Node:
         try:
             async with trio.open_nursery() as nursery:
                 # a bad settings file fails here, first
+                settings = load_node_settings(self.config.settings_path)
+                faces = DnsFaces(self.config, chain=self._ledger, writer=self, clock=self.clock)
                 dns = self.dns = build_dns_server(
-                    self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock
-                )
+                    self.config, chain=self._ledger, blocks=self, writer=self, clock=self.clock,
+                    settings=settings.dns, faces=faces,
+                )  # fmt: skip
                 tls_faces = self.tls_faces = build_tls_faces(
                     self.config, dns, self._genesis, clock=self.clock
                 )
+                self.reloader = Reloader(self.config, settings, dns, faces, self.clock)
+                self.reloader.start()
                 await nursery.start(p2p.run)
                 if self.state_sync is not None and await self.state_sync.join():
                     self.driver.restart_at_head()
@@ -218,6 +226,7 @@ class Node:
                 nursery.start_soon(self.syncer.run)
                 await nursery.start(self.snapshots.run)
                 await nursery.start(self.pruner.run)
+                await nursery.start(self.syncer.foreign.run)  # peers of another network
                 nursery.start_soon(self.txs.run_outbox)
                 nursery.start_soon(self.txs.sweep_expired)
                 self.ready = {
@@ -236,6 +245,8 @@ class Node:
                 task_status.started(self.ready)
                 await trio.sleep_forever()
         finally:
+            if self.reloader is not None:
+                self.reloader.close()
             (self.config.data_dir / "node.json").unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -376,7 +387,8 @@ def _open_store(path: Path) -> LevelDBStore:
 async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM_CLOCK) -> None:
     """Run a node until SIGTERM or SIGINT; print the READY line once listening.
 
-    SIGUSR1 writes a heap snapshot to the data directory when tracemalloc is on
+    SIGHUP reads the settings file again (`ledgerdns.node.reload`). SIGUSR1
+    writes a heap snapshot to the data directory when tracemalloc is on
     (`ledgerdns.node.heap`).
     """
     node = Node(config, prepared, clock)
@@ -385,7 +397,7 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
             ready = await nursery.start(node.run)
             stops = (signal.SIGTERM, signal.SIGINT)
             # The handlers are in place before READY: a signal sent right after it is ours.
-            with trio.open_signal_receiver(*stops, signal.SIGUSR1) as signals:
+            with trio.open_signal_receiver(*stops, signal.SIGUSR1, signal.SIGHUP) as signals:
                 keys = ("peer_id", "dns", "rpc", "p2p", "metrics", "dot", "doh")
                 line = {k: ready[k] for k in keys if k in ready}
                 print("READY " + json.dumps(line), flush=True)
@@ -398,6 +410,10 @@ async def run_node(config: NodeConfig, prepared: Prepared, clock: Clock = SYSTEM
                 async for signum in signals:
                     if signum == signal.SIGUSR1:  # a heap snapshot (ledgerdns.node.heap)
                         dump_snapshot(config.data_dir, clock.now_ms())
+                        continue
+                    if signum == signal.SIGHUP:  # the settings file again (node/reload.py)
+                        if node.reloader is not None:
+                            node.reloader.reload()
                         continue
                     log.info("%s: shutting down", signal.Signals(signum).name)
                     break

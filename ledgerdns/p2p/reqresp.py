@@ -139,6 +139,14 @@ def known_addrs(host: IHost, pid: ID) -> list[str]:
     return [str(addr).partition("/p2p/")[0] for addr in addrs]
 
 
+def known_protocols(host: IHost, pid: ID) -> list[str]:
+    """The protocols `pid` announced by identify, as the host's peerstore holds them."""
+    try:
+        return [str(protocol) for protocol in host.get_peerstore().get_protocols(pid)]
+    except PeerStoreError:
+        return []
+
+
 def parse_peer_id(peer_id: str) -> ID:
     """The libp2p `ID` for a base58 peer id; raises P2PError if it is not one."""
     try:

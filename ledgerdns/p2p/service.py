@@ -384,6 +384,12 @@ class P2PService:
                     addrs.append(text)
         return addrs
 
+    def peer_protocols(self, peer_id: str) -> list[str]:
+        """The protocols a connected peer said it speaks (identify); empty if not known (yet)."""
+        if self._live is None:
+            return []
+        return reqresp.known_protocols(self._live.host, reqresp.parse_peer_id(peer_id))
+
     def penalize(self, peer_id: str, points: int, reason: str) -> None:
         """Add penalty points; at the threshold the peer is disconnected and refused for a while."""
         now = trio.current_time()

@@ -34,6 +34,7 @@ from chain.wire import (
 from ledgerdns.consensus.driver import ConsensusDriver
 from ledgerdns.p2p import P2PError, P2PService
 from ledgerdns.p2p.limits import GossipLimit, RateLimiter
+from ledgerdns.protocol.networks import ForeignPeers
 
 log = logging.getLogger("ledgerdns.sync")
 
@@ -146,6 +147,7 @@ class Syncer:
         self.blocks_via_sync = 0
         self.blocks_at_start = 0
         self._had_peers = False
+        self.foreign = ForeignPeers(genesis, p2p)  # peers of another network (warned once)
 
     def poke(self, height_hint: int = 0) -> None:
         """Something suggests we are behind (e.g. a message for a later height)."""
@@ -230,10 +232,10 @@ class Syncer:
             status = Status.from_bytes(raw)
         except (P2PError, InvalidUpdate) as exc:
             log.debug("status from %s failed: %s", peer, exc)
+            self.foreign.check_protocols(peer)
             return None
         if status.genesis_hash != self.genesis.hash():
-            log.warning("peer %s is on another network (%s); penalized", peer, status.chain_id)
-            self.p2p.penalize(peer, 100, "another network")
+            self.foreign.other_genesis(peer, status)
             return None
         return status
 

@@ -274,11 +274,12 @@ async def test_header_flags_of_an_authoritative_answer(address: Address) -> None
 @pytest.mark.parametrize("opcode", [1, 2, 3, 4, 5, 6, 15])
 async def test_unknown_opcodes_get_notimp(address: Address, opcode: int) -> None:
     zone_type = b"\x00\x06\x00\x01"  # SOA: what UPDATE (5) and NOTIFY (4) name
-    data = header(flags=0x0100 | opcode << 11, ar=1) + QNAME + zone_type + OPT
+    data = header(flags=0x0110 | opcode << 11, ar=1) + QNAME + zone_type + OPT  # RD, CD set
     reply = dns.message.from_wire(await exchange(address, data))
     assert reply.id == 0x1234 and reply.flags & dns.flags.QR
     assert reply.opcode() == opcode and reply.rcode() == dns.rcode.NOTIMP
-    assert not reply.flags & dns.flags.AA and reply.flags & dns.flags.RD
+    # Only QR and the opcode: RD and CD mean nothing for an opcode other than QUERY.
+    assert reply.flags & ~0x780F == dns.flags.QR
     assert [q.to_text() for q in reply.question] == ["alice.p2p. IN SOA"]
     assert reply.edns == 0  # an OPT in, an OPT out (RFC 6891 7)
 

@@ -459,7 +459,7 @@ async def test_failover_to_the_next_upstream() -> None:
         assert fwd.stats()["upstream_failures"] == 1
 
 
-async def test_servfail_when_every_upstream_fails() -> None:
+async def test_servfail_when_every_upstream_fails(caplog: pytest.LogCaptureFixture) -> None:
     def refuse(query: dns.message.Message) -> dns.message.Message:
         reply = dns.message.make_response(query)
         reply.set_rcode(dns.rcode.REFUSED)
@@ -476,6 +476,13 @@ async def test_servfail_when_every_upstream_fails() -> None:
             assert reply.edns == 0 and reply.payload == 1232
         assert refusing.udp_queries == 2
         assert fwd.stats()["upstream_failures"] == 6 and fwd.stats()["entries"] == 0
+    # Each failing upstream is logged once (a warning), not once per query.
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sorted(w.split(" error=")[0] for w in warnings) == sorted(
+        f"forward upstream failing upstream={host}:{port}" for host, port in (*addresses, closed)
+    )
+    assert "error=answered REFUSED" in " ".join(warnings)
+    assert "error=no answer in 0.2 s" in " ".join(warnings)
 
 
 # -- the reply --
