@@ -4,6 +4,8 @@ Canonical rdata has names uncompressed, lower-case and absolute, so one rdata
 has exactly one encoding. dnslib is the wire codec: rdata must parse with it for
 its type, consume exactly its length and pack back to the same bytes with
 compression off. This module is the only one in the core that touches dnslib.
+The types dnslib lacks or does not check (PTR, NAPTR, DS, SSHFP, TLSA, SVCB,
+HTTPS) go through dnspython in `chain.rdtypes`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 
 import dnslib
 
+from chain import rdtypes
 from chain.errors import InvalidUpdate, RejectReason
 from chain.names import validate_absolute_name
 
@@ -32,10 +35,17 @@ class RType(IntEnum):
     A = 1
     NS = 2
     CNAME = 5
+    PTR = 12
     MX = 15
     TXT = 16
     AAAA = 28
     SRV = 33
+    NAPTR = 35
+    DS = 43
+    SSHFP = 44
+    TLSA = 52
+    SVCB = 64
+    HTTPS = 65
     CAA = 257
 
 
@@ -204,6 +214,9 @@ def _decode_rdata(rtype: RType, rdata: bytes, owner: str) -> _Fields:
         # are the identity on them, so the parse below could not fail (a test checks).
         return _NO_FIELDS
     what = f"{owner}: {rtype.name} rdata"
+    if rtype in rdtypes.DNSPYTHON_TYPES:
+        rdtypes.check_wire(rtype, rdata, what=what)
+        return _NO_FIELDS
     fields = _parse_wire(rtype, rdata, what)
     _check_target(rtype, fields.target, what)
     if rtype is RType.TXT and not fields.strings:
@@ -305,4 +318,7 @@ def rdata_text(rtype: RType, rdata: bytes, owner: str) -> str:
     Raises:
         InvalidUpdate: `BAD_RECORD` if the rdata is not valid for `rtype`.
     """
-    return _format_rdata(rtype, rdata, _decode_rdata(rtype, rdata, owner))
+    fields = _decode_rdata(rtype, rdata, owner)
+    if rtype in rdtypes.DNSPYTHON_TYPES:
+        return rdtypes.to_text(rtype, rdata, what=f"{owner}: {rtype.name} rdata")
+    return _format_rdata(rtype, rdata, fields)

@@ -229,19 +229,29 @@ def _enclosing_cut(name: str, cuts: set[str]) -> str | None:
     return None
 
 
+_CUT_TYPES = frozenset({RType.NS, RType.DS})
+
+
 def _check_delegations(by_name: dict[str, list[Record]]) -> None:
-    """NS at a name delegates it: only NS there, only A/AAAA glue below it."""
+    """NS at a name delegates it: only NS (and its DS) there, only A/AAAA glue below it."""
     has_ns = {r.name for group in by_name.values() for r in group if r.rtype is RType.NS}
+    for name, group in by_name.items():
+        if name not in has_ns and any(r.rtype is RType.DS for r in group):
+            raise bad_record(
+                f"{name}: a DS record belongs to a delegation: it needs NS records at "
+                f"{brief_repr(name)} too (RFC 4035 2.4)"
+            )
     if not has_ns:
         return  # no zone cut: nothing below can break a rule (the common case)
     for name, group in by_name.items():
         types = {r.rtype for r in group}
         not_glue = ", ".join(sorted(t.name for t in types - GLUE_TYPES))
-        not_ns = ", ".join(sorted(t.name for t in types - {RType.NS}))
+        not_cut = ", ".join(sorted(t.name for t in types - _CUT_TYPES))
         if name == APEX:
-            if APEX in has_ns and not_ns:
+            if APEX in has_ns and not_cut:
                 raise bad_record(
-                    f"@: the domain is delegated (NS at @), so @ may hold only NS, not {not_ns}"
+                    f"@: the domain is delegated (NS at @), so @ may hold only NS and DS, "
+                    f"not {not_cut}"
                 )
             continue
         if APEX in has_ns:
@@ -257,8 +267,10 @@ def _check_delegations(by_name: dict[str, list[Record]]) -> None:
                 f"{name}: below the delegation at {brief_repr(cut)} only A/AAAA glue is allowed, "
                 f"not {not_glue}"
             )
-        if cut is None and name in has_ns and not_ns:
-            raise bad_record(f"{name}: a delegation (NS) may hold only NS records, not {not_ns}")
+        if cut is None and name in has_ns and not_cut:
+            raise bad_record(
+                f"{name}: a delegation (NS) may hold only NS and DS records, not {not_cut}"
+            )
 
 
 # The most bytes ``encode(record.to_cbor())`` adds to a record's name and rdata:
@@ -288,8 +300,8 @@ def validate_record_set(records: Sequence[Record], limits: RecordLimits) -> tupl
 
     Sorted strictly by (name, type, rdata); at most `limits`; one TTL per name
     and type; a CNAME alone at its name and never at ``@``; a name with NS is a
-    zone cut holding only NS, with only A/AAAA glue below it; NS at ``@``
-    delegates the whole domain.
+    zone cut holding only NS and DS, with only A/AAAA glue below it; NS at ``@``
+    delegates the whole domain; DS only where NS is.
 
     Returns:
         The records as a tuple.

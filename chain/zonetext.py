@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from chain import rdtypes
 from chain.errors import InvalidUpdate, RejectReason
 from chain.names import (
     APEX,
@@ -67,6 +68,7 @@ class _Token:
     text: str  # as typed, escapes and quotes included
     data: bytes  # the bytes it stands for
     quoted: bool
+    start: int = 0  # its offset in the line (the types dnspython reads take the line from here)
 
 
 def _read_chars(line: str, pos: int, *, quoted: bool) -> tuple[bytes, int]:
@@ -116,7 +118,7 @@ def _tokenize(line: str) -> list[_Token]:
         else:
             quoted = char == '"'
             data, end = _read_chars(line, pos + 1 if quoted else pos, quoted=quoted)
-            tokens.append(_Token(text=line[pos:end], data=data, quoted=quoted))
+            tokens.append(_Token(text=line[pos:end], data=data, quoted=quoted, start=pos))
             pos = end
     return tokens
 
@@ -328,8 +330,12 @@ def parse_line(line: str, *, origin: str, default_ttl: int) -> ZoneLine:
         raise bad_record("the record line is empty")
     owner = _owner_from_text(tokens[0], origin)
     ttl, rtype, rest = _split_header(tokens[1:], owner, default_ttl)
-    context = _Context(rtype=rtype, origin=origin, what=f"{owner}: {rtype.name}")
-    rdata = _RDATA_FROM_TEXT[rtype](rest, context)
+    what = f"{owner}: {rtype.name}"
+    if rtype in rdtypes.DNSPYTHON_TYPES:
+        text = line.rstrip("\r\n")[rest[0].start :] if rest else ""
+        rdata = rdtypes.from_text(rtype, text, origin=origin, what=what)
+    else:
+        rdata = _RDATA_FROM_TEXT[rtype](rest, _Context(rtype=rtype, origin=origin, what=what))
     return ZoneLine(name=owner, rtype=rtype, ttl=ttl, rdata=rdata)
 
 

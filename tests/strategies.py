@@ -119,7 +119,72 @@ _RDATA: dict[RType, st.SearchStrategy[bytes]] = {
         st.sampled_from(["issue", "issuewild", "iodef", "x1"]),
         st.text(max_size=40).map(lambda s: s.encode("utf-8")),
     ).map(lambda t: bytes([t[0], len(t[1])]) + t[1].encode() + t[2]),
+    RType.PTR: alias_targets().map(wire_name),
 }
+
+
+def _u8() -> st.SearchStrategy[int]:
+    return st.integers(min_value=0, max_value=255)
+
+
+def _sized(sizes: dict[int, int], other: int) -> st.SearchStrategy[tuple[int, bytes]]:
+    """A (type, data) pair: known types with their fixed data size, `other` with any size."""
+    known = st.sampled_from(sorted(sizes)).flatmap(
+        lambda t: st.binary(min_size=sizes[t], max_size=sizes[t]).map(lambda d: (t, d))
+    )
+    unknown = st.binary(min_size=1, max_size=40).map(lambda d: (other, d))
+    return st.one_of(known, unknown)
+
+
+def _string(data: bytes) -> bytes:
+    return bytes([len(data)]) + data
+
+
+@st.composite
+def _naptr(draw: st.DrawFn) -> bytes:
+    head = struct.pack("!HH", draw(_u16()), draw(_u16()))
+    flags = draw(st.sampled_from([b"", b"s", b"u", b"a", b"p"]))
+    services = draw(st.binary(max_size=20))
+    regexp = draw(st.one_of(st.just(b""), st.binary(min_size=1, max_size=40)))
+    target = draw(alias_targets()) if not regexp else ""
+    return head + _string(flags) + _string(services) + _string(regexp) + wire_name(target)
+
+
+@st.composite
+def _svcb(draw: st.DrawFn) -> bytes:
+    target = draw(st.one_of(host_names(), st.just("")))
+    priority = draw(st.integers(min_value=0, max_value=65535))
+    if priority == 0:  # AliasMode: no parameters
+        return struct.pack("!H", priority) + wire_name(target)
+    params: dict[int, bytes] = {}
+    alpn = draw(st.lists(st.sampled_from([b"h2", b"h3", b"http/1.1"]), max_size=3, unique=True))
+    if alpn:
+        params[1] = b"".join(_string(a) for a in alpn)
+    if draw(st.booleans()):
+        params[3] = struct.pack("!H", draw(_u16()))
+    hints = draw(st.lists(st.binary(min_size=4, max_size=4), max_size=2))
+    if hints:
+        params[4] = b"".join(hints)
+    body = b"".join(struct.pack("!HH", k, len(v)) + v for k, v in sorted(params.items()))
+    return struct.pack("!H", priority) + wire_name(target) + body
+
+
+_RDATA.update(
+    {
+        RType.NAPTR: _naptr(),
+        RType.DS: st.tuples(_u16(), _u8(), _sized({1: 20, 2: 32, 4: 48}, 99)).map(
+            lambda t: struct.pack("!HBB", t[0], t[1], t[2][0]) + t[2][1]
+        ),
+        RType.SSHFP: st.tuples(_u8(), _sized({1: 20, 2: 32}, 9)).map(
+            lambda t: bytes([t[0], t[1][0]]) + t[1][1]
+        ),
+        RType.TLSA: st.tuples(_u8(), _u8(), _sized({1: 32, 2: 64}, 0)).map(
+            lambda t: bytes([t[0], t[1], t[2][0]]) + t[2][1]
+        ),
+        RType.SVCB: _svcb(),
+        RType.HTTPS: _svcb(),
+    }
+)
 
 ttls = st.one_of(st.sampled_from([0, 60, 300, 3600]), st.integers(0, 2**31 - 1))
 
@@ -186,6 +251,9 @@ def _delegation(draw: st.DrawFn, cut: str) -> list[Record]:
     glue_owner = "ns1" if cut == "@" else f"ns1.{cut}"
     glue = draw(st.lists(records((RType.A, RType.AAAA), st.just(glue_owner)), max_size=2))
     delegated = [Record(name=cut, rtype=RType.NS, ttl=ns_ttl, rdata=r) for r in ns]
+    ds_ttl = draw(ttls)
+    ds = draw(st.lists(rdata(RType.DS), max_size=2, unique=True))
+    delegated += [Record(name=cut, rtype=RType.DS, ttl=ds_ttl, rdata=r) for r in ds]
     return delegated + _repair(glue)
 
 
@@ -199,7 +267,7 @@ def record_sets(draw: st.DrawFn, max_records: int = 8) -> tuple[Record, ...]:
     Some delegate a sub-name (NS at a cut, glue below it) or the whole domain
     (NS at ``@``, only glue elsewhere).
     """
-    no_ns = tuple(t for t in RType if t is not RType.NS)
+    no_ns = tuple(t for t in RType if t not in (RType.NS, RType.DS))
     # Mostly a few shared names, so TTL and CNAME interactions actually occur.
     names = st.one_of(st.sampled_from(_SET_NAMES), relative_names(max_labels=2))
     base = _repair(draw(st.lists(records(no_ns, names), max_size=max_records)))
@@ -253,6 +321,16 @@ _ZONE_WORDS = (
     "SRV",
     "CAA",
     "PTR",
+    "TLSA",
+    "HTTPS",
+    "SVCB",
+    "NAPTR",
+    "DS",
+    "SSHFP",
+    "alpn=h2",
+    "port=80",
+    "mandatory=port",
+    "0a1b",
     "TYPE1",
     "10",
     "65536",
@@ -397,7 +475,11 @@ def tx_bodies(
         )  # fmt: skip
     if form == "validator":
         op = draw(st.sampled_from(VALIDATOR_OPS))
-        size = {"min_size": 32, "max_size": 32} if op == Op.VALIDATOR_APPROVE else {"min_size": 1, "max_size": 128}
+        size = (
+            {"min_size": 32, "max_size": 32}
+            if op == Op.VALIDATOR_APPROVE
+            else {"min_size": 1, "max_size": 128}
+        )
         return TxBody(
             chain_id=draw(chain_ids), domain="", seq=0, prev=ZERO_HASH, op=op, records=(),
             owner=PublicKey(draw(key_bytes)), valid_until=draw(uint63), change=draw(st.binary(**size)),
