@@ -29,7 +29,6 @@ from chain.names import validate_absolute_name
 __all__ = [
     "DNSPYTHON_TYPES",
     "USAGE",
-    "canonical_wire",
     "check_wire",
     "from_text",
     "to_text",
@@ -189,15 +188,3 @@ def to_text(rtype: int, rdata: bytes, *, what: str) -> str:
         InvalidUpdate: `BAD_RECORD` if the rdata does not parse.
     """
     return str(_parse_wire(rtype, rdata, what).to_text())
-
-
-def canonical_wire(rtype: int, rdata: dns.rdata.Rdata, *, what: str) -> bytes:
-    """The ledger's canonical wire form of a dnspython rdata (names lower-cased).
-
-    Raises:
-        InvalidUpdate: `BAD_RECORD` if a name is not allowed.
-    """
-    try:
-        return _wire(_check_names(rtype, rdata, what, lower=True))
-    except _ERRORS as exc:
-        raise _bad(f"{what}: {_message(exc)}") from None

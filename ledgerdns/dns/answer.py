@@ -60,9 +60,11 @@ class Reply:
 
     Attributes:
         full: the whole reply.
-        truncated: the same header with TC=1, the question only (and OPT if the
-            query had one): what goes over UDP when `full` does not fit. None
-            when `full` fits in 512 bytes, the smallest UDP limit: never needed.
+        truncated: what goes over UDP when `full` does not fit: the answer
+            without its additional A/AAAA records when that fits in 512 bytes,
+            else the same header with TC=1, the question only (and OPT if the
+            query had one). None when `full` fits in 512 bytes, the smallest
+            UDP limit: never needed.
         cacheable: whether a cache may keep it (False for a BADVERS reply,
             which comes from no lookup).
         zone: `Resolution.zone` of the lookup it came from.
@@ -122,10 +124,42 @@ def truncated_of(message: dnslib.DNSRecord) -> dnslib.DNSRecord:
     )
 
 
+def _fallback(message: dnslib.DNSRecord, res: Resolution | None) -> bytes:
+    """What goes over UDP when the whole reply does not fit.
+
+    An answer without its additional A/AAAA records if that fits in 512 bytes:
+    they only save the client a query, and dropping them needs no TC (RFC 2181
+    9). Otherwise (and always for a referral, whose glue may be needed to
+    follow it) `truncated_of`.
+    """
+    if res is not None and res.outcome is Outcome.ANSWER and res.additional:
+        lean = dnslib.DNSRecord(
+            message.header,
+            questions=message.questions,
+            rr=message.rr,
+            auth=message.auth,
+            ar=[rr for rr in message.ar if rr.rtype == dnslib.QTYPE.OPT],
+        )
+        packed = pack_message(lean)
+        if len(packed) <= _MIN_UDP_LIMIT:
+            return packed
+    return pack_message(truncated_of(message))
+
+
+# Types with names in their rdata that must go out uncompressed (RFC 3597 4:
+# only RFC 1035's types may be compressed; RFC 2782, RFC 3403 4.1, RFC 9460
+# 2.2): sent as stored. Other types are parsed with dnslib's class, so that
+# NS, CNAME, SOA, PTR and MX names compress and a `build` caller sees typed rdata.
+_UNCOMPRESSED = frozenset({QType.SRV, QType.NAPTR, QType.SVCB, QType.HTTPS})
+
+
 def _to_dnslib(rr: RR, name: Labels) -> dnslib.RR:
-    """`rr` under owner `name`, its rdata parsed so that names in it compress."""
-    rd_class = dnslib.RDMAP.get(dnslib.QTYPE.get(rr.rtype), dnslib.RD)
-    rdata = rd_class.parse(dnslib.DNSBuffer(rr.rdata), len(rr.rdata))
+    """`rr` under owner `name`, names in its rdata compressed where RFC 3597 allows."""
+    if rr.rtype in _UNCOMPRESSED:
+        rdata = dnslib.RD(rr.rdata)
+    else:
+        rd_class = dnslib.RDMAP.get(dnslib.QTYPE.get(rr.rtype), dnslib.RD)
+        rdata = rd_class.parse(dnslib.DNSBuffer(rr.rdata), len(rr.rdata))
     return dnslib.RR(rname=_label(name), rtype=rr.rtype, rclass=rr.rclass, ttl=rr.ttl, rdata=rdata)
 
 
@@ -213,7 +247,7 @@ class AnswerBuilder:
         full = pack_message(message)
         truncated = None
         if len(full) > _MIN_UDP_LIMIT:
-            truncated = pack_message(truncated_of(message))
+            truncated = _fallback(message, res)
         if res is None:
             return Reply(full, truncated, cacheable=False)
         return Reply(full, truncated, True, res.zone, res.serial_bound, res.expires_at)
@@ -250,7 +284,7 @@ class AnswerBuilder:
     def lookup(
         self, qname: Labels, qtype: int, qclass: int, zone: Zone | None = None
     ) -> Resolution:
-        """The lookup behind a reply, with this module's policy (DS at an apex, minimal ANY, CH).
+        """The lookup behind a reply, with this module's policy (minimal ANY, CH).
 
         Args:
             qname: the question name, lower-cased.
@@ -260,15 +294,6 @@ class AnswerBuilder:
         if qclass == CLASS_CH:
             return chaos_lookup(qname, qtype, self._chaos)
         res = self._resolver.resolve(qname, qtype, qclass, zone)
-        if (
-            qtype == QType.DS
-            and self._resolver.is_tld(qname[1:])
-            and res.outcome in (Outcome.ANSWER, Outcome.NODATA, Outcome.REFERRAL)
-        ):
-            # DS belongs to the parent side of a zone cut, and a server authoritative
-            # for both sides answers it from the parent (RFC 4035 3.1.4.1): an active
-            # domain's apex DS is the TLD's to answer, NODATA with the TLD's SOA.
-            return self._resolver.resolve(qname[1:], qtype, qclass)
         if qtype == QType.ANY:
             return _minimal_any(res)
         return res

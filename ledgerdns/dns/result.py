@@ -20,13 +20,17 @@ class QType(IntEnum):
     NS = 2
     CNAME = 5
     SOA = 6
+    PTR = 12
     MX = 15
     TXT = 16
     AAAA = 28
     SRV = 33
+    NAPTR = 35
     OPT = 41
     DS = 43
     DNSKEY = 48
+    SVCB = 64
+    HTTPS = 65
     TSIG = 250
     IXFR = 251
     AXFR = 252
@@ -68,7 +72,8 @@ class Resolution:
         authoritative: whether the reply sets AA.
         answer: the answer section (a CNAME chain comes first, in order).
         authority: the authority section (SOA for negative answers, NS for referrals).
-        additional: the additional section (glue).
+        additional: the additional section: glue for a referral, the in-zone
+            A/AAAA of the targets of MX, SRV, NS, SVCB and HTTPS answers.
         zone: the ledger domain the answer was read from, None for TLD-level
             answers and refusals.
         serial_bound: the reply holds a TLD's SOA, whose serial is the finalized

@@ -31,6 +31,7 @@ import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.svcbbase
 import dns.rrset
 import dns.wire
 
@@ -129,6 +130,8 @@ def owner_of(name: dns.name.Name, apex: dns.name.Name) -> str | None:
 
 def canonical_rdata(rdata: dns.rdata.Rdata) -> bytes:
     """Wire rdata with names uncompressed and lower-cased (the ledger's canonical form)."""
+    if isinstance(rdata, dns.rdtypes.svcbbase.SVCBBase):  # not in RFC 4034 6.2's list
+        rdata = rdata.replace(target=rdata.target.canonicalize())
     return rdata.to_digestable()
 
 

@@ -31,6 +31,15 @@ from ledgerdns.dns.result import (
 
 MAX_CNAME_CHAIN = 8
 _WILDCARD = b"*"
+# Where the target name starts in each type's rdata whose target gets
+# additional A/AAAA records (an empty SVCB/HTTPS target is the owner itself).
+_TARGET_OFFSET: dict[int, int] = {
+    QType.NS: 0,
+    QType.MX: 2,
+    QType.SRV: 6,
+    QType.SVCB: 2,
+    QType.HTTPS: 2,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +111,7 @@ def make_ns(apex: Labels, config: ZoneConfig) -> RR:
 
 
 def target_of(rdata: bytes, offset: int) -> Labels:
-    """The uncompressed name at `offset` in canonical rdata (NS, CNAME, MX, SRV)."""
+    """The uncompressed name at `offset` in canonical rdata (NS, CNAME, MX, SRV, SVCB)."""
     labels: list[bytes] = []
     while rdata[offset]:
         length = rdata[offset]
@@ -208,17 +217,22 @@ class Zone:
     def lookup(self, qname: Labels, qtype: int, parent_soa: RR) -> Resolution:
         """Answer `qtype` at `qname` (lower-case, at or below the apex).
 
+        A pure function of the zone's state and the question.
+
         Args:
             qname: the question name.
             qtype: the question type.
-            parent_soa: the TLD's negative SOA, for a DS question at an apex
-                delegated by the owner (the DS would live in the TLD zone).
+            parent_soa: the TLD's negative SOA, for a DS question at the apex,
+                which the TLD zone answers (RFC 4035 3.1.4.1).
         """
+        if qtype == QType.DS and qname == self._apex:
+            return self._apex_ds(parent_soa)
         cut = self._cut_above(qname)
         if cut is not None:
-            if cut == qname and qtype == QType.DS:
-                if cut == self._apex:  # the TLD's SOA: its serial moves with every block
-                    return self._result(Outcome.NODATA, (), (parent_soa,), serial_bound=True)
+            if cut == qname and qtype == QType.DS:  # the parent side of the cut: ours
+                ds = self._rrsets[cut].get(QType.DS)
+                if ds:
+                    return self._positive(list(ds))
                 return self._result(Outcome.NODATA, (), (self._negative_soa(),))
             return self._referral(cut)
         answer: list[RR] = []
@@ -230,10 +244,10 @@ class Zone:
                 return self._negative(Outcome.NXDOMAIN, answer)
             if qtype == QType.ANY and rrsets:
                 answer.extend(rr for rtype in sorted(rrsets) for rr in rrsets[rtype])
-                return self._positive(answer)
+                return self._positive(answer, qtype)
             if qtype in rrsets:
                 answer.extend(rrsets[qtype])
-                return self._positive(answer)
+                return self._positive(answer, qtype)
             cname = rrsets.get(QType.CNAME)
             if cname is None or qtype == QType.CNAME:
                 return self._negative(Outcome.NODATA, answer)
@@ -248,6 +262,20 @@ class Zone:
             seen.add(target)
             name = target
         return self._positive(answer)
+
+    def _apex_ds(self, parent_soa: RR) -> Resolution:
+        """DS at the apex: the TLD zone's data, which this server serves too.
+
+        An owner who delegated the domain (NS at ``@``) to their own
+        DNSSEC-signed servers puts its DS records at ``@``: they are answered
+        here, with AA, as the TLD's authoritative servers answer a child's DS.
+        Without DS, NODATA with the TLD's SOA (whose serial is the finalized
+        height: stale after any block).
+        """
+        ds = self._rrsets[self._apex].get(QType.DS)
+        if ds:
+            return self._positive(list(ds))
+        return self._result(Outcome.NODATA, (), (parent_soa,), serial_bound=True)
 
     # -- finding names --
 
@@ -310,8 +338,35 @@ class Zone:
     # The zone's own SOA moves only when the domain changes, which stales the
     # reply through `zone` (cache._is_stale): no serial_bound for it.
 
-    def _positive(self, answer: list[RR]) -> Resolution:
-        return self._result(Outcome.ANSWER, answer)
+    def _positive(self, answer: list[RR], qtype: int = 0) -> Resolution:
+        additional = () if qtype == QType.ANY else self._additional(answer)
+        return self._result(Outcome.ANSWER, answer, (), additional)
+
+    def _additional(self, answer: list[RR]) -> list[RR]:
+        """The in-zone A/AAAA of the MX, SRV, NS, SVCB and HTTPS targets in `answer`.
+
+        As BIND adds them (RFC 1034 4.3.2 step 6; RFC 9460 4.3 for SVCB): only
+        names this zone answers for with authority, never below a zone cut
+        (glue is not data), never a record already in the answer.
+        """
+        out: list[RR] = []
+        seen: set[Labels] = set()
+        for rr in answer:
+            offset = _TARGET_OFFSET.get(rr.rtype)
+            if offset is None:
+                continue
+            target = target_of(rr.rdata, offset) or (
+                rr.name if rr.rtype in (QType.SVCB, QType.HTTPS) else ()
+            )
+            if target in seen or not is_subdomain(target, self._apex):
+                continue
+            seen.add(target)
+            if self._cut_above(target) is not None:
+                continue
+            sets = self._find(target) or {}
+            for rtype in (QType.A, QType.AAAA):
+                out.extend(rr for rr in sets.get(rtype, ()) if rr not in answer)
+        return out
 
     def _negative(self, outcome: Outcome, answer: list[RR]) -> Resolution:
         return self._result(outcome, answer, (self._negative_soa(),))

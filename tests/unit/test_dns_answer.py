@@ -65,6 +65,13 @@ DELEGATED = ["@ 300 NS ns1", "@ 300 NS ns.example.net.", "ns1 300 AAAA 2001:db8:
 BIG_TXT = [f'@ 300 TXT "{chr(ord("a") + i) * 200}"' for i in range(8)]  # ~1.7 kB reply
 
 
+# The in-zone addresses of MX and SRV targets (as BIND adds them)
+ADDITIONAL = {
+    ("alice.p2p", "MX"): ["mail.alice.p2p. 300 IN A 192.0.2.2"],
+    ("_sip._tcp.alice.p2p", "SRV"): ["sip.alice.p2p. 300 IN A 192.0.2.3"],
+}
+
+
 def records(domain: str, lines: list[str]) -> tuple[Record, ...]:
     return canonical_record_set(Record.from_text(line, origin=domain) for line in lines)
 
@@ -164,7 +171,8 @@ def test_records_are_served_authoritatively(
     assert reply.flags & dns.flags.AA
     assert not reply.flags & dns.flags.RA
     assert texts(reply.answer) == expected
-    assert not reply.authority and not reply.additional
+    assert not reply.authority
+    assert texts(reply.additional) == ADDITIONAL.get((name, rdtype), [])
 
 
 def test_rd_is_copied_and_ra_never_set(cache: AnswerCache) -> None:

@@ -163,7 +163,7 @@ def test_apex_ns_set_by_the_owner_keeps_its_last_rr() -> None:
 
 @pytest.mark.parametrize(
     "update",
-    [rr("x", IN, "PTR", 300, "x.example."), rr("-x-", IN, "A", 300, "192.0.2.1")],
+    [rr("x", IN, "HINFO", 300, "a b"), rr("-x-", IN, "A", 300, "192.0.2.1")],
     ids=["unsupported-type", "bad-owner"],
 )
 def test_records_the_ledger_cannot_hold_are_refused(update: UpdateRR) -> None:
