@@ -15,7 +15,7 @@ from typing import Any
 from chain.crypto import PublicKey, sha256, validate_public_key
 from chain.encoding import CborValue, Kind, frame
 from chain.errors import ConfigError, InvalidUpdate
-from chain.names import normalize_name, validate_domain
+from chain.names import normalize_name, validate_absolute_name, validate_domain
 from chain.params import ChainParams, ConsensusParams, NamingParams
 from chain.quorum import ValidatorSet
 from chain.records import (
@@ -27,6 +27,7 @@ from chain.records import (
 )
 
 FORMAT = 1
+MAX_NAMESERVERS = 13  # as many as a 512-byte referral carries (the root's 13)
 MAX_GENESIS_CHARS = 16 * 1024 * 1024
 # Every integer in a genesis file fits 2**48: times in ms until the year 10889,
 # lifetimes of millennia, and sums like `now + lifetime` stay far below 2**63.
@@ -71,6 +72,7 @@ class Genesis:
 
     def _compute_hash(self) -> bytes:
         p = self.params  # every field but genesis_hash, which is this hash
+        nameservers: list[CborValue] = list(p.nameservers)
         consensus: list[CborValue] = [getattr(p.consensus, f.name) for f in fields(p.consensus)]
         domains: list[CborValue] = [
             [d.domain, bytes(d.owner), records_to_cbor(d.records)] for d in self.domains
@@ -89,7 +91,8 @@ class Genesis:
                 p.record_limits.max_records,
                 p.record_limits.max_bytes,
                 domains,
-                *_naming_fields(p.naming),
+                *_naming_fields(p.naming, always=bool(p.nameservers)),
+                *([nameservers] if nameservers else []),
             )
         )
 
@@ -113,6 +116,7 @@ class Genesis:
                 "max_recordset_bytes": p.record_limits.max_bytes,
             },
             "naming": _naming_json(p.naming),
+            **({"nameservers": list(p.nameservers)} if p.nameservers else {}),
             "domains": [
                 {
                     "domain": d.domain,
@@ -132,6 +136,15 @@ class Genesis:
             ConfigError: naming the offending key (``naming.stamp_count``).
         """
         return _naming(doc, ConsensusParams(heartbeat_ms=heartbeat_ms))
+
+    @staticmethod
+    def nameservers_from_json(items: list[Any]) -> tuple[str, ...]:
+        """Parse and check a genesis ``nameservers`` list (for tools that build one).
+
+        Raises:
+            ConfigError: naming the offending entry (``nameservers[1]``).
+        """
+        return _nameservers(items)
 
     @classmethod
     def from_json(cls, text: str) -> Genesis:
@@ -216,6 +229,7 @@ def _parse(doc: Any) -> Genesis:
         record_limits=limits,
         consensus=consensus,
         naming=_naming(_get(doc, "naming", dict, "", default={}), consensus),
+        nameservers=_nameservers(_get(doc, "nameservers", list, "", default=[])),
     )
     domains = _domains(_get(doc, "domains", list, "", default=[]), params)
     return Genesis(
@@ -249,12 +263,32 @@ def _consensus(doc: dict[str, Any]) -> ConsensusParams:
     return params
 
 
-def _naming_fields(naming: NamingParams) -> list[CborValue]:
-    """What the genesis hash covers of the naming rules: nothing when they are the defaults.
+def _nameservers(items: list[Any]) -> tuple[str, ...]:
+    """The ``nameservers`` list: distinct host names, canonical, at most `MAX_NAMESERVERS`."""
+    if len(items) > MAX_NAMESERVERS:
+        raise ConfigError(f"at most {MAX_NAMESERVERS} names", key="nameservers")
+    out: list[str] = []
+    for i, item in enumerate(items):
+        where = f"nameservers[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError("expected a host name", key=where)
+        try:
+            name = validate_absolute_name(normalize_name(item.removesuffix(".")))
+        except InvalidUpdate as exc:
+            raise ConfigError(f"not a host name: {exc.args[0]}", key=where) from None
+        if name in out:
+            raise ConfigError(f"{name} listed twice", key=where)
+        out.append(name)
+    return tuple(out)
+
+
+def _naming_fields(naming: NamingParams, *, always: bool = False) -> list[CborValue]:
+    """What the genesis hash covers of the naming rules: nothing when they are the defaults
+    (unless `always`: a later field follows them).
 
     So a genesis without them (every file before issue 15) keeps its hash.
     """
-    if naming == NamingParams():
+    if naming == NamingParams() and not always:
         return []
     values: list[CborValue] = []
     for f in fields(naming):

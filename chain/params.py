@@ -45,6 +45,9 @@ class ChainParams:
             (a second devnet) cannot replay its transactions or votes here.
         validator_names: the genesis validators' names, set by `Genesis` (labels:
             the genesis roster of `chain.validators`).
+        nameservers: the network's public nameserver host names (canonical,
+            first is the SOA MNAME): the NS RRset every node synthesizes at each
+            TLD and domain apex. Empty: each node names itself (``--dns-name``).
     """
 
     chain_id: str
@@ -57,6 +60,7 @@ class ChainParams:
     genesis_hash: bytes = b""
     validator_names: tuple[str, ...] = ()
     naming: NamingParams = field(default_factory=lambda: NamingParams())
+    nameservers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

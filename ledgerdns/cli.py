@@ -67,6 +67,10 @@ def _genesis_check(args: argparse.Namespace, out: Console) -> int:
     table.add_row("records per name", f"{p.record_limits.max_records}, {p.record_limits.max_bytes} bytes")
     table.add_row("registration", _naming_text(p.naming))
     table.add_row("genesis domains", str(len(genesis.domains)))
+    table.add_row(
+        "nameservers",
+        ", ".join(p.nameservers) if p.nameservers else "none (each node names itself: --dns-name)",
+    )
     out.print(table)
     return EXIT_OK
 
@@ -103,6 +107,7 @@ def _genesis_json(path: str, genesis: Genesis) -> dict[str, object]:
         "max_recordset_bytes": p.record_limits.max_bytes,
         "naming": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(p.naming).items()},
         "genesis_domains": len(genesis.domains),
+        "nameservers": list(p.nameservers),
     }
 
 
@@ -149,6 +154,7 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
         params=dataclasses.replace(
             base.params, validators=ValidatorSet(tuple(k for _, k in validators)), consensus=consensus,
             naming=_naming_flags(args), name_lifetime_s=_lifetime_flag(args),
+            nameservers=_nameserver_flags(args),
         ),
         validator_names=tuple(names),
     )  # fmt: skip
@@ -159,6 +165,14 @@ def _genesis_new(args: argparse.Namespace, out: Console) -> int:
     if args.key_file:
         out.print(f"validator key: {args.key_file}")
     return EXIT_OK
+
+
+def _nameserver_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--nameserver`` as the genesis loader reads ``nameservers`` (its checks, the flag's name)."""
+    try:
+        return Genesis.nameservers_from_json(args.nameserver or [])
+    except ConfigError as exc:
+        raise ConfigError(str(exc).split(": ", 1)[-1], key="--nameserver") from None
 
 
 def _lifetime_flag(args: argparse.Namespace) -> int:
@@ -281,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         "heartbeats + 60 s: on an idle network the newest block is still recent, so an old one "
         "means the node is behind or hiding blocks. With 0 an idle network makes no blocks and "
         "clients cannot tell that apart from a node hiding them",
+    )  # fmt: skip
+    new.add_argument(
+        "--nameserver", action="append", default=None, metavar="HOST",
+        help="the network's public nameserver host name, repeatable (up to 13; the first is the "
+        "SOA MNAME): every node answers this NS set for each TLD and domain, whatever its "
+        "--dns-name. Without it each node names itself",
     )  # fmt: skip
     _naming_arguments(new)
     new.add_argument("--force", action="store_true", help="overwrite an existing --out file")

@@ -182,14 +182,14 @@ class Resolver:
 
     def _tld_apex(self, tld: Labels, qtype: int, serial: int) -> Resolution:
         """A TLD answered as a zone that holds only its SOA and NS."""
-        rrsets: dict[int, RR] = {
-            QType.SOA: make_soa(tld, serial, self._config),
+        rrsets: dict[int, tuple[RR, ...]] = {
+            QType.SOA: (make_soa(tld, serial, self._config),),
             QType.NS: make_ns(tld, self._config),
         }
         if qtype == QType.ANY:
-            answer: tuple[RR, ...] = tuple(rrsets[t] for t in sorted(rrsets))
+            answer: tuple[RR, ...] = tuple(rr for t in sorted(rrsets) for rr in rrsets[t])
         elif qtype in rrsets:
-            answer = (rrsets[qtype],)
+            answer = rrsets[qtype]
         else:
             return Resolution(
                 outcome=Outcome.NODATA,

@@ -306,7 +306,7 @@ class Updater:
             apex,
             state.records,
             soa=make_soa(labels, head.height, self._zone).rdata,
-            ns=make_ns(labels, self._zone).rdata,
+            ns=[rr.rdata for rr in make_ns(labels, self._zone)],
         )
         rcode = check_prerequisites(prerequisites, zone, zclass)
         if rcode == dns.rcode.NOERROR:

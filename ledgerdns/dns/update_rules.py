@@ -144,13 +144,15 @@ class ZoneView:
     names: frozenset[str]
 
     @classmethod
-    def of(cls, apex: dns.name.Name, records: Iterable[Record], soa: bytes, ns: bytes) -> ZoneView:
-        """The zone of `records` with `soa` and (unless NS is set at ``@``) `ns` at the apex."""
+    def of(
+        cls, apex: dns.name.Name, records: Iterable[Record], soa: bytes, ns: Iterable[bytes]
+    ) -> ZoneView:
+        """The zone of `records` with `soa` and (unless NS is set at ``@``) the `ns` set at the apex."""
         sets: dict[tuple[str, int], set[bytes]] = {}
         for record in records:
             sets.setdefault((record.name, int(record.rtype)), set()).add(record.rdata)
         sets[(APEX, _SOA)] = {soa}
-        sets.setdefault((APEX, _NS), {ns})
+        sets.setdefault((APEX, _NS), set(ns))
         frozen = {key: frozenset(value) for key, value in sets.items()}
         return cls(apex=apex, rrsets=frozen, names=frozenset(owner for owner, _ in frozen))
 

@@ -300,7 +300,7 @@ class Transfers:
         return _Version(zone.serial, zone.rrs(), zone.state)
 
     def _tld_rrs(self, apex: Labels, serial: int) -> list[RR]:
-        return [make_soa(apex, serial, self._config), make_ns(apex, self._config)]
+        return [make_soa(apex, serial, self._config), *make_ns(apex, self._config)]
 
     def _version_at(self, current: _Version, serial: int) -> _Version | None:
         """The zone as it was at `serial`, or None if it never had that serial (here)."""

@@ -30,6 +30,7 @@ from ledgerdns.dns.result import (
 )
 
 MAX_CNAME_CHAIN = 8
+DEFAULT_SERVER_NAME = "ns.ledgerdns.invalid"
 _WILDCARD = b"*"
 # Where the target name starts in each type's rdata whose target gets
 # additional A/AAAA records (an empty SVCB/HTTPS target is the owner itself).
@@ -51,8 +52,12 @@ class ZoneConfig:
 
     Attributes:
         server_name: this server's host name: the synthesized NS target and the
-            SOA MNAME. The default is under ``.invalid`` (RFC 6761) on purpose:
-            set it to the node's public name.
+            SOA MNAME when the network has no nameserver set. The default is
+            under ``.invalid`` (RFC 6761) on purpose: set it to the node's public name.
+        nameservers: the network's public nameserver set from genesis
+            (`chain.params.ChainParams.nameservers`): when given, the NS RRset
+            synthesized at every apex, its first name the SOA MNAME, so every
+            node answers the same NS and SOA whatever its own name.
         soa_ttl: TTL of the SOA in positive answers.
         negative_ttl: the SOA MINIMUM field; negative answers carry
             ``min(soa_ttl, negative_ttl)`` (RFC 2308 section 3).
@@ -61,7 +66,8 @@ class ZoneConfig:
             zone (`ledgerdns.dns.xfr`) follows between NOTIFYs.
     """
 
-    server_name: str = "ns.ledgerdns.invalid"
+    server_name: str = DEFAULT_SERVER_NAME
+    nameservers: tuple[str, ...] = ()
     soa_ttl: int = 300
     negative_ttl: int = 60
     ns_ttl: int = 3600
@@ -80,6 +86,18 @@ class ZoneConfig:
         except InvalidUpdate as exc:
             raise ConfigError(f"not a host name: {exc.args[0]}", key="server_name") from None
         object.__setattr__(self, "server_name", name)
+        for i, ns in enumerate(self.nameservers):
+            try:
+                validate_absolute_name(ns)
+            except InvalidUpdate as exc:
+                raise ConfigError(
+                    f"not a host name: {exc.args[0]}", key=f"nameservers[{i}]"
+                ) from None
+
+    @property
+    def ns_names(self) -> tuple[str, ...]:
+        """The synthesized NS targets: the network's set, or this server's name."""
+        return self.nameservers or (self.server_name,)
 
 
 @functools.lru_cache(maxsize=16)
@@ -90,7 +108,7 @@ def _host_wire(name: str) -> bytes:
 def make_soa(apex: Labels, serial: int, config: ZoneConfig, *, negative: bool = False) -> RR:
     """The synthesized SOA of `apex` (TTL lowered for negative answers, RFC 2308)."""
     rdata = (
-        _host_wire(config.server_name)
+        _host_wire(config.ns_names[0])
         + name_to_wire((b"hostmaster", *apex))
         + struct.pack(
             "!5I",
@@ -105,9 +123,11 @@ def make_soa(apex: Labels, serial: int, config: ZoneConfig, *, negative: bool = 
     return RR(apex, QType.SOA, ttl, rdata)
 
 
-def make_ns(apex: Labels, config: ZoneConfig) -> RR:
-    """The synthesized NS of `apex`, naming this server."""
-    return RR(apex, QType.NS, config.ns_ttl, _host_wire(config.server_name))
+def make_ns(apex: Labels, config: ZoneConfig) -> tuple[RR, ...]:
+    """The synthesized NS RRset of `apex`: the network's nameservers, or this server."""
+    return tuple(
+        RR(apex, QType.NS, config.ns_ttl, _host_wire(name)) for name in config.ns_names
+    )
 
 
 def target_of(rdata: bytes, offset: int) -> Labels:
@@ -157,7 +177,7 @@ class Zone:
         self._delegated = QType.NS in rrsets.get(apex, {})
         apex_sets = rrsets.setdefault(apex, {})
         apex_sets[QType.SOA] = [make_soa(apex, serial, config)]
-        apex_sets.setdefault(QType.NS, [make_ns(apex, config)])
+        apex_sets.setdefault(QType.NS, list(make_ns(apex, config)))
         names: set[Labels] = set()
         for owner in rrsets:
             for depth in range(len(apex), len(owner) + 1):

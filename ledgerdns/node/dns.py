@@ -24,7 +24,7 @@ from ledgerdns.dns.tcp import CappedListener, TcpFront
 from ledgerdns.dns.tls import DOH_ALPN, DOT_ALPN, server_context, write_self_signed
 from ledgerdns.dns.update import Updater
 from ledgerdns.dns.xfr import Transfers, TransferSource
-from ledgerdns.dns.zone import ZoneConfig
+from ledgerdns.dns.zone import DEFAULT_SERVER_NAME, ZoneConfig
 from ledgerdns.keyfiles import load_signers
 from ledgerdns.node.config import NodeConfig
 
@@ -36,6 +36,18 @@ SELF_SIGNED = ("tls.crt", "tls.key")  # a devnet's DoT/DoH pair, in its data dir
 
 class ServedChain(TransferSource, ProofSource, Protocol):
     """The finalized chain as the DNS server reads it: zones, transfers, proofs (a `Ledger`)."""
+
+
+def zone_config(config: NodeConfig, nameservers: tuple[str, ...]) -> ZoneConfig:
+    """What the synthesized SOA and NS say: the network's nameserver set from genesis
+    when it has one (every node answers the same NS), else this node's ``--dns-name``."""
+    zone = ZoneConfig(server_name=config.dns_name or DEFAULT_SERVER_NAME, nameservers=nameservers)
+    if nameservers and config.dns_name and zone.server_name not in nameservers:
+        log.warning(
+            "dns name %s is not in the network's nameserver set (%s): SOA and NS name the set",
+            zone.server_name, ", ".join(nameservers),
+        )  # fmt: skip
+    return zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,7 @@ class DnsFaces:
         self._writer = writer
         self._clock = clock
         self._times: SigningTimes | None = None
-        self.zone = ZoneConfig(server_name=config.dns_name) if config.dns_name else ZoneConfig()
+        self.zone = zone_config(config, chain.params.nameservers)
 
     def build(self, settings: DnsSettings) -> Faces:
         """The faces `settings` ask for.

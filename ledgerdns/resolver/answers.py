@@ -84,12 +84,10 @@ class ProvenSource:
         return self._proven.serial, 0
 
 
-_ZONE = ZoneConfig()
-
-
 def verified_reply(params: ChainParams, proven: VerifiedAnswer, query: Query) -> Reply:
     """The reply to `query` from `proven`, as a node would write it, with AA=0, RA=1, AD=1."""
-    reply = AnswerBuilder(ProvenSource(params, proven), _ZONE).respond(query)
+    zone = ZoneConfig(nameservers=params.nameservers)  # the network's set, as its nodes answer
+    reply = AnswerBuilder(ProvenSource(params, proven), zone).respond(query)
     truncated = None if reply.truncated is None else _resolver_flags(reply.truncated)
     return Reply(
         _resolver_flags(reply.full),

@@ -173,7 +173,7 @@ def dns_update(data: bytes) -> None:
         apex,
         state.records,
         soa=make_soa(labels, w.ledger.head.height, config).rdata,
-        ns=make_ns(labels, config).rdata,
+        ns=[rr.rdata for rr in make_ns(labels, config)],
     )
     rcode = check_prerequisites(prerequisites, zone, zclass)
     if rcode == 0:

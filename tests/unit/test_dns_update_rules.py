@@ -56,7 +56,7 @@ def rr(name: str, rdclass: int, rdtype: str, ttl: int = 0, rdata: str | None = N
 
 
 CURRENT = recs("@ A 192.0.2.1", "www A 192.0.2.10", "www TXT web", "alias CNAME www")
-ZONE = ZoneView.of(APEX, CURRENT, soa=SOA_RDATA, ns=NS_RDATA)
+ZONE = ZoneView.of(APEX, CURRENT, soa=SOA_RDATA, ns=[NS_RDATA])
 
 
 def test_owner_names_are_relative_and_lower_case() -> None:
@@ -90,7 +90,7 @@ def test_prerequisites(prerequisite: UpdateRR, rcode: int) -> None:
 
 
 def test_owner_ns_at_the_apex_replaces_the_synthesized_one() -> None:
-    zone = ZoneView.of(APEX, recs("@ NS ns.elsewhere.example."), soa=SOA_RDATA, ns=NS_RDATA)
+    zone = ZoneView.of(APEX, recs("@ NS ns.elsewhere.example."), soa=SOA_RDATA, ns=[NS_RDATA])
     assert check_prerequisites([rr("@", IN, "NS", rdata="ns1.example.net.")], zone, IN) == (
         dns.rcode.NXRRSET
     )
