@@ -138,6 +138,8 @@ class Cluster:
         wrap: rewrites a node's command line before it is started, e.g. to run it
             inside a network namespace (``ip netns exec NS ...``) or through a
             test launcher. Called with the node and the usual command.
+        nameservers: the network's public nameserver set for the genesis
+            (default none: each node names itself in NS and SOA).
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Cluster:
         python: str = sys.executable,
         host_of: Callable[[int], str] | None = None,
         wrap: Callable[[ClusterNode, list[str]], list[str]] | None = None,
+        nameservers: tuple[str, ...] = (),
     ) -> None:
         if validators < 1 or followers < 0:
             raise ValueError("a cluster needs at least one validator and no negative followers")
@@ -162,6 +165,7 @@ class Cluster:
         self.python = python
         self.host_of = host_of or (lambda _i: LOOPBACK)
         self.wrap = wrap
+        self.nameservers = nameservers
         self.genesis_path = self.base_dir / "genesis.json"
         self.nodes = [
             ClusterNode(index=i, data_dir=self.base_dir / f"node-{i}", validator=i < validators)
@@ -369,6 +373,7 @@ class Cluster:
                 base.params,
                 validators=ValidatorSet(tuple(k.public_key for k in keys)),
                 consensus=self.consensus,
+                nameservers=self.nameservers,
             ),
             validator_names=tuple(f"validator-{i}" for i in range(len(keys))),
         )
