@@ -374,7 +374,7 @@ async def test_changes_that_change_nothing_send_no_transaction(env: Env) -> None
     update.delete("nothere")  # nothing there
     update.add("alias", 300, "A", "192.0.2.3")  # beside a CNAME: ignored
     update.add("www", 300, "CNAME", "mail")  # beside other data: ignored
-    update.delete("www", "PTR")  # a type the ledger does not hold: nothing to delete
+    update.delete("www", "HINFO")  # a type the ledger does not hold: nothing to delete
     reply = await send(env.address, update)
     assert reply.rcode() == dns.rcode.NOERROR
     assert height(env) == before
@@ -392,13 +392,14 @@ async def test_a_cname_replaces_a_cname(env: Env) -> None:
 @pytest.mark.parametrize(
     ("change", "rcode"),
     [
-        (lambda u: u.add("host", 300, "PTR", "x.example."), dns.rcode.REFUSED),
+        (lambda u: u.add("host", 300, "PTR", "x.example."), dns.rcode.NOERROR),
+        (lambda u: u.add("@", 300, "HTTPS", "1 CDN.Example. alpn=h2"), dns.rcode.NOERROR),
         (lambda u: u.add("host", 300, "HINFO", "a b"), dns.rcode.REFUSED),
         (lambda u: u.add("x.bob.p2p.", 300, "A", "192.0.2.1"), dns.rcode.NOTZONE),
         (lambda u: u.add("-bad-", 300, "A", "192.0.2.1"), dns.rcode.REFUSED),
         (lambda u: u.add("@", 300, "CAA", '0 issue ""'), dns.rcode.NOERROR),
     ],
-    ids=["ptr", "hinfo", "outside-zone", "bad-owner", "caa-ok"],
+    ids=["ptr-ok", "https-ok", "hinfo", "outside-zone", "bad-owner", "caa-ok"],
 )
 async def test_update_rejections(
     env: Env, change: Callable[[dns.update.UpdateMessage], None], rcode: int
