@@ -445,10 +445,11 @@ def invalid_proposal_json(record: InvalidProposal, names: Names) -> Json:
 
 
 def status_json(status: NodeStatus, genesis: Genesis) -> Json:
-    """A `NodeStatus` with the network's TLDs, genesis time and naming rules added.
+    """A `NodeStatus` with the network's TLDs, genesis time, naming rules and nameservers added.
 
     ``naming`` is the genesis naming section (docs/naming.md): what a wallet needs
     to register by commit and reveal (delay, window, stamp settings).
+    ``nameservers`` is the network's public NS set (empty: each node names itself).
     """
     doc: Json = plain_json(status)
     doc["tlds"] = list(genesis.params.tlds)
@@ -459,4 +460,5 @@ def status_json(status: NodeStatus, genesis: Genesis) -> Json:
         f.name: list(v) if isinstance(v := getattr(naming, f.name), tuple) else v
         for f in dataclasses.fields(naming)
     }
+    doc["nameservers"] = list(genesis.params.nameservers)
     return doc

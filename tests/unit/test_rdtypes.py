@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from chain.errors import InvalidUpdate, RejectReason
+from chain.genesis import make_single_validator_genesis
 from chain.records import Record, RecordLimits, RType, validate_record_set
+from ledgerdns.api.codec import tx_from_json, tx_json
+from tools.devchain import dev_key, register_tx
 
 ORIGIN = "alice.p2p"
 LIMITS = RecordLimits(max_records=64, max_bytes=100_000)
@@ -154,3 +157,15 @@ def test_ds_goes_with_a_delegation() -> None:
         validate_record_set(_set(f"sub {ds}"), LIMITS)
     with pytest.raises(InvalidUpdate, match="may hold only NS and DS, not TLSA"):
         validate_record_set(_set("@ NS ns1.example.", f"@ TLSA 3 1 1 {SHA256}"), LIMITS)
+
+
+def test_the_rpc_carries_every_type_as_zone_lines() -> None:
+    # what the wallet, the explorer and `status` read: a transaction as JSON, records as lines
+    genesis = make_single_validator_genesis(dev_key("rdtypes", 0).public_key, genesis_time_ms=1)
+    records = _set(*(line for line, _, _ in ROUND_TRIPS if " DS " not in line))
+    tx = register_tx(genesis, dev_key("rdtypes", 1), ORIGIN, records, valid_until=10)
+    doc = tx_json(tx)
+    assert {line.split()[3] for line in doc["records"]} >= {
+        "PTR", "NAPTR", "SSHFP", "TLSA", "HTTPS", "SVCB"
+    }  # fmt: skip
+    assert tx_from_json(doc) == tx
