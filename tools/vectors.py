@@ -12,6 +12,7 @@ if not __package__:  # run as `python tools/X.py`: make `tools` importable (tool
     import _bootstrap  # noqa: F401
 
 import argparse
+from dataclasses import replace
 
 from chain.block import Block, BlockHeader, tx_root
 from chain.commits import (
@@ -26,6 +27,7 @@ from chain.commits import (
 from chain.consensus_messages import Proposal, RelayedVotes, proposal_sign_bytes
 from chain.crypto import PrivateKey, sha256
 from chain.encoding import Kind, encode, frame
+from chain.genesis import make_single_validator_genesis
 from chain.params import NamingParams
 from chain.quorum import CommitCertificate, ValidatorSet, Vote, VoteType, vote_sign_bytes
 from chain.records import Record
@@ -115,6 +117,27 @@ def compute() -> dict[str, str]:
     out["gossip_resent_precommit_nonce_7"] = Resent(nonce=7, payload=vote.to_bytes()).to_bytes().hex()
     out["link_relayed_votes_one_precommit"] = RelayedVotes((vote.to_bytes(),)).to_bytes().hex()
     out.update(_naming_vectors(key, record))
+    out.update(_record_vectors(key))
+    return out
+
+
+def _record_vectors(key: PrivateKey) -> dict[str, str]:
+    """Record types read through dnspython (issue 18), and a genesis with a nameserver set."""
+    out: dict[str, str] = {}
+    for name, line in [
+        ("record_tlsa", "_443._tcp.www 300 TLSA 3 1 1 " + "44" * 32),
+        ("record_https", "@ 300 HTTPS 1 . alpn=h2,h3 port=443"),
+        ("record_ds", "sub 3600 DS 12345 13 2 " + "55" * 32),
+    ]:
+        out[name] = encode(Record.from_text(line, origin="alice.p2p").to_cbor()).hex()
+    genesis = make_single_validator_genesis(
+        key.public_key, genesis_time_ms=1_700_000_000_000, chain_id=CHAIN
+    )
+    out["genesis_hash_without_nameservers"] = genesis.hash().hex()
+    with_set = replace(
+        genesis, params=replace(genesis.params, nameservers=("ns1.example.net", "ns2.example.org"))
+    )
+    out["genesis_hash_with_nameservers"] = with_set.hash().hex()
     return out
 
 
