@@ -125,9 +125,7 @@ def make_soa(apex: Labels, serial: int, config: ZoneConfig, *, negative: bool = 
 
 def make_ns(apex: Labels, config: ZoneConfig) -> tuple[RR, ...]:
     """The synthesized NS RRset of `apex`: the network's nameservers, or this server."""
-    return tuple(
-        RR(apex, QType.NS, config.ns_ttl, _host_wire(name)) for name in config.ns_names
-    )
+    return tuple(RR(apex, QType.NS, config.ns_ttl, _host_wire(name)) for name in config.ns_names)
 
 
 def target_of(rdata: bytes, offset: int) -> Labels:
