@@ -202,6 +202,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
         base, validators=validators, followers=args.followers + args.n - validators,
         log_level=args.log_level,
         consensus=ConsensusParams(timeout_propose_ms=args.propose_ms, heartbeat_ms=args.heartbeat_ms),
+        nameservers=tuple(args.nameserver or ()),
     )  # fmt: skip
     cluster.start(detach=True)
     _label_roles(cluster)
@@ -293,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="empty-block interval, 0 = none (default %(default)s)",
+    )
+    start.add_argument(
+        "--nameserver",
+        action="append",
+        metavar="HOST",
+        help="a new network's public nameserver (repeatable; docs/dns.md): every node answers "
+        "this NS set and SOA MNAME instead of its own name",
     )
     start.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     start.add_argument(

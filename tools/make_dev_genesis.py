@@ -57,7 +57,7 @@ def localnet(n: int = 4) -> Genesis:
 
 
 def example_public() -> Genesis:
-    """The naming rules of a public network (chain.params.PUBLIC_NAMING, docs/naming.md)."""
+    """A public network's rules: naming (chain.params.PUBLIC_NAMING, docs/naming.md), a nameserver set."""
     base = localnet(4)
     params = dataclasses.replace(
         base.params,
@@ -65,6 +65,8 @@ def example_public() -> Genesis:
         name_lifetime_s=PUBLIC_NAME_LIFETIME_S,
         consensus=dataclasses.replace(base.params.consensus, heartbeat_ms=60_000),
         naming=PUBLIC_NAMING,
+        # The public nameserver set every node answers (docs/dns.md); the names are examples.
+        nameservers=("ns1.example.net", "ns2.example.org"),
     )
     return dataclasses.replace(base, params=params)
 
