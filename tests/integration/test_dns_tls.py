@@ -186,6 +186,20 @@ def test_doh_several_queries_on_one_http2_connection(node: Running) -> None:
         assert client.get(url.replace("/dns-query", "/")).status_code == 404
 
 
+def test_doh_keeps_a_connection_past_a_thousand_requests(node: Running) -> None:
+    """Hypercorn's default closes a connection after 1,000 requests; a DoH client's stays."""
+    url = f"https://127.0.0.1:{port(node, 'doh')}/dns-query"
+    wire = soa_query().to_wire()
+    headers = {"content-type": "application/dns-message"}
+    local_ports = set()
+    with httpx.Client(http2=True, verify=trust(node), timeout=5) as client:
+        for _ in range(1010):
+            response = client.post(url, content=wire, headers=headers)
+            assert response.status_code == 200
+            local_ports.add(response.extensions["network_stream"].get_extra_info("client_addr")[1])
+    assert len(local_ports) == 1
+
+
 @needs_kdig
 @pytest.mark.parametrize("mode", ["+tls", "+https"])
 def test_kdig(node: Running, mode: str) -> None:
