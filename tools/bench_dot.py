@@ -67,6 +67,8 @@ def ready_ports(server: Server) -> dict[str, int]:
 def measure(args: argparse.Namespace, work: Path) -> dict[str, object]:
     say(f"building a ledger of {args.names:,} names")
     chain = benchchain.build(work / "node", args.names, lambda done: None)
+    # Only now: the build's forked signing worker must keep the default SIGTERM.
+    signal.signal(signal.SIGTERM, _terminate)
     order = list(range(args.names))
     random.Random(args.seed).shuffle(order)
     queries = work / "queries.txt"
@@ -149,7 +151,6 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
     args.dnsperf = shutil.which("dnsperf")
     if args.dnsperf is None:
         say("dnsperf is not installed (Debian: dnsperf; `make sysdeps`)")
