@@ -163,7 +163,8 @@ class NameTableSource:
         own = set(here) | set(_ALWAYS_OWN)
         if QType.CNAME in here:
             own |= held  # the chain's answer depends on the types at its targets
-        # An apex's DS is the parent's (the TLD's, serial-bound): never kept, never looked up.
+        # An apex's DS is left to the node without a lookup: NODATA with the TLD's SOA (its
+        # serial the head height), or the owner's DS beside a delegation: rare either way.
         left = _LEFT_TO_THE_NODE | {QType.DS} if name == zone.apex else _LEFT_TO_THE_NODE
         answers = {t: self._builder.lookup(name, t, CLASS_IN, zone) for t in own - left}
         answers[probe] = self._builder.lookup(name, probe, CLASS_IN, zone)
