@@ -106,14 +106,24 @@ class NameTable:
     def __len__(self) -> int:
         return len(self.names)
 
-    def replace(self, apex: bytes, entries: list[tuple[bytes, bytes]]) -> None:
-        """Put a domain's entries in place of what it had (none: the domain is gone)."""
+    def replace(
+        self, apex: bytes, entries: list[tuple[bytes, bytes]], *, extend: bool = False
+    ) -> None:
+        """Put a domain's entries in place of what it had (none: the domain is gone).
+
+        With `extend`, add them to what the domain has: the rest of a domain too
+        large for one message, after its first part (`split_names`).
+        """
         names = self.names
-        for name in self._others.pop(apex, ()):
-            names.pop(name, None)
+        had = self._others.pop(apex, ())
         keep = {name for name, _ in entries}
-        if apex not in keep:
-            names.pop(apex, None)
+        if extend:
+            keep.update(had)
+        else:
+            for name in had:
+                names.pop(name, None)
+            if apex not in keep:
+                names.pop(apex, None)
         for name, blob in entries:
             names[name] = blob
         others = tuple(name for name in keep if name != apex)
@@ -220,6 +230,45 @@ class NameTable:
         if len(reply) + 2 > limit:
             return None  # the node sends the truncated form
         return reply
+
+
+Names = list[tuple[bytes, bytes]]
+MESSAGE_BUDGET = 96 * 1024  # bytes of entries per message down to a worker (SEQPACKET's limit)
+
+
+def split_names(
+    domains: list[tuple[bytes, Names]], budget: int = MESSAGE_BUDGET
+) -> list[list[tuple[bytes, Names, bool]]]:
+    """`domains` cut into messages of about `budget` bytes: ``[(apex, entries, extend), ...]``.
+
+    A unix datagram socket refuses a message larger than its send buffer
+    (``EMSGSIZE``; ~200 KiB by default), and a block may change thousands of
+    domains. A domain larger than the budget goes as its first part (replacing)
+    and the rest (``extend``), in order, so the worker ends with all of them.
+    """
+    messages: list[list[tuple[bytes, Names, bool]]] = []
+    current: list[tuple[bytes, Names, bool]] = []
+    size = 0
+    for apex, entries in domains:
+        part: Names = []
+        part_size = 0
+        extend = False
+        for name, blob in entries:
+            weight = len(name) + len(blob) + 16
+            if part and (size + part_size + weight > budget):
+                current.append((apex, part, extend))
+                messages.append(current)
+                current, size, part, part_size, extend = [], 0, [], 0, True
+            part.append((name, blob))
+            part_size += weight
+        current.append((apex, part, extend))
+        size += part_size + len(apex) + 16
+        if size >= budget:
+            messages.append(current)
+            current, size = [], 0
+    if current or not messages:
+        messages.append(current)
+    return messages
 
 
 def _plain_options(tail: bytes, pos: int, end: int) -> bool:

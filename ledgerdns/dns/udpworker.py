@@ -49,7 +49,8 @@ STATS_S = 1.0  # how often a worker sends its counts up
 DOWN_REPLY = "r"  # ("r", address, reply, key | None, zone | None, serial_bound, expires_at)
 DOWN_INVALIDATE = "i"  # ("i", [zone, ...], now_s, seq): answered with ("a", seq)
 DOWN_CLEAR = "c"  # ("c",)
-DOWN_NAMES = "n"  # ("n", now_s, [(apex, [(name, blob), ...]), ...], last of a fill): `NameTable`
+# ("n", now_s, [(apex, [(name, blob), ...], extend), ...], last of a fill): `NameTable.replace`
+DOWN_NAMES = "n"
 
 
 class ReplyTable:
@@ -269,8 +270,8 @@ class Worker:
                     table.put(key, reply[2:], zone, serial_bound, expires_at)
             elif kind == DOWN_NAMES:
                 names.set_now(item[1])
-                for apex, entries in item[2]:
-                    names.replace(apex, entries)
+                for apex, entries, extend in item[2]:
+                    names.replace(apex, entries, extend=extend)
                 names.forget_recent()
                 if item[3]:
                     self._tell_up(marshal.dumps((UP_FILLED, len(names))))

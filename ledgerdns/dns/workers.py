@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ledgerdns.dns import udpworker
+from ledgerdns.dns.nametable import split_names
 from ledgerdns.dns.nametable_build import NameTableSource
 from ledgerdns.dns.settings import RrlSettings
 
@@ -145,7 +146,8 @@ class WorkerPool:
         """Tell every worker what a new block changed: its domains' names, and what went stale."""
         if self._names is not None and changed:
             entries = self._names.changed(changed)
-            self._broadcast(marshal.dumps((udpworker.DOWN_NAMES, now_s, entries, False)))
+            for part in split_names(entries):
+                self._broadcast(marshal.dumps((udpworker.DOWN_NAMES, now_s, part, False)))
         self._sent_seq += 1
         message = (udpworker.DOWN_INVALIDATE, sorted(changed), now_s, self._sent_seq)
         self._broadcast(marshal.dumps(message))
@@ -190,8 +192,8 @@ class WorkerPool:
                 await self._run_one(
                     index, nursery, task_status if first else trio.TASK_STATUS_IGNORED
                 )
-            except OSError as exc:
-                log.error("dns worker %d failed error=%s", index, exc)
+            except* OSError as failed:  # raised in its send or receive loop too (a group)
+                log.error("dns worker %d failed error=%s", index, failed.exceptions[0])
             if first:
                 first = False
             self.restarts += 1
@@ -264,7 +266,8 @@ class WorkerPool:
             while outbox.statistics().current_buffer_used > _FILL_AHEAD:
                 await trio.sleep(_FILL_WAIT_S)
             now_s = self._names.now_s()
-            outbox.send_nowait(marshal.dumps((udpworker.DOWN_NAMES, now_s, batch, False)))
+            for part in split_names(batch):
+                outbox.send_nowait(marshal.dumps((udpworker.DOWN_NAMES, now_s, part, False)))
             await trio.lowlevel.checkpoint()
         now_s = self._names.now_s()
         outbox.send_nowait(marshal.dumps((udpworker.DOWN_NAMES, now_s, [], True)))

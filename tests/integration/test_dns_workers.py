@@ -246,3 +246,22 @@ async def test_workers_report_what_they_answered_and_hold(node: InstantNode) -> 
             while pool.answered < 5 or pool.names != 1:
                 await trio.sleep(0.05)
         assert pool.names_complete and pool.limited == 0
+
+
+async def test_a_block_changing_many_domains_reaches_the_worker_in_parts(node: InstantNode) -> None:
+    async with serving(node, DnsSettings(workers=1)) as server:
+        await wait_names(server)
+        node.hold = True
+        for i in range(1_300):  # ~260 KB of entries: more than one message can carry
+            name = f"bulk{i}.p2p"
+            recs = records(name, f"@ 300 A 192.0.2.{i % 250 + 1}")
+            await node.submit(register_tx(node.genesis, OWNER, name, recs, valid_until=soon(node.ledger)))
+        node.hold = False
+        node.finalize_pending()
+        seen = server.cache.misses + server.cache.hits
+        with trio.fail_after(10):
+            while a_records(await udp(server.address, query("bulk1299.p2p"))) != ["192.0.2.50"]:
+                await trio.sleep(0.01)
+        assert a_records(await udp(server.address, query("bulk0.p2p"))) == ["192.0.2.1"]
+        assert server.workers is not None and server.workers.restarts == 0
+        assert server.cache.misses + server.cache.hits <= seen + 1  # the worker answered

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import marshal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 from chain.genesis import make_single_validator_genesis
 from chain.tx import Op
 from ledgerdns.dns import AnswerBuilder
-from ledgerdns.dns.nametable import NameTable
+from ledgerdns.dns.nametable import NameTable, split_names
 from ledgerdns.dns.nametable_build import NameTableSource
 from ledgerdns.dns.wire import Query, parse_query
 from tests.support.instant_node import VALIDATOR_KEY, InstantNode, now_ms
@@ -266,3 +267,23 @@ def test_a_failing_domain_is_left_to_the_node_not_kept_stale(
     assert table.answer(query("alice.p2p", "A", "edns")[2:]) is None
     assert "name table entries failed domain=alice.p2p" in caplog.text
     assert list(source.batches()) == [[]]  # every domain fails: none filled, the node answers
+
+
+def test_large_changes_are_cut_into_messages_and_land_whole() -> None:
+    def entries(domain: int, count: int) -> list[tuple[bytes, bytes]]:
+        apex = b"\x04d%03d\x03p2p\x00" % domain
+        return [(apex if i == 0 else bytes([4]) + b"n%03d" % i + apex, bytes(200)) for i in range(count)]
+
+    domains = [(b"\x04d%03d\x03p2p\x00" % d, entries(d, 1)) for d in range(900)]
+    domains.append((b"\x04d999\x03p2p\x00", entries(999, 2_000)))  # one domain alone over budget
+    messages = split_names(domains, budget=64 * 1024)
+    assert len(messages) > 4
+    assert all(len(marshal.dumps(m)) < 96 * 1024 for m in messages)
+    table = NameTable()
+    table.replace(b"\x04d999\x03p2p\x00", [(b"\x03old\x04d999\x03p2p\x00", bytes(10))])
+    for message in messages:
+        for apex, part, extend in message:
+            table.replace(apex, part, extend=extend)
+    assert len(table) == 900 + 2_000  # the old name went with the first part
+    table.replace(b"\x04d999\x03p2p\x00", [])  # and every part goes with the domain
+    assert len(table) == 900
