@@ -152,7 +152,6 @@ class Node:
             self.state_sync = StateSync(
                 genesis=genesis, ledger=ledger, p2p=p2p,
                 protocol=snapshot_protocol(genesis.chain_id), wait_s=config.state_sync_wait_s,
-                expect_peers=len(config.bootstrap),
             )  # fmt: skip
         self.links.attach(self.consensus)
         self.ready: dict[str, Any] = {}

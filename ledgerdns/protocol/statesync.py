@@ -40,7 +40,6 @@ BAD_MANIFEST_PENALTY = 50
 IN_FLIGHT_PER_PEER = 4
 CHUNK_TIMEOUT_S = 30.0
 MANIFEST_TIMEOUT_S = 10.0
-BOOTSTRAP_WAIT_S = 2.0  # how long the other bootstrap peers get once one is connected
 SETTLE_ROUNDS = 3  # seconds to wait for more peers offering the snapshot
 WANTED_PEERS = 3
 MAX_FAILURES = 3  # requests a peer may fail (timeouts, refusals) before it is dropped
@@ -54,21 +53,13 @@ class StateSync:
     """One join: find a snapshot, fetch and verify its chunks, write them."""
 
     def __init__(
-        self,
-        *,
-        genesis: Genesis,
-        ledger: Ledger,
-        p2p: P2PService,
-        protocol: str,
-        wait_s: float,
-        expect_peers: int = 0,
+        self, *, genesis: Genesis, ledger: Ledger, p2p: P2PService, protocol: str, wait_s: float
     ) -> None:
         self._genesis = genesis
         self._ledger = ledger
         self._p2p = p2p
         self._protocol = protocol
         self._wait_s = wait_s
-        self._expect = min(expect_peers, WANTED_PEERS)  # the bootstrap peers, say
         self.bad_chunks = 0  # chunks that failed verification (each from a penalized peer)
         self.chunks = 0
         self.height = 0
@@ -81,7 +72,6 @@ class StateSync:
         """
         found = None
         with trio.move_on_after(self._wait_s):
-            await self._wait_for_peers()
             while found is None:
                 found = await self._find()
                 if found is None:
@@ -121,20 +111,6 @@ class StateSync:
             self.bad_chunks,
         )
         return True
-
-    async def _wait_for_peers(self) -> None:
-        """Until the expected peers are connected, or `BOOTSTRAP_WAIT_S` after the first one.
-
-        Dials to the bootstrap peers finish one after the other: asking only the first
-        would fetch from it alone.
-        """
-        deadline = None
-        while len(self._p2p.connected_peers()) < self._expect:
-            if self._p2p.connected_peers():
-                deadline = deadline or trio.current_time() + BOOTSTRAP_WAIT_S
-                if trio.current_time() >= deadline:
-                    return
-            await trio.sleep(0.05)
 
     # -- the manifest --
 
