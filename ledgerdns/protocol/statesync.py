@@ -40,6 +40,7 @@ BAD_MANIFEST_PENALTY = 50
 IN_FLIGHT_PER_PEER = 4
 CHUNK_TIMEOUT_S = 30.0
 MANIFEST_TIMEOUT_S = 10.0
+RECRUIT_S = 0.5  # how often a fetch looks for newly connected peers
 SETTLE_ROUNDS = 3  # seconds to wait for more peers offering the snapshot
 WANTED_PEERS = 3
 MAX_FAILURES = 3  # requests a peer may fail (timeouts, refusals) before it is dropped
@@ -159,6 +160,7 @@ class StateSync:
                 for peer in peers:
                     for _ in range(IN_FLIGHT_PER_PEER):
                         nursery.start_soon(self._worker, manifest.height, peer, state, send.clone())
+                nursery.start_soon(self._recruit, manifest, state, nursery, send.clone())
             async with receive:
                 async for peer, index, raw in receive:
                     if self._apply(manifest, restore, peer, index, raw, state):
@@ -168,6 +170,7 @@ class StateSync:
                     elif not state.peers:
                         break
                     await trio.lowlevel.checkpoint()
+            nursery.cancel_scope.cancel()  # every chunk in, or no peer left: stop the recruiter
         if state.left:
             raise StateSyncFailed(
                 f"state sync stopped: {state.left} of {1 << manifest.depth} chunks of the snapshot at "
@@ -205,6 +208,40 @@ class StateSync:
         self.chunks += 1
         return True
 
+    async def _recruit(
+        self,
+        manifest: Manifest,
+        state: _Fetch,
+        nursery: trio.Nursery,
+        send: trio.MemorySendChannel[tuple[str, int, bytes]],
+    ) -> None:
+        """Peers that connect during the fetch and offer the same snapshot help with it."""
+        wanted = manifest.snapshot_id()
+        async with send:
+            while state.left and state.peers:
+                await trio.sleep(RECRUIT_S)
+                for peer in self._p2p.connected_peers():
+                    if peer in state.seen:
+                        continue
+                    state.seen.add(peer)
+                    try:
+                        raw = await self._p2p.request(
+                            peer,
+                            self._protocol,
+                            ManifestRequest().to_bytes(),
+                            timeout=MANIFEST_TIMEOUT_S,
+                        )
+                        offered = Manifest.from_bytes(raw).snapshot_id()
+                    except (P2PError, InvalidUpdate):
+                        continue
+                    if offered == wanted and state.left:
+                        state.peers.add(peer)
+                        state.firsts[peer] = deque()
+                        for _ in range(IN_FLIGHT_PER_PEER):
+                            nursery.start_soon(
+                                self._worker, manifest.height, peer, state, send.clone()
+                            )
+
     async def _worker(
         self,
         height: int,
@@ -214,11 +251,10 @@ class StateSync:
     ) -> None:
         async with send:
             while peer in state.peers and state.left:
-                own = state.firsts[peer]
-                if not own and not state.todo:
+                index = state.next_for(peer)
+                if index is None:
                     await trio.sleep(0.05)  # the rest are in flight; one may come back
                     continue
-                index = own.popleft() if own else state.todo.popleft()
                 request = ChunkRequest(height=height, index=index).to_bytes()
                 try:
                     raw = await self._p2p.request(
@@ -249,6 +285,17 @@ class _Fetch:
         self.left = left
         self.failures: dict[str, int] = {}
         self.done: set[int] = set()
+        self.seen = set(peers)  # peers asked for their manifest already
+
+    def next_for(self, peer: str) -> int | None:
+        """The next chunk to ask `peer` for: its own, one given back, or one of the busiest peer's."""
+        own = self.firsts[peer]
+        if own:
+            return own.popleft()
+        if self.todo:
+            return self.todo.popleft()
+        busiest = max(self.firsts.values(), key=len)
+        return busiest.pop() if len(busiest) > 1 else None
 
     def drop(self, peer: str) -> None:
         """Ask `peer` for nothing more; what it was to serve first goes to the others."""

@@ -180,7 +180,7 @@ class Syncer:
             # both sides dialled) costs STATUS_TIMEOUT_S, not that much per peer in turn.
             answers: list[tuple[str, Status]] = []
             async with trio.open_nursery() as nursery:
-                for peer in peers[: 3 if self._poked else 1]:
+                for peer in peers[: 3 if self._poked or not self.caught_up else 1]:
                     nursery.start_soon(self._status_into, answers, peer)
             best = max((status.height for _, status in answers), default=0)
             if self.caught_up and best == self.ledger.height + 1:
@@ -195,7 +195,9 @@ class Syncer:
                     break
                 self.target = max(self.target, status.height)
                 await self.catch_up(peer, status.height)
-            self._poked = False
+            # Still behind (a peer that prunes refused old blocks, or failed): ask more
+            # peers next time.
+            self._poked = self.ledger.height < best
             self._note_synced(self.ledger.height - before, len(peers), had_peers)
             if answers:
                 self.caught_up = True

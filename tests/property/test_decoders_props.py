@@ -28,6 +28,7 @@ from chain.genesis import Genesis, make_single_validator_genesis
 from chain.ledger import Ledger
 from chain.quorum import CommitCertificate, Vote
 from chain.smt import Proof
+from chain.snapshot import Chunk, Manifest
 from chain.state import DomainState
 from chain.store import MemoryStore
 from chain.tx import Transaction, TxBody
@@ -72,12 +73,43 @@ class Codec:
         return self.name
 
 
+@st.composite
+def snapshot_chunks(draw: st.DrawFn) -> Chunk:
+    items = draw(
+        st.lists(
+            st.tuples(st.binary(min_size=1, max_size=40), st.binary(min_size=1, max_size=80)),
+            max_size=4,
+        )
+    )
+    return Chunk(
+        height=draw(st.integers(0, 2**63 - 1)),
+        index=draw(st.integers(0, 65535)),
+        items=tuple(items),
+    )
+
+
+@st.composite
+def snapshot_manifests(draw: st.DrawFn) -> Manifest:
+    depth = draw(st.integers(0, 2))
+    change = st.tuples(st.binary(max_size=40), st.binary(max_size=40), st.binary(max_size=40))
+    return Manifest(
+        height=draw(st.integers(0, 2**63 - 1)), block=draw(st.binary(max_size=60)),
+        certificate=draw(st.binary(max_size=60)), depth=depth,
+        entries=draw(st.binary(min_size=33 << depth, max_size=33 << depth)),
+        changes=tuple(draw(st.lists(change, max_size=2))),
+    )  # fmt: skip
+
+
 CODECS = [
+    Codec("SnapshotChunk", Kind.SNAPSHOT_CHUNK, snapshot_chunks(), Chunk.from_bytes),
+    Codec("SnapshotManifest", Kind.SNAPSHOT_MANIFEST, snapshot_manifests(), Manifest.from_bytes),
     Codec("TxBody", Kind.TX_BODY, tx_bodies(), TxBody.from_bytes),
     Codec("CommitBody", Kind.NAME_COMMIT_BODY, tx_bodies(forms=("commit",)), TxBody.from_bytes),
     Codec("RevealBody", Kind.NAME_REVEAL_BODY, tx_bodies(forms=("reveal",)), TxBody.from_bytes),
     Codec("RenewBody", Kind.NAME_RENEW_BODY, tx_bodies(forms=("renewal",)), TxBody.from_bytes),
-    Codec("ValidatorBody", Kind.VALIDATOR_TX_BODY, tx_bodies(forms=("validator",)), TxBody.from_bytes),
+    Codec(
+        "ValidatorBody", Kind.VALIDATOR_TX_BODY, tx_bodies(forms=("validator",)), TxBody.from_bytes
+    ),
     Codec("Transaction", Kind.TX, transactions(), Transaction.from_bytes),
     Codec("BlockHeader", Kind.HEADER, block_headers(), BlockHeader.from_bytes),
     Codec("Block", Kind.BLOCK, blocks(), Block.from_bytes),
@@ -85,7 +117,9 @@ CODECS = [
     Codec("CommitCertificate", Kind.CERTIFICATE, certificates(), CommitCertificate.from_bytes),
     Codec("DomainState", Kind.DOMAIN_STATE, domain_states(), DomainState.from_bytes),
     Codec("Proof", Kind.PROOF, proofs(), Proof.from_bytes),
-    Codec("ValidatorChange", Kind.VALIDATOR_CHANGE, validator_changes(), ValidatorChange.from_bytes),
+    Codec(
+        "ValidatorChange", Kind.VALIDATOR_CHANGE, validator_changes(), ValidatorChange.from_bytes
+    ),
     Codec("Roster", Kind.ROSTER, rosters(), Roster.from_bytes),
 ]
 codecs = pytest.mark.parametrize("codec", CODECS, ids=str)
