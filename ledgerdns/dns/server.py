@@ -240,8 +240,8 @@ class DnsServer:
 
         Returns:
             The settings that changed but only take effect at a restart:
-            ``dns.workers``, ``dns.tcp``, ``dns.chaos``, and ``dns.rrl`` while
-            UDP workers run (they take their rate limits at start).
+            ``dns.workers``, ``dns.tcp``, ``dns.chaos`` (``dns.rrl`` restarts
+            the UDP workers with the new limits).
         """
         old = self._settings
         later = [
@@ -255,7 +255,7 @@ class DnsServer:
         ]
         if settings.rrl != old.rrl:
             if self._pool is not None:
-                later.append("dns.rrl")
+                self._pool.set_rrl(settings.rrl)  # the workers restart with it
             else:
                 limited, self._rrl = self._rrl.limited, _rate_limiter(settings)
                 self._rrl.limited = limited  # a counter: it goes on

@@ -15,6 +15,7 @@ import logging
 import marshal
 import math
 import os
+import signal
 import socket as stdlib_socket
 import subprocess
 import sys
@@ -92,16 +93,8 @@ class WorkerPool:
         self._count = count
         self._answer = answer
         self._names = names
-        self._options = json.dumps(
-            {
-                "rrl_rate": rrl.rate,
-                "rrl_slip": rrl.slip,
-                "rrl_ipv4_prefix": rrl.ipv4_prefix,
-                "rrl_ipv6_prefix": rrl.ipv6_prefix,
-                "rrl_exempt": [str(n) for n in rrl.exempt],
-                "payload": payload,
-            }
-        )
+        self._payload = payload
+        self._options = _options(rrl, payload)
         self._filling: set[int] = set()  # workers whose name table is not complete yet
         self._running: set[int] = set()  # workers started and ready
         self._sent_seq = 0  # the last invalidation sent to the workers
@@ -141,6 +134,20 @@ class WorkerPool:
     def names_complete(self) -> bool:
         """Whether every running worker holds every active domain's names (True without a name table)."""
         return not self._filling and len(self.pids) == self._count
+
+    def set_rrl(self, rrl: RrlSettings) -> None:
+        """Rate-limit with `rrl` from now on: the workers are restarted with it.
+
+        A worker takes its limits when it starts; each is replaced within half
+        a second (queries wait in the socket's buffer meanwhile) and refills its
+        name table, passing up the names it lacks until then.
+        """
+        self._options = _options(rrl, self._payload)
+        for pid in list(self.pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # already gone: its supervisor restarts it anyway
 
     def invalidate(self, changed: Collection[str], now_s: int) -> None:
         """Tell every worker what a new block changed: its domains' names, and what went stale."""
@@ -353,6 +360,20 @@ class WorkerPool:
         async with self._slow:
             reply = await pending
         _post(outbox, address, data, reply, None)
+
+
+def _options(rrl: RrlSettings, payload: int) -> str:
+    """A worker's settings, as its command line carries them."""
+    return json.dumps(
+        {
+            "rrl_rate": rrl.rate,
+            "rrl_slip": rrl.slip,
+            "rrl_ipv4_prefix": rrl.ipv4_prefix,
+            "rrl_ipv6_prefix": rrl.ipv6_prefix,
+            "rrl_exempt": [str(n) for n in rrl.exempt],
+            "payload": payload,
+        }
+    )
 
 
 def _post(

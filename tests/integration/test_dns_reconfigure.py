@@ -46,14 +46,23 @@ async def test_rrl_changes_at_once_when_udp_is_served_in_process(
         nursery.cancel_scope.cancel()
 
 
-async def test_with_udp_workers_rrl_waits_for_a_restart(node: InstantNode) -> None:  # noqa: F811
-    settings = DnsSettings(workers=1)
+async def test_with_udp_workers_new_rrl_restarts_them_with_it(node: InstantNode) -> None:  # noqa: F811
+    settings = DnsSettings(workers=1, rrl=RrlSettings(rate=0))
     server = DnsServer(node.ledger, HOST, 0, blocks=node, config=CONFIG, settings=settings)
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.run)
+        address = await nursery.start(server.run)
+        pool = server.workers
+        assert pool is not None
+        assert await truncated(address, 20) == 0
+        (before,) = server.worker_pids
+        strict = RrlSettings(rate=1, slip=1, exempt=())
         later = server.reconfigure(
-            dataclasses.replace(settings, rrl=RrlSettings(rate=5)),
+            dataclasses.replace(settings, rrl=strict),
             forwarder=None, updater=None, transfers=None, notifier=None,
         )  # fmt: skip
-        assert later == ["dns.rrl"]
+        assert later == []
+        with trio.fail_after(15):
+            while server.worker_pids in ([], [before]) or not pool.names_complete:
+                await trio.sleep(0.05)
+        assert await truncated(address, 20) > 0  # the new worker limits
         nursery.cancel_scope.cancel()
