@@ -34,13 +34,13 @@ __all__ = [
     "to_text",
 ]
 
-PTR = 12
-NAPTR = 35
-DS = 43
-SSHFP = 44
-TLSA = 52
-SVCB = 64
-HTTPS = 65
+PTR = int(dns.rdatatype.PTR)
+NAPTR = int(dns.rdatatype.NAPTR)
+DS = int(dns.rdatatype.DS)
+SSHFP = int(dns.rdatatype.SSHFP)
+TLSA = int(dns.rdatatype.TLSA)
+SVCB = int(dns.rdatatype.SVCB)
+HTTPS = int(dns.rdatatype.HTTPS)
 
 DNSPYTHON_TYPES = frozenset({PTR, NAPTR, DS, SSHFP, TLSA, SVCB, HTTPS})
 

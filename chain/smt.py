@@ -63,6 +63,7 @@ __all__ = [
     "MAX_CACHE_LEVELS",
     "Proof",
     "SparseMerkleTree",
+    "child_path",
     "leaf_hash",
     "root_of",
     "verify_proof",
@@ -84,7 +85,7 @@ def _mismatch(storage_key: bytes) -> StorageError:
     return StorageError(f"tree node {storage_key.hex()} is missing or does not match")
 
 
-def _child_path(path: bytes, depth: int, bit: int) -> bytes:
+def child_path(path: bytes, depth: int, bit: int) -> bytes:
     """The path of the child on side `bit` of the node at `depth` with `path`."""
     shift = depth & 7
     if shift == 0:
@@ -243,7 +244,7 @@ class SparseMerkleTree:
             bit = key_bit(key, depth)
             child, sibling = (node.b, node.a) if bit else (node.a, node.b)
             siblings.append(sibling)
-            path = _child_path(path, depth, bit)
+            path = child_path(path, depth, bit)
             depth += 1
             slot = make_tree_node_key(depth, path)
             node = None if child == EMPTY else self._load(batch, depth, slot, child)
@@ -305,7 +306,7 @@ class _Update:
             items = _merge(node, self._keys, self._values, lo, hi)
             return self._build(depth, path, items, 0, len(items))
         below = depth + 1
-        paths = (_child_path(path, depth, 0), _child_path(path, depth, 1))
+        paths = (child_path(path, depth, 0), child_path(path, depth, 1))
         slots = (make_tree_node_key(below, paths[0]), make_tree_node_key(below, paths[1]))
         mid = bisect_left(self._keys, paths[1].ljust(KEY_SIZE, b"\x00"), lo, hi)
         old = (node.a, node.b)
@@ -337,7 +338,7 @@ class _Update:
         while node is not None and node.tag == INNER:
             bit = key_bit(key, depth)
             child, sibling = (node.b, node.a) if bit else (node.a, node.b)
-            path = _child_path(path, depth, bit)
+            path = child_path(path, depth, bit)
             depth += 1
             slot = make_tree_node_key(depth, path)
             trail.append((depth, slot, bit, sibling, child))
@@ -389,7 +390,7 @@ class _Update:
             leaf = Node(LEAF, items[lo][0], items[lo][1])
             return leaf, _sha256(b"\x00" + leaf.a + leaf.b).digest()
         below = depth + 1
-        paths = (_child_path(path, depth, 0), _child_path(path, depth, 1))
+        paths = (child_path(path, depth, 0), child_path(path, depth, 1))
         mid = bisect_left(items, (paths[1].ljust(KEY_SIZE, b"\x00"),), lo, hi)
         hashes = []
         for side, s_lo, s_hi in ((0, lo, mid), (1, mid, hi)):

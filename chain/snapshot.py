@@ -43,6 +43,7 @@ from chain.keys import make_tree_node_key
 from chain.lightclient import SetChange, follow_validator_set, set_for, verify_header
 from chain.params import ChainParams
 from chain.quorum import CommitCertificate
+from chain.smt import child_path
 from chain.smt_proof import EMPTY, INNER, KEY_SIZE, LEAF, Node, encode_node, node_hash
 from chain.tx import MAX_DOMAIN, MAX_TX_BYTES
 from chain.validators import Roster
@@ -409,15 +410,6 @@ def verify_chunk(manifest: Manifest, chunk: Chunk) -> VerifiedChunk:
     return VerifiedChunk(index=index, top=top, nodes=nodes, domains=domains, naming=naming)
 
 
-def _child_path(path: bytes, depth: int, bit: int) -> bytes:
-    shift = depth & 7
-    if shift == 0:
-        return path + (b"\x80" if bit else b"\x00")
-    if not bit:
-        return path
-    return path[:-1] + bytes([path[-1] | (0x80 >> shift)])
-
-
 def _build(
     keys: list[bytes],
     hashes: list[bytes],
@@ -436,7 +428,7 @@ def _build(
     if depth >= 256:
         raise _bad("two items with one key")
     below = depth + 1
-    paths = (_child_path(path, depth, 0), _child_path(path, depth, 1))
+    paths = (child_path(path, depth, 0), child_path(path, depth, 1))
     mid = bisect_left(keys, paths[1].ljust(KEY_SIZE, b"\x00"), lo, hi)
     digests = []
     for side, s_lo, s_hi in ((0, lo, mid), (1, mid, hi)):

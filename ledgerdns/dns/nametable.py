@@ -27,7 +27,7 @@ cannot answer exactly as the node would (another opcode or class, a meta type,
 a TSIG or proof option, a reply too big for the client) returns None and goes
 up to the node.
 
-Stdlib only: it runs inside the worker process.
+Stdlib only (and `ledgerdns.dns.wire`, which is): it runs inside the worker process.
 """
 
 from __future__ import annotations
@@ -35,18 +35,15 @@ from __future__ import annotations
 import struct
 
 from ledgerdns.dns.arena import Arena
+from ledgerdns.dns.wire import COPIED_FLAGS as _COPIED
+from ledgerdns.dns.wire import FLAG_QR as _FLAG_QR
+from ledgerdns.dns.wire import MAX_NAME_WIRE, PROOF_OPTION_CODE, Rcode, opt_record
 
-# Header bits (see `ledgerdns.dns.wire`; repeated: the worker imports stdlib only).
-_FLAG_QR = 0x8000
-_OPCODE_TC = 0x7800 | 0x0200  # any opcode but QUERY, or a truncated query
-_COPIED = 0x0100 | 0x0010  # RD and CD
-_PROOF_OPTION = 65353  # wire.PROOF_OPTION_CODE
 _COOKIE_OPTION = 10
 _QD_ONLY = b"\x00\x01\x00\x00\x00\x00"  # qdcount 1, ancount 0, nscount 0
 _CLASS_IN = b"\x00\x01"
 _OPT_TYPE = b"\x00\x29"
 _DO = 0x80  # the DO bit, in the OPT TTL's third byte
-MAX_NAME_WIRE = 255
 
 EXPIRES = struct.Struct("!I")
 DIRECTORY = struct.Struct("!HH")  # qtype, offset
@@ -73,10 +70,6 @@ def default_applies(qtype: int) -> bool:
     return 0 < qtype < 128 and qtype != 41 or qtype > 255
 
 
-def opt_record(payload: int, do: bool) -> bytes:
-    """Our OPT record, as `wire.opt_record` writes it for rcodes below 16."""
-    return struct.pack("!BHHBBHH", 0, 41, payload, 0, 0, 0x8000 if do else 0, 0)
-
 
 class NameTable:
     """Lower-case wire name -> blob, with the domain index that lets a block replace a domain.
@@ -101,7 +94,10 @@ class NameTable:
         self._others: dict[bytes, tuple[bytes, ...]] = {}
         self.now_s = 0
         self._payload = payload
-        self._opt = (opt_record(payload, False), opt_record(payload, True))
+        self._opt = (
+            opt_record(payload, Rcode.NOERROR, do=False),
+            opt_record(payload, Rcode.NOERROR, do=True),
+        )
 
     def __len__(self) -> int:
         return len(self.names)
@@ -283,7 +279,7 @@ def _plain_options(tail: bytes, pos: int, end: int) -> bool:
             return False
         code, length = _OPTION.unpack_from(tail, pos)
         pos += 4 + length
-        if pos > end or code == _PROOF_OPTION:
+        if pos > end or code == PROOF_OPTION_CODE:
             return False
         if code == _COOKIE_OPTION and not (length == 8 or 16 <= length <= 40):
             return False
