@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 
 from chain import keys
 from chain.block import NO_PROPOSER, Block, BlockHeader, tx_root
+from chain.block_writes import write_block_keys, write_naming
 from chain.blockwork import BlockWork, NamingEntry, state_entry_from_bytes
 from chain.commits import Claim, CommitEntry, claim_tree_key
 from chain.crypto import PublicKey, sha256
 from chain.errors import ConfigError, InvalidUpdate, NotFound, RejectReason
 from chain.genesis import Genesis
 from chain.lightclient import DomainProof
-from chain.params import NamingParams
 from chain.quorum import CommitCertificate, ValidatorSet
 from chain.smt import SparseMerkleTree
 from chain.state import DomainState, DomainStatus, StateCache, domain_key
@@ -73,18 +73,6 @@ class Rejected:
 
     tx: Transaction
     error: InvalidUpdate
-
-
-def put_naming_entry(
-    batch: WriteBatch, tree_key: bytes, entry: NamingEntry, data: bytes, naming: NamingParams
-) -> None:
-    """Store a naming entry (`data` is its bytes) with its expiry mark and proposal index."""
-    batch.put(keys.make_naming_key(tree_key), data)
-    if isinstance(entry, Proposal):
-        batch.put(keys.make_proposal_index_key(tree_key), b"")
-    leaves = entry.leaves_at(naming) if isinstance(entry, CommitEntry) else entry.leaves_at()
-    if leaves is not None:  # the validator schedule stays
-        batch.put(keys.make_naming_expiry_key(leaves, tree_key), b"")
 
 
 class Ledger:
@@ -445,7 +433,7 @@ class Ledger:
                 ) from None
         if self._write_states(batch, work.states, work) != header.state_root:
             raise InvalidUpdate(RejectReason.BAD_STATE_ROOT, f"block {header.height}: state_root")
-        self._write_block_keys(batch, block, work)
+        write_block_keys(batch, block, work, partial_history=self._partial_history())
         return BlockUpdate(block=block, batch=batch, states=work.states, scheduled=work.scheduled)
 
     def _write_states(
@@ -457,42 +445,8 @@ class Ledger:
             batch.put(keys.make_domain_key(name), data)
             changes[domain_key(name)] = sha256(data)  # state.value_hash(), encoded once
         if work is not None:
-            self._write_naming(batch, work, changes)
+            write_naming(batch, work, changes, self.params.naming)
         return self.tree.update(batch, changes)
-
-    def _write_naming(
-        self, batch: WriteBatch, work: BlockWork, changes: dict[bytes, bytes | None]
-    ) -> None:
-        """Commits and claims into the batch and the tree, with their expiry marks."""
-        for tree_key in work.leaving:
-            batch.delete(keys.make_naming_expiry_key(work.height, tree_key))
-        naming = self.params.naming
-        for tree_key, entry in work.naming.items():
-            if entry is None:
-                batch.delete(keys.make_naming_key(tree_key))
-                if tree_key in work.proposals_touched:
-                    batch.delete(keys.make_proposal_index_key(tree_key))
-                changes[tree_key] = None
-                continue
-            data = entry.to_bytes()
-            put_naming_entry(batch, tree_key, entry, data, naming)
-            changes[tree_key] = sha256(data)
-
-    def _write_block_keys(self, batch: WriteBatch, block: Block, work: BlockWork) -> None:
-        height = block.height
-        for start, roster in work.scheduled:
-            batch.put(keys.make_roster_key(start), roster.to_bytes())
-        batch.put(keys.make_block_key(height), block.to_bytes())
-        batch.put(keys.make_block_hash_key(block.hash), keys.u64(height))
-        for i, tx in enumerate(block.txs):
-            batch.put(keys.make_tx_key(tx.txid), keys.tx_location(height, i))
-            if tx.body.has_domain:  # a commit or validator op is no step of a domain's chain
-                batch.put(keys.make_history_key(tx.body.domain, tx.body.seq), tx.txid)
-                if tx.body.seq and self._partial_history():
-                    # The step before, known from `prev`: a node that joined by state
-                    # sync has only the head from the state (`history`).
-                    batch.put(keys.make_history_key(tx.body.domain, tx.body.seq - 1), tx.body.prev)
-        batch.put(keys.make_meta_key(keys.META_HEAD), keys.u64(height))
 
     def commit(
         self, update: BlockUpdate, certificate: CommitCertificate, *, sync: bool = True
@@ -597,7 +551,7 @@ class Ledger:
             next_validators_hash=self.validators_at(head.height + 2).hash(),
         )
         block = Block(header=header, txs=tuple(chosen))
-        self._write_block_keys(batch, block, work)
+        write_block_keys(batch, block, work, partial_history=self._partial_history())
         return BlockUpdate(
             block=block, batch=batch, states=work.states, scheduled=work.scheduled
         ), rejected

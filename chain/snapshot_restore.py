@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from chain import keys
 from chain.block import read_block_frame
+from chain.block_writes import put_naming_entry
 from chain.blockwork import state_entry_from_bytes
 from chain.errors import ConfigError
-from chain.ledger import put_naming_entry
 from chain.params import ChainParams
 from chain.smt_proof import Node
 from chain.snapshot import VerifiedChunk, VerifiedManifest, upper_tree
