@@ -25,7 +25,16 @@ from ledgerdns.dns.nametable import (
     OFFSET,
     default_applies,
 )
-from ledgerdns.dns.result import CLASS_IN, RR, Labels, Outcome, QType, Resolution, name_to_wire
+from ledgerdns.dns.result import (
+    CLASS_IN,
+    RR,
+    Labels,
+    Outcome,
+    QType,
+    Resolution,
+    labels_of,
+    name_to_wire,
+)
 from ledgerdns.dns.wire import FLAG_AA, Rcode
 from ledgerdns.dns.zone import Zone
 
@@ -103,7 +112,7 @@ class NameTableSource:
         source = self._builder.source
         for domain in sorted(domains):
             state = source.get_domain(domain)
-            out.append((name_to_wire(_labels(domain)), self._safe_entries(state)))
+            out.append((name_to_wire(labels_of(domain)), self._safe_entries(state)))
         return out
 
     def batches(self, page: int = PAGE) -> Iterator[list[DomainEntries]]:
@@ -125,7 +134,7 @@ class NameTableSource:
             for state in states:
                 entries = self._safe_entries(state)
                 if entries:
-                    batch.append((name_to_wire(_labels(state.domain)), entries))
+                    batch.append((name_to_wire(labels_of(state.domain)), entries))
             yield batch
             start, skip = states[-1].domain, True
 
@@ -199,7 +208,3 @@ class NameTableSource:
             + b"".join(chunks)
         )
         return blob
-
-
-def _labels(domain: str) -> Labels:
-    return tuple(domain.encode("ascii").split(b"."))
